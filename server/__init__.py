@@ -1,0 +1,1 @@
+"""pipewright: an automation engine for CRM pipelines."""

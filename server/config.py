@@ -1,0 +1,50 @@
+"""Settings from the environment, with the embedded defaults (SQLite file, in-process worker)."""
+
+import os
+from dataclasses import dataclass, field
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    return int(raw) if raw else default
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_DATABASE_URL", "sqlite://pipewright.db"))
+    broker_url: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_BROKER_URL", ""))
+    host: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_HOST", "127.0.0.1"))
+    port: int = field(default_factory=lambda: _int("PIPEWRIGHT_PORT", 8000))
+    # The engine's limits and clocks; durations carry their unit in the name.
+    max_chain_depth: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_CHAIN_DEPTH", 10))
+    max_attempts: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_ATTEMPTS", 5))
+    retry_base_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_RETRY_BASE_MS", 2000))
+    lease_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_LEASE_S", 60))
+    poll_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_POLL_MS", 500))
+    sweep_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_SWEEP_MS", 5000))
+    worker_threads: int = field(default_factory=lambda: _int("PIPEWRIGHT_WORKER_THREADS", 8))
+
+    @property
+    def is_postgres(self) -> bool:
+        return self.database_url.startswith(("postgres://", "postgresql://", "asyncpg://"))
+
+    @property
+    def embedded_broker(self) -> bool:
+        return not self.broker_url
+
+
+_settings: Settings | None = None
+
+
+def settings() -> Settings:
+    """The process's settings, read from the environment on first use."""
+    global _settings
+    if _settings is None:
+        _settings = Settings()
+    return _settings
+
+
+def reload() -> Settings:
+    global _settings
+    _settings = Settings()
+    return _settings

@@ -1,0 +1,42 @@
+"""Tortoise models, grouped by area. `MODEL_MODULES` is what the ORM config loads."""
+
+from server.models.automation import Rule, RuleRun, StageRevision, StageRun
+from server.models.crm import (
+    AuditEntry,
+    Company,
+    Contact,
+    CustomerActivity,
+    CustomField,
+    Deal,
+    DealContact,
+    Lead,
+    Task,
+    TimelineEntry,
+    User,
+    WorkCalendar,
+)
+from server.models.pipelines import Pipeline, Stage
+
+MODEL_MODULES = ["server.models.crm", "server.models.pipelines", "server.models.automation"]
+
+__all__ = [
+    "AuditEntry",
+    "Company",
+    "Contact",
+    "CustomField",
+    "CustomerActivity",
+    "Deal",
+    "DealContact",
+    "Lead",
+    "MODEL_MODULES",
+    "Pipeline",
+    "Rule",
+    "RuleRun",
+    "Stage",
+    "StageRevision",
+    "StageRun",
+    "Task",
+    "TimelineEntry",
+    "User",
+    "WorkCalendar",
+]

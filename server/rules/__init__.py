@@ -1,0 +1,1 @@
+"""The automation engine: stage runs, rule runs, timing, conditions, templates and actions."""

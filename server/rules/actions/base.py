@@ -1,0 +1,105 @@
+"""What every action is: a typed params model, declared outputs, an effect, and a description.
+
+Params fields carry a `ParamKind` marker in their `Annotated` metadata; the engine renders
+`template` fields before `execute`, and the API and admin derive widgets from the markers.
+"""
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+
+from pydantic import AfterValidator, BaseModel, ConfigDict
+
+from server.rules import templates
+
+if TYPE_CHECKING:
+    from server.rules.context import RunContext
+
+
+@dataclass(frozen=True)
+class ParamKind:
+    name: str
+
+
+TEMPLATE = ParamKind("template")
+USER = ParamKind("user")
+USERS = ParamKind("users")
+STAGE = ParamKind("stage")
+FIELD_MAP = ParamKind("field_map")
+
+
+def _valid_template(text: str) -> str:
+    templates.check(text)
+    return text
+
+
+Template = Annotated[str, TEMPLATE, AfterValidator(_valid_template)]
+UserId = Annotated[int, USER]
+StageId = Annotated[int, STAGE]
+
+
+class Params(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass
+class Done:
+    """The action finished; `outputs` become `{{rules.<key>.<name>}}` for later rules."""
+
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Block:
+    """The action holds its lane until released (customer activity, task closed) or `until`."""
+
+    until: datetime | None
+    reason: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+Outcome = Done | Block
+
+
+class Action:
+    key: ClassVar[str]
+    title: ClassVar[str]
+    group: ClassVar[str]  # communication | tasks | element | documents | control
+    Params: ClassVar[type[Params]]
+    outputs: ClassVar[tuple[str, ...]] = ()
+
+    async def check(self, params: Any, *, stage_id: int) -> list[tuple[str, str]]:
+        """Checks that need the database (a user exists, a stage is in the pipeline): (field, message)."""
+        return []
+
+    async def execute(self, ctx: "RunContext", params: Any) -> Outcome:
+        raise NotImplementedError
+
+    async def release(self, ctx: "RunContext", params: Any, *, ended_by: str) -> dict[str, Any]:
+        """A blocking action's outputs when its wait ends (by an event or by timeout)."""
+        return {"ended_by": ended_by}
+
+    def describe(self, params: Any) -> str:
+        return self.title
+
+
+def param_kind(info: Any) -> str:
+    """The widget/type name of a params field, for `actionTypes` and the admin form."""
+    for meta in info.metadata:
+        if isinstance(meta, ParamKind):
+            return meta.name
+    annotation = info.annotation
+    origin = getattr(annotation, "__origin__", None)
+    if annotation is bool:
+        return "bool"
+    if annotation is int:
+        return "int"
+    if annotation is str:
+        return "string"
+    if origin is list:
+        return "list"
+    if origin is dict:
+        return "map"
+    if getattr(annotation, "__name__", "") == "Literal" or str(annotation).startswith("typing.Literal"):
+        return "choice"
+    return "string" if "str" in str(annotation) else "json"

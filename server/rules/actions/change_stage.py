@@ -1,0 +1,43 @@
+"""Change stage: move the element to another stage of its pipeline (guarded against loops)."""
+
+from server.errors import ActionError
+from server.models import Stage, User
+from server.rules.actions.base import Action, Done, Params, StageId, UserId
+from server.rules.context import RunContext
+
+
+class ChangeStageParams(Params):
+    stage: StageId
+    run_as: UserId | None = None
+
+
+class ChangeStage(Action):
+    key = "change_stage"
+    title = "Change stage"
+    group = "element"
+    Params = ChangeStageParams
+
+    async def check(self, params: ChangeStageParams, *, stage_id: int) -> list[tuple[str, str]]:
+        own = await Stage.get(id=stage_id)
+        target = await Stage.get_or_none(id=params.stage)
+        problems = []
+        if target is None or target.pipeline_id != own.pipeline_id:
+            problems.append(("stage", "the target stage must be a stage of this pipeline"))
+        elif target.id == own.id:
+            problems.append(("stage", "the target stage must differ from the stage the rule is on"))
+        if params.run_as is not None and not await User.exists(id=params.run_as):
+            problems.append(("run_as", f"user {params.run_as} does not exist"))
+        return problems
+
+    async def execute(self, ctx: RunContext, params: ChangeStageParams) -> Done:
+        target = await Stage.get_or_none(id=params.stage)
+        if target is None or target.pipeline_id != ctx.element.pipeline_id:
+            raise ActionError(f"stage {params.stage} is not in the element's pipeline")
+        await ctx.move_to(target, actor_id=params.run_as)
+        return Done({"stage": target.code})
+
+    def describe(self, params: ChangeStageParams) -> str:
+        return f"Moves the element to stage {params.stage}"
+
+
+ACTION = ChangeStage()

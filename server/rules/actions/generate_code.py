@@ -1,0 +1,52 @@
+"""Generate code: a cryptographically random code (promo codes, vouchers) as an output."""
+
+import secrets
+import string
+
+from pydantic import Field, model_validator
+
+from server.rules.actions.base import Action, Done, Params
+from server.rules.context import RunContext
+
+ALPHABETS = {
+    "digits": string.digits,
+    "lower": string.ascii_lowercase,
+    "upper": string.ascii_uppercase,
+    "special": "!#$%&*+-=?@^_",
+}
+
+
+class GenerateCodeParams(Params):
+    length: int = Field(default=8, ge=4, le=64)
+    digits: bool = True
+    lower: bool = False
+    upper: bool = True
+    special: bool = False
+
+    @model_validator(mode="after")
+    def _some_alphabet(self) -> "GenerateCodeParams":
+        if not self.alphabet():
+            raise ValueError("choose at least one alphabet: digits, lower, upper or special")
+        return self
+
+    def alphabet(self) -> str:
+        return "".join(chars for name, chars in ALPHABETS.items() if getattr(self, name))
+
+
+class GenerateCode(Action):
+    key = "generate_code"
+    title = "Generate code"
+    group = "element"
+    Params = GenerateCodeParams
+    outputs = ("code",)
+
+    async def execute(self, ctx: RunContext, params: GenerateCodeParams) -> Done:
+        alphabet = params.alphabet()
+        return Done({"code": "".join(secrets.choice(alphabet) for _ in range(params.length))})
+
+    def describe(self, params: GenerateCodeParams) -> str:
+        kinds = ", ".join(name for name in ALPHABETS if getattr(params, name))
+        return f"Generates a {params.length}-character code ({kinds})"
+
+
+ACTION = GenerateCode()

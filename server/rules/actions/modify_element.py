@@ -1,0 +1,63 @@
+"""Modify element: set any number of fields, each checked against its field type."""
+
+from typing import Annotated, Any
+
+from pydantic import Field
+
+from server.models import Stage, User
+from server.rules import elements
+from server.rules.actions.base import FIELD_MAP, Action, Done, Params, UserId
+from server.rules.context import RunContext
+from server.rules.templates import check as check_template
+from server.rules.templates import render
+
+
+class ModifyElementParams(Params):
+    fields: Annotated[dict[str, Any], FIELD_MAP] = Field(min_length=1)
+    run_as: UserId | None = None
+
+
+class ModifyElement(Action):
+    key = "modify_element"
+    title = "Modify element"
+    group = "element"
+    Params = ModifyElementParams
+
+    async def check(self, params: ModifyElementParams, *, stage_id: int) -> list[tuple[str, str]]:
+        stage = await Stage.get(id=stage_id).prefetch_related("pipeline")
+        types = await elements.field_types(stage.pipeline.entity_type)
+        problems: list[tuple[str, str]] = []
+        for name, value in params.fields.items():
+            if name not in types:
+                problems.append((f"fields.{name}", f"{stage.pipeline.entity_type} has no field '{name}'"))
+            elif isinstance(value, str) and "{" in value:
+                try:
+                    check_template(value)
+                except ValueError as exc:
+                    problems.append((f"fields.{name}", str(exc)))
+            else:
+                field_type, options = types[name]
+                try:
+                    await elements.coerce_value(field_type, options, value)
+                except ValueError as exc:
+                    problems.append((f"fields.{name}", str(exc)))
+        if params.run_as is not None and not await User.exists(id=params.run_as):
+            problems.append(("run_as", f"user {params.run_as} does not exist"))
+        return problems
+
+    async def execute(self, ctx: RunContext, params: ModifyElementParams) -> Done:
+        values = {k: render(v, ctx.data) if isinstance(v, str) else v for k, v in params.fields.items()}
+        changes = await elements.coerce_changes(ctx.element_type, values)
+        changed = await elements.apply_changes(
+            ctx.element_type, ctx.element, changes, actor_id=params.run_as or ctx.actor_id, rule_run_id=ctx.run.id
+        )
+        from server.rules.engine import reschedule_anchored
+
+        await reschedule_anchored(ctx.element_type, ctx.element, changed)
+        return Done({"changed": changed})
+
+    def describe(self, params: ModifyElementParams) -> str:
+        return "Sets " + ", ".join(f"{k} to {v!r}" for k, v in params.fields.items())
+
+
+ACTION = ModifyElement()

@@ -1,0 +1,67 @@
+"""Task: a task linked to the element; optionally the lane waits until it is closed."""
+
+from datetime import timedelta
+from typing import Literal
+
+from pydantic import Field
+
+from server import clock
+from server.models import Task, User
+from server.rules.actions.base import USERS, Action, Block, Done, Outcome, Params, Template, UserId
+from server.rules.context import RunContext
+from typing import Annotated
+
+
+class TaskParams(Params):
+    title: Template = Field(min_length=1, max_length=255)
+    description: Template = ""
+    responsible: UserId | None = None  # default: the element's responsible
+    creator: UserId | None = None  # default: the run-as user
+    participants: Annotated[list[int], USERS] = Field(default_factory=list)
+    deadline_days: int | None = Field(default=None, ge=0, le=3650)
+    priority: Literal["low", "normal", "high"] = "normal"
+    wait_until_closed: bool = False
+
+
+class CreateTask(Action):
+    key = "task"
+    title = "Task"
+    group = "tasks"
+    Params = TaskParams
+    outputs = ("task_id", "closed_at")
+
+    async def check(self, params: TaskParams, *, stage_id: int) -> list[tuple[str, str]]:
+        problems = []
+        for name in ("responsible", "creator"):
+            ident = getattr(params, name)
+            if ident is not None and not await User.exists(id=ident):
+                problems.append((name, f"user {ident} does not exist"))
+        for index, ident in enumerate(params.participants):
+            if not await User.exists(id=ident):
+                problems.append((f"participants.{index}", f"user {ident} does not exist"))
+        return problems
+
+    async def execute(self, ctx: RunContext, params: TaskParams) -> Outcome:
+        task = await Task.create(
+            title=params.title, description=params.description,
+            responsible_id=params.responsible or ctx.element.responsible_id,
+            creator_id=params.creator or ctx.actor_id, participants=params.participants,
+            deadline=clock.utcnow() + timedelta(days=params.deadline_days) if params.deadline_days is not None else None,
+            priority=params.priority, element_type=ctx.element_type, element_id=ctx.element.id,
+            rule_run_id=ctx.run.id,
+        )
+        if params.wait_until_closed:
+            return Block(until=None, reason=f"waiting until task {task.id} is closed", outputs={"task_id": task.id})
+        return Done({"task_id": task.id})
+
+    async def release(self, ctx: RunContext, params: TaskParams, *, ended_by: str) -> dict[str, object]:
+        task = await Task.get_or_none(rule_run_id=ctx.run.id)
+        closed = task.closed_at.isoformat() if task and task.closed_at else None
+        return {"closed_at": closed, "ended_by": ended_by}
+
+    def describe(self, params: TaskParams) -> str:
+        text = f"Creates the task “{params.title[:80]}”"
+        return text + " and waits until it is closed" if params.wait_until_closed else text
+
+
+ACTION = CreateTask()

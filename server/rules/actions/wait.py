@@ -1,0 +1,56 @@
+"""Wait: the element waits for the customer; the lane holds until customer activity or the timeout."""
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import Field, model_validator
+
+from server import clock
+from server.rules.actions.base import Action, Block, Params, Template
+from server.rules.context import RunContext
+from server.rules.timing import as_moment
+
+
+class WaitParams(Params):
+    days: int | None = Field(default=None, ge=0, le=3650)
+    before_field: str | None = None  # wait until `days` before this date field instead
+    description: Template = ""
+
+    @model_validator(mode="after")
+    def _has_timeout(self) -> "WaitParams":
+        if self.days is None:
+            raise ValueError("give the number of days to wait (or days before a date field)")
+        return self
+
+
+class Wait(Action):
+    key = "wait"
+    title = "Wait"
+    group = "control"
+    Params = WaitParams
+    outputs = ("ended_by",)
+
+    async def execute(self, ctx: RunContext, params: WaitParams) -> Block:
+        until = clock.utcnow() + timedelta(days=params.days or 0)
+        if params.before_field:
+            anchor = as_moment(ctx.data.get(params.before_field), "UTC", None)
+            if anchor is not None:
+                until = anchor - timedelta(days=params.days or 0)
+        ctx.element.waiting_for_customer = True
+        await ctx.element.save(update_fields=["waiting_for_customer"])
+        if params.description:
+            await ctx.add_entry("history", f"Waiting for the customer: {params.description}")
+        return Block(until=until, reason=f"waiting for customer activity until {until.isoformat(timespec='minutes')}")
+
+    async def release(self, ctx: RunContext, params: Any, *, ended_by: str) -> dict[str, Any]:
+        ctx.element.waiting_for_customer = False
+        await ctx.element.save(update_fields=["waiting_for_customer"])
+        return {"ended_by": ended_by}
+
+    def describe(self, params: WaitParams) -> str:
+        if params.before_field:
+            return f"Waits for the customer until {params.days} days before {params.before_field}"
+        return f"Waits for the customer up to {params.days} days"
+
+
+ACTION = Wait()

@@ -1,0 +1,132 @@
+"""Rule conditions: OR of AND groups of comparisons, evaluated against a rendered context."""
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, model_validator
+
+Operator = Literal[
+    "empty", "not_empty", "eq", "ne", "gt", "gte", "lt", "lte",
+    "contains", "not_contains", "in", "not_in", "between",
+]
+
+# Symbols an admin may type are accepted and stored as the operator's name.
+OPERATOR_ALIASES = {"=": "eq", "==": "eq", "!=": "ne", "≠": "ne", ">": "gt", ">=": "gte", "≥": "gte",
+                    "<": "lt", "<=": "lte", "≤": "lte"}
+SYMBOLS = {"eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
+
+
+class Comparison(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    field: str
+    op: Operator
+    value: Any = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _alias_operator(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("op") in OPERATOR_ALIASES:
+            data = {**data, "op": OPERATOR_ALIASES[data["op"]]}
+        return data
+
+    @model_validator(mode="after")
+    def _value_fits_operator(self) -> "Comparison":
+        if not self.field.strip():
+            raise ValueError("field must name an element field, e.g. 'amount' or 'contact.email'")
+        if self.op == "between" and not (isinstance(self.value, list) and len(self.value) == 2):
+            raise ValueError("'between' needs a value of two bounds: [low, high]")
+        if self.op in ("in", "not_in") and not isinstance(self.value, list):
+            raise ValueError(f"'{self.op}' needs a list of values")
+        return self
+
+    def describe(self) -> str:
+        if self.op in ("empty", "not_empty"):
+            return f"{self.field} is {'empty' if self.op == 'empty' else 'not empty'}"
+        op = SYMBOLS.get(self.op, self.op.replace("_", " "))
+        return f"{self.field} {op} {self.value!r}"
+
+
+Condition = list[list[Comparison]]
+
+
+def lookup(context: dict[str, Any], path: str) -> Any:
+    """`contact.email` → context['contact']['email']; a missing step gives None."""
+    value: Any = context
+    for part in path.split("."):
+        if isinstance(value, dict):
+            value = value.get(part)
+        else:
+            return None
+    return value
+
+
+def _is_empty(value: Any) -> bool:
+    return value is None or value == "" or value == [] or value == {}
+
+
+def _coerce(sample: Any, value: Any) -> Any:
+    """Bring a configured value to the type of the element's value, so 5000 compares to Decimal."""
+    if value is None or isinstance(sample, bool):
+        return value
+    try:
+        if isinstance(sample, (int, float, Decimal)) and not isinstance(value, bool):
+            return Decimal(str(value))
+        if isinstance(sample, datetime) and isinstance(value, str):
+            return datetime.fromisoformat(value)
+        if isinstance(sample, date) and isinstance(value, str):
+            return date.fromisoformat(value)
+    except (InvalidOperation, ValueError):
+        return value
+    return value
+
+
+def _number(value: Any) -> Any:
+    return Decimal(str(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def compare(actual: Any, op: str, expected: Any) -> bool:
+    if op == "empty":
+        return _is_empty(actual)
+    if op == "not_empty":
+        return not _is_empty(actual)
+    if op in ("contains", "not_contains"):
+        if isinstance(actual, (list, tuple)):
+            found = expected in actual or str(expected) in [str(a) for a in actual]
+        else:
+            found = str(expected).lower() in ("" if actual is None else str(actual)).lower()
+        return found if op == "contains" else not found
+    if op in ("in", "not_in"):
+        options = [_coerce(_number(actual), v) for v in expected]
+        found = _number(actual) in options or str(actual) in [str(v) for v in expected]
+        return found if op == "in" else not found
+    if op == "ne":
+        return not compare(actual, "eq", expected)
+    if actual is None:
+        return op == "eq" and _is_empty(expected)
+    actual = _number(actual)
+    try:
+        if op == "between":
+            low, high = (_coerce(actual, v) for v in expected)
+            return low <= actual <= high
+        other = _coerce(actual, expected)
+        if op == "eq":
+            return actual == other or str(actual) == str(other)
+        return {"gt": actual > other, "gte": actual >= other, "lt": actual < other, "lte": actual <= other}[op]
+    except TypeError:
+        return False
+
+
+def evaluate(condition: Condition, context: dict[str, Any]) -> tuple[bool, str]:
+    """True if any group has all comparisons true. The text explains the outcome."""
+    if not condition:
+        return True, "no condition"
+    failures: list[str] = []
+    for group in condition:
+        failed = [c for c in group if not compare(lookup(context, c.field), c.op, c.value)]
+        if not failed:
+            return True, "condition met: " + " and ".join(c.describe() for c in group)
+        c = failed[0]
+        failures.append(f"{c.describe()} is false ({c.field} = {lookup(context, c.field)!r})")
+    return False, "condition not met: " + "; or ".join(failures)

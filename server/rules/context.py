@@ -1,0 +1,37 @@
+"""What an action sees while it runs: its run, the element, the rendered context, and the moves it may make."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from server.models import RuleRun, Stage, StageRun, TimelineEntry
+from server.rules.elements import Element
+
+
+@dataclass
+class RunContext:
+    run: RuleRun
+    element_type: str
+    element: Element
+    data: dict[str, Any]
+    actor_id: int | None  # the user on whose behalf the rule acts
+
+    async def add_entry(self, kind: str, text: str, *, author_id: int | None = None) -> TimelineEntry:
+        """A timeline entry attributed to this run (and to its author, by default the run-as user)."""
+        return await TimelineEntry.create(
+            element_type=self.element_type, element_id=self.element.id, kind=kind, text=text,
+            author_id=author_id or self.actor_id, rule_run_id=self.run.id,
+        )
+
+    async def move_to(self, stage: Stage, *, actor_id: int | None = None) -> None:
+        """An automatic stage change: it continues this run's causal chain (the loop guard counts it)."""
+        from server.rules.engine import Cause, enter_stage
+
+        stage_run = await StageRun.get(id=self.run.stage_run_id)
+        cause = Cause(
+            text=f"rule '{self.run.title}' (run {self.run.id})",
+            actor_id=actor_id or self.actor_id,
+            chain_id=stage_run.chain_id,
+            depth=stage_run.depth + 1,
+            rule_run_id=self.run.id,
+        )
+        await enter_stage(self.element_type, self.element, stage, cause=cause)

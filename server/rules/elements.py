@@ -1,0 +1,243 @@
+"""Leads and deals as the engine sees them: loading, typed field changes with audit, template context."""
+
+from datetime import date, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from server.errors import FieldError, NotFound, ValidationFailed
+from server.models import (
+    AuditEntry,
+    Company,
+    Contact,
+    CustomField,
+    Deal,
+    DealContact,
+    Lead,
+    Pipeline,
+    Stage,
+    User,
+)
+
+Element = Lead | Deal
+ELEMENT_MODELS: dict[str, type[Lead] | type[Deal]] = {"lead": Lead, "deal": Deal}
+
+# Built-in fields an API client or a Modify element rule may change, with their types.
+BUILTIN_FIELDS: dict[str, dict[str, str]] = {
+    "lead": {
+        "title": "string", "amount": "money", "currency": "currency", "source": "string",
+        "is_repeat": "bool", "responsible": "user", "contact": "contact", "company": "company",
+    },
+    "deal": {
+        "title": "string", "amount": "money", "currency": "currency", "close_date": "date",
+        "responsible": "user", "company": "company",
+    },
+}
+_RELATIONS = {"responsible": User, "contact": Contact, "company": Company}
+
+
+def model_for(element_type: str) -> type[Lead] | type[Deal]:
+    try:
+        return ELEMENT_MODELS[element_type]
+    except KeyError:
+        raise ValidationFailed.one("element_type", f"'{element_type}' is not lead or deal") from None
+
+
+async def load(element_type: str, element_id: int, *, lock: bool = False) -> Element:
+    query = model_for(element_type).filter(id=element_id)
+    if lock:
+        query = query.select_for_update()
+    element = await query.first()
+    if element is None:
+        raise NotFound(element_type, element_id)
+    return element
+
+
+async def field_types(element_type: str) -> dict[str, tuple[str, list[Any]]]:
+    """Every changeable field of an element type: built-in and custom, with type and options."""
+    types: dict[str, tuple[str, list[Any]]] = {k: (v, []) for k, v in BUILTIN_FIELDS[element_type].items()}
+    for custom in await CustomField.filter(entity_type=element_type):
+        types.setdefault(custom.code, (custom.type, list(custom.options or [])))
+    return types
+
+
+async def coerce_value(field_type: str, options: list[Any], value: Any) -> Any:
+    """A value checked and converted for its field type; ValueError says what is wrong."""
+    if value is None or value == "":
+        if field_type == "string" or field_type == "text":
+            return "" if value == "" else None
+        return None
+    if field_type in ("string", "text"):
+        if not isinstance(value, (str, int, float, Decimal)):
+            raise ValueError("must be text")
+        text = str(value)
+        if field_type == "string" and len(text) > 255:
+            raise ValueError("must be at most 255 characters")
+        return text
+    if field_type in ("number", "money"):
+        if isinstance(value, bool):
+            raise ValueError("must be a number")
+        try:
+            number = Decimal(str(value))
+        except InvalidOperation:
+            raise ValueError(f"must be a number, not {value!r}") from None
+        if not number.is_finite():
+            raise ValueError("must be a finite number")
+        return number
+    if field_type == "currency":
+        if not (isinstance(value, str) and len(value) == 3 and value.isalpha()):
+            raise ValueError("must be a three-letter currency code such as EUR")
+        return value.upper()
+    if field_type == "bool":
+        if isinstance(value, bool):
+            return value
+        if str(value).lower() in ("true", "yes", "1", "y"):
+            return True
+        if str(value).lower() in ("false", "no", "0", "n"):
+            return False
+        raise ValueError("must be true or false")
+    if field_type == "date":
+        if isinstance(value, datetime):
+            return value.date()
+        if isinstance(value, date):
+            return value
+        try:
+            return date.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(f"must be a date as YYYY-MM-DD, not {value!r}") from None
+    if field_type == "datetime":
+        if isinstance(value, datetime):
+            return value
+        try:
+            return datetime.fromisoformat(str(value))
+        except ValueError:
+            raise ValueError(f"must be a date and time in ISO 8601, not {value!r}") from None
+    if field_type == "select":
+        if value not in options:
+            raise ValueError(f"must be one of {', '.join(map(str, options))}")
+        return value
+    if field_type in ("user", "contact", "company"):
+        model = {"user": User, "contact": Contact, "company": Company}[field_type]
+        try:
+            ident = int(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"must be the id of a {field_type}") from None
+        if not await model.exists(id=ident):
+            raise ValueError(f"{field_type} {ident} does not exist")
+        return ident
+    return value
+
+
+async def coerce_changes(element_type: str, changes: dict[str, Any], *, prefix: str = "fields") -> dict[str, Any]:
+    """Check every field of a change set; all problems are reported together, nothing is applied."""
+    types = await field_types(element_type)
+    errors: list[FieldError] = []
+    coerced: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name not in types:
+            errors.append(FieldError(f"{prefix}.{name}", f"{element_type} has no field '{name}'"))
+            continue
+        field_type, options = types[name]
+        try:
+            coerced[name] = await coerce_value(field_type, options, value)
+        except ValueError as exc:
+            errors.append(FieldError(f"{prefix}.{name}", str(exc)))
+    if "title" in coerced and not coerced["title"]:
+        errors.append(FieldError(f"{prefix}.title", "must not be empty"))
+    if errors:
+        raise ValidationFailed(errors)
+    return coerced
+
+
+def _json(value: Any) -> Any:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, (date, datetime)):
+        return value.isoformat()
+    return value
+
+
+async def apply_changes(
+    element_type: str,
+    element: Element,
+    changes: dict[str, Any],
+    *,
+    actor_id: int | None,
+    rule_run_id: int | None = None,
+) -> list[str]:
+    """Write already coerced values; each real change gets an audit row. Returns changed names."""
+    builtin = BUILTIN_FIELDS[element_type]
+    changed: list[str] = []
+    custom = dict(element.custom or {})
+    for name, value in changes.items():
+        if name in builtin:
+            attr = f"{name}_id" if name in _RELATIONS else name
+            old = getattr(element, attr)
+            if old == value:
+                continue
+            setattr(element, attr, value)
+        else:
+            old = custom.get(name)
+            if old == _json(value):
+                continue
+            custom[name] = _json(value)
+        changed.append(name)
+        await AuditEntry.create(
+            element_type=element_type, element_id=element.id, field=name,
+            old_value=_json(old), new_value=_json(value), actor_id=actor_id, rule_run_id=rule_run_id,
+        )
+    if changed:
+        element.custom = custom
+        await element.save()
+    return changed
+
+
+def _person(user: User | None) -> dict[str, Any] | None:
+    if user is None:
+        return None
+    return {"id": user.id, "name": user.name, "email": user.email, "role": user.role}
+
+
+def _client(row: Contact | Company | None) -> dict[str, Any] | None:
+    if row is None:
+        return None
+    return {
+        "id": row.id, "name": row.name, "emails": list(row.emails or []), "phones": list(row.phones or []),
+        "email": (row.emails or [None])[0], "phone": (row.phones or [None])[0], **(row.custom or {}),
+    }
+
+
+async def first_contact(element_type: str, element: Element) -> Contact | None:
+    if isinstance(element, Lead):
+        return await Contact.get_or_none(id=element.contact_id) if element.contact_id else None
+    link = await DealContact.filter(deal_id=element.id).order_by("position", "id").first()
+    return await Contact.get_or_none(id=link.contact_id) if link else None
+
+
+async def build_context(element_type: str, element: Element) -> dict[str, Any]:
+    """The element as plain data: what conditions compare and templates render. No ORM objects leak."""
+    stage = await Stage.get(id=element.stage_id)
+    pipeline = await Pipeline.get(id=element.pipeline_id)
+    responsible = await User.get_or_none(id=element.responsible_id) if element.responsible_id else None
+    company = await Company.get_or_none(id=element.company_id) if element.company_id else None
+    contact = await first_contact(element_type, element)
+    data: dict[str, Any] = dict(element.custom or {})
+    data.update({
+        "id": element.id,
+        "type": element_type,
+        "title": element.title,
+        "amount": element.amount,
+        "currency": element.currency,
+        "stage": {"id": stage.id, "code": stage.code, "name": stage.name, "semantic": stage.semantic},
+        "pipeline": {"id": pipeline.id, "name": pipeline.name},
+        "responsible": _person(responsible),
+        "contact": _client(contact),
+        "company": _client(company),
+        "custom": dict(element.custom or {}),
+        "created_at": element.created_at,
+        "waiting_for_customer": element.waiting_for_customer,
+    })
+    if isinstance(element, Lead):
+        data.update({"source": element.source, "is_repeat": element.is_repeat})
+    else:
+        data["close_date"] = element.close_date
+    return data

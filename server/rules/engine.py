@@ -1,0 +1,428 @@
+"""Stage runs and rule runs: entering and leaving stages, lanes, due times, execution, loop guard.
+
+Every status change of a rule run is a compare-and-set on (status, attempts), and an action's
+effects commit in the same transaction as its run's final status: a run delivered twice, or
+taken over after its lease expired, has its effect once.
+"""
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from pydantic import ValidationError
+
+from server import clock
+from server.config import settings
+from server.db import transaction
+from server.errors import ActionError, LoopStopped, NotFound, TransientActionError
+from server.models import AuditEntry, RuleRun, Stage, StageRun, TimelineEntry, User, WorkCalendar
+from server.rules import conditions, dispatch, elements, revisions
+from server.rules.actions import get_action
+from server.rules.actions.base import TEMPLATE, Action, Block
+from server.rules.context import RunContext
+from server.rules.elements import Element
+from server.rules.templates import render
+from server.rules.timing import Timing, WorkingTime, compute_due
+
+log = logging.getLogger(__name__)
+
+UNFINISHED = ("scheduled", "queued", "running", "waiting")
+FINISHED = ("succeeded", "skipped", "failed", "cancelled", "stopped")
+
+
+@dataclass(frozen=True)
+class Cause:
+    """Why an element enters a stage. Automatic moves continue the chain of the run that made them."""
+
+    text: str
+    actor_id: int | None = None
+    chain_id: str | None = None
+    depth: int = 0
+    rule_run_id: int | None = None
+
+
+class Superseded(Exception):
+    """This attempt lost its run (cancelled, or taken over after its lease expired): roll back."""
+
+
+# ---------------------------------------------------------------- entering and leaving stages
+
+
+async def enter_stage(element_type: str, element: Element, stage: Stage, *, cause: Cause) -> StageRun:
+    """Move `element` into `stage` and start its rules. Call inside `transaction()`."""
+    if cause.chain_id is not None:
+        limit = settings().max_chain_depth
+        if cause.depth > limit:
+            raise LoopStopped(f"stopped: loop (chain of automatic moves deeper than {limit})")
+        if await StageRun.exists(chain_id=cause.chain_id, element_type=element_type,
+                                 element_id=element.id, stage_id=stage.id):
+            raise LoopStopped(f"stopped: loop ({element_type} already entered stage '{stage.name}' in this chain)")
+    current = await StageRun.filter(element_type=element_type, element_id=element.id, status="active").first()
+    previous_stage = await Stage.get_or_none(id=element.stage_id) if element.stage_id else None
+    if current is not None:
+        await leave_stage(current, reason=f"left stage for '{stage.name}'", except_run_id=cause.rule_run_id)
+    if previous_stage is not None and previous_stage.id != stage.id or current is None:
+        element.stage_id = stage.id
+        element.pipeline_id = stage.pipeline_id
+        element.waiting_for_customer = False
+        await element.save()
+    if previous_stage is not None and current is not None:
+        await AuditEntry.create(
+            element_type=element_type, element_id=element.id, field="stage",
+            old_value=previous_stage.code, new_value=stage.code, actor_id=cause.actor_id, rule_run_id=cause.rule_run_id,
+        )
+        await TimelineEntry.create(
+            element_type=element_type, element_id=element.id, kind="history",
+            text=f"Stage changed from '{previous_stage.name}' to '{stage.name}' ({cause.text})",
+            author_id=cause.actor_id, rule_run_id=cause.rule_run_id,
+        )
+    revision, rules = await revisions.rules_in_force(stage)
+    stage_run = await StageRun.create(
+        element_type=element_type, element_id=element.id, stage_id=stage.id, revision=revision,
+        chain_id=cause.chain_id or str(uuid.uuid4()), depth=cause.depth, cause=cause.text[:255],
+        actor_id=cause.actor_id, caused_by_rule_run_id=cause.rule_run_id,
+    )
+    await _create_rule_runs(stage_run, element, [r for r in rules if r.get("enabled", True)])
+    return stage_run
+
+
+async def leave_stage(stage_run: StageRun, *, reason: str, except_run_id: int | None = None) -> None:
+    """Cancel every unfinished run of the stay; the run making the move finishes on its own."""
+    now = clock.utcnow()
+    query = RuleRun.filter(stage_run_id=stage_run.id, status__in=UNFINISHED)
+    if except_run_id is not None:
+        query = query.exclude(id=except_run_id)
+    await query.update(status="cancelled", reason=f"cancelled: {reason}", finished_at=now, lease_until=None)
+    await StageRun.filter(id=stage_run.id).update(status="left", left_at=now)
+
+
+async def cancel_element_runs(element_type: str, element_id: int, *, reason: str) -> int:
+    """The element is going away: end its stay and cancel pending runs. The run log stays."""
+    now = clock.utcnow()
+    cancelled = await RuleRun.filter(
+        element_type=element_type, element_id=element_id, status__in=UNFINISHED
+    ).update(status="cancelled", reason=f"cancelled: {reason}", finished_at=now, lease_until=None)
+    await StageRun.filter(element_type=element_type, element_id=element_id, status="active").update(
+        status="deleted", left_at=now
+    )
+    return cancelled
+
+
+async def _create_rule_runs(stage_run: StageRun, element: Element, rules: list[dict[str, Any]]) -> None:
+    lane = -1
+    previous: RuleRun | None = None
+    heads: list[RuleRun] = []
+    for rule in sorted(rules, key=lambda r: (r["position"], r["id"])):
+        follows = rule["lane"] == "after_previous" and previous is not None
+        if not follows:
+            lane += 1
+        run = await RuleRun.create(
+            stage_run_id=stage_run.id, element_type=stage_run.element_type, element_id=element.id,
+            rule_id=rule["id"], rule_key=rule["key"], action_type=rule["action_type"], title=rule["title"],
+            position=rule["position"], lane=lane, after_run_id=previous.id if follows and previous else None,
+            spec=rule, status="scheduled",
+            reason=f"waits for '{previous.title}' to finish" if follows and previous else None,
+        )
+        if not follows:
+            heads.append(run)
+        previous = run
+    if heads:
+        timing_context = await _TimingContext.load(stage_run.element_type, element)
+        for run in heads:
+            await _make_eligible(run, base=clock.utcnow(), timing_context=timing_context)
+
+
+# ---------------------------------------------------------------- due times and lanes
+
+
+@dataclass
+class _TimingContext:
+    data: dict[str, Any]
+    company: WorkingTime
+    responsible: WorkingTime | None
+
+    @classmethod
+    async def load(cls, element_type: str, element: Element) -> "_TimingContext":
+        calendar = await WorkCalendar.first()
+        company = (
+            WorkingTime(calendar.timezone, tuple(calendar.work_days), calendar.day_start, calendar.day_end,
+                        frozenset(calendar.holidays))
+            if calendar else WorkingTime()
+        )
+        responsible = None
+        if element.responsible_id:
+            user = await User.get_or_none(id=element.responsible_id)
+            if user is not None and user.working_hours:
+                responsible = WorkingTime.from_user(user.timezone, user.working_hours)
+        data = await elements.build_context(element_type, element)
+        return cls(data, company, responsible)
+
+
+def _due(run: RuleRun, base: datetime, timing_context: _TimingContext) -> tuple[datetime | None, str | None]:
+    timing = Timing.model_validate(run.spec.get("timing") or {})
+    due = compute_due(timing, base=base, element=timing_context.data,
+                      company=timing_context.company, responsible=timing_context.responsible)
+    return due.at, due.skip_reason
+
+
+async def _make_eligible(run: RuleRun, *, base: datetime, timing_context: _TimingContext | None = None) -> None:
+    """The run may start: give it a due time, or skip it when its anchor date is empty."""
+    if timing_context is None:
+        timing_context = await _TimingContext.load(run.element_type, await elements.load(run.element_type, run.element_id))
+    due_at, skip_reason = _due(run, base, timing_context)
+    if due_at is None:
+        now = clock.utcnow()
+        await RuleRun.filter(id=run.id, status="scheduled").update(
+            status="skipped", reason=f"skipped: {skip_reason}", finished_at=now
+        )
+        run.status = "skipped"
+        await _advance_lane(run)
+        return
+    await RuleRun.filter(id=run.id, status="scheduled").update(due_at=due_at, reason=None)
+    if due_at <= clock.utcnow():
+        dispatch.due_now([run.id])
+
+
+async def _advance_lane(finished: RuleRun) -> None:
+    """The rule after `finished` in its lane may start now (or the lane stops after a failure)."""
+    follower = await RuleRun.filter(after_run_id=finished.id, status="scheduled", due_at=None).first()
+    if follower is None:
+        return
+    if finished.status == "failed" and finished.spec.get("stop_lane_on_failure"):
+        now = clock.utcnow()
+        while follower is not None:
+            await RuleRun.filter(id=follower.id, status="scheduled").update(
+                status="cancelled", reason=f"cancelled: lane stopped because '{finished.title}' failed",
+                finished_at=now,
+            )
+            follower = await RuleRun.filter(after_run_id=follower.id, status="scheduled").first()
+        return
+    await _make_eligible(follower, base=clock.utcnow())
+
+
+async def reschedule_anchored(element_type: str, element: Element, changed_fields: list[str]) -> None:
+    """Live date anchors: runs timed against a changed date field get a new due time."""
+    if not changed_fields:
+        return
+    waiting = await RuleRun.filter(
+        element_type=element_type, element_id=element.id, status="scheduled", due_at__not_isnull=True
+    )
+    anchored = [r for r in waiting if (r.spec.get("timing") or {}).get("field") in changed_fields]
+    if not anchored:
+        return
+    timing_context = await _TimingContext.load(element_type, element)
+    for run in anchored:
+        base = run.created_at
+        if run.after_run_id:
+            before = await RuleRun.get_or_none(id=run.after_run_id)
+            base = before.finished_at if before and before.finished_at else base
+        due_at, skip_reason = _due(run, base, timing_context)
+        if due_at is None:
+            await RuleRun.filter(id=run.id, status="scheduled").update(
+                status="skipped", reason=f"skipped: {skip_reason}", finished_at=clock.utcnow()
+            )
+            run.status = "skipped"
+            await _advance_lane(run)
+        else:
+            await RuleRun.filter(id=run.id, status="scheduled").update(due_at=due_at)
+            if due_at <= clock.utcnow():
+                dispatch.due_now([run.id])
+
+
+# ---------------------------------------------------------------- executing a run
+
+
+async def execute(run_id: int) -> str | None:
+    """Run one queued rule run (what the worker actor calls). Returns the final status, if any."""
+    attempt = await _start(run_id)
+    if attempt is None:
+        return None
+    run = await RuleRun.get(id=run_id)
+    action = get_action(run.action_type)
+    try:
+        async with transaction():
+            if action is None:
+                raise ActionError(f"unknown action type '{run.action_type}'")
+            status = await _perform(run, action, attempt)
+        return status
+    except Superseded:
+        return None
+    except LoopStopped as exc:
+        return await _conclude(run, attempt, "stopped", reason=str(exc))
+    except NotFound as exc:
+        return await _conclude(run, attempt, "cancelled", reason=f"cancelled: {exc}")
+    except TransientActionError as exc:
+        return await _retry_or_fail(run, attempt, str(exc))
+    except ActionError as exc:
+        return await _conclude(run, attempt, "failed", error=str(exc))
+    except Exception as exc:  # a database hiccup or a bug: retried, then failed with the error shown
+        log.exception("rule run %s attempt %s raised", run_id, attempt)
+        return await _retry_or_fail(run, attempt, f"{type(exc).__name__}: {exc}")
+
+
+async def _start(run_id: int) -> int | None:
+    """queued → running, counting the attempt and taking a lease. None if the run is not ours."""
+    run = await RuleRun.get_or_none(id=run_id)
+    if run is None or run.status != "queued":
+        return None
+    attempt = run.attempts + 1
+    now = clock.utcnow()
+    taken = await RuleRun.filter(id=run_id, status="queued", attempts=run.attempts).update(
+        status="running", attempts=attempt, started_at=now, lease_until=now + timedelta(seconds=settings().lease_s)
+    )
+    return attempt if taken else None
+
+
+async def _perform(run: RuleRun, action: Action, attempt: int) -> str:
+    element = await elements.load(run.element_type, run.element_id, lock=True)
+    context = await _template_context(run, element)
+    actor_id = run.spec.get("run_as_id") or element.responsible_id
+    ctx = RunContext(run=run, element_type=run.element_type, element=element, data=context, actor_id=actor_id)
+    params = action.Params.model_validate(run.spec.get("params") or {})
+    if run.waiting_since is not None:  # a blocking rule whose wait timed out
+        outputs = await action.release(ctx, params, ended_by="timeout")
+        await _finish(run, attempt, "succeeded", outputs={**run.outputs, **outputs}, reason="wait ended by timeout")
+        return "succeeded"
+    timing = Timing.model_validate(run.spec.get("timing") or {})
+    if timing.kind.endswith("_field"):
+        rescheduled = await _recheck_anchor(run, attempt, element)
+        if rescheduled:
+            return rescheduled
+    met, explanation = conditions.evaluate(
+        [[conditions.Comparison.model_validate(c) for c in group] for group in run.spec.get("condition") or []],
+        context,
+    )
+    if not met:
+        await _finish(run, attempt, "skipped", reason=f"skipped: {explanation}")
+        return "skipped"
+    outcome = await action.execute(ctx, render_params(params, context))
+    if isinstance(outcome, Block):
+        await _finish(run, attempt, "waiting", outputs=outcome.outputs, reason=outcome.reason, due_at=outcome.until)
+        return "waiting"
+    await _finish(run, attempt, "succeeded", outputs=outcome.outputs, reason=explanation if run.spec.get("condition") else None)
+    return "succeeded"
+
+
+async def _recheck_anchor(run: RuleRun, attempt: int, element: Element) -> str | None:
+    """A date-anchored run checks its anchor again when due: empty skips, moved later waits."""
+    timing_context = await _TimingContext.load(run.element_type, element)
+    base = run.created_at
+    due_at, skip_reason = _due(run, base, timing_context)
+    if due_at is None:
+        await _finish(run, attempt, "skipped", reason=f"skipped: {skip_reason}")
+        return "skipped"
+    if due_at > clock.utcnow() + timedelta(seconds=1):
+        await _finish(run, attempt, "scheduled", due_at=due_at, reason="rescheduled: the anchor date changed")
+        return "scheduled"
+    return None
+
+
+def render_params(params: Any, context: dict[str, Any]) -> Any:
+    """Params with every template field rendered against the run's context."""
+    rendered = {
+        name: render(getattr(params, name), context)
+        for name, info in type(params).model_fields.items()
+        if TEMPLATE in info.metadata and isinstance(getattr(params, name), str)
+    }
+    return params.model_copy(update=rendered) if rendered else params
+
+
+async def _template_context(run: RuleRun, element: Element) -> dict[str, Any]:
+    data = await elements.build_context(run.element_type, element)
+    earlier = await RuleRun.filter(stage_run_id=run.stage_run_id, status__in=("succeeded", "waiting")).exclude(id=run.id)
+    now = clock.utcnow()
+    return {
+        **data,
+        run.element_type: data,
+        "element": data,
+        "rules": {r.rule_key: r.outputs for r in earlier},
+        "now": now.isoformat(timespec="seconds"),
+        "today": date.today().isoformat(),
+    }
+
+
+async def _finish(
+    run: RuleRun, attempt: int, status: str, *, outputs: dict[str, Any] | None = None,
+    reason: str | None = None, error: str | None = None, due_at: datetime | None = None,
+) -> None:
+    """running → status for this attempt only; anything else means we lost the run."""
+    now = clock.utcnow()
+    values: dict[str, Any] = {"status": status, "reason": reason, "error": error, "lease_until": None}
+    if outputs is not None:
+        values["outputs"] = outputs
+    if status == "waiting":
+        values.update(waiting_since=now, due_at=due_at)
+    elif status == "scheduled":
+        values["due_at"] = due_at
+    else:
+        values["finished_at"] = now
+    taken = await RuleRun.filter(id=run.id, status="running", attempts=attempt).update(**values)
+    if not taken:
+        raise Superseded()
+    run.status = status
+    if status in FINISHED:
+        await _advance_lane(run)
+
+
+async def _conclude(run: RuleRun, attempt: int, status: str, *, reason: str | None = None,
+                    error: str | None = None) -> str | None:
+    """Record an outcome after the action's transaction rolled back."""
+    try:
+        async with transaction():
+            await _finish(run, attempt, status, reason=reason, error=error)
+    except Superseded:
+        return None
+    return status
+
+
+async def _retry_or_fail(run: RuleRun, attempt: int, error: str) -> str | None:
+    config = settings()
+    if attempt >= config.max_attempts:
+        return await _conclude(run, attempt, "failed", error=f"{error} (gave up after {attempt} attempts)")
+    delay_ms = config.retry_base_ms * 2 ** (attempt - 1)
+    try:
+        async with transaction():
+            await _finish(run, attempt, "scheduled", error=error,
+                          due_at=clock.utcnow() + timedelta(milliseconds=delay_ms),
+                          reason=f"retry {attempt + 1} of {config.max_attempts} in {delay_ms / 1000:g} s")
+    except Superseded:
+        return None
+    return "scheduled"
+
+
+# ---------------------------------------------------------------- ending waits
+
+
+async def release_waiting(run: RuleRun, *, ended_by: str, outputs: dict[str, Any] | None = None) -> bool:
+    """End a blocking run's wait (customer activity, task closed). Call inside `transaction()`."""
+    action = get_action(run.action_type)
+    element = await elements.load(run.element_type, run.element_id)
+    params = action.Params.model_validate(run.spec.get("params") or {}) if action else None
+    ctx = RunContext(run=run, element_type=run.element_type, element=element, data={}, actor_id=None)
+    released = await action.release(ctx, params, ended_by=ended_by) if action else {"ended_by": ended_by}
+    taken = await RuleRun.filter(id=run.id, status="waiting").update(
+        status="succeeded", outputs={**run.outputs, **released, **(outputs or {})},
+        reason=f"wait ended by {ended_by}", finished_at=clock.utcnow(), due_at=None,
+    )
+    if not taken:
+        return False
+    run.status = "succeeded"
+    await _advance_lane(run)
+    return True
+
+
+async def waiting_runs(element_type: str, element_id: int, action_type: str) -> list[RuleRun]:
+    return await RuleRun.filter(
+        element_type=element_type, element_id=element_id, status="waiting", action_type=action_type
+    )
+
+
+def validation_messages(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
+    """pydantic errors as (dotted field, message) pairs under `prefix`."""
+    pairs = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"])
+        pairs.append((f"{prefix}.{path}" if path else prefix, err["msg"].removeprefix("Value error, ")))
+    return pairs

@@ -1,0 +1,66 @@
+"""Claiming runs for execution: due runs, and runs whose lease expired (lost message, dead worker)."""
+
+from datetime import timedelta
+from typing import Any
+
+from server import clock
+from server.config import settings
+from server.db import transaction
+from server.models import RuleRun
+
+# How long a queued run may wait for a worker before the sweeper sends it again.
+QUEUED_LEASE_S = 30
+
+
+async def _claim(query: Any, limit: int) -> list[int]:
+    now = clock.utcnow()
+    async with transaction():
+        ids = list(
+            await query.filter(due_at__lte=now).order_by("due_at", "id").limit(limit)
+            .select_for_update(skip_locked=True).values_list("id", flat=True)
+        )
+        if ids:
+            await RuleRun.filter(id__in=ids, status__in=("scheduled", "waiting")).update(
+                status="queued", lease_until=now + timedelta(seconds=QUEUED_LEASE_S)
+            )
+    return ids
+
+
+async def claim_due(*, limit: int = 200) -> list[int]:
+    """Scheduled runs whose time has come, and blocked runs whose wait timed out → queued."""
+    return await _claim(RuleRun.filter(status__in=("scheduled", "waiting")), limit)
+
+
+async def claim(run_ids: list[int]) -> list[int]:
+    """Those of `run_ids` that are due now → queued (the fast path right after a commit)."""
+    return await _claim(RuleRun.filter(id__in=run_ids, status="scheduled"), len(run_ids))
+
+
+async def recover_expired(*, limit: int = 500) -> list[int]:
+    """Queued or running runs past their lease go back to queued, to be sent again.
+
+    The attempt counter makes a slow worker that comes back lose its compare-and-set, so its
+    effect rolls back; a run that loses its worker too often fails with the reason.
+    """
+    now = clock.utcnow()
+    max_attempts = settings().max_attempts
+    recovered: list[int] = []
+    async with transaction():
+        expired = await (
+            RuleRun.filter(status__in=("queued", "running"), lease_until__lt=now)
+            .order_by("lease_until").limit(limit).select_for_update(skip_locked=True)
+        )
+        for run in expired:
+            if run.status == "running" and run.attempts >= max_attempts:
+                await RuleRun.filter(id=run.id, status="running", attempts=run.attempts).update(
+                    status="failed", finished_at=now, lease_until=None,
+                    error=f"the worker running it was lost {run.attempts} times",
+                )
+                continue
+            taken = await RuleRun.filter(id=run.id, status=run.status, attempts=run.attempts).update(
+                status="queued", lease_until=now + timedelta(seconds=QUEUED_LEASE_S),
+                reason=f"re-sent: lease expired while {run.status}" if run.status == "running" else run.reason,
+            )
+            if taken:
+                recovered.append(run.id)
+    return recovered

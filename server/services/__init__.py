@@ -1,0 +1,1 @@
+"""Domain operations every face calls: GraphQL resolvers, admin views and workers."""

@@ -1,0 +1,159 @@
+"""Leads and deals: create, change, move, delete, list; customer activity and tasks that end waits."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from server import clock
+from server.db import transaction
+from server.errors import FieldError, NotFound, ValidationFailed
+from server.models import Contact, CustomerActivity, DealContact, Pipeline, RuleRun, Stage, Task
+from server.rules import elements, engine
+from server.rules.elements import Element, model_for
+
+ACTIVITY_KINDS = ("email", "call", "message", "form")
+
+
+@dataclass(frozen=True)
+class Page:
+    items: list[Any]
+    total: int
+
+
+async def _stage_for(element_type: str, stage_id: int | None, pipeline_id: int | None, *, field: str) -> Stage:
+    if stage_id is not None:
+        stage = await Stage.get_or_none(id=stage_id).prefetch_related("pipeline")
+        if stage is None:
+            raise ValidationFailed.one(field, f"stage {stage_id} does not exist")
+        if stage.pipeline.entity_type != element_type:
+            raise ValidationFailed.one(field, f"stage {stage_id} belongs to a {stage.pipeline.entity_type} pipeline")
+        return stage
+    query = Pipeline.filter(entity_type=element_type)
+    pipeline = await (query.filter(id=pipeline_id) if pipeline_id else query.order_by("-is_default", "position", "id")).first()
+    if pipeline is None:
+        raise ValidationFailed.one("pipeline_id", f"no {element_type} pipeline to put it in")
+    stage = await Stage.filter(pipeline_id=pipeline.id).order_by("position", "id").first()
+    if stage is None:
+        raise ValidationFailed.one("pipeline_id", f"pipeline '{pipeline.name}' has no stages")
+    return stage
+
+
+async def create_element(
+    element_type: str,
+    fields: dict[str, Any],
+    *,
+    stage_id: int | None = None,
+    pipeline_id: int | None = None,
+    contact_ids: list[int] | None = None,
+    actor_id: int | None = None,
+) -> Element:
+    """Create a lead or deal in a stage (default: the first stage of the default pipeline); its rules start."""
+    model = model_for(element_type)
+    if not (fields.get("title") or "").strip():
+        raise ValidationFailed.one("fields.title", "give it a title")
+    changes = await elements.coerce_changes(element_type, fields)
+    stage = await _stage_for(element_type, stage_id, pipeline_id, field="stage_id")
+    contact_ids = contact_ids or []
+    missing = [i for i in contact_ids if not await Contact.exists(id=i)]
+    if missing:
+        raise ValidationFailed.one("contact_ids", f"contacts {missing} do not exist")
+    builtin = elements.BUILTIN_FIELDS[element_type]
+    columns = {(f"{k}_id" if k in ("responsible", "contact", "company") else k): v
+               for k, v in changes.items() if k in builtin and v is not None}
+    custom = {k: elements._json(v) for k, v in changes.items() if k not in builtin}
+    if "responsible_id" not in columns and actor_id is not None:
+        columns["responsible_id"] = actor_id
+    async with transaction():
+        element = await model.create(pipeline_id=stage.pipeline_id, stage_id=stage.id, custom=custom, **columns)
+        for position, contact_id in enumerate(contact_ids):
+            await DealContact.create(deal_id=element.id, contact_id=contact_id, position=position)
+        await engine.enter_stage(element_type, element, stage, cause=engine.Cause("created", actor_id=actor_id))
+    return element
+
+
+async def get_element(element_type: str, element_id: int) -> Element:
+    return await elements.load(element_type, element_id)
+
+
+async def update_element(element_type: str, element_id: int, fields: dict[str, Any], *, actor_id: int | None = None) -> Element:
+    changes = await elements.coerce_changes(element_type, fields)
+    async with transaction():
+        element = await elements.load(element_type, element_id, lock=True)
+        changed = await elements.apply_changes(element_type, element, changes, actor_id=actor_id)
+        await engine.reschedule_anchored(element_type, element, changed)
+    return element
+
+
+async def move_element(element_type: str, element_id: int, stage_id: int, *, actor_id: int | None = None) -> Element:
+    """Move to another stage of the same pipeline: the old stage's pending runs are cancelled."""
+    async with transaction():
+        element = await elements.load(element_type, element_id, lock=True)
+        stage = await _stage_for(element_type, stage_id, None, field="stage_id")
+        if stage.pipeline_id != element.pipeline_id:
+            raise ValidationFailed.one("stage_id", "the stage must be in the element's pipeline")
+        if stage.id == element.stage_id:
+            raise ValidationFailed.one("stage_id", f"the {element_type} is already in stage '{stage.name}'")
+        await engine.enter_stage(element_type, element, stage, cause=engine.Cause("moved", actor_id=actor_id))
+    return element
+
+
+async def delete_element(element_type: str, element_id: int, *, actor_id: int | None = None) -> None:
+    """Delete a lead or deal: its pending runs are cancelled; timeline and run log are kept."""
+    async with transaction():
+        element = await elements.load(element_type, element_id, lock=True)
+        await engine.cancel_element_runs(element_type, element_id, reason=f"the {element_type} was deleted")
+        await element.delete()
+
+
+async def list_elements(
+    element_type: str, *, pipeline_id: int | None = None, stage_id: int | None = None,
+    responsible_id: int | None = None, search: str | None = None, limit: int = 50, offset: int = 0,
+) -> Page:
+    query = model_for(element_type).all()
+    if pipeline_id is not None:
+        query = query.filter(pipeline_id=pipeline_id)
+    if stage_id is not None:
+        query = query.filter(stage_id=stage_id)
+    if responsible_id is not None:
+        query = query.filter(responsible_id=responsible_id)
+    if search:
+        query = query.filter(title__icontains=search)
+    total = await query.count()
+    items = await query.order_by("-id").offset(offset).limit(limit)
+    return Page(items, total)
+
+
+async def rule_runs(element_type: str, element_id: int, *, stage_run_id: int | None = None) -> list[RuleRun]:
+    query = RuleRun.filter(element_type=element_type, element_id=element_id)
+    if stage_run_id is not None:
+        query = query.filter(stage_run_id=stage_run_id)
+    return await query.order_by("stage_run_id", "position", "id")
+
+
+async def record_customer_activity(element_type: str, element_id: int, *, kind: str, text: str = "") -> CustomerActivity:
+    """Inbound customer activity: stored, and every Wait rule on the element ends."""
+    if kind not in ACTIVITY_KINDS:
+        raise ValidationFailed.one("kind", f"must be one of {', '.join(ACTIVITY_KINDS)}")
+    async with transaction():
+        await elements.load(element_type, element_id)
+        activity = await CustomerActivity.create(element_type=element_type, element_id=element_id, kind=kind, text=text)
+        for run in await engine.waiting_runs(element_type, element_id, "wait"):
+            await engine.release_waiting(run, ended_by="activity", outputs={"activity": kind})
+    return activity
+
+
+async def close_task(task_id: int, *, actor_id: int | None = None) -> Task:
+    """Close a task; a Task rule waiting for it lets its lane continue."""
+    async with transaction():
+        task = await Task.get_or_none(id=task_id)
+        if task is None:
+            raise NotFound("task", task_id)
+        if task.status == "closed":
+            raise ValidationFailed([FieldError("task_id", "the task is already closed")])
+        task.status = "closed"
+        task.closed_at = clock.utcnow()
+        await task.save()
+        if task.rule_run_id is not None:
+            run = await RuleRun.get_or_none(id=task.rule_run_id, status="waiting")
+            if run is not None:
+                await engine.release_waiting(run, ended_by="task closed", outputs={"closed_at": task.closed_at.isoformat()})
+    return task

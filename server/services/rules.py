@@ -1,0 +1,186 @@
+"""Saving a stage's rules: validated params, condition and timing; each change a revision."""
+
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from server.db import transaction
+from server.errors import FieldError, NotFound, ValidationFailed
+from server.models import Rule, Stage, User
+from server.rules import revisions
+from server.rules.actions import get_action, registry
+from server.rules.conditions import Comparison
+from server.rules.engine import validation_messages
+from server.rules.timing import Timing
+
+KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+LANES = ("parallel", "after_previous")
+
+
+@dataclass
+class RuleInput:
+    """A rule as a client submits it; fields left None keep their value on update."""
+
+    action_type: str | None = None
+    title: str | None = None
+    key: str | None = None
+    lane: str | None = None
+    params: dict[str, Any] | None = None
+    condition: list[list[dict[str, Any]]] | None = None
+    timing: dict[str, Any] | None = None
+    run_as_id: int | None = None
+    enabled: bool | None = None
+    stop_lane_on_failure: bool | None = None
+    position: int | None = None
+
+
+async def _validated(stage: Stage, values: dict[str, Any], *, rule_id: int | None) -> dict[str, Any]:
+    """Every problem with a rule, per field, before anything is written."""
+    errors: list[FieldError] = []
+    action = get_action(values["action_type"] or "")
+    if action is None:
+        known = ", ".join(sorted(registry()))
+        errors.append(FieldError("action_type", f"unknown action type '{values['action_type']}'; one of: {known}"))
+    if not (values.get("title") or "").strip():
+        errors.append(FieldError("title", "give the rule a title"))
+    elif len(values["title"]) > 255:
+        errors.append(FieldError("title", "must be at most 255 characters"))
+    if values["lane"] not in LANES:
+        errors.append(FieldError("lane", "must be 'parallel' or 'after_previous'"))
+    if not KEY_PATTERN.match(values["key"] or ""):
+        errors.append(FieldError("key", "must start with a letter and use only a-z, 0-9 and _"))
+    elif await Rule.filter(stage_id=stage.id, key=values["key"]).exclude(id=rule_id or 0).exists():
+        errors.append(FieldError("key", f"another rule of this stage already has the key '{values['key']}'"))
+    if action is not None:
+        try:
+            params = action.Params.model_validate(values["params"] or {})
+            values["params"] = params.model_dump(mode="json")
+            errors += [FieldError(f"params.{f}", m) for f, m in await action.check(params, stage_id=stage.id)]
+        except ValidationError as exc:
+            errors += [FieldError(f, m) for f, m in validation_messages(exc, "params")]
+    try:
+        values["timing"] = Timing.model_validate(values["timing"] or {}).model_dump(mode="json", exclude_defaults=True)
+    except ValidationError as exc:
+        errors += [FieldError(f, m) for f, m in validation_messages(exc, "timing")]
+    condition = values["condition"] or []
+    if not isinstance(condition, list) or not all(isinstance(g, list) for g in condition):
+        errors.append(FieldError("condition", "must be a list of groups, each a list of comparisons"))
+    else:
+        checked = []
+        for g, group in enumerate(condition):
+            row = []
+            for c, comparison in enumerate(group):
+                try:
+                    row.append(Comparison.model_validate(comparison).model_dump(mode="json"))
+                except ValidationError as exc:
+                    errors += [FieldError(f, m) for f, m in validation_messages(exc, f"condition.{g}.{c}")]
+            if row:
+                checked.append(row)
+        values["condition"] = checked
+    if values.get("run_as_id") is not None and not await User.exists(id=values["run_as_id"]):
+        errors.append(FieldError("run_as_id", f"user {values['run_as_id']} does not exist"))
+    if errors:
+        raise ValidationFailed(errors)
+    return values
+
+
+async def _stage(stage_id: int) -> Stage:
+    stage = await Stage.get_or_none(id=stage_id)
+    if stage is None:
+        raise NotFound("stage", stage_id)
+    return stage
+
+
+async def _unique_key(stage_id: int, base: str) -> str:
+    taken = set(await Rule.filter(stage_id=stage_id).values_list("key", flat=True))
+    n = 1
+    while f"{base}{n}" in taken:
+        n += 1
+    return f"{base}{n}"
+
+
+async def list_rules(stage_id: int) -> list[Rule]:
+    return await Rule.filter(stage_id=stage_id).order_by("position", "id")
+
+
+async def create_rule(stage_id: int, data: RuleInput, *, author_id: int | None = None) -> Rule:
+    stage = await _stage(stage_id)
+    action = get_action(data.action_type or "")
+    values: dict[str, Any] = {
+        "action_type": data.action_type,
+        "title": data.title if data.title is not None else (action.title if action else ""),
+        "key": data.key or await _unique_key(stage_id, (data.action_type or "rule").replace("-", "_")),
+        "lane": data.lane or "parallel",
+        "params": data.params or {},
+        "condition": data.condition or [],
+        "timing": data.timing or {},
+        "run_as_id": data.run_as_id,
+    }
+    values = await _validated(stage, values, rule_id=None)
+    async with transaction():
+        last = await Rule.filter(stage_id=stage_id).order_by("-position").first()
+        rule = await Rule.create(
+            stage_id=stage_id, position=(last.position + 1) if last else 0,
+            enabled=True if data.enabled is None else data.enabled,
+            stop_lane_on_failure=bool(data.stop_lane_on_failure), **values,
+        )
+        if data.position is not None:
+            await _place(rule, data.position)
+        await revisions.record(stage_id, author_id=author_id)
+    return await Rule.get(id=rule.id)
+
+
+async def update_rule(rule_id: int, data: RuleInput, *, author_id: int | None = None) -> Rule:
+    rule = await Rule.get_or_none(id=rule_id)
+    if rule is None:
+        raise NotFound("rule", rule_id)
+    stage = await _stage(rule.stage_id)
+    values: dict[str, Any] = {
+        name: getattr(data, name) if getattr(data, name) is not None else getattr(rule, name)
+        for name in ("action_type", "title", "key", "lane", "params", "condition", "timing")
+    }
+    values["run_as_id"] = data.run_as_id if data.run_as_id is not None else rule.run_as_id
+    values = await _validated(stage, values, rule_id=rule.id)
+    async with transaction():
+        for name, value in values.items():
+            setattr(rule, name, value)
+        if data.enabled is not None:
+            rule.enabled = data.enabled
+        if data.stop_lane_on_failure is not None:
+            rule.stop_lane_on_failure = data.stop_lane_on_failure
+        await rule.save()
+        if data.position is not None:
+            await _place(rule, data.position)
+        await revisions.record(stage.id, author_id=author_id)
+    return await Rule.get(id=rule.id)
+
+
+async def delete_rule(rule_id: int, *, author_id: int | None = None) -> None:
+    rule = await Rule.get_or_none(id=rule_id)
+    if rule is None:
+        raise NotFound("rule", rule_id)
+    async with transaction():
+        await rule.delete()
+        await revisions.record(rule.stage_id, author_id=author_id)
+
+
+async def reorder_rules(stage_id: int, rule_ids: list[int], *, author_id: int | None = None) -> list[Rule]:
+    """Set the order of a stage's rules; the list must name each of them once."""
+    await _stage(stage_id)
+    current = await list_rules(stage_id)
+    if sorted(rule_ids) != sorted(r.id for r in current):
+        raise ValidationFailed.one("rule_ids", "list every rule of the stage exactly once")
+    async with transaction():
+        for position, rule_id in enumerate(rule_ids):
+            await Rule.filter(id=rule_id).update(position=position)
+        await revisions.record(stage_id, author_id=author_id)
+    return await list_rules(stage_id)
+
+
+async def _place(rule: Rule, position: int) -> None:
+    others = [r.id for r in await list_rules(rule.stage_id) if r.id != rule.id]
+    others.insert(max(0, min(position, len(others))), rule.id)
+    for index, rule_id in enumerate(others):
+        await Rule.filter(id=rule_id).update(position=index)

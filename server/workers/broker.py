@@ -1,0 +1,96 @@
+"""The dramatiq broker, chosen by PIPEWRIGHT_BROKER_URL: Redis in production, in-memory when embedded.
+
+It must be set before any actor module is imported (else dramatiq creates its own default).
+In production each worker process opens its own ORM connections on dramatiq's event-loop
+thread (forked processes must not share them). Embedded, actors run on the web server's loop.
+"""
+
+import asyncio
+import logging
+from typing import Any
+
+import dramatiq
+from dramatiq.asyncio import EventLoopThread, get_event_loop_thread, set_event_loop_thread
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import AsyncIO, Middleware
+
+from server.config import settings
+
+log = logging.getLogger(__name__)
+
+
+class _RunningLoop:
+    """Stands in for dramatiq's event-loop thread: submits actor coroutines to a loop we already run."""
+
+    run_coroutine = EventLoopThread.run_coroutine
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.interrupt_check_ival = 0.1
+        self.logger = log
+
+
+class EmbeddedLoop(Middleware):
+    """Runs async actors on the web server's loop (see docs/architecture.md: embedded mode)."""
+
+    def __init__(self) -> None:
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        if self.loop is None:
+            raise RuntimeError("bind the embedded worker to a loop before starting it")
+        set_event_loop_thread(_RunningLoop(self.loop))  # type: ignore[arg-type]
+
+    def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        set_event_loop_thread(None)
+
+
+class DaemonAsyncIO(AsyncIO):
+    """AsyncIO with a daemon loop thread, so a worker process exits even on a second SIGTERM."""
+
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        thread = EventLoopThread(self.logger)
+        thread.daemon = True
+        thread.start(timeout=5.0)
+        set_event_loop_thread(thread)
+
+
+class Database(Middleware):
+    """Opens the worker process's ORM connections on its loop thread, and closes them at shutdown."""
+
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        from server.database import connect
+
+        get_event_loop_thread().run_coroutine(connect(settings().database_url))
+
+    def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        from server.database import disconnect
+
+        thread = get_event_loop_thread()
+        if thread is not None:
+            thread.run_coroutine(disconnect())
+
+
+def _make_broker() -> dramatiq.Broker:
+    config = settings()
+    if config.broker_url:
+        from dramatiq.brokers.redis import RedisBroker
+
+        redis_broker = RedisBroker(url=config.broker_url)
+        redis_broker.add_middleware(DaemonAsyncIO())
+        redis_broker.add_middleware(Database())
+        return redis_broker
+    stub = StubBroker()
+    stub.add_middleware(EmbeddedLoop())
+    return stub
+
+
+broker = _make_broker()
+dramatiq.set_broker(broker)
+
+
+def embedded_loop() -> EmbeddedLoop:
+    for middleware in broker.middleware:
+        if isinstance(middleware, EmbeddedLoop):
+            return middleware
+    raise RuntimeError("the broker is not embedded (PIPEWRIGHT_BROKER_URL is set)")

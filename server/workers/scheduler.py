@@ -1,0 +1,54 @@
+"""The scheduler: sends due runs to the broker, and re-sends runs whose lease expired.
+
+Several schedulers may run at once (claims use FOR UPDATE SKIP LOCKED on PostgreSQL).
+"""
+
+import asyncio
+import logging
+
+from server.config import settings
+from server.rules import dispatch, queue
+from server.workers.actors import execute_rule_run
+
+log = logging.getLogger(__name__)
+
+
+def send(run_ids: list[int]) -> None:
+    for run_id in run_ids:
+        execute_rule_run.send(run_id)
+
+
+async def dispatch_due(run_ids: list[int]) -> None:
+    """The engine's fast path: runs due right after a commit are claimed and sent at once."""
+    send(await queue.claim(run_ids))
+
+
+def install_dispatcher() -> None:
+    dispatch.set_dispatcher(dispatch_due)
+
+
+async def tick(*, sweep: bool) -> int:
+    """One pass: claim due runs (and, when `sweep`, expired leases) and send them."""
+    sent = await queue.claim_due()
+    if sweep:
+        sent += await queue.recover_expired()
+    send(sent)
+    return len(sent)
+
+
+async def run_forever(stop: asyncio.Event) -> None:
+    config = settings()
+    poll_s = config.poll_ms / 1000
+    sweep_every = max(1, config.sweep_ms // max(config.poll_ms, 1))
+    ticks = 0
+    while not stop.is_set():
+        try:
+            while await tick(sweep=ticks % sweep_every == 0) >= 200:  # a backlog: drain it before sleeping
+                pass
+        except Exception:  # the database may be briefly unreachable; the next tick tries again
+            log.exception("scheduler tick failed")
+        ticks += 1
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=poll_s)
+        except TimeoutError:
+            pass
