@@ -213,8 +213,8 @@ class AuditEntry(Model):
     element_type = fields.CharField(max_length=10)
     element_id = fields.IntField()
     field = fields.CharField(max_length=100)
-    old_value = fields.JSONField(null=True)
-    new_value = fields.JSONField(null=True)
+    old_value = fields.TextField(null=True)  # JSON text
+    new_value = fields.TextField(null=True)
     actor: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
     )

@@ -1,5 +1,6 @@
 """Leads and deals as the engine sees them: loading, typed field changes with audit, template context."""
 
+import json
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -183,7 +184,8 @@ async def apply_changes(
         changed.append(name)
         await AuditEntry.create(
             element_type=element_type, element_id=element.id, field=name,
-            old_value=_json(old), new_value=_json(value), actor_id=actor_id, rule_run_id=rule_run_id,
+            old_value=json.dumps(_json(old)), new_value=json.dumps(_json(value)),
+            actor_id=actor_id, rule_run_id=rule_run_id,
         )
     if changed:
         element.custom = custom

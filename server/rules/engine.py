@@ -5,6 +5,7 @@ effects commit in the same transaction as its run's final status: a run delivere
 taken over after its lease expired, has its effect once.
 """
 
+import json
 import logging
 import uuid
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from pydantic import ValidationError
 from server import clock
 from server.config import settings
 from server.db import transaction
-from server.errors import ActionError, LoopStopped, NotFound, TransientActionError
+from server.errors import ActionError, LoopStopped, NotFound, TransientActionError, ValidationFailed
 from server.models import AuditEntry, RuleRun, Stage, StageRun, TimelineEntry, User, WorkCalendar
 from server.rules import conditions, dispatch, elements, revisions
 from server.rules.actions import get_action
@@ -71,7 +72,7 @@ async def enter_stage(element_type: str, element: Element, stage: Stage, *, caus
     if previous_stage is not None and current is not None:
         await AuditEntry.create(
             element_type=element_type, element_id=element.id, field="stage",
-            old_value=previous_stage.code, new_value=stage.code, actor_id=cause.actor_id, rule_run_id=cause.rule_run_id,
+            old_value=json.dumps(previous_stage.code), new_value=json.dumps(stage.code), actor_id=cause.actor_id, rule_run_id=cause.rule_run_id,
         )
         await TimelineEntry.create(
             element_type=element_type, element_id=element.id, kind="history",
@@ -255,7 +256,7 @@ async def execute(run_id: int) -> str | None:
         return await _conclude(run, attempt, "cancelled", reason=f"cancelled: {exc}")
     except TransientActionError as exc:
         return await _retry_or_fail(run, attempt, str(exc))
-    except ActionError as exc:
+    except (ActionError, ValidationFailed) as exc:
         return await _conclude(run, attempt, "failed", error=str(exc))
     except Exception as exc:  # a database hiccup or a bug: retried, then failed with the error shown
         log.exception("rule run %s attempt %s raised", run_id, attempt)

@@ -1,0 +1,64 @@
+"""Composition root: the Starlette app, its routes and lifespan. The only module that knows every face."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route, WebSocketRoute
+from strawberry.asgi import GraphQL
+from tortoise.contrib.starlette import RegisterTortoise
+
+from server import database
+from server.config import settings
+
+log = logging.getLogger(__name__)
+
+
+async def health(request: Request) -> JSONResponse:
+    return JSONResponse({"status": "ok"})
+
+
+def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
+    """The app. With `runtime`, its lifespan migrates, connects, seeds demo data and runs the workers."""
+    from server.schema.schema import schema
+
+    graphql = GraphQL(schema, graphql_ide="graphiql")
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        if not runtime:
+            yield
+            return
+        config = settings()
+        await database.migrate(config.database_url)
+        async with RegisterTortoise(app, config=database.tortoise_config(config.database_url)):
+            if demo:
+                from server.services.demo import load_demo_if_empty
+
+                if await load_demo_if_empty():
+                    log.info("loaded demo data")
+            worker = None
+            if config.embedded_broker:
+                from server.workers.embedded import EmbeddedWorker
+
+                worker = EmbeddedWorker()
+                await worker.start()
+            else:
+                from server.workers.scheduler import install_dispatcher
+
+                install_dispatcher()
+            try:
+                yield
+            finally:
+                if worker is not None:
+                    await worker.stop()
+
+    routes = [
+        Route("/health", health),
+        Route("/graphql", graphql, methods=["GET", "POST"]),
+        WebSocketRoute("/graphql", graphql),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)

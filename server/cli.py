@@ -1,0 +1,122 @@
+"""The `pipewright` command: serve, worker, scheduler, migrate."""
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import subprocess
+import sys
+
+
+def _serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.app import create_app
+    from server.config import reload
+
+    if args.database_url:
+        os.environ["PIPEWRIGHT_DATABASE_URL"] = args.database_url
+    config = reload()
+    host = args.host or config.host
+    port = args.port or config.port
+    mode = "embedded worker" if config.embedded_broker else f"broker {config.broker_url}"
+    print(f"pipewright: {config.database_url}, {mode}, on http://{host}:{port}/graphql", flush=True)
+    uvicorn.run(create_app(demo=not args.no_demo), host=host, port=port, log_level=args.log_level)
+    return 0
+
+
+def _migrate(args: argparse.Namespace) -> int:
+    from server import database
+
+    asyncio.run(database.migrate())
+    print("migrations applied")
+    return 0
+
+
+async def _scheduler_main() -> None:
+    from server import database
+    from server.workers import scheduler
+
+    await database.connect()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await scheduler.run_forever(stop)
+    finally:
+        await database.disconnect()
+
+
+def _scheduler(args: argparse.Namespace) -> int:
+    _require_broker()
+    asyncio.run(_scheduler_main())
+    return 0
+
+
+def _require_broker() -> None:
+    if not os.environ.get("PIPEWRIGHT_BROKER_URL"):
+        sys.exit("set PIPEWRIGHT_BROKER_URL=redis://… (separate workers need a shared broker; "
+                 "`pipewright serve` alone runs an embedded worker)")
+
+
+def _worker(args: argparse.Namespace) -> int:
+    """Dramatiq worker processes, plus the scheduler in this process unless --no-scheduler."""
+    _require_broker()
+    command = [sys.executable, "-m", "dramatiq", "server.workers.actors",
+               "--processes", str(args.processes), "--threads", str(args.threads)]
+    env = {**os.environ, "dramatiq_worker_timeout": os.environ.get("dramatiq_worker_timeout", "100")}
+    workers = subprocess.Popen(command, env=env)
+    if args.no_scheduler:
+        return workers.wait()
+
+    async def main() -> None:
+        scheduler = asyncio.create_task(_scheduler_main())
+        while workers.poll() is None and not scheduler.done():
+            await asyncio.sleep(0.2)
+        if not scheduler.done():
+            scheduler.cancel()
+
+    def forward(signum: int, frame: object) -> None:
+        if workers.poll() is None:
+            workers.send_signal(signum)
+
+    signal.signal(signal.SIGTERM, forward)
+    try:
+        asyncio.run(main())
+    finally:
+        if workers.poll() is None:
+            workers.terminate()
+        workers.wait(timeout=30)
+    return workers.returncode or 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="pipewright", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve = commands.add_parser("serve", help="run the server (embedded worker unless PIPEWRIGHT_BROKER_URL)")
+    serve.add_argument("--host", default=None, help="default 127.0.0.1 (PIPEWRIGHT_HOST)")
+    serve.add_argument("--port", type=int, default=None, help="default 8000 (PIPEWRIGHT_PORT)")
+    serve.add_argument("--database-url", default=None, help="default sqlite://pipewright.db (PIPEWRIGHT_DATABASE_URL)")
+    serve.add_argument("--no-demo", action="store_true", help="do not load demo data into an empty database")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(func=_serve)
+
+    worker = commands.add_parser("worker", help="run dramatiq worker processes and the scheduler")
+    worker.add_argument("--processes", type=int, default=2)
+    worker.add_argument("--threads", type=int, default=8)
+    worker.add_argument("--no-scheduler", action="store_true")
+    worker.set_defaults(func=_worker)
+
+    commands.add_parser("scheduler", help="run only the scheduler").set_defaults(func=_scheduler)
+    commands.add_parser("migrate", help="apply database migrations").set_defaults(func=_migrate)
+
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

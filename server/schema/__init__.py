@@ -1,0 +1,1 @@
+"""GraphQL: types, queries, mutations and the schema object the app mounts."""

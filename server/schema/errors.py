@@ -1,0 +1,58 @@
+"""User-caused errors as typed GraphQL results, and which unexpected errors are masked."""
+
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import strawberry
+from graphql import GraphQLError
+
+from server.errors import NotFound, PipewrightError, ValidationFailed
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@strawberry.type(name="FieldError")
+class FieldErrorType:
+    field: str
+    message: str
+
+
+@strawberry.type
+class ValidationError:
+    """The input was refused and nothing was saved; one entry per offending field."""
+
+    message: str
+    errors: list[FieldErrorType]
+
+    @classmethod
+    def of(cls, exc: ValidationFailed) -> "ValidationError":
+        return cls(message=str(exc), errors=[FieldErrorType(field=e.field, message=e.message) for e in exc.errors])
+
+
+@strawberry.type
+class NotFoundError:
+    message: str
+
+    @classmethod
+    def of(cls, exc: NotFound) -> "NotFoundError":
+        return cls(message=str(exc))
+
+
+async def result_of(
+    work: Callable[[], Awaitable[T]], present: Callable[[T], R]
+) -> R | ValidationError | NotFoundError:
+    """Run a service call; errors the user caused become typed results instead of GraphQL errors."""
+    try:
+        value = await work()
+    except ValidationFailed as exc:
+        return ValidationError.of(exc)
+    except NotFound as exc:
+        return NotFoundError.of(exc)
+    return present(value)
+
+
+def should_mask_error(error: GraphQLError) -> bool:
+    """Mask crashes only: validation/syntax errors and the domain's own messages stay readable."""
+    original: Any = error.original_error
+    return original is not None and not isinstance(original, (GraphQLError, PipewrightError))

@@ -1,0 +1,26 @@
+"""IDs are strings on the wire and integers in the database."""
+
+from typing import Any
+
+import strawberry
+
+from server.errors import ValidationFailed
+
+
+def gid(value: int) -> strawberry.ID:
+    return strawberry.ID(str(value))
+
+
+def opt_gid(value: int | None) -> strawberry.ID | None:
+    return None if value is None else gid(value)
+
+
+def to_int(value: Any, field: str) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ValidationFailed.one(field, f"'{value}' is not an id") from None
+
+
+def opt_int(value: Any, field: str) -> int | None:
+    return None if value is None else to_int(value, field)

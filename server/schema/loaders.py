@@ -1,0 +1,57 @@
+"""Per-request DataLoaders, so a list of leads or deals costs a few statements, not one per row."""
+
+from collections import defaultdict
+from collections.abc import Sequence
+
+from strawberry.dataloader import DataLoader
+
+from server.models import DealContact, RuleRun, Stage, TimelineEntry
+
+ElementKey = tuple[str, int]  # (element_type, element_id)
+
+
+async def _stages(ids: Sequence[int]) -> list[Stage | None]:
+    found = {s.id: s for s in await Stage.filter(id__in=list(ids))}
+    return [found.get(i) for i in ids]
+
+
+async def _stages_of_pipelines(pipeline_ids: Sequence[int]) -> list[list[Stage]]:
+    grouped: dict[int, list[Stage]] = defaultdict(list)
+    for stage in await Stage.filter(pipeline_id__in=list(pipeline_ids)).order_by("position", "id"):
+        grouped[stage.pipeline_id].append(stage)
+    return [grouped[i] for i in pipeline_ids]
+
+
+async def _contact_ids(deal_ids: Sequence[int]) -> list[list[int]]:
+    grouped: dict[int, list[int]] = defaultdict(list)
+    for link in await DealContact.filter(deal_id__in=list(deal_ids)).order_by("position", "id"):
+        grouped[link.deal_id].append(link.contact_id)
+    return [grouped[i] for i in deal_ids]
+
+
+async def _rule_runs(keys: Sequence[ElementKey]) -> list[list[RuleRun]]:
+    grouped: dict[ElementKey, list[RuleRun]] = defaultdict(list)
+    for element_type in {t for t, _ in keys}:
+        ids = [i for t, i in keys if t == element_type]
+        query = RuleRun.filter(element_type=element_type, element_id__in=ids)
+        for run in await query.order_by("stage_run_id", "position", "id"):
+            grouped[(element_type, run.element_id)].append(run)
+    return [grouped[k] for k in keys]
+
+
+async def _timelines(keys: Sequence[ElementKey]) -> list[list[TimelineEntry]]:
+    grouped: dict[ElementKey, list[TimelineEntry]] = defaultdict(list)
+    for element_type in {t for t, _ in keys}:
+        ids = [i for t, i in keys if t == element_type]
+        for entry in await TimelineEntry.filter(element_type=element_type, element_id__in=ids).order_by("id"):
+            grouped[(element_type, entry.element_id)].append(entry)
+    return [grouped[k] for k in keys]
+
+
+class Loaders:
+    def __init__(self) -> None:
+        self.stage = DataLoader(_stages)
+        self.stages_of_pipeline = DataLoader(_stages_of_pipelines)
+        self.contact_ids = DataLoader(_contact_ids)
+        self.rule_runs = DataLoader(_rule_runs)
+        self.timeline = DataLoader(_timelines)

@@ -1,0 +1,185 @@
+"""Writes. Every mutation returns a union: errors the user caused are results, not GraphQL errors."""
+
+from typing import Annotated, Any
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from server.errors import ValidationFailed
+from server.services import elements as element_service
+from server.services import rules as rule_service
+from server.schema.context import actor_id
+from server.schema.errors import NotFoundError, ValidationError, result_of
+from server.schema.ids import gid, opt_int, to_int
+from server.schema.types import CustomerActivity, Deal, Deleted, Lead, Rule, StageRules, Task
+
+LeadResult = Annotated[Lead | ValidationError | NotFoundError, strawberry.union("LeadResult")]
+DealResult = Annotated[Deal | ValidationError | NotFoundError, strawberry.union("DealResult")]
+DeleteOutcome = Annotated[Deleted | NotFoundError, strawberry.union("DeleteOutcome")]
+RuleResult = Annotated[Rule | ValidationError | NotFoundError, strawberry.union("RuleResult")]
+StageRulesResult = Annotated[StageRules | ValidationError | NotFoundError, strawberry.union("StageRulesResult")]
+ActivityResult = Annotated[CustomerActivity | ValidationError | NotFoundError, strawberry.union("ActivityResult")]
+TaskResult = Annotated[Task | ValidationError | NotFoundError, strawberry.union("TaskResult")]
+
+
+def _object(value: Any, field: str) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValidationFailed.one(field, "must be an object of field names to values")
+    return value
+
+
+@strawberry.input
+class CreateLeadInput:
+    title: str
+    stage_id: strawberry.ID | None = None
+    pipeline_id: strawberry.ID | None = None
+    fields: JSON | None = strawberry.field(default=None, description="Other fields by code: amount, responsible, …")
+
+
+@strawberry.input
+class CreateDealInput:
+    title: str
+    stage_id: strawberry.ID | None = None
+    pipeline_id: strawberry.ID | None = None
+    fields: JSON | None = strawberry.field(default=None, description="Other fields by code: amount, responsible, …")
+    contact_ids: list[strawberry.ID] | None = None
+
+
+@strawberry.input
+class RuleInput:
+    """Fields left out keep their value on update (or take the default on create)."""
+
+    action_type: str | None = None
+    title: str | None = None
+    key: str | None = None
+    lane: str | None = None
+    params: JSON | None = None
+    condition: JSON | None = None
+    timing: JSON | None = None
+    run_as_id: strawberry.ID | None = None
+    enabled: bool | None = None
+    stop_lane_on_failure: bool | None = None
+    position: int | None = None
+
+    def to_service(self) -> rule_service.RuleInput:
+        return rule_service.RuleInput(
+            action_type=self.action_type, title=self.title, key=self.key, lane=self.lane, params=self.params,
+            condition=self.condition, timing=self.timing, run_as_id=opt_int(self.run_as_id, "run_as_id"),
+            enabled=self.enabled, stop_lane_on_failure=self.stop_lane_on_failure, position=self.position,
+        )
+
+
+async def _create(element_type: str, info: Info, data: CreateLeadInput | CreateDealInput) -> Any:
+    contact_ids = getattr(data, "contact_ids", None)
+    return await element_service.create_element(
+        element_type, {**_object(data.fields, "fields"), "title": data.title},
+        stage_id=opt_int(data.stage_id, "stage_id"), pipeline_id=opt_int(data.pipeline_id, "pipeline_id"),
+        contact_ids=None if contact_ids is None else [to_int(i, "contact_ids") for i in contact_ids],
+        actor_id=actor_id(info),
+    )
+
+
+async def _update(element_type: str, info: Info, id: strawberry.ID, fields: JSON) -> Any:
+    return await element_service.update_element(
+        element_type, to_int(id, "id"), _object(fields, "fields"), actor_id=actor_id(info)
+    )
+
+
+async def _move(element_type: str, info: Info, id: strawberry.ID, stage_id: strawberry.ID) -> Any:
+    return await element_service.move_element(
+        element_type, to_int(id, "id"), to_int(stage_id, "stage_id"), actor_id=actor_id(info)
+    )
+
+
+async def _delete(element_type: str, info: Info, id: strawberry.ID) -> Deleted:
+    await element_service.delete_element(element_type, to_int(id, "id"), actor_id=actor_id(info))
+    return Deleted(ok=True, id=id)
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def create_lead(self, info: Info, input: CreateLeadInput) -> LeadResult:
+        return await result_of(lambda: _create("lead", info, input), Lead.of)
+
+    @strawberry.mutation
+    async def create_deal(self, info: Info, input: CreateDealInput) -> DealResult:
+        return await result_of(lambda: _create("deal", info, input), Deal.of)
+
+    @strawberry.mutation
+    async def update_lead(self, info: Info, id: strawberry.ID, fields: JSON) -> LeadResult:
+        return await result_of(lambda: _update("lead", info, id, fields), Lead.of)
+
+    @strawberry.mutation
+    async def update_deal(self, info: Info, id: strawberry.ID, fields: JSON) -> DealResult:
+        return await result_of(lambda: _update("deal", info, id, fields), Deal.of)
+
+    @strawberry.mutation
+    async def move_lead(self, info: Info, id: strawberry.ID, stage_id: strawberry.ID) -> LeadResult:
+        return await result_of(lambda: _move("lead", info, id, stage_id), Lead.of)
+
+    @strawberry.mutation
+    async def move_deal(self, info: Info, id: strawberry.ID, stage_id: strawberry.ID) -> DealResult:
+        return await result_of(lambda: _move("deal", info, id, stage_id), Deal.of)
+
+    @strawberry.mutation
+    async def delete_lead(self, info: Info, id: strawberry.ID) -> DeleteOutcome:
+        return await result_of(lambda: _delete("lead", info, id), _same)
+
+    @strawberry.mutation
+    async def delete_deal(self, info: Info, id: strawberry.ID) -> DeleteOutcome:
+        return await result_of(lambda: _delete("deal", info, id), _same)
+
+    @strawberry.mutation
+    async def create_rule(self, info: Info, stage_id: strawberry.ID, input: RuleInput) -> RuleResult:
+        return await result_of(
+            lambda: rule_service.create_rule(to_int(stage_id, "stage_id"), input.to_service(), author_id=actor_id(info)),
+            Rule.of,
+        )
+
+    @strawberry.mutation
+    async def update_rule(self, info: Info, id: strawberry.ID, input: RuleInput) -> RuleResult:
+        return await result_of(
+            lambda: rule_service.update_rule(to_int(id, "id"), input.to_service(), author_id=actor_id(info)),
+            Rule.of,
+        )
+
+    @strawberry.mutation
+    async def delete_rule(self, info: Info, id: strawberry.ID) -> DeleteOutcome:
+        async def delete() -> Deleted:
+            await rule_service.delete_rule(to_int(id, "id"), author_id=actor_id(info))
+            return Deleted(ok=True, id=id)
+
+        return await result_of(delete, _same)
+
+    @strawberry.mutation
+    async def reorder_rules(self, info: Info, stage_id: strawberry.ID, rule_ids: list[strawberry.ID]) -> StageRulesResult:
+        async def reorder() -> StageRules:
+            stage = to_int(stage_id, "stage_id")
+            ids = [to_int(i, "rule_ids") for i in rule_ids]
+            rules = await rule_service.reorder_rules(stage, ids, author_id=actor_id(info))
+            return StageRules(stage_id=gid(stage), rules=[Rule.of(r) for r in rules])
+
+        return await result_of(reorder, _same)
+
+    @strawberry.mutation
+    async def record_customer_activity(
+        self, element_type: str, element_id: strawberry.ID, kind: str, text: str = ""
+    ) -> ActivityResult:
+        return await result_of(
+            lambda: element_service.record_customer_activity(
+                element_type, to_int(element_id, "element_id"), kind=kind, text=text
+            ),
+            CustomerActivity.of,
+        )
+
+    @strawberry.mutation
+    async def close_task(self, info: Info, id: strawberry.ID) -> TaskResult:
+        return await result_of(lambda: element_service.close_task(to_int(id, "id"), actor_id=actor_id(info)), Task.of)

@@ -1,0 +1,277 @@
+"""GraphQL object types: thin views over the domain's rows, built with `of(row)`."""
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Generic, TypeVar
+
+import strawberry
+from pydantic_core import to_jsonable_python
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from server import models
+from server.rules.actions.base import Action, param_kind
+from server.schema.context import context_of
+from server.schema.ids import gid, opt_gid
+
+T = TypeVar("T")
+
+
+def jsonable(value: Any) -> Any:
+    """JSON-ish values with Decimals and dates as text."""
+    return to_jsonable_python(value)
+
+
+def money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value.quantize(Decimal("0.01")))
+
+
+@strawberry.type
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+
+
+@strawberry.type
+class Stage:
+    id: strawberry.ID
+    pipeline_id: strawberry.ID
+    code: str
+    name: str
+    position: int
+    semantic: str
+    revision: int
+
+    @classmethod
+    def of(cls, row: models.Stage) -> "Stage":
+        return cls(id=gid(row.id), pipeline_id=gid(row.pipeline_id), code=row.code, name=row.name,
+                   position=row.position, semantic=row.semantic, revision=row.revision)
+
+
+@strawberry.type
+class Pipeline:
+    id: strawberry.ID
+    name: str
+    entity_type: str
+    is_default: bool
+
+    @strawberry.field
+    async def stages(self, info: Info) -> list[Stage]:
+        return [Stage.of(s) for s in await context_of(info).loaders.stages_of_pipeline.load(int(self.id))]
+
+    @classmethod
+    def of(cls, row: models.Pipeline) -> "Pipeline":
+        return cls(id=gid(row.id), name=row.name, entity_type=row.entity_type, is_default=row.is_default)
+
+
+@strawberry.type
+class Rule:
+    id: strawberry.ID
+    stage_id: strawberry.ID
+    key: str
+    title: str
+    position: int
+    lane: str
+    action_type: str
+    params: JSON
+    condition: JSON
+    timing: JSON
+    run_as_id: strawberry.ID | None
+    enabled: bool
+    stop_lane_on_failure: bool
+
+    @classmethod
+    def of(cls, row: models.Rule) -> "Rule":
+        return cls(
+            id=gid(row.id), stage_id=gid(row.stage_id), key=row.key, title=row.title, position=row.position,
+            lane=row.lane, action_type=row.action_type, params=jsonable(row.params),
+            condition=jsonable(row.condition), timing=jsonable(row.timing), run_as_id=opt_gid(row.run_as_id),
+            enabled=row.enabled, stop_lane_on_failure=row.stop_lane_on_failure,
+        )
+
+
+@strawberry.type
+class StageRules:
+    stage_id: strawberry.ID
+    rules: list[Rule]
+
+
+@strawberry.type
+class RuleRun:
+    id: strawberry.ID
+    stage_run_id: strawberry.ID
+    rule_id: strawberry.ID
+    rule_key: str
+    title: str
+    action_type: str
+    status: str
+    due_at: datetime | None
+    attempts: int
+    outputs: JSON
+    error: str | None
+    reason: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    lane: int
+    position: int
+
+    @classmethod
+    def of(cls, row: models.RuleRun) -> "RuleRun":
+        return cls(
+            id=gid(row.id), stage_run_id=gid(row.stage_run_id), rule_id=gid(row.rule_id), rule_key=row.rule_key,
+            title=row.title, action_type=row.action_type, status=row.status, due_at=row.due_at,
+            attempts=row.attempts, outputs=jsonable(row.outputs), error=row.error, reason=row.reason,
+            created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
+            lane=row.lane, position=row.position,
+        )
+
+
+@strawberry.type
+class TimelineEntry:
+    id: strawberry.ID
+    kind: str
+    text: str
+    author_id: strawberry.ID | None
+    rule_run_id: strawberry.ID | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: models.TimelineEntry) -> "TimelineEntry":
+        return cls(id=gid(row.id), kind=row.kind, text=row.text, author_id=opt_gid(row.author_id),
+                   rule_run_id=opt_gid(row.rule_run_id), created_at=row.created_at)
+
+
+@strawberry.type
+class Task:
+    id: strawberry.ID
+    title: str
+    status: str
+    responsible_id: strawberry.ID | None
+    closed_at: datetime | None
+
+    @classmethod
+    def of(cls, row: models.Task) -> "Task":
+        return cls(id=gid(row.id), title=row.title, status=row.status,
+                   responsible_id=opt_gid(row.responsible_id), closed_at=row.closed_at)
+
+
+@strawberry.type
+class CustomerActivity:
+    id: strawberry.ID
+    element_type: str
+    element_id: strawberry.ID
+    kind: str
+    text: str
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: models.CustomerActivity) -> "CustomerActivity":
+        return cls(id=gid(row.id), element_type=row.element_type, element_id=gid(row.element_id),
+                   kind=row.kind, text=row.text, created_at=row.created_at)
+
+
+@strawberry.type
+class ActionParam:
+    name: str
+    type: str
+    required: bool
+    default: JSON | None
+
+
+@strawberry.type
+class ActionType:
+    key: str
+    title: str
+    group: str
+    outputs: list[str]
+    params: list[ActionParam]
+
+    @classmethod
+    def of(cls, action: Action) -> "ActionType":
+        params = [
+            ActionParam(
+                name=name, type=param_kind(info), required=info.is_required(),
+                default=None if info.is_required() else jsonable(info.get_default(call_default_factory=True)),
+            )
+            for name, info in action.Params.model_fields.items()
+        ]
+        return cls(key=action.key, title=action.title, group=action.group, outputs=list(action.outputs), params=params)
+
+
+@strawberry.type(name="DeleteResult")
+class Deleted:
+    ok: bool
+    id: strawberry.ID
+
+
+@strawberry.interface
+class Element:
+    """What leads and deals share: where they are, who owns them, and what their rules did."""
+
+    element_type: ClassVar[str]
+
+    id: strawberry.ID
+    title: str
+    pipeline_id: strawberry.ID
+    stage_id: strawberry.ID
+    responsible_id: strawberry.ID | None
+    company_id: strawberry.ID | None
+    amount: str | None
+    currency: str
+    waiting_for_customer: bool
+    custom: JSON
+    created_at: datetime
+
+    @strawberry.field
+    async def stage(self, info: Info) -> Stage:
+        row = await context_of(info).loaders.stage.load(int(self.stage_id))
+        assert row is not None  # stage_id is a restricting foreign key
+        return Stage.of(row)
+
+    @strawberry.field
+    async def rule_runs(self, info: Info) -> list[RuleRun]:
+        runs = await context_of(info).loaders.rule_runs.load((self.element_type, int(self.id)))
+        return [RuleRun.of(r) for r in runs]
+
+    @strawberry.field
+    async def timeline(self, info: Info) -> list[TimelineEntry]:
+        entries = await context_of(info).loaders.timeline.load((self.element_type, int(self.id)))
+        return [TimelineEntry.of(e) for e in entries]
+
+
+def _common(row: models.Lead | models.Deal) -> dict[str, Any]:
+    return {
+        "id": gid(row.id), "title": row.title, "pipeline_id": gid(row.pipeline_id), "stage_id": gid(row.stage_id),
+        "responsible_id": opt_gid(row.responsible_id), "company_id": opt_gid(row.company_id),
+        "amount": money(row.amount), "currency": row.currency, "waiting_for_customer": row.waiting_for_customer,
+        "custom": jsonable(row.custom), "created_at": row.created_at,
+    }
+
+
+@strawberry.type
+class Lead(Element):
+    element_type: ClassVar[str] = "lead"
+
+    contact_id: strawberry.ID | None
+    source: str
+    is_repeat: bool
+
+    @classmethod
+    def of(cls, row: models.Lead) -> "Lead":
+        return cls(**_common(row), contact_id=opt_gid(row.contact_id), source=row.source, is_repeat=row.is_repeat)
+
+
+@strawberry.type
+class Deal(Element):
+    element_type: ClassVar[str] = "deal"
+
+    close_date: date | None
+
+    @strawberry.field
+    async def contact_ids(self, info: Info) -> list[strawberry.ID]:
+        return [gid(i) for i in await context_of(info).loaders.contact_ids.load(int(self.id))]
+
+    @classmethod
+    def of(cls, row: models.Deal) -> "Deal":
+        return cls(**_common(row), close_date=row.close_date)
