@@ -4,11 +4,15 @@ import asyncio
 import re
 from datetime import timedelta
 
+import pytest
+
 from server import clock
 from server.models import Deal, RuleRun, Task, TimelineEntry
 from server.rules import engine, queue
 from server.services import elements as element_service
 from tests.support import add_rule, make_pipeline, make_user, wait_for_runs, wait_until
+
+pytestmark = pytest.mark.production_backend
 
 
 async def comments(deal_id: int) -> list[str]:

@@ -1,6 +1,6 @@
 """Rule conditions: OR of AND groups of comparisons, evaluated against a rendered context."""
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
@@ -74,7 +74,10 @@ def _coerce(sample: Any, value: Any) -> Any:
         if isinstance(sample, (int, float, Decimal)) and not isinstance(value, bool):
             return Decimal(str(value))
         if isinstance(sample, datetime) and isinstance(value, str):
-            return datetime.fromisoformat(value)
+            parsed = datetime.fromisoformat(value)
+            if sample.tzinfo is not None and parsed.tzinfo is None:
+                parsed = parsed.replace(tzinfo=UTC)  # a plain date or time in a condition means UTC
+            return parsed
         if isinstance(sample, date) and isinstance(value, str):
             return date.fromisoformat(value)
     except (InvalidOperation, ValueError):
@@ -84,6 +87,19 @@ def _coerce(sample: Any, value: Any) -> Any:
 
 def _number(value: Any) -> Any:
     return Decimal(str(value)) if isinstance(value, (int, float)) and not isinstance(value, bool) else value
+
+
+def _numeric_text(actual: Any, expected: Any) -> Any:
+    """Text that holds a number compares as a number when the condition compares with numbers."""
+    bounds = expected if isinstance(expected, list) else [expected]
+    if isinstance(actual, str) and bounds and all(
+        isinstance(b, (int, float, Decimal)) and not isinstance(b, bool) for b in bounds
+    ):
+        try:
+            return Decimal(actual)
+        except InvalidOperation:
+            return actual
+    return actual
 
 
 def compare(actual: Any, op: str, expected: Any) -> bool:
@@ -105,7 +121,7 @@ def compare(actual: Any, op: str, expected: Any) -> bool:
         return not compare(actual, "eq", expected)
     if actual is None:
         return op == "eq" and _is_empty(expected)
-    actual = _number(actual)
+    actual = _number(_numeric_text(actual, expected))
     try:
         if op == "between":
             low, high = (_coerce(actual, v) for v in expected)

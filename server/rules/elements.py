@@ -215,6 +215,19 @@ async def first_contact(element_type: str, element: Element) -> Contact | None:
     return await Contact.get_or_none(id=link.contact_id) if link else None
 
 
+async def typed_custom_values(element_type: str, custom: dict[str, Any]) -> dict[str, Any]:
+    """Custom values as their types (stored as JSON text): numbers compare as numbers, dates as dates."""
+    types = await field_types(element_type)
+    typed: dict[str, Any] = {}
+    for name, value in custom.items():
+        field_type, options = types.get(name, ("string", []))
+        try:
+            typed[name] = await coerce_value(field_type, options, value) if field_type not in ("user", "contact", "company") else value
+        except ValueError:
+            typed[name] = value
+    return typed
+
+
 async def build_context(element_type: str, element: Element) -> dict[str, Any]:
     """The element as plain data: what conditions compare and templates render. No ORM objects leak."""
     stage = await Stage.get(id=element.stage_id)
@@ -222,7 +235,7 @@ async def build_context(element_type: str, element: Element) -> dict[str, Any]:
     responsible = await User.get_or_none(id=element.responsible_id) if element.responsible_id else None
     company = await Company.get_or_none(id=element.company_id) if element.company_id else None
     contact = await first_contact(element_type, element)
-    data: dict[str, Any] = dict(element.custom or {})
+    data: dict[str, Any] = await typed_custom_values(element_type, element.custom or {})
     data.update({
         "id": element.id,
         "type": element_type,

@@ -9,7 +9,9 @@ from server.errors import ActionError
 
 MAX_OUTPUT_CHARS = 65_536
 
-_env = ImmutableSandboxedEnvironment(autoescape=False, undefined=ChainableUndefined)
+_env = ImmutableSandboxedEnvironment(
+    autoescape=False, undefined=ChainableUndefined, finalize=lambda value: "" if value is None else value
+)
 
 
 def check(text: str) -> None:

@@ -35,6 +35,8 @@ class ModifyElement(Action):
                     check_template(value)
                 except ValueError as exc:
                     problems.append((f"fields.{name}", str(exc)))
+            elif name == "title" and not str(value or "").strip():
+                problems.append((f"fields.{name}", "must not be empty"))
             else:
                 field_type, options = types[name]
                 try:

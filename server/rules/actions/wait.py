@@ -6,6 +6,8 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from server import clock
+from server.models import Stage
+from server.rules import elements
 from server.rules.actions.base import Action, Block, Params, Template
 from server.rules.context import RunContext
 from server.rules.timing import as_moment
@@ -29,6 +31,15 @@ class Wait(Action):
     group = "control"
     Params = WaitParams
     outputs = ("ended_by",)
+
+    async def check(self, params: WaitParams, *, stage_id: int) -> list[tuple[str, str]]:
+        if params.before_field is None:
+            return []
+        stage = await Stage.get(id=stage_id).prefetch_related("pipeline")
+        types = await elements.field_types(stage.pipeline.entity_type)
+        if types.get(params.before_field, ("", []))[0] not in ("date", "datetime"):
+            return [("before_field", f"'{params.before_field}' is not a date field of a {stage.pipeline.entity_type}")]
+        return []
 
     async def execute(self, ctx: RunContext, params: WaitParams) -> Block:
         until = clock.utcnow() + timedelta(days=params.days or 0)

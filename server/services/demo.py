@@ -1,0 +1,232 @@
+"""Demo data for an empty database: a small sales team, clients, pipelines and rules that show each action.
+
+Everything goes through the services a client would use, so the rules are validated and revisioned
+and the leads and deals start their stage runs like any other.
+"""
+
+from datetime import date, timedelta
+from typing import Any
+
+from server.db import transaction
+from server.models import Company, Contact, CustomField, Pipeline, Stage, User, WorkCalendar
+from server.services.elements import create_element
+from server.services.rules import RuleInput, create_rule
+
+OFFICE_HOURS = {"days": [0, 1, 2, 3, 4], "start": "09:00", "end": "18:00"}
+
+# key, name, role, supervisor key, time zone, working hours
+USERS: tuple[tuple[str, str, str, str | None, str, dict[str, Any]], ...] = (
+    ("anna", "Anna Schmidt", "admin", None, "Europe/Berlin", OFFICE_HOURS),
+    ("lena", "Lena Fischer", "manager", "anna", "Europe/Berlin", OFFICE_HOURS),
+    ("jonas", "Jonas Weber", "manager", "anna", "Europe/Vienna", OFFICE_HOURS),
+    ("maria", "Maria Becker", "employee", "lena", "Europe/Berlin", OFFICE_HOURS),
+    ("tom", "Tom Hughes", "employee", "lena", "Europe/London", {"days": [0, 1, 2, 3], "start": "08:00", "end": "16:00"}),
+    ("sven", "Sven Hoffmann", "employee", "jonas", "Europe/Berlin", OFFICE_HOURS),
+)
+
+CALENDAR = {"timezone": "Europe/Berlin", "work_days": [0, 1, 2, 3, 4], "day_start": "09:00", "day_end": "18:00"}
+# German public holidays on fixed dates (MM-DD), for this year and the next.
+HOLIDAYS = ("01-01", "05-01", "10-03", "12-25", "12-26")
+
+# entity type, code, name, type, options
+CUSTOM_FIELDS: tuple[tuple[str, str, str, str, list[str]], ...] = (
+    ("deal", "priority", "Priority", "select", ["low", "normal", "high"]),
+    ("deal", "contract_number", "Contract number", "string", []),
+    ("lead", "campaign", "Campaign", "string", []),
+    ("lead", "interest", "What they are interested in", "text", []),
+    ("contact", "position", "Position", "string", []),
+)
+
+# name, emails, phones, responsible
+COMPANIES: tuple[tuple[str, list[str], list[str], str], ...] = (
+    ("Nordlicht Solar GmbH", ["info@nordlicht-solar.example"], ["+49 30 5550 1200"], "maria"),
+    ("Bergmann & Söhne KG", ["kontakt@bergmann-soehne.example"], ["+49 89 5550 3400"], "sven"),
+    ("Alpenblick Hotels AG", ["office@alpenblick.example"], ["+43 1 5550 7788"], "jonas"),
+    ("Hafenkante Logistik GmbH", ["service@hafenkante.example"], ["+49 40 5550 9100"], "tom"),
+)
+
+# name, emails, phones, company, position
+CONTACTS: tuple[tuple[str, list[str], list[str], str | None, str], ...] = (
+    ("Katrin Vogel", ["k.vogel@nordlicht-solar.example"], ["+49 151 5550 1201"], "Nordlicht Solar GmbH", "Purchasing"),
+    ("Michael Bergmann", ["m.bergmann@bergmann-soehne.example"], ["+49 171 5550 3401"], "Bergmann & Söhne KG", "Owner"),
+    ("Eva Gruber", ["eva.gruber@alpenblick.example"], ["+43 664 5550 7789"], "Alpenblick Hotels AG", "Partner manager"),
+    ("Finn Petersen", ["f.petersen@hafenkante.example"], ["+49 160 5550 9102"], "Hafenkante Logistik GmbH", "CFO"),
+    ("Julia Klein", ["julia.klein@mail.example"], ["+49 176 5550 4242"], None, "Freelancer"),
+)
+
+# entity type, name, default, stages (code, name, semantic)
+PIPELINES: tuple[tuple[str, str, bool, tuple[tuple[str, str, str], ...]], ...] = (
+    ("lead", "Leads", True, (("new", "New", "in_progress"), ("in_progress", "In progress", "in_progress"),
+                             ("qualified", "Qualified", "success"), ("junk", "Junk", "failure"))),
+    ("deal", "Sales", True, (("new", "New", "in_progress"), ("documents", "Preparing documents", "in_progress"),
+                             ("invoice", "Invoice", "in_progress"), ("in_progress", "In progress", "in_progress"),
+                             ("won", "Won", "success"), ("lost", "Lost", "failure"))),
+    ("deal", "Partners", False, (("negotiation", "Negotiation", "in_progress"), ("contract", "Contract", "in_progress"),
+                                 ("won", "Won", "success"), ("lost", "Lost", "failure"))),
+)
+
+# (pipeline, stage) → rules as RuleInput fields. In params, user fields name a user key, `stage` a stage code.
+RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
+    ("Leads", "new"): (
+        {"key": "call_back", "action_type": "task", "title": "Call the new lead back",
+         "params": {"title": "Call back: {{lead.title}}", "description": "Source: {{lead.source}}",
+                    "deadline_days": 1, "priority": "high"}},
+        {"key": "nudge", "action_type": "add_comment", "title": "Nudge after two hours",
+         "params": {"text": "Still new after two hours: has anyone reached {{lead.contact.name}}?"},
+         "timing": {"kind": "after", "amount": 2, "unit": "hours"}},
+    ),
+    ("Leads", "in_progress"): (
+        {"key": "reply", "action_type": "wait", "title": "Wait for the customer's reply",
+         "params": {"days": 5, "description": "offer sent, waiting for an answer"}},
+        {"key": "no_reply", "action_type": "change_stage", "title": "No reply: move to Junk", "lane": "after_previous",
+         "params": {"stage": "junk"}, "condition": [[{"field": "rules.reply.ended_by", "op": "eq", "value": "timeout"}]]},
+    ),
+    ("Leads", "qualified"): (
+        {"key": "note", "action_type": "history_entry", "title": "Note the qualification",
+         "params": {"text": "Qualified by {{lead.responsible.name}} on {{today}}"}},
+    ),
+    ("Sales", "new"): (
+        {"key": "big_deal", "action_type": "modify_element", "title": "Big deals are high priority",
+         "params": {"fields": {"priority": "high"}}, "condition": [[{"field": "amount", "op": "gt", "value": 5000}]]},
+        {"key": "welcome", "action_type": "history_entry", "title": "Record the new deal",
+         "params": {"text": "Deal for {{deal.company.name}} opened by {{deal.responsible.name}}"}},
+    ),
+    ("Sales", "documents"): (
+        {"key": "contract", "action_type": "task", "title": "Prepare the contract",
+         "params": {"title": "Prepare the contract for {{deal.title}}", "deadline_days": 2,
+                    "participants": ["anna"], "wait_until_closed": True}},
+        {"key": "to_invoice", "action_type": "change_stage", "title": "Contract ready: send the invoice",
+         "lane": "after_previous", "params": {"stage": "invoice"}, "run_as": "lena"},
+    ),
+    ("Sales", "invoice"): (
+        {"key": "payment", "action_type": "wait", "title": "Wait for the payment",
+         "params": {"days": 7, "description": "invoice sent"}},
+        {"key": "closing", "action_type": "task", "title": "Follow up the day before the close date",
+         "params": {"title": "{{deal.title}} closes tomorrow: follow up", "priority": "high"},
+         "timing": {"kind": "before_field", "field": "close_date", "amount": 1, "unit": "days"}},
+    ),
+    ("Sales", "in_progress"): (
+        {"key": "check_in", "action_type": "add_comment", "title": "Check in after three working days",
+         "params": {"text": "No news for three days: call {{deal.contact.name}} ({{deal.contact.phone}})."},
+         "timing": {"kind": "after", "amount": 3, "unit": "days", "working_time": "company"}},
+    ),
+    ("Sales", "won"): (
+        {"key": "promo", "action_type": "generate_code", "title": "Promo code for the next order",
+         "params": {"length": 8, "digits": True, "upper": True}},
+        {"key": "promo_comment", "action_type": "add_comment", "title": "Send the promo code",
+         "lane": "after_previous", "params": {"text": "Your promo code: {{rules.promo.code}}"}},
+    ),
+    ("Sales", "lost"): (
+        {"key": "why_lost", "action_type": "task", "title": "Ask why we lost",
+         "params": {"title": "Ask {{deal.contact.name}} why we lost {{deal.title}}", "responsible": "lena",
+                    "deadline_days": 3}},
+    ),
+    ("Partners", "negotiation"): (
+        {"key": "intro", "action_type": "add_comment", "title": "Announce the talks",
+         "params": {"text": "Partner talks started with {{deal.company.name}}.", "author": "jonas"}},
+    ),
+    ("Partners", "contract"): (
+        {"key": "legal", "action_type": "task", "title": "Legal review",
+         "params": {"title": "Review the partner contract with {{deal.company.name}}", "responsible": "anna",
+                    "wait_until_closed": True}},
+        {"key": "reviewed", "action_type": "history_entry", "title": "Record the review", "lane": "after_previous",
+         "params": {"text": "Legal review done at {{rules.legal.closed_at}}"}},
+    ),
+    ("Partners", "won"): (
+        {"key": "close_today", "action_type": "modify_element", "title": "Set the close date",
+         "params": {"fields": {"close_date": "{{today}}"}}},
+    ),
+}
+
+# title, stage, responsible, contact, source, amount, custom fields
+LEADS: tuple[tuple[str, str, str, str | None, str, int | None, dict[str, Any]], ...] = (
+    ("Solar panels for the warehouse roof", "new", "maria", "Katrin Vogel", "web form", 12000,
+     {"campaign": "spring-solar", "interest": "40 kWp on a flat roof"}),
+    ("Website redesign enquiry", "new", "tom", "Julia Klein", "email", None, {"campaign": "newsletter"}),
+    ("Fleet tracking trial", "in_progress", "tom", "Finn Petersen", "trade fair", 4500, {}),
+    ("Workshop lighting", "qualified", "maria", "Michael Bergmann", "phone", 2800, {}),
+)
+
+# title, pipeline, stage, responsible, company, contacts, amount, close in days, priority
+DEALS: tuple[tuple[str, str, str, str, str, tuple[str, ...], int, int | None, str], ...] = (
+    ("Nordlicht: 40 kWp rooftop system", "Sales", "new", "maria", "Nordlicht Solar GmbH", ("Katrin Vogel",), 48000, 30, "normal"),
+    ("Bergmann: LED retrofit", "Sales", "documents", "sven", "Bergmann & Söhne KG", ("Michael Bergmann",), 3200, 14, "normal"),
+    ("Hafenkante: tracking licences", "Sales", "invoice", "tom", "Hafenkante Logistik GmbH", ("Finn Petersen",), 9600, 10, "high"),
+    ("Bergmann: maintenance contract", "Sales", "in_progress", "sven", "Bergmann & Söhne KG", ("Michael Bergmann",), 1800, 45, "low"),
+    ("Nordlicht: battery storage", "Sales", "won", "maria", "Nordlicht Solar GmbH", ("Katrin Vogel",), 15500, 0, "normal"),
+    ("Alpenblick: guest Wi-Fi resale", "Partners", "negotiation", "jonas", "Alpenblick Hotels AG", ("Eva Gruber",), 25000, 60, "normal"),
+    ("Alpenblick: referral agreement", "Partners", "contract", "jonas", "Alpenblick Hotels AG", ("Eva Gruber",), 7000, 21, "high"),
+)
+
+USER_PARAMS = ("author", "responsible", "creator", "run_as")
+
+
+def _email(key: str) -> str:
+    return f"{key}@pipewright.example"
+
+
+def _params(params: dict[str, Any], users: dict[str, int], stages: dict[str, int]) -> dict[str, Any]:
+    """Table params with user keys and stage codes replaced by ids."""
+    resolved = dict(params)
+    for name in USER_PARAMS:
+        if name in resolved:
+            resolved[name] = users[resolved[name]]
+    if "participants" in resolved:
+        resolved["participants"] = [users[key] for key in resolved["participants"]]
+    if "stage" in resolved:
+        resolved["stage"] = stages[resolved["stage"]]
+    return resolved
+
+
+async def load_demo_if_empty() -> bool:
+    """Load the demo data in one transaction if there are no pipelines and no users; True if it did."""
+    async with transaction():
+        if await Pipeline.exists() or await User.exists():
+            return False
+        users: dict[str, int] = {}
+        for key, name, role, supervisor, tz, hours in USERS:
+            user = await User.create(name=name, email=_email(key), role=role, timezone=tz, working_hours=hours,
+                                     supervisor_id=users[supervisor] if supervisor else None)
+            users[key] = user.id
+        today = date.today()
+        holidays = [f"{year}-{day}" for year in (today.year, today.year + 1) for day in HOLIDAYS]
+        await WorkCalendar.create(**CALENDAR, holidays=holidays)
+        for entity_type, code, name, field_type, options in CUSTOM_FIELDS:
+            await CustomField.create(entity_type=entity_type, code=code, name=name, type=field_type, options=options)
+        companies: dict[str, int] = {}
+        for name, emails, phones, responsible in COMPANIES:
+            company = await Company.create(name=name, emails=emails, phones=phones, responsible_id=users[responsible])
+            companies[name] = company.id
+        contacts: dict[str, int] = {}
+        for name, emails, phones, company_name, position in CONTACTS:
+            company_id = companies[company_name] if company_name else None
+            responsible = await Company.get(id=company_id) if company_id else None
+            contact = await Contact.create(
+                name=name, emails=emails, phones=phones, company_id=company_id, custom={"position": position},
+                responsible_id=responsible.responsible_id if responsible else users["maria"],
+            )
+            contacts[name] = contact.id
+        stages: dict[str, dict[str, int]] = {}
+        for position, (entity_type, name, default, stage_rows) in enumerate(PIPELINES):
+            pipeline = await Pipeline.create(name=name, entity_type=entity_type, is_default=default, position=position)
+            stages[name] = {}
+            for index, (code, stage_name, semantic) in enumerate(stage_rows):
+                stage = await Stage.create(pipeline=pipeline, code=code, name=stage_name, position=index, semantic=semantic)
+                stages[name][code] = stage.id
+        for (pipeline_name, code), rules in RULES.items():
+            for rule in rules:
+                values = {**rule, "params": _params(rule["params"], users, stages[pipeline_name])}
+                run_as = values.pop("run_as", None)
+                await create_rule(stages[pipeline_name][code], RuleInput(**values, run_as_id=users.get(run_as or "")),
+                                  author_id=users["anna"])
+        for title, code, responsible, contact, source, amount, custom in LEADS:
+            fields = {"title": title, "source": source, "amount": amount, "responsible": users[responsible],
+                      "contact": contacts[contact] if contact else None, **custom}
+            await create_element("lead", fields, stage_id=stages["Leads"][code], actor_id=users[responsible])
+        for title, pipeline_name, code, responsible, company, names, amount, days, priority in DEALS:
+            fields = {"title": title, "amount": amount, "currency": "EUR", "responsible": users[responsible],
+                      "company": companies[company], "priority": priority,
+                      "close_date": (today + timedelta(days=days)).isoformat() if days is not None else None}
+            await create_element("deal", fields, stage_id=stages[pipeline_name][code],
+                                 contact_ids=[contacts[n] for n in names], actor_id=users[responsible])
+    return True

@@ -1,0 +1,74 @@
+"""The demo data: loaded once into an empty database, valid rules, and working automation."""
+
+import re
+
+from server import clock
+from server.models import Pipeline, Rule, RuleRun, Stage, TimelineEntry, User
+from server.services import elements as element_service
+from server.services import rules as rule_service
+from server.services.demo import load_demo_if_empty
+from tests.support import wait_for_runs, wait_until
+
+
+async def test_demo_loads_only_into_an_empty_database(db):
+    assert await load_demo_if_empty() is True
+    counts = (await User.all().count(), await Pipeline.all().count(), await Rule.all().count())
+
+    assert await load_demo_if_empty() is False
+    assert (await User.all().count(), await Pipeline.all().count(), await Rule.all().count()) == counts
+
+
+async def test_demo_is_skipped_when_users_exist(db):
+    await User.create(name="Existing", email="existing@example.com")
+
+    assert await load_demo_if_empty() is False
+    assert not await Pipeline.exists()
+
+
+async def test_demo_has_lead_and_deal_pipelines_with_stages(db):
+    await load_demo_if_empty()
+
+    pipelines = await Pipeline.all()
+    stage_counts = {p.id: await Stage.filter(pipeline_id=p.id).count() for p in pipelines}
+    leads = [p for p in pipelines if p.entity_type == "lead" and stage_counts[p.id] >= 4]
+    deals = [p for p in pipelines if p.entity_type == "deal" and stage_counts[p.id] >= 4]
+    assert len(leads) >= 1 and len(deals) >= 2
+    assert {await User.filter(role=r).count() > 0 for r in ("admin", "manager", "employee")} == {True}
+
+
+async def test_every_demo_rule_saves_again_unchanged(db):
+    await load_demo_if_empty()
+    rules = await Rule.all()
+    assert {r.action_type for r in rules} >= {
+        "add_comment", "history_entry", "modify_element", "change_stage", "generate_code", "wait", "task",
+    }
+
+    for rule in rules:
+        saved = await rule_service.update_rule(rule.id, rule_service.RuleInput())
+        assert (saved.params, saved.condition, saved.timing) == (rule.params, rule.condition, rule.timing)
+
+
+async def test_deal_entering_the_promo_stage_gets_its_promo_code_comment(db):
+    await load_demo_if_empty()
+    promo = await Rule.get(key="promo", action_type="generate_code")
+    deal = await element_service.create_element("deal", {"title": "Repeat order"}, stage_id=promo.stage_id)
+
+    runs = await wait_for_runs("deal", deal.id, 2)
+
+    assert [r.status for r in runs] == ["succeeded", "succeeded"]
+    comments = [e.text for e in await TimelineEntry.filter(element_type="deal", element_id=deal.id, kind="comment")]
+    assert comments == [f"Your promo code: {runs[0].outputs['code']}"]
+    assert re.fullmatch(r"Your promo code: [0-9A-Z]{8}", comments[0])
+
+
+async def test_demo_elements_run_their_rules_without_failures(db):
+    await load_demo_if_empty()
+
+    async def settled() -> bool:
+        pending = await RuleRun.filter(status__in=("queued", "running")).exists()
+        due = await RuleRun.filter(status="scheduled", due_at__lte=clock.utcnow()).exists()
+        return not pending and not due
+
+    await wait_until(settled, what="the demo's immediate runs to finish")
+    assert await RuleRun.filter(status="succeeded").exists()
+    assert [(r.rule_key, r.error) for r in await RuleRun.filter(status__in=("failed", "stopped"))] == []
