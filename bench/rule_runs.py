@@ -68,6 +68,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--pg-options", default="",
                         help="production: query string for the PostgreSQL URL, e.g. maxsize=10 (pool size)")
     parser.add_argument("--timeout", type=float, default=180, help="give up when no run finished for this long (s)")
+    parser.add_argument("--csv-out", default=None,
+                        help="write one row per rule run (deal, t0, created, started, finished) to this CSV file")
     parser.add_argument("--json-out", default=None, help="also write the figures as JSON to this file")
     args = parser.parse_args(argv)
     if args.deals < 1:
@@ -76,7 +78,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile of already sorted values."""
+    """Nearest-rank percentile of already sorted values (NaN when there are none)."""
+    if not values:
+        return math.nan
     rank = max(1, math.ceil(p / 100 * len(values)))
     return values[min(rank, len(values)) - 1]
 
@@ -214,6 +218,22 @@ async def _check_effects(deal_ids: list[int], rule_ids: list[int]) -> str:
     return "; ".join(problems) or "ok"
 
 
+def _write_csv(path: str, rows: list[dict[str, Any]], marks: dict[int, datetime]) -> None:
+    import csv
+
+    start = min(marks.values())
+
+    def ms(value: datetime | None) -> str:
+        return f"{(value - start).total_seconds() * 1000:.1f}" if value is not None else ""
+
+    with open(path, "w", newline="") as f:
+        out = csv.writer(f)
+        out.writerow(["deal_id", "rule_key", "status", "t0_ms", "created_ms", "started_ms", "finished_ms"])
+        for r in sorted(rows, key=lambda r: (r["element_id"], r["rule_key"])):
+            out.writerow([r["element_id"], r["rule_key"], r["status"], ms(marks.get(r["element_id"])),
+                          ms(r["created_at"]), ms(r["started_at"]), ms(r["finished_at"])])
+
+
 async def measure(args: argparse.Namespace, *, alive: Any = None, worker_pgid: int | None = None) -> dict[str, Any]:
     """Set up, warm up with one deal, then run the measured deals and compute the figures."""
     from server.models import RuleRun
@@ -243,8 +263,10 @@ async def measure(args: argparse.Namespace, *, alive: Any = None, worker_pgid: i
     }
 
     rows = await RuleRun.filter(rule_id__in=rule_ids).exclude(element_id=warm_id).values(
-        "element_id", "status", "created_at", "started_at", "finished_at"
+        "element_id", "rule_key", "status", "created_at", "started_at", "finished_at"
     )
+    if args.csv_out:
+        _write_csv(args.csv_out, rows, marks)
     statuses: dict[str, int] = {}
     last_done: dict[int, datetime] = {}
     first_start: dict[int, datetime] = {}
@@ -262,7 +284,7 @@ async def measure(args: argparse.Namespace, *, alive: Any = None, worker_pgid: i
     latencies = sorted((last_done[d] - t0).total_seconds() * 1000 for d, t0 in marks.items() if d in last_done)
     starts = sorted((first_start[d] - t0).total_seconds() * 1000 for d, t0 in marks.items() if d in first_start)
     checks = await _check_effects(list(marks), rule_ids)
-    wall_s = (max(last_done.values()) - min(marks.values())).total_seconds()
+    wall_s = (max(last_done.values()) - min(marks.values())).total_seconds() if last_done else math.nan
     return {
         "deals": args.deals,
         "via": args.via,
@@ -274,7 +296,7 @@ async def measure(args: argparse.Namespace, *, alive: Any = None, worker_pgid: i
         "deals_per_s": args.deals / producer_s,
         "wall_s": wall_s,
         "runs_per_s": sum(v for k, v in statuses.items() if k not in ("scheduled", "queued", "running")) / wall_s,
-        "latency_ms": {"p50": percentile(latencies, 50), "p99": percentile(latencies, 99), "max": latencies[-1]},
+        "latency_ms": {"p50": percentile(latencies, 50), "p99": percentile(latencies, 99), "max": latencies[-1] if latencies else math.nan},
         "first_start_ms": {"p50": percentile(starts, 50), "p99": percentile(starts, 99)},
         "checks": checks,
         "cpu": cpu,
@@ -287,6 +309,7 @@ async def measure(args: argparse.Namespace, *, alive: Any = None, worker_pgid: i
 
 
 async def run_embedded(args: argparse.Namespace) -> dict[str, Any]:
+    _cancel_on_sigterm()
     workdir = tempfile.mkdtemp(prefix="pw-bench-")
     try:
         url = f"sqlite://{workdir}/bench.db"
@@ -360,6 +383,7 @@ class WorkerProcess:
 async def run_production(args: argparse.Namespace) -> dict[str, Any]:
     from tests.services import start_postgres, start_redis
 
+    _cancel_on_sigterm()
     workdir = tempfile.mkdtemp(prefix="pw-bench-")
     postgres = redis = worker = None
     connected = False
@@ -420,10 +444,20 @@ def run_both(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory(prefix="pw-bench-") as tmp:
         for mode in ("embedded", "production"):
             out = Path(tmp) / f"{mode}.json"
-            command = [sys.executable, "-m", "bench.rule_runs", "--mode", mode, "--deals", str(args.deals),
-                       "--via", args.via, "--rate", str(args.rate), "--threads", str(args.threads), "--processes", str(args.processes),
-                       "--poll-ms", str(args.poll_ms), "--pg-options", args.pg_options, "--timeout", str(args.timeout), "--json-out", str(out)]
-            code = subprocess.run(command, cwd=ROOT).returncode
+            command = [
+                sys.executable, "-m", "bench.rule_runs", "--mode", mode, "--deals", str(args.deals),
+                "--via", args.via, "--rate", str(args.rate), "--threads", str(args.threads),
+                "--processes", str(args.processes), "--poll-ms", str(args.poll_ms), "--pg-options", args.pg_options,
+                "--timeout", str(args.timeout), "--json-out", str(out),
+                *(["--csv-out", f"{args.csv_out}.{mode}.csv"] if args.csv_out else []),
+            ]
+            child = subprocess.Popen(command, cwd=ROOT)
+            # SIGTERM goes on to the child, which cleans up after itself; then this loop stops.
+            signal.signal(signal.SIGTERM, lambda signum, frame, child=child: child.send_signal(signum))
+            try:
+                code = child.wait()
+            except KeyboardInterrupt:  # the child got SIGINT too (same process group): let it finish
+                code = child.wait(timeout=60)
             if code != 0:
                 print(f"{mode} mode failed with exit code {code}", file=sys.stderr)
                 return code
@@ -440,12 +474,23 @@ def run_both(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cancel_on_sigterm() -> None:
+    """SIGTERM cancels the running mode, so its `finally` blocks stop the worker and the servers."""
+    task = asyncio.current_task()
+    assert task is not None
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.mode == "both":
         return run_both(args)
     runner = run_embedded if args.mode == "embedded" else run_production
-    result = asyncio.run(runner(args))
+    try:
+        result = asyncio.run(runner(args))
+    except (asyncio.CancelledError, KeyboardInterrupt):
+        print("interrupted; worker, servers and temp dirs stopped and removed", file=sys.stderr)
+        return 130
     print(report(result), flush=True)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=2))

@@ -24,6 +24,16 @@ def pytest_report_header() -> str:
     return f"pipewright test backend: {BACKEND}"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that kill worker processes exist only on the production backend: deselect them elsewhere."""
+    if BACKEND == "postgres":
+        return
+    kept = [item for item in items if item.get_closest_marker("production_only") is None]
+    if len(kept) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i not in kept])
+        items[:] = kept
+
+
 @dataclass
 class WorkerProcess:
     """`pipewright worker` as a child process, as an operator would run it."""

@@ -16,6 +16,8 @@ from server.rules.actions.generate_code import GenerateCodeParams
 from server.services import elements as element_service
 from tests.support import add_rule, make_pipeline, make_user, wait_for_runs
 
+pytestmark = pytest.mark.production_backend
+
 
 async def refused(stage, action_type, params, **values) -> dict[str, str]:
     """Save a rule that must be refused; the field → message map of the refusal."""
