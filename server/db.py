@@ -1,41 +1,78 @@
 """Database transactions with after-commit callbacks (Tortoise has no on-commit hook)."""
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from contextvars import ContextVar
+from typing import Any
 
 from tortoise.transactions import in_transaction
 
+log = logging.getLogger(__name__)
+
 Callback = Callable[[], Awaitable[None]]
 
-_pending: ContextVar[list[Callback] | None] = ContextVar("pipewright_after_commit", default=None)
+
+class _Unit:
+    def __init__(self) -> None:
+        self.callbacks: list[Callback] = []
+        self.batches: dict[str, list[Any]] = {}
+
+
+_unit: ContextVar[_Unit | None] = ContextVar("pipewright_unit_of_work", default=None)
 _background: set[asyncio.Task[None]] = set()
 
 
 @asynccontextmanager
 async def transaction() -> AsyncIterator[None]:
     """One unit of work. Nested calls join the outermost; callbacks run once it has committed."""
-    if _pending.get() is not None:
+    if _unit.get() is not None:
         yield
         return
-    callbacks: list[Callback] = []
-    token = _pending.set(callbacks)
+    unit = _Unit()
+    token = _unit.set(unit)
     try:
         async with in_transaction():
             yield
     finally:
-        _pending.reset(token)
-    for callback in callbacks:
+        _unit.reset(token)
+    for callback in unit.callbacks:
+        await _safely(callback)
+
+
+async def _safely(callback: Callback) -> None:
+    # The transaction is committed: a failing callback (broker down) must not turn a saved
+    # change into an error. What it would have done, the scheduler's next pass does.
+    try:
         await callback()
+    except Exception:
+        log.exception("after-commit callback failed; the scheduler will catch up")
+
+
+def _background_task(callback: Callback) -> None:
+    task = asyncio.get_running_loop().create_task(_safely(callback))
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 def after_commit(callback: Callback) -> None:
     """Run `callback` after the current transaction commits (at once, in the background, if none)."""
-    callbacks = _pending.get()
-    if callbacks is not None:
-        callbacks.append(callback)
+    unit = _unit.get()
+    if unit is None:
+        _background_task(callback)
+    else:
+        unit.callbacks.append(callback)
+
+
+def after_commit_batch(key: str, items: list[Any], flush: Callable[[list[Any]], Awaitable[None]]) -> None:
+    """Collect `items` under `key` for one `flush(all_items)` after the current transaction commits."""
+    unit = _unit.get()
+    if unit is None:
+        _background_task(lambda: flush(list(items)))
         return
-    task = asyncio.get_running_loop().create_task(callback())
-    _background.add(task)
-    task.add_done_callback(_background.discard)
+    batch = unit.batches.get(key)
+    if batch is None:
+        batch = unit.batches[key] = []
+        unit.callbacks.append(lambda: flush(batch))
+    batch.extend(items)

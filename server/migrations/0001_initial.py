@@ -125,7 +125,7 @@ class Migration(migrations.Migration):
                 ('started_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('finished_at', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
             ],
-            options={'table': 'rule_run', 'app': 'models', 'indexes': [Index(fields=['status', 'due_at']), Index(fields=['element_type', 'element_id']), Index(fields=['status', 'lease_until'])], 'pk_attr': 'id', 'table_description': 'The durable record of one rule for one stage run. Status changes are compare-and-set.'},
+            options={'table': 'rule_run', 'app': 'models', 'indexes': [Index(fields=['status', 'due_at']), Index(fields=['element_type', 'element_id']), Index(fields=['status', 'lease_until']), Index(fields=['stage_run_id', 'status']), Index(fields=['after_run_id'])], 'pk_attr': 'id', 'table_description': 'The durable record of one rule for one stage run. Status changes are compare-and-set.'},
             bases=['Model'],
         ),
         ops.CreateModel(

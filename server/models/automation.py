@@ -110,5 +110,8 @@ class RuleRun(Model):
 
     class Meta:
         table = "rule_run"
-        indexes = (("status", "due_at"), ("element_type", "element_id"), ("status", "lease_until"))
+        indexes = (
+            ("status", "due_at"), ("element_type", "element_id"), ("status", "lease_until"),
+            ("stage_run_id", "status"), ("after_run_id",),
+        )
         ordering = ["position", "id"]

@@ -5,7 +5,7 @@ The worker layer installs a dispatcher; without one, the scheduler's next poll f
 
 from collections.abc import Awaitable, Callable
 
-from server.db import after_commit
+from server.db import after_commit_batch
 
 Dispatcher = Callable[[list[int]], Awaitable[None]]
 
@@ -20,7 +20,5 @@ def set_dispatcher(dispatcher: Dispatcher | None) -> None:
 def due_now(run_ids: list[int]) -> None:
     """Hand these runs to the dispatcher once the transaction that made them due has committed."""
     dispatcher = _dispatcher
-    if dispatcher is None or not run_ids:
-        return
-    ids = list(run_ids)
-    after_commit(lambda: dispatcher(ids))
+    if dispatcher is not None and run_ids:
+        after_commit_batch("due_runs", run_ids, dispatcher)

@@ -9,7 +9,7 @@ import json
 import logging
 import uuid
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -64,7 +64,7 @@ async def enter_stage(element_type: str, element: Element, stage: Stage, *, caus
     previous_stage = await Stage.get_or_none(id=element.stage_id) if element.stage_id else None
     if current is not None:
         await leave_stage(current, reason=f"left stage for '{stage.name}'", except_run_id=cause.rule_run_id)
-    if previous_stage is not None and previous_stage.id != stage.id or current is None:
+    if element.stage_id != stage.id:
         element.stage_id = stage.id
         element.pipeline_id = stage.pipeline_id
         element.waiting_for_customer = False
@@ -340,7 +340,7 @@ async def _template_context(run: RuleRun, element: Element) -> dict[str, Any]:
         "element": data,
         "rules": {r.rule_key: r.outputs for r in earlier},
         "now": now.isoformat(timespec="seconds"),
-        "today": date.today().isoformat(),
+        "today": now.date().isoformat(),
     }
 
 

@@ -1,8 +1,9 @@
 """Sandboxed text templates: `{{deal.title}}`, `{{rules.<key>.code}}`, `{{now}}`, `{{today}}`."""
 
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import ChainableUndefined, TemplateError
+from jinja2 import ChainableUndefined, Template, TemplateError
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from server.errors import ActionError
@@ -12,6 +13,11 @@ MAX_OUTPUT_CHARS = 65_536
 _env = ImmutableSandboxedEnvironment(
     autoescape=False, undefined=ChainableUndefined, finalize=lambda value: "" if value is None else value
 )
+
+
+@lru_cache(maxsize=1024)
+def _compiled(text: str) -> Template:
+    return _env.from_string(text)
 
 
 def check(text: str) -> None:
@@ -30,7 +36,7 @@ def render(text: str, context: dict[str, Any]) -> str:
     try:
         pieces: list[str] = []
         size = 0
-        for piece in _env.from_string(text).generate(context):
+        for piece in _compiled(text).generate(context):
             size += len(piece)
             if size > MAX_OUTPUT_CHARS:
                 raise ActionError(f"template output exceeds {MAX_OUTPUT_CHARS} characters")

@@ -4,10 +4,10 @@ from typing import Any
 
 import strawberry
 
-from server import models
 from server.errors import NotFound, ValidationFailed
 from server.rules.actions import registry
 from server.services import elements as element_service
+from server.services import pipelines as pipeline_service
 from server.services import rules as rule_service
 from server.schema.ids import opt_int, to_int
 from server.schema.types import ActionType, Deal, Lead, Page, Pipeline, Rule, RuleRun, Stage, Task, TimelineEntry
@@ -39,12 +39,11 @@ async def _element(element_type: str, element_id: strawberry.ID) -> Any:
 class Query:
     @strawberry.field
     async def pipelines(self, entity_type: str | None = None) -> list[Pipeline]:
-        query = models.Pipeline.all() if entity_type is None else models.Pipeline.filter(entity_type=entity_type)
-        return [Pipeline.of(p) for p in await query.order_by("position", "id")]
+        return [Pipeline.of(p) for p in await pipeline_service.list_pipelines(entity_type)]
 
     @strawberry.field
     async def stage(self, id: strawberry.ID) -> Stage | None:
-        row = await models.Stage.get_or_none(id=to_int(id, "id"))
+        row = await pipeline_service.get_stage(to_int(id, "id"))
         return None if row is None else Stage.of(row)
 
     @strawberry.field
@@ -84,13 +83,13 @@ class Query:
 
     @strawberry.field
     async def timeline(self, element_type: str, element_id: strawberry.ID) -> list[TimelineEntry]:
-        entries = models.TimelineEntry.filter(element_type=element_type, element_id=to_int(element_id, "element_id"))
-        return [TimelineEntry.of(e) for e in await entries.order_by("id")]
+        entries = await element_service.timeline(element_type, to_int(element_id, "element_id"))
+        return [TimelineEntry.of(e) for e in entries]
 
     @strawberry.field
     async def tasks(self, element_type: str, element_id: strawberry.ID) -> list[Task]:
-        tasks = models.Task.filter(element_type=element_type, element_id=to_int(element_id, "element_id"))
-        return [Task.of(t) for t in await tasks.order_by("id")]
+        tasks = await element_service.tasks(element_type, to_int(element_id, "element_id"))
+        return [Task.of(t) for t in tasks]
 
     @strawberry.field
     def action_types(self) -> list[ActionType]:

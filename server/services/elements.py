@@ -6,7 +6,7 @@ from typing import Any
 from server import clock
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed
-from server.models import Contact, CustomerActivity, DealContact, Pipeline, RuleRun, Stage, Task
+from server.models import Contact, CustomerActivity, DealContact, Pipeline, RuleRun, Stage, Task, TimelineEntry
 from server.rules import elements, engine
 from server.rules.elements import Element, model_for
 
@@ -127,6 +127,15 @@ async def rule_runs(element_type: str, element_id: int, *, stage_run_id: int | N
     if stage_run_id is not None:
         query = query.filter(stage_run_id=stage_run_id)
     return await query.order_by("stage_run_id", "position", "id")
+
+
+async def timeline(element_type: str, element_id: int) -> list[TimelineEntry]:
+    """Comments, history and automation entries, oldest first; kept after the element is deleted."""
+    return await TimelineEntry.filter(element_type=element_type, element_id=element_id).order_by("id")
+
+
+async def tasks(element_type: str, element_id: int) -> list[Task]:
+    return await Task.filter(element_type=element_type, element_id=element_id).order_by("id")
 
 
 async def record_customer_activity(element_type: str, element_id: int, *, kind: str, text: str = "") -> CustomerActivity:

@@ -20,7 +20,9 @@ def send(run_ids: list[int]) -> None:
 
 async def dispatch_due(run_ids: list[int]) -> None:
     """The engine's fast path: runs due right after a commit are claimed and sent at once."""
-    send(await queue.claim(run_ids))
+    claimed = await queue.claim(run_ids)
+    if claimed:
+        await asyncio.to_thread(send, claimed)  # a Redis round trip must not block the loop
 
 
 def install_dispatcher() -> None:
@@ -32,7 +34,8 @@ async def tick(*, sweep: bool) -> int:
     sent = await queue.claim_due()
     if sweep:
         sent += await queue.recover_expired()
-    send(sent)
+    if sent:
+        await asyncio.to_thread(send, sent)
     return len(sent)
 
 
