@@ -137,3 +137,22 @@ async def test_a_delayed_rule_fires_once_after_the_server_restarts(tmp_path):
         assert [e["text"] for e in data["timeline"] if e["kind"] == "comment"] == ["delayed hello"]
     finally:
         _stop(server)
+
+
+async def test_embedded_start_up_resends_orphaned_runs_at_once(db):
+    from datetime import timedelta
+
+    from server import clock
+    from server.workers import scheduler
+
+    _, stages = await make_pipeline()
+    await add_rule(stages["offer"], "add_comment", {"text": "picked up"}, timing={"kind": "after", "amount": 1, "unit": "days"})
+    deal = await element_service.create_element("deal", {"title": "orphan"}, stage_id=stages["offer"].id)
+    # As a process killed mid-run leaves it, with a lease far from expiring.
+    await RuleRun.filter(element_id=deal.id).update(status="running", attempts=1,
+                                                    lease_until=clock.utcnow() + timedelta(minutes=10))
+    assert await scheduler.resend_orphans() == 1  # what EmbeddedWorker.start does first
+
+    [run] = await wait_for_runs("deal", deal.id, 1, timeout_s=5)
+    assert run.status == "succeeded" and run.attempts == 2
+    assert [e.text for e in await TimelineEntry.filter(element_id=deal.id, kind="comment")] == ["picked up"]

@@ -279,3 +279,4 @@ async def test_a_run_held_by_a_lost_worker_runs_again_after_its_lease_expires(db
 async def _runs_if(deal_id: int, predicate) -> list[RuleRun] | None:
     runs = await RuleRun.filter(element_id=deal_id).order_by("position")
     return runs if runs and predicate(runs) else None
+

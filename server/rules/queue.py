@@ -36,8 +36,11 @@ async def claim(run_ids: list[int]) -> list[int]:
     return await _claim(RuleRun.filter(id__in=run_ids, status="scheduled"), len(run_ids))
 
 
-async def recover_expired(*, limit: int = 500) -> list[int]:
+async def recover_expired(*, limit: int = 500, orphaned: bool = False) -> list[int]:
     """Queued or running runs past their lease go back to queued, to be sent again.
+
+    With `orphaned`, every queued or running run counts as expired: for a single process that
+    starts up and knows no other worker can hold them (embedded mode after a crash).
 
     The attempt counter makes a slow worker that comes back lose its compare-and-set, so its
     effect rolls back; a run that loses its worker too often fails with the reason.
@@ -47,7 +50,8 @@ async def recover_expired(*, limit: int = 500) -> list[int]:
     recovered: list[int] = []
     async with transaction():
         expired = await (
-            RuleRun.filter(status__in=("queued", "running"), lease_until__lt=now)
+            RuleRun.filter(status__in=("queued", "running"),
+                           **({} if orphaned else {"lease_until__lt": now}))
             .order_by("lease_until").limit(limit).select_for_update(skip_locked=True)
         )
         for run in expired:

@@ -30,6 +30,7 @@ class EmbeddedWorker:
         self._worker = dramatiq.Worker(broker, worker_threads=self.threads, worker_timeout=100)
         self._worker.start()
         scheduler.install_dispatcher()
+        await scheduler.resend_orphans()  # one process, so nothing else can be holding them
         self._stop.clear()
         self._scheduler = asyncio.get_running_loop().create_task(scheduler.run_forever(self._stop))
 

@@ -29,6 +29,14 @@ def install_dispatcher() -> None:
     dispatch.set_dispatcher(dispatch_due)
 
 
+async def resend_orphans() -> int:
+    """Embedded start-up: runs a previous process left queued or running are sent again now."""
+    ids = await queue.recover_expired(orphaned=True)
+    if ids:
+        await asyncio.to_thread(send, ids)
+    return len(ids)
+
+
 async def tick(*, sweep: bool) -> int:
     """One pass: claim due runs (and, when `sweep`, expired leases) and send them."""
     sent = await queue.claim_due()
