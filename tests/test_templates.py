@@ -7,7 +7,7 @@ import pytest
 from pydantic import ValidationError
 
 from server.errors import ActionError
-from server.rules.actions.add_comment import AddCommentParams
+from server.rules.actions.add_comment import EntryParams
 from server.rules.engine import render_params
 from server.rules.templates import MAX_OUTPUT_CHARS, check, render
 
@@ -65,7 +65,7 @@ def test_empty_field_values_render_empty():
 
 
 def test_template_params_render_before_the_action_runs():
-    params = AddCommentParams(text="Deal {{deal.title}}: code {{rules.promo.code}}")
+    params = EntryParams(text="Deal {{deal.title}}: code {{rules.promo.code}}")
     assert render_params(params, CONTEXT).text == "Deal Acme rollout: code SUMMER24"
 
 
@@ -146,7 +146,7 @@ def test_check_refuses_a_syntax_error_with_a_message(template, message):
 
 def test_template_params_refuse_a_syntax_error_at_save_time():
     with pytest.raises(ValidationError) as refused:
-        AddCommentParams(text="Code: {{ rules.promo.code ")
+        EntryParams(text="Code: {{ rules.promo.code ")
     [error] = refused.value.errors()
     assert error["loc"] == ("text",)
     assert "template error on line 1" in error["msg"]

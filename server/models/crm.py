@@ -96,7 +96,9 @@ class Contact(Model):
         table = "contact"
 
 
-class Lead(Model):
+class Element(Model):
+    """What leads and deals share: the fields the engine moves, times and templates."""
+
     id = fields.IntField(primary_key=True)
     title = fields.CharField(max_length=255)
     pipeline: fields.ForeignKeyRelation["Pipeline"] = fields.ForeignKeyField(  # noqa: F821
@@ -111,53 +113,35 @@ class Lead(Model):
         "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
     )
     responsible_id: int | None
-    contact: fields.ForeignKeyNullableRelation[Contact] = fields.ForeignKeyField(
-        "models.Contact", related_name=False, null=True, on_delete=fields.SET_NULL
-    )
-    contact_id: int | None
     company: fields.ForeignKeyNullableRelation[Company] = fields.ForeignKeyField(
         "models.Company", related_name=False, null=True, on_delete=fields.SET_NULL
     )
     company_id: int | None
     amount = fields.DecimalField(max_digits=18, decimal_places=2, null=True)
     currency = fields.CharField(max_length=3, default="EUR")
-    source = fields.CharField(max_length=100, default="")
-    is_repeat = fields.BooleanField(default=False)
     waiting_for_customer = fields.BooleanField(default=False)
     custom = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
+        abstract = True
+
+
+class Lead(Element):
+    contact: fields.ForeignKeyNullableRelation[Contact] = fields.ForeignKeyField(
+        "models.Contact", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    contact_id: int | None
+    source = fields.CharField(max_length=100, default="")
+    is_repeat = fields.BooleanField(default=False)
+
+    class Meta:
         table = "lead"
 
 
-class Deal(Model):
-    id = fields.IntField(primary_key=True)
-    title = fields.CharField(max_length=255)
-    pipeline: fields.ForeignKeyRelation["Pipeline"] = fields.ForeignKeyField(  # noqa: F821
-        "models.Pipeline", related_name=False, on_delete=fields.RESTRICT
-    )
-    pipeline_id: int
-    stage: fields.ForeignKeyRelation["Stage"] = fields.ForeignKeyField(  # noqa: F821
-        "models.Stage", related_name=False, on_delete=fields.RESTRICT
-    )
-    stage_id: int
-    responsible: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
-        "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
-    )
-    responsible_id: int | None
-    company: fields.ForeignKeyNullableRelation[Company] = fields.ForeignKeyField(
-        "models.Company", related_name=False, null=True, on_delete=fields.SET_NULL
-    )
-    company_id: int | None
-    amount = fields.DecimalField(max_digits=18, decimal_places=2, null=True)
-    currency = fields.CharField(max_length=3, default="EUR")
+class Deal(Element):
     close_date = fields.DateField(null=True)
-    waiting_for_customer = fields.BooleanField(default=False)
-    custom = fields.JSONField(default=dict)
-    created_at = fields.DatetimeField(auto_now_add=True)
-    updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
         table = "deal"

@@ -1,13 +1,14 @@
 """Add comment: a comment on the element's timeline."""
 
+from typing import ClassVar
+
 from pydantic import Field
 
-from server.models import User
-from server.rules.actions.base import Action, Done, Params, Template, UserId
+from server.rules.actions.base import Action, Done, Params, Template, UserId, unknown_users
 from server.rules.context import RunContext
 
 
-class AddCommentParams(Params):
+class EntryParams(Params):
     text: Template = Field(min_length=1, max_length=20_000)
     author: UserId | None = None
 
@@ -16,20 +17,19 @@ class AddComment(Action):
     key = "add_comment"
     title = "Add comment"
     group = "communication"
-    Params = AddCommentParams
+    Params = EntryParams
     outputs = ("comment_id",)
+    kind: ClassVar[str] = "comment"
 
-    async def check(self, params: AddCommentParams, *, stage_id: int) -> list[tuple[str, str]]:
-        if params.author is not None and not await User.exists(id=params.author):
-            return [("author", f"user {params.author} does not exist")]
-        return []
+    async def check(self, params: EntryParams, *, stage_id: int) -> list[tuple[str, str]]:
+        return await unknown_users(author=params.author)
 
-    async def execute(self, ctx: RunContext, params: AddCommentParams) -> Done:
-        entry = await ctx.add_entry("comment", params.text, author_id=params.author)
-        return Done({"comment_id": entry.id})
+    async def execute(self, ctx: RunContext, params: EntryParams) -> Done:
+        entry = await ctx.add_entry(self.kind, params.text, author_id=params.author)
+        return Done({self.outputs[0]: entry.id})
 
-    def describe(self, params: AddCommentParams) -> str:
-        return f"Adds the comment “{params.text[:80]}”"
+    def describe(self, params: EntryParams) -> str:
+        return f"Adds the {self.kind} “{params.text[:80]}”"
 
 
 ACTION = AddComment()

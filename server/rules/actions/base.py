@@ -83,6 +83,20 @@ class Action:
         return self.title
 
 
+async def unknown_users(**user_ids: int | list[int] | None) -> list[tuple[str, str]]:
+    """(field, message) for each named user id (or list of ids) that does not exist."""
+    from server.models import User
+
+    problems = []
+    for name, value in user_ids.items():
+        ids = value if isinstance(value, list) else [value]
+        for index, ident in enumerate(ids):
+            if ident is not None and not await User.exists(id=ident):
+                field = f"{name}.{index}" if isinstance(value, list) else name
+                problems.append((field, f"user {ident} does not exist"))
+    return problems
+
+
 def param_kind(info: Any) -> str:
     """The widget/type name of a params field, for `actionTypes` and the admin form."""
     for meta in info.metadata:

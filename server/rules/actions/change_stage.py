@@ -1,8 +1,8 @@
 """Change stage: move the element to another stage of its pipeline (guarded against loops)."""
 
 from server.errors import ActionError
-from server.models import Stage, User
-from server.rules.actions.base import Action, Done, Params, StageId, UserId
+from server.models import Stage
+from server.rules.actions.base import Action, Done, Params, StageId, UserId, unknown_users
 from server.rules.context import RunContext
 
 
@@ -25,9 +25,7 @@ class ChangeStage(Action):
             problems.append(("stage", "the target stage must be a stage of this pipeline"))
         elif target.id == own.id:
             problems.append(("stage", "the target stage must differ from the stage the rule is on"))
-        if params.run_as is not None and not await User.exists(id=params.run_as):
-            problems.append(("run_as", f"user {params.run_as} does not exist"))
-        return problems
+        return problems + await unknown_users(run_as=params.run_as)
 
     async def execute(self, ctx: RunContext, params: ChangeStageParams) -> Done:
         target = await Stage.get_or_none(id=params.stage)

@@ -4,9 +4,9 @@ from typing import Annotated, Any
 
 from pydantic import Field
 
-from server.models import Stage, User
+from server.models import Stage
 from server.rules import elements
-from server.rules.actions.base import FIELD_MAP, Action, Done, Params, UserId
+from server.rules.actions.base import FIELD_MAP, Action, Done, Params, UserId, unknown_users
 from server.rules.context import RunContext
 from server.rules.templates import check as check_template
 from server.rules.templates import render
@@ -43,9 +43,7 @@ class ModifyElement(Action):
                     await elements.coerce_value(field_type, options, value)
                 except ValueError as exc:
                     problems.append((f"fields.{name}", str(exc)))
-        if params.run_as is not None and not await User.exists(id=params.run_as):
-            problems.append(("run_as", f"user {params.run_as} does not exist"))
-        return problems
+        return problems + await unknown_users(run_as=params.run_as)
 
     async def execute(self, ctx: RunContext, params: ModifyElementParams) -> Done:
         values = {k: render(v, ctx.data) if isinstance(v, str) else v for k, v in params.fields.items()}

@@ -1,15 +1,14 @@
 """Task: a task linked to the element; optionally the lane waits until it is closed."""
 
 from datetime import timedelta
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field
 
 from server import clock
-from server.models import Task, User
-from server.rules.actions.base import USERS, Action, Block, Done, Outcome, Params, Template, UserId
+from server.models import Task
+from server.rules.actions.base import USERS, Action, Block, Done, Outcome, Params, Template, UserId, unknown_users
 from server.rules.context import RunContext
-from typing import Annotated
 
 
 class TaskParams(Params):
@@ -31,15 +30,9 @@ class CreateTask(Action):
     outputs = ("task_id", "closed_at")
 
     async def check(self, params: TaskParams, *, stage_id: int) -> list[tuple[str, str]]:
-        problems = []
-        for name in ("responsible", "creator"):
-            ident = getattr(params, name)
-            if ident is not None and not await User.exists(id=ident):
-                problems.append((name, f"user {ident} does not exist"))
-        for index, ident in enumerate(params.participants):
-            if not await User.exists(id=ident):
-                problems.append((f"participants.{index}", f"user {ident} does not exist"))
-        return problems
+        return await unknown_users(
+            responsible=params.responsible, creator=params.creator, participants=params.participants
+        )
 
     async def execute(self, ctx: RunContext, params: TaskParams) -> Outcome:
         task = await Task.create(
