@@ -4,6 +4,7 @@ import os
 from typing import Any
 
 from tortoise import Tortoise
+from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 
 from server.config import settings
@@ -20,9 +21,18 @@ def _with_options(url: str) -> str:
     return url
 
 
+def _connection(url: str) -> str | dict[str, Any]:
+    url = _with_options(url)
+    if not url.startswith("sqlite://") or url == "sqlite://:memory:":
+        return url
+    connection = expand_db_url(url)
+    connection["engine"] = "server.sqlite_immediate"
+    return connection
+
+
 def tortoise_config(url: str | None = None) -> dict[str, Any]:
     return {
-        "connections": {"default": _with_options(url or settings().database_url)},
+        "connections": {"default": _connection(url or settings().database_url)},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,
