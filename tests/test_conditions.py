@@ -1,6 +1,6 @@
 """SPEC §2 conditions: OR of AND groups of comparisons on the element, its links and earlier outputs."""
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -14,7 +14,7 @@ DEAL: dict[str, Any] = {
     "amount": Decimal("5000.00"),
     "currency": "EUR",
     "close_date": date(2024, 5, 31),
-    "created_at": datetime(2024, 5, 1, 12, 0, tzinfo=timezone.utc),
+    "created_at": datetime(2024, 5, 1, 12, 0, tzinfo=UTC),
     "tags": ["vip", "b2b"],
     "contact": {"name": "Bea", "email": "bea@acme.example", "phone": None},
     "company": None,

@@ -85,7 +85,7 @@ async def test_loop_guard_stops_a_chain_deeper_than_the_limit(db, monkeypatch):
     from server.models import Stage
 
     chain = [stages["new"]] + [await Stage.create(pipeline=pipeline, code=f"s{i}", name=f"S{i}", position=10 + i) for i in range(12)]
-    for here, there in zip(chain, chain[1:]):
+    for here, there in zip(chain, chain[1:], strict=False):
         await add_rule(here, "change_stage", {"stage": there.id})
     deal = await element_service.create_element("deal", {"title": "deep"}, stage_id=stages["offer"].id)
 

@@ -320,3 +320,10 @@ async def test_unexpected_errors_are_masked(client: httpx.AsyncClient, monkeypat
     monkeypatch.setattr("server.schema.queries.registry", broken)
     body = await post(client, "{ actionTypes { key } }")
     assert body["errors"][0]["message"] == "Unexpected error."
+
+
+async def test_deleting_with_a_malformed_id_is_a_validation_error(client):
+    response = await client.post("/graphql", json={"query": 'mutation { deleteDeal(id: "abc") { __typename ... on ValidationError { errors { field } } } }'})
+    body = response.json()
+    assert "errors" not in body, body
+    assert body["data"]["deleteDeal"]["__typename"] == "ValidationError"

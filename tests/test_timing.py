@@ -1,6 +1,6 @@
 """SPEC §2 timing: delays, date-field anchors, time of day, company working time and the responsible's hours."""
 
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -11,7 +11,7 @@ from server.rules.timing import Due, Timing, WorkingTime, compute_due
 
 BERLIN = ZoneInfo("Europe/Berlin")
 NEW_YORK = ZoneInfo("America/New_York")
-UTC = timezone.utc
+UTC = UTC
 FRIDAY_EVENING = datetime(2024, 5, 3, 18, 30, tzinfo=BERLIN)  # Friday, after 18:00 closing
 COMPANY = WorkingTime(timezone="Europe/Berlin")
 

@@ -7,16 +7,16 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from server.errors import ValidationFailed
-from server.services import elements as element_service
-from server.services import rules as rule_service
 from server.schema.context import actor_id
 from server.schema.errors import NotFoundError, ValidationError, result_of
 from server.schema.ids import gid, opt_int, to_int
 from server.schema.types import CustomerActivity, Deal, Deleted, Lead, Rule, StageRules, Task
+from server.services import elements as element_service
+from server.services import rules as rule_service
 
 LeadResult = Annotated[Lead | ValidationError | NotFoundError, strawberry.union("LeadResult")]
 DealResult = Annotated[Deal | ValidationError | NotFoundError, strawberry.union("DealResult")]
-DeleteOutcome = Annotated[Deleted | NotFoundError, strawberry.union("DeleteOutcome")]
+DeleteOutcome = Annotated[Deleted | ValidationError | NotFoundError, strawberry.union("DeleteOutcome")]
 RuleResult = Annotated[Rule | ValidationError | NotFoundError, strawberry.union("RuleResult")]
 StageRulesResult = Annotated[StageRules | ValidationError | NotFoundError, strawberry.union("StageRulesResult")]
 ActivityResult = Annotated[CustomerActivity | ValidationError | NotFoundError, strawberry.union("ActivityResult")]

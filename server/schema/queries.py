@@ -6,11 +6,11 @@ import strawberry
 
 from server.errors import NotFound, ValidationFailed
 from server.rules.actions import registry
+from server.schema.ids import opt_int, to_int
+from server.schema.types import ActionType, Deal, Lead, Page, Pipeline, Rule, RuleRun, Stage, Task, TimelineEntry
 from server.services import elements as element_service
 from server.services import pipelines as pipeline_service
 from server.services import rules as rule_service
-from server.schema.ids import opt_int, to_int
-from server.schema.types import ActionType, Deal, Lead, Page, Pipeline, Rule, RuleRun, Stage, Task, TimelineEntry
 
 MAX_PAGE = 200
 

@@ -2,8 +2,8 @@
 
 import dramatiq
 
-from server.workers.broker import broker  # noqa: F401  (sets the broker before the actor exists)
 from server.rules import engine
+from server.workers.broker import broker  # noqa: F401  (sets the broker before the actor exists)
 
 
 @dramatiq.actor(queue_name="rule_runs", max_retries=0, time_limit=10 * 60 * 1000)

@@ -61,7 +61,10 @@ class Database(Middleware):
     def before_worker_boot(self, broker: Any, worker: Any) -> None:
         from server.database import connect
 
-        get_event_loop_thread().run_coroutine(connect(settings().database_url))
+        thread = get_event_loop_thread()
+        if thread is None:
+            raise RuntimeError("the Database middleware must come after AsyncIO")
+        thread.run_coroutine(connect(settings().database_url))
 
     def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
         from server.database import disconnect
