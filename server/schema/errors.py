@@ -27,7 +27,16 @@ class ValidationError:
 
     @classmethod
     def of(cls, exc: ValidationFailed) -> "ValidationError":
-        return cls(message=str(exc), errors=[FieldErrorType(field=e.field, message=e.message) for e in exc.errors])
+        errors = [FieldErrorType(field=graphql_path(e.field), message=e.message) for e in exc.errors]
+        return cls(message="; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)
+
+
+def graphql_path(field: str) -> str:
+    """`action_type` → `actionType`: the argument as the client wrote it. Keys inside JSON
+    arguments (`fields.close_date`, `params.length`) stay as they were sent."""
+    head, dot, rest = field.partition(".")
+    first, *others = head.split("_")
+    return first + "".join(word.title() for word in others) + dot + rest
 
 
 @strawberry.type
