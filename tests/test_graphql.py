@@ -327,3 +327,21 @@ async def test_deleting_with_a_malformed_id_is_a_validation_error(client):
     body = response.json()
     assert "errors" not in body, body
     assert body["data"]["deleteDeal"]["__typename"] == "ValidationError"
+
+
+async def test_changes_made_by_a_rule_are_attributed_to_its_run_in_the_audit_trail(client: httpx.AsyncClient) -> None:
+    _, stages = await make_pipeline()
+    await create_rule(client, stages["offer"].id, actionType="modify_element", params={"fields": {"currency": "USD"}})
+    deal = (await create_deal(client, title="Attributed", stageId=str(stages["new"].id)))["id"]
+    await gql(client, 'mutation($id: ID!, $s: ID!) { moveDeal(id: $id, stageId: $s) { __typename } }',
+              id=deal, s=str(stages["offer"].id))
+    await wait_for_runs("deal", int(deal), 1)
+
+    data = await gql(client, 'query($id: ID!) { ruleRuns(elementType: "deal", elementId: $id) { id } '
+                             'auditTrail(elementType: "deal", elementId: $id) { field oldValue newValue ruleRunId } '
+                             'stageRuns(elementType: "deal", elementId: $id) { stageId status depth cause } }', id=deal)
+
+    [run] = data["ruleRuns"]
+    assert {"field": "currency", "oldValue": "EUR", "newValue": "USD", "ruleRunId": run["id"]} in data["auditTrail"]
+    assert {"field": "stage", "oldValue": "new", "newValue": "offer", "ruleRunId": None} in data["auditTrail"]
+    assert [(s["stageId"], s["status"]) for s in data["stageRuns"]] == [(str(stages["new"].id), "left"), (str(stages["offer"].id), "active")]

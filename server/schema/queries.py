@@ -7,7 +7,20 @@ import strawberry
 from server.errors import NotFound, ValidationFailed
 from server.rules.actions import registry
 from server.schema.ids import opt_int, to_int
-from server.schema.types import ActionType, Deal, Lead, Page, Pipeline, Rule, RuleRun, Stage, Task, TimelineEntry
+from server.schema.types import (
+    ActionType,
+    AuditEntry,
+    Deal,
+    Lead,
+    Page,
+    Pipeline,
+    Rule,
+    RuleRun,
+    Stage,
+    StageRun,
+    Task,
+    TimelineEntry,
+)
 from server.services import elements as element_service
 from server.services import pipelines as pipeline_service
 from server.services import rules as rule_service
@@ -85,6 +98,16 @@ class Query:
     async def timeline(self, element_type: str, element_id: strawberry.ID) -> list[TimelineEntry]:
         entries = await element_service.timeline(element_type, to_int(element_id, "element_id"))
         return [TimelineEntry.of(e) for e in entries]
+
+    @strawberry.field
+    async def audit_trail(self, element_type: str, element_id: strawberry.ID) -> list[AuditEntry]:
+        entries = await element_service.audit_trail(element_type, to_int(element_id, "element_id"))
+        return [AuditEntry.of(e) for e in entries]
+
+    @strawberry.field
+    async def stage_runs(self, element_type: str, element_id: strawberry.ID) -> list[StageRun]:
+        runs = await element_service.stage_runs(element_type, to_int(element_id, "element_id"))
+        return [StageRun.of(r) for r in runs]
 
     @strawberry.field
     async def tasks(self, element_type: str, element_id: strawberry.ID) -> list[Task]:

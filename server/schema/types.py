@@ -1,5 +1,6 @@
 """GraphQL object types: thin views over the domain's rows, built with `of(row)`."""
 
+import json
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar, Generic, TypeVar
@@ -140,6 +141,53 @@ class TimelineEntry:
     def of(cls, row: models.TimelineEntry) -> "TimelineEntry":
         return cls(id=gid(row.id), kind=row.kind, text=row.text, author_id=opt_gid(row.author_id),
                    rule_run_id=opt_gid(row.rule_run_id), created_at=row.created_at)
+
+
+@strawberry.type
+class AuditEntry:
+    """One change of one field (or the stage): by whom, and by which rule run if automation did it."""
+
+    id: strawberry.ID
+    field: str
+    old_value: JSON
+    new_value: JSON
+    actor_id: strawberry.ID | None
+    rule_run_id: strawberry.ID | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, row: models.AuditEntry) -> "AuditEntry":
+        return cls(id=gid(row.id), field=row.field, old_value=_json_text(row.old_value),
+                   new_value=_json_text(row.new_value), actor_id=opt_gid(row.actor_id),
+                   rule_run_id=opt_gid(row.rule_run_id), created_at=row.created_at)
+
+
+def _json_text(value: str | None) -> Any:
+    return None if value is None else json.loads(value)
+
+
+@strawberry.type
+class StageRun:
+    """One stay of an element in a stage: the pinned rule revision and the causal chain that led there."""
+
+    id: strawberry.ID
+    stage_id: strawberry.ID
+    revision: int
+    status: str
+    chain_id: str
+    depth: int
+    cause: str
+    actor_id: strawberry.ID | None
+    caused_by_rule_run_id: strawberry.ID | None
+    entered_at: datetime
+    left_at: datetime | None
+
+    @classmethod
+    def of(cls, row: models.StageRun) -> "StageRun":
+        return cls(id=gid(row.id), stage_id=gid(row.stage_id), revision=row.revision, status=row.status,
+                   chain_id=row.chain_id, depth=row.depth, cause=row.cause, actor_id=opt_gid(row.actor_id),
+                   caused_by_rule_run_id=opt_gid(row.caused_by_rule_run_id), entered_at=row.entered_at,
+                   left_at=row.left_at)
 
 
 @strawberry.type

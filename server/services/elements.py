@@ -6,7 +6,18 @@ from typing import Any
 from server import clock
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed
-from server.models import Contact, CustomerActivity, DealContact, Pipeline, RuleRun, Stage, Task, TimelineEntry
+from server.models import (
+    AuditEntry,
+    Contact,
+    CustomerActivity,
+    DealContact,
+    Pipeline,
+    RuleRun,
+    Stage,
+    StageRun,
+    Task,
+    TimelineEntry,
+)
 from server.rules import elements, engine
 from server.rules.elements import Element, model_for
 
@@ -132,6 +143,15 @@ async def rule_runs(element_type: str, element_id: int, *, stage_run_id: int | N
 async def timeline(element_type: str, element_id: int) -> list[TimelineEntry]:
     """Comments, history and automation entries, oldest first; kept after the element is deleted."""
     return await TimelineEntry.filter(element_type=element_type, element_id=element_id).order_by("id")
+
+
+async def audit_trail(element_type: str, element_id: int) -> list[AuditEntry]:
+    """Every field and stage change, oldest first, with the user or rule run that made it."""
+    return await AuditEntry.filter(element_type=element_type, element_id=element_id).order_by("id")
+
+
+async def stage_runs(element_type: str, element_id: int) -> list[StageRun]:
+    return await StageRun.filter(element_type=element_type, element_id=element_id).order_by("id")
 
 
 async def tasks(element_type: str, element_id: int) -> list[Task]:
