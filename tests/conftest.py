@@ -45,7 +45,7 @@ class WorkerProcess:
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "server.cli", "worker", "--processes", "1", "--threads", "4"],
+                [sys.executable, "-m", "server.cli", "worker", "--processes", "2", "--threads", "4"],
                 env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
 

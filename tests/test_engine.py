@@ -280,3 +280,17 @@ async def _runs_if(deal_id: int, predicate) -> list[RuleRun] | None:
     runs = await RuleRun.filter(element_id=deal_id).order_by("position")
     return runs if runs and predicate(runs) else None
 
+
+
+async def test_many_deals_at_once_each_get_every_effect_exactly_once(db):
+    _, stages = await make_pipeline()
+    await add_rule(stages["offer"], "generate_code", {"length": 6}, key="code")
+    await add_rule(stages["offer"], "add_comment", {"text": "{{deal.title}}: {{rules.code.code}}"}, lane="after_previous")
+    await add_rule(stages["offer"], "modify_element", {"fields": {"currency": "USD"}})
+    deals = [await element_service.create_element("deal", {"title": f"D{i}"}, stage_id=stages["offer"].id) for i in range(40)]
+
+    for deal in deals:
+        runs = await wait_for_runs("deal", deal.id, 3, timeout_s=30)
+        assert [r.status for r in runs] == ["succeeded"] * 3
+        assert await comments(deal.id) == [f"{deal.title}: {runs[0].outputs['code']}"]
+        assert (await Deal.get(id=deal.id)).currency == "USD"
