@@ -49,6 +49,15 @@ class WorkerProcess:
                 env=self.env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
 
+    def pause(self) -> None:
+        """SIGSTOP the worker (scheduler included), so the test alone claims runs meanwhile."""
+        assert self.process is not None
+        os.killpg(self.process.pid, 19)
+
+    def resume(self) -> None:
+        assert self.process is not None
+        os.killpg(self.process.pid, 18)
+
     def kill_hard(self) -> None:
         """kill -9 the whole worker (scheduler and dramatiq processes): nothing gets to clean up."""
         assert self.process is not None

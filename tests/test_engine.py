@@ -294,3 +294,30 @@ async def test_many_deals_at_once_each_get_every_effect_exactly_once(db):
         assert [r.status for r in runs] == ["succeeded"] * 3
         assert await comments(deal.id) == [f"{deal.title}: {runs[0].outputs['code']}"]
         assert (await Deal.get(id=deal.id)).currency == "USD"
+
+
+
+@pytest.mark.production_only
+async def test_a_run_claimed_by_one_scheduler_is_skipped_by_another(db):
+    """PostgreSQL: claims lock their rows (FOR UPDATE SKIP LOCKED) until the claim commits."""
+    import contextvars
+
+    from server.db import transaction
+
+    _, stages = await make_pipeline()
+    await add_rule(stages["offer"], "add_comment", {"text": "x"}, timing={"kind": "after", "amount": 1, "unit": "days"})
+    for i in range(5):
+        await element_service.create_element("deal", {"title": f"C{i}"}, stage_id=stages["offer"].id)
+    db.worker.pause()
+    try:
+        await RuleRun.filter(status="scheduled").update(due_at=clock.utcnow() - timedelta(seconds=1))
+        async with transaction():
+            first = await queue.claim_due(limit=2)
+            # Another scheduler (its own transaction and connection) while the first has not committed:
+            other = asyncio.create_task(queue.claim_due(limit=10), context=contextvars.Context())
+            second = await asyncio.wait_for(other, timeout=5)
+    finally:
+        db.worker.resume()
+
+    assert len(first) == 2 and len(second) == 3
+    assert not set(first) & set(second)

@@ -15,10 +15,12 @@ QUEUED_LEASE_S = 30
 async def _claim(query: Any, limit: int) -> list[int]:
     now = clock.utcnow()
     async with transaction():
-        ids = list(
-            await query.filter(due_at__lte=now).order_by("due_at", "id").limit(limit)
-            .select_for_update(skip_locked=True).values_list("id", flat=True)
+        # `.only("id")`, not `values_list`: Tortoise drops FOR UPDATE from a values query.
+        rows = await (
+            query.filter(due_at__lte=now).order_by("due_at", "id").limit(limit)
+            .select_for_update(skip_locked=True).only("id")
         )
+        ids = [row.id for row in rows]
         if ids:
             await RuleRun.filter(id__in=ids, status__in=("scheduled", "waiting")).update(
                 status="queued", lease_until=now + timedelta(seconds=QUEUED_LEASE_S)
