@@ -7,6 +7,16 @@ import os
 import signal
 import subprocess
 import sys
+from urllib.parse import urlsplit, urlunsplit
+
+
+def _redacted(url: str) -> str:
+    """A URL fit for logs: the password replaced."""
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -20,8 +30,8 @@ def _serve(args: argparse.Namespace) -> int:
     config = reload()
     host = args.host or config.host
     port = args.port or config.port
-    mode = "embedded worker" if config.embedded_broker else f"broker {config.broker_url}"
-    print(f"pipewright: {config.database_url}, {mode}, on http://{host}:{port}/graphql", flush=True)
+    mode = "embedded worker" if config.embedded_broker else f"broker {_redacted(config.broker_url)}"
+    print(f"pipewright: {_redacted(config.database_url)}, {mode}, on http://{host}:{port}/graphql", flush=True)
     uvicorn.run(create_app(demo=not args.no_demo), host=host, port=port, log_level=args.log_level)
     return 0
 
