@@ -321,3 +321,20 @@ async def test_a_run_claimed_by_one_scheduler_is_skipped_by_another(db):
 
     assert len(first) == 2 and len(second) == 3
     assert not set(first) & set(second)
+
+
+async def test_a_run_that_keeps_losing_its_worker_fails_and_its_lane_goes_on(db, monkeypatch):
+    _, stages = await make_pipeline()
+    await add_rule(stages["offer"], "add_comment", {"text": "poison"}, timing={"kind": "after", "amount": 1, "unit": "days"})
+    await add_rule(stages["offer"], "add_comment", {"text": "next"}, lane="after_previous")
+    deal = await element_service.create_element("deal", {"title": "lost again"}, stage_id=stages["offer"].id)
+    first, _ = await RuleRun.filter(element_id=deal.id).order_by("position")
+    await RuleRun.filter(id=first.id).update(status="running", attempts=5, lease_until=clock.utcnow() - timedelta(seconds=1))
+
+    if db.kind == "sqlite":  # production: the worker's sweeper does this
+        await queue.recover_expired()
+
+    runs = await wait_for_runs("deal", deal.id, 2)
+    assert [r.status for r in runs] == ["failed", "succeeded"]
+    assert "lost 5 times" in runs[0].error
+    assert await comments(deal.id) == ["next"]

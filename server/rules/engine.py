@@ -179,14 +179,14 @@ async def _make_eligible(run: RuleRun, *, base: datetime, timing_context: _Timin
             status="skipped", reason=f"skipped: {skip_reason}", finished_at=now
         )
         run.status = "skipped"
-        await _advance_lane(run)
+        await advance_lane(run)
         return
     await RuleRun.filter(id=run.id, status="scheduled").update(due_at=due_at, reason=None)
     if due_at <= clock.utcnow():
         dispatch.due_now([run.id])
 
 
-async def _advance_lane(finished: RuleRun) -> None:
+async def advance_lane(finished: RuleRun) -> None:
     """The rule after `finished` in its lane may start now (or the lane stops after a failure)."""
     follower = await RuleRun.filter(after_run_id=finished.id, status="scheduled", due_at=None).first()
     if follower is None:
@@ -225,7 +225,7 @@ async def reschedule_anchored(element_type: str, element: Element, changed_field
                 status="skipped", reason=f"skipped: {skip_reason}", finished_at=clock.utcnow()
             )
             run.status = "skipped"
-            await _advance_lane(run)
+            await advance_lane(run)
         else:
             await RuleRun.filter(id=run.id, status="scheduled").update(due_at=due_at)
             if due_at <= clock.utcnow():
@@ -258,6 +258,8 @@ async def execute(run_id: int) -> str | None:
         return await _retry_or_fail(run, attempt, str(exc))
     except (ActionError, ValidationFailed) as exc:
         return await _conclude(run, attempt, "failed", error=str(exc))
+    except ValidationError as exc:  # params the action's current version no longer accepts
+        return await _conclude(run, attempt, "failed", error=f"invalid params: {exc}")
     except Exception as exc:  # a database hiccup or a bug: retried, then failed with the error shown
         log.exception("rule run %s attempt %s raised", run_id, attempt)
         return await _retry_or_fail(run, attempt, f"{type(exc).__name__}: {exc}")
@@ -364,7 +366,7 @@ async def _finish(
         raise Superseded()
     run.status = status
     if status in FINISHED:
-        await _advance_lane(run)
+        await advance_lane(run)
 
 
 async def _conclude(run: RuleRun, attempt: int, status: str, *, reason: str | None = None,
@@ -410,7 +412,7 @@ async def release_waiting(run: RuleRun, *, ended_by: str, outputs: dict[str, Any
     if not taken:
         return False
     run.status = "succeeded"
-    await _advance_lane(run)
+    await advance_lane(run)
     return True
 
 

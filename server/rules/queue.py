@@ -7,6 +7,7 @@ from server import clock
 from server.config import settings
 from server.db import transaction
 from server.models import RuleRun
+from server.rules.engine import advance_lane
 
 # How long a queued run may wait for a worker before the sweeper sends it again.
 QUEUED_LEASE_S = 30
@@ -58,10 +59,13 @@ async def recover_expired(*, limit: int = 500, orphaned: bool = False) -> list[i
         )
         for run in expired:
             if run.status == "running" and run.attempts >= max_attempts:
-                await RuleRun.filter(id=run.id, status="running", attempts=run.attempts).update(
+                failed = await RuleRun.filter(id=run.id, status="running", attempts=run.attempts).update(
                     status="failed", finished_at=now, lease_until=None,
                     error=f"the worker running it was lost {run.attempts} times",
                 )
+                if failed:
+                    run.status = "failed"
+                    await advance_lane(run)
                 continue
             taken = await RuleRun.filter(id=run.id, status=run.status, attempts=run.attempts).update(
                 status="queued", lease_until=now + timedelta(seconds=QUEUED_LEASE_S),
