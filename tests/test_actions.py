@@ -174,10 +174,7 @@ async def test_modify_element_refuses_unknown_fields_and_wrong_types_at_save(db)
 
 
 async def test_modify_element_refuses_an_empty_title_at_save(db):
-    # BUG (server/rules/actions/modify_element.py, ModifyElement.check): the "title must not be
-    # empty" rule lives only in elements.coerce_changes, which runs at execute time; check() calls
-    # coerce_value per field and lets "" through. The rule is saved and every run of it fails
-    # with "fields.title: must not be empty". SPEC §2: bad params are refused at save, never at run time.
+    # SPEC §2: bad params are refused at save, never at run time.
     _, stages = await make_pipeline()
     try:
         await add_rule(stages["offer"], "modify_element", {"fields": {"title": ""}})
@@ -301,10 +298,7 @@ async def test_wait_params_need_a_number_of_days(db):
 
 
 async def test_wait_before_a_field_that_is_no_date_field_is_refused_at_save(db):
-    # BUG (server/rules/actions/wait.py, Wait has no `check`): `before_field` is never checked
-    # against the element's date fields, so a typo ("close_dat") or a text field ("title") is
-    # saved, and at run time the anchor is silently ignored: the lane waits plain `days` days.
-    # SPEC §2: bad params are refused at save time with a message per field.
+    # A typo ("close_dat") or a text field ("title") would silently wait plain `days` days.
     _, stages = await make_pipeline()
     for bad in ("close_dat", "title"):
         try:

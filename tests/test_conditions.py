@@ -159,10 +159,7 @@ def test_datetime_field_compares_with_iso_datetimes():
 
 
 def test_datetime_field_compares_with_a_plain_date():
-    # BUG (server/rules/conditions.py, _coerce/compare): element datetimes are timezone-aware
-    # (created_at from the database), a condition value like "2024-01-01" parses naive, the
-    # comparison raises TypeError and every ordering operator answers False.
-    # "created_at > 2024-01-01" must be true for a deal created on 2024-05-01.
+    # Element datetimes are timezone-aware; a plain date in a condition is read as UTC.
     assert holds("created_at", "gt", "2024-01-01"), "created_at > '2024-01-01' should hold for 2024-05-01 12:00 UTC"
     assert holds("created_at", "between", ["2024-01-01", "2024-12-31"])
 
@@ -229,10 +226,7 @@ def test_describe_uses_symbols():
 
 
 def test_custom_number_fields_compare_as_numbers():
-    # BUG (server/rules/conditions.py, compare/_number): custom number and money fields reach the
-    # context as text ("25": server/rules/elements.py `_json` stores Decimals as strings in
-    # `element.custom`), and a text value is never coerced to a number, so "seats > 5" is false
-    # (str > int raises TypeError → False) and "seats between [1, 100]" too.
+    # Custom number and money values are stored as text; compared with numbers, they compare as numbers.
     custom = {"seats": "25", "budget": "1200.50"}
     assert holds("seats", "gt", 5, custom), "a custom number field holding 25 must be > 5"
     assert holds("seats", "between", [1, 100], custom)

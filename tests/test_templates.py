@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from server.errors import ActionError
 from server.rules.actions.add_comment import EntryParams
+from server.rules.context import RunContext
 from server.rules.engine import render_params
 from server.rules.templates import MAX_OUTPUT_CHARS, check, render
 
@@ -57,16 +58,20 @@ def test_missing_values_render_empty():
 
 
 def test_empty_field_values_render_empty():
-    # BUG (server/rules/templates.py, `_env`): a field that exists but has no value (a deal
-    # without close date, a contact without phone) renders the text "None" in comments and
-    # messages. The environment needs a `finalize` that turns None into "".
+    # A field that exists but has no value (a deal without close date, a contact without phone)
+    # renders empty, not as the text "None".
     assert render("[{{deal.contact.phone}}]", CONTEXT) == "[]", "an empty phone must not render as 'None'"
     assert render("[{{deal.close_date}}]", CONTEXT) == "[]"
 
 
-def test_template_params_render_before_the_action_runs():
+async def test_template_params_render_before_the_action_runs():
     params = EntryParams(text="Deal {{deal.title}}: code {{rules.promo.code}}")
-    assert render_params(params, CONTEXT).text == "Deal Acme rollout: code SUMMER24"
+    ctx = RunContext(run=None, element_type="deal", element=None, actor_id=None, load_context=_context)  # type: ignore[arg-type]
+    assert (await render_params(params, ctx)).text == "Deal Acme rollout: code SUMMER24"
+
+
+async def _context() -> dict:
+    return CONTEXT
 
 
 # ---------------------------------------------------------------- sandbox

@@ -1,6 +1,7 @@
 """What an action sees while it runs: its run, the element, the rendered context, and the moves it may make."""
 
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from server.models import RuleRun, Stage, StageRun, TimelineEntry
@@ -12,8 +13,15 @@ class RunContext:
     run: RuleRun
     element_type: str
     element: Element
-    data: dict[str, Any]
     actor_id: int | None  # the user on whose behalf the rule acts
+    load_context: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    _context: dict[str, Any] | None = field(default=None, repr=False)
+
+    async def context(self) -> dict[str, Any]:
+        """The element as templates and conditions see it; built on first use (it costs queries)."""
+        if self._context is None:
+            self._context = await self.load_context() if self.load_context else {}
+        return self._context
 
     async def add_entry(self, kind: str, text: str, *, author_id: int | None = None) -> TimelineEntry:
         """A timeline entry attributed to this run (and to its author, by default the run-as user)."""

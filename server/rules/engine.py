@@ -237,10 +237,10 @@ async def reschedule_anchored(element_type: str, element: Element, changed_field
 
 async def execute(run_id: int) -> str | None:
     """Run one queued rule run (what the worker actor calls). Returns the final status, if any."""
-    attempt = await _start(run_id)
-    if attempt is None:
+    started = await _start(run_id)
+    if started is None:
         return None
-    run = await RuleRun.get(id=run_id)
+    run, attempt = started
     action = get_action(run.action_type)
     try:
         async with transaction():
@@ -265,24 +265,28 @@ async def execute(run_id: int) -> str | None:
         return await _retry_or_fail(run, attempt, f"{type(exc).__name__}: {exc}")
 
 
-async def _start(run_id: int) -> int | None:
+async def _start(run_id: int) -> tuple[RuleRun, int] | None:
     """queued → running, counting the attempt and taking a lease. None if the run is not ours."""
     run = await RuleRun.get_or_none(id=run_id)
     if run is None or run.status != "queued":
         return None
     attempt = run.attempts + 1
     now = clock.utcnow()
+    lease_until = now + timedelta(seconds=settings().lease_s)
     taken = await RuleRun.filter(id=run_id, status="queued", attempts=run.attempts).update(
-        status="running", attempts=attempt, started_at=now, lease_until=now + timedelta(seconds=settings().lease_s)
+        status="running", attempts=attempt, started_at=now, lease_until=lease_until
     )
-    return attempt if taken else None
+    if not taken:
+        return None
+    run.status, run.attempts, run.started_at, run.lease_until = "running", attempt, now, lease_until
+    return run, attempt
 
 
 async def _perform(run: RuleRun, action: Action, attempt: int) -> str:
     element = await elements.load(run.element_type, run.element_id, lock=True)
-    context = await _template_context(run, element)
     actor_id = run.spec.get("run_as_id") or element.responsible_id
-    ctx = RunContext(run=run, element_type=run.element_type, element=element, data=context, actor_id=actor_id)
+    ctx = RunContext(run=run, element_type=run.element_type, element=element, actor_id=actor_id,
+                     load_context=lambda: _template_context(run, element))
     params = action.Params.model_validate(run.spec.get("params") or {})
     if run.waiting_since is not None:  # a blocking rule whose wait timed out
         outputs = await action.release(ctx, params, ended_by="timeout")
@@ -293,18 +297,20 @@ async def _perform(run: RuleRun, action: Action, attempt: int) -> str:
         rescheduled = await _recheck_anchor(run, attempt, element)
         if rescheduled:
             return rescheduled
-    met, explanation = conditions.evaluate(
-        [[conditions.Comparison.model_validate(c) for c in group] for group in run.spec.get("condition") or []],
-        context,
-    )
-    if not met:
-        await _finish(run, attempt, "skipped", reason=f"skipped: {explanation}")
-        return "skipped"
-    outcome = await action.execute(ctx, render_params(params, context))
+    condition = run.spec.get("condition") or []
+    explanation = None
+    if condition:
+        met, explanation = conditions.evaluate(
+            [[conditions.Comparison.model_validate(c) for c in group] for group in condition], await ctx.context()
+        )
+        if not met:
+            await _finish(run, attempt, "skipped", reason=f"skipped: {explanation}")
+            return "skipped"
+    outcome = await action.execute(ctx, await render_params(params, ctx))
     if isinstance(outcome, Block):
         await _finish(run, attempt, "waiting", outputs=outcome.outputs, reason=outcome.reason, due_at=outcome.until)
         return "waiting"
-    await _finish(run, attempt, "succeeded", outputs=outcome.outputs, reason=explanation if run.spec.get("condition") else None)
+    await _finish(run, attempt, "succeeded", outputs=outcome.outputs, reason=explanation)
     return "succeeded"
 
 
@@ -322,14 +328,16 @@ async def _recheck_anchor(run: RuleRun, attempt: int, element: Element) -> str |
     return None
 
 
-def render_params(params: Any, context: dict[str, Any]) -> Any:
+async def render_params(params: Any, ctx: RunContext) -> Any:
     """Params with every template field rendered against the run's context."""
-    rendered = {
-        name: render(getattr(params, name), context)
-        for name, info in type(params).model_fields.items()
-        if TEMPLATE in info.metadata and isinstance(getattr(params, name), str)
-    }
-    return params.model_copy(update=rendered) if rendered else params
+    templated = [
+        name for name, info in type(params).model_fields.items()
+        if TEMPLATE in info.metadata and isinstance(getattr(params, name), str) and "{" in getattr(params, name)
+    ]
+    if not templated:
+        return params
+    context = await ctx.context()
+    return params.model_copy(update={name: render(getattr(params, name), context) for name in templated})
 
 
 async def _template_context(run: RuleRun, element: Element) -> dict[str, Any]:
@@ -403,7 +411,7 @@ async def release_waiting(run: RuleRun, *, ended_by: str, outputs: dict[str, Any
     action = get_action(run.action_type)
     element = await elements.load(run.element_type, run.element_id)
     params = action.Params.model_validate(run.spec.get("params") or {}) if action else None
-    ctx = RunContext(run=run, element_type=run.element_type, element=element, data={}, actor_id=None)
+    ctx = RunContext(run=run, element_type=run.element_type, element=element, actor_id=None)
     released = await action.release(ctx, params, ended_by=ended_by) if action else {"ended_by": ended_by}
     taken = await RuleRun.filter(id=run.id, status="waiting").update(
         status="succeeded", outputs={**run.outputs, **released, **(outputs or {})},

@@ -46,7 +46,9 @@ class ModifyElement(Action):
         return problems + await unknown_users(run_as=params.run_as)
 
     async def execute(self, ctx: RunContext, params: ModifyElementParams) -> Done:
-        values = {k: render(v, ctx.data) if isinstance(v, str) else v for k, v in params.fields.items()}
+        templated = any(isinstance(v, str) and "{" in v for v in params.fields.values())
+        context = await ctx.context() if templated else {}
+        values = {k: render(v, context) if isinstance(v, str) else v for k, v in params.fields.items()}
         changes = await elements.coerce_changes(ctx.element_type, values)
         changed = await elements.apply_changes(
             ctx.element_type, ctx.element, changes, actor_id=params.run_as or ctx.actor_id, rule_run_id=ctx.run.id

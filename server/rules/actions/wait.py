@@ -44,7 +44,7 @@ class Wait(Action):
     async def execute(self, ctx: RunContext, params: WaitParams) -> Block:
         until = clock.utcnow() + timedelta(days=params.days or 0)
         if params.before_field:
-            anchor = as_moment(ctx.data.get(params.before_field), "UTC", None)
+            anchor = as_moment((await ctx.context()).get(params.before_field), "UTC", None)
             if anchor is not None:
                 until = anchor - timedelta(days=params.days or 0)
         ctx.element.waiting_for_customer = True
