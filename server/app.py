@@ -9,6 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
 from strawberry.asgi import GraphQL
+from tortoise.connection import get_connection
 from tortoise.contrib.starlette import RegisterTortoise
 
 from server import database
@@ -18,7 +19,13 @@ log = logging.getLogger(__name__)
 
 
 async def health(request: Request) -> JSONResponse:
-    return JSONResponse({"status": "ok"})
+    """For load balancers and operators: 200 when the database answers, 503 when it does not."""
+    try:
+        await get_connection("default").execute_query("SELECT 1")
+    except Exception as exc:  # any failure to reach the database is "unhealthy", not a crash
+        log.warning("health check: database unreachable: %s", exc)
+        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
+    return JSONResponse({"status": "ok", "database": "ok"})
 
 
 def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:

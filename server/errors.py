@@ -1,6 +1,7 @@
 """Every error a user or a rule can cause, in one place. Messages say what to do."""
 
 from dataclasses import dataclass
+from typing import Any
 
 
 class PipewrightError(Exception):
@@ -23,6 +24,15 @@ class ValidationFailed(PipewrightError):
     @classmethod
     def one(cls, field: str, message: str) -> "ValidationFailed":
         return cls([FieldError(field, message)])
+
+
+def field_errors(exc: Any, prefix: str) -> list[FieldError]:
+    """A pydantic ValidationError as field errors under `prefix` (`params.length`, `timing.amount`)."""
+    errors = []
+    for err in exc.errors():
+        path = ".".join(str(p) for p in err["loc"])
+        errors.append(FieldError(f"{prefix}.{path}" if path else prefix, err["msg"].removeprefix("Value error, ")))
+    return errors
 
 
 class NotFound(PipewrightError):

@@ -345,3 +345,9 @@ async def test_changes_made_by_a_rule_are_attributed_to_its_run_in_the_audit_tra
     assert {"field": "currency", "oldValue": "EUR", "newValue": "USD", "ruleRunId": run["id"]} in data["auditTrail"]
     assert {"field": "stage", "oldValue": "new", "newValue": "offer", "ruleRunId": None} in data["auditTrail"]
     assert [(s["stageId"], s["status"]) for s in data["stageRuns"]] == [(str(stages["new"].id), "left"), (str(stages["offer"].id), "active")]
+
+
+async def test_health_reports_the_database(client: httpx.AsyncClient) -> None:
+    response = await client.get("/health")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "database": "ok"}

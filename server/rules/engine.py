@@ -429,11 +429,3 @@ async def waiting_runs(element_type: str, element_id: int, action_type: str) -> 
         element_type=element_type, element_id=element_id, status="waiting", action_type=action_type
     )
 
-
-def validation_messages(exc: ValidationError, prefix: str) -> list[tuple[str, str]]:
-    """pydantic errors as (dotted field, message) pairs under `prefix`."""
-    pairs = []
-    for err in exc.errors():
-        path = ".".join(str(p) for p in err["loc"])
-        pairs.append((f"{prefix}.{path}" if path else prefix, err["msg"].removeprefix("Value error, ")))
-    return pairs

@@ -7,12 +7,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from server.db import transaction
-from server.errors import FieldError, NotFound, ValidationFailed
+from server.errors import FieldError, NotFound, ValidationFailed, field_errors
 from server.models import Rule, Stage, User
 from server.rules import revisions
 from server.rules.actions import get_action, registry
 from server.rules.conditions import Comparison
-from server.rules.engine import validation_messages
 from server.rules.timing import Timing
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
@@ -59,11 +58,11 @@ async def _validated(stage: Stage, values: dict[str, Any], *, rule_id: int | Non
             values["params"] = params.model_dump(mode="json")
             errors += [FieldError(f"params.{f}", m) for f, m in await action.check(params, stage_id=stage.id)]
         except ValidationError as exc:
-            errors += [FieldError(f, m) for f, m in validation_messages(exc, "params")]
+            errors += field_errors(exc, "params")
     try:
         values["timing"] = Timing.model_validate(values["timing"] or {}).model_dump(mode="json", exclude_defaults=True)
     except ValidationError as exc:
-        errors += [FieldError(f, m) for f, m in validation_messages(exc, "timing")]
+        errors += field_errors(exc, "timing")
     condition = values["condition"] or []
     if not isinstance(condition, list) or not all(isinstance(g, list) for g in condition):
         errors.append(FieldError("condition", "must be a list of groups, each a list of comparisons"))
@@ -75,7 +74,7 @@ async def _validated(stage: Stage, values: dict[str, Any], *, rule_id: int | Non
                 try:
                     row.append(Comparison.model_validate(comparison).model_dump(mode="json"))
                 except ValidationError as exc:
-                    errors += [FieldError(f, m) for f, m in validation_messages(exc, f"condition.{g}.{c}")]
+                    errors += field_errors(exc, f"condition.{g}.{c}")
             if row:
                 checked.append(row)
         values["condition"] = checked
