@@ -392,3 +392,13 @@ async def test_task_params_are_checked_at_save(db):
     assert set(await refused(stages["offer"], "task", {"title": "x", "priority": "urgent"})) == {"params.priority"}
     assert await Deal.all().count() == 0
     assert await RuleRun.all().count() == 0
+
+
+async def test_a_timing_anchored_on_a_field_that_is_no_date_is_refused_at_save(db):
+    _, stages = await make_pipeline()
+    with pytest.raises(ValidationFailed) as failure:
+        await add_rule(stages["offer"], "add_comment", {"text": "x"},
+                       timing={"kind": "before_field", "field": "close_dat", "amount": 1, "unit": "days"})
+    assert [e.field for e in failure.value.errors] == ["timing.field"]
+    await add_rule(stages["offer"], "add_comment", {"text": "x"},
+                   timing={"kind": "before_field", "field": "close_date", "amount": 1, "unit": "days"})

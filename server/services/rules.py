@@ -8,8 +8,8 @@ from pydantic import ValidationError
 
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed, field_errors
-from server.models import Rule, Stage, User
-from server.rules import revisions
+from server.models import Pipeline, Rule, Stage, User
+from server.rules import elements, revisions
 from server.rules.actions import get_action, registry
 from server.rules.conditions import Comparison
 from server.rules.timing import Timing
@@ -60,7 +60,10 @@ async def _validated(stage: Stage, values: dict[str, Any], *, rule_id: int | Non
         except ValidationError as exc:
             errors += field_errors(exc, "params")
     try:
-        values["timing"] = Timing.model_validate(values["timing"] or {}).model_dump(mode="json", exclude_defaults=True)
+        timing = Timing.model_validate(values["timing"] or {})
+        values["timing"] = timing.model_dump(mode="json", exclude_defaults=True)
+        if timing.field and not await _is_date_field(stage, timing.field):
+            errors.append(FieldError("timing.field", f"'{timing.field}' is not a date field of this pipeline's elements"))
     except ValidationError as exc:
         errors += field_errors(exc, "timing")
     condition = values["condition"] or []
@@ -83,6 +86,14 @@ async def _validated(stage: Stage, values: dict[str, Any], *, rule_id: int | Non
     if errors:
         raise ValidationFailed(errors)
     return values
+
+
+async def _is_date_field(stage: Stage, name: str) -> bool:
+    pipeline = await Pipeline.get(id=stage.pipeline_id)
+    if name == "created_at":
+        return True
+    field_type, _ = (await elements.field_types(pipeline.entity_type)).get(name, ("", []))
+    return field_type in ("date", "datetime")
 
 
 async def _stage(stage_id: int) -> Stage:
