@@ -4,8 +4,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from server.models import RuleRun, Stage, StageRun, TimelineEntry
-from server.rules.elements import Element
+from server.models import Element, RuleRun, Stage, StageRun, TimelineEntry
 
 
 @dataclass

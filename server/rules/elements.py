@@ -13,13 +13,13 @@ from server.models import (
     CustomField,
     Deal,
     DealContact,
+    Element,
     Lead,
     Pipeline,
     Stage,
     User,
 )
 
-Element = Lead | Deal
 ELEMENT_MODELS: dict[str, type[Lead] | type[Deal]] = {"lead": Lead, "deal": Deal}
 
 # Built-in fields an API client or a Modify element rule may change, with their types.
@@ -33,7 +33,9 @@ BUILTIN_FIELDS: dict[str, dict[str, str]] = {
         "responsible": "user", "company": "company",
     },
 }
-_RELATIONS = {"responsible": User, "contact": Contact, "company": Company}
+# Built-in fields stored as a foreign key `<name>_id`.
+RELATIONS = ("responsible", "contact", "company")
+_REFERENCE_MODELS = {"user": User, "contact": Contact, "company": Company}
 
 
 def model_for(element_type: str) -> type[Lead] | type[Deal]:
@@ -116,8 +118,8 @@ async def coerce_value(field_type: str, options: list[Any], value: Any) -> Any:
         if value not in options:
             raise ValueError(f"must be one of {', '.join(map(str, options))}")
         return value
-    if field_type in ("user", "contact", "company"):
-        model = {"user": User, "contact": Contact, "company": Company}[field_type]
+    if field_type in _REFERENCE_MODELS:
+        model = _REFERENCE_MODELS[field_type]
         try:
             ident = int(value)
         except (TypeError, ValueError):
@@ -149,7 +151,8 @@ async def coerce_changes(element_type: str, changes: dict[str, Any], *, prefix: 
     return coerced
 
 
-def _json(value: Any) -> Any:
+def to_json(value: Any) -> Any:
+    """A field value as stored in JSON: decimals and dates as text."""
     if isinstance(value, Decimal):
         return str(value)
     if isinstance(value, (date, datetime)):
@@ -171,20 +174,20 @@ async def apply_changes(
     custom = dict(element.custom or {})
     for name, value in changes.items():
         if name in builtin:
-            attr = f"{name}_id" if name in _RELATIONS else name
+            attr = f"{name}_id" if name in RELATIONS else name
             old = getattr(element, attr)
             if old == value:
                 continue
             setattr(element, attr, value)
         else:
             old = custom.get(name)
-            if old == _json(value):
+            if old == to_json(value):
                 continue
-            custom[name] = _json(value)
+            custom[name] = to_json(value)
         changed.append(name)
         await AuditEntry.create(
             element_type=element_type, element_id=element.id, field=name,
-            old_value=json.dumps(_json(old)), new_value=json.dumps(_json(value)),
+            old_value=json.dumps(to_json(old)), new_value=json.dumps(to_json(value)),
             actor_id=actor_id, rule_run_id=rule_run_id,
         )
     if changed:
@@ -222,7 +225,7 @@ async def typed_custom_values(element_type: str, custom: dict[str, Any]) -> dict
     for name, value in custom.items():
         field_type, options = types.get(name, ("string", []))
         try:
-            typed[name] = await coerce_value(field_type, options, value) if field_type not in ("user", "contact", "company") else value
+            typed[name] = await coerce_value(field_type, options, value) if field_type not in _REFERENCE_MODELS else value
         except ValueError:
             typed[name] = value
     return typed

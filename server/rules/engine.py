@@ -18,12 +18,11 @@ from server import clock
 from server.config import settings
 from server.db import transaction
 from server.errors import ActionError, LoopStopped, NotFound, TransientActionError, ValidationFailed
-from server.models import AuditEntry, RuleRun, Stage, StageRun, TimelineEntry, User, WorkCalendar
+from server.models import AuditEntry, Element, RuleRun, Stage, StageRun, TimelineEntry, User, WorkCalendar
 from server.rules import conditions, dispatch, elements, revisions
 from server.rules.actions import get_action
 from server.rules.actions.base import TEMPLATE, Action, Block
 from server.rules.context import RunContext
-from server.rules.elements import Element
 from server.rules.templates import render
 from server.rules.timing import Timing, WorkingTime, compute_due
 
@@ -169,14 +168,13 @@ def _due(run: RuleRun, base: datetime, timing_context: _TimingContext) -> tuple[
 
 
 async def _make_eligible(run: RuleRun, *, base: datetime, timing_context: _TimingContext | None = None) -> None:
-    """The run may start: give it a due time, or skip it when its anchor date is empty."""
+    """The run may start (or its anchor moved): give it a due time, or skip it when its anchor date is empty."""
     if timing_context is None:
         timing_context = await _TimingContext.load(run.element_type, await elements.load(run.element_type, run.element_id))
     due_at, skip_reason = _due(run, base, timing_context)
     if due_at is None:
-        now = clock.utcnow()
         await RuleRun.filter(id=run.id, status="scheduled").update(
-            status="skipped", reason=f"skipped: {skip_reason}", finished_at=now
+            status="skipped", reason=f"skipped: {skip_reason}", finished_at=clock.utcnow()
         )
         run.status = "skipped"
         await advance_lane(run)
@@ -219,17 +217,7 @@ async def reschedule_anchored(element_type: str, element: Element, changed_field
         if run.after_run_id:
             before = await RuleRun.get_or_none(id=run.after_run_id)
             base = before.finished_at if before and before.finished_at else base
-        due_at, skip_reason = _due(run, base, timing_context)
-        if due_at is None:
-            await RuleRun.filter(id=run.id, status="scheduled").update(
-                status="skipped", reason=f"skipped: {skip_reason}", finished_at=clock.utcnow()
-            )
-            run.status = "skipped"
-            await advance_lane(run)
-        else:
-            await RuleRun.filter(id=run.id, status="scheduled").update(due_at=due_at)
-            if due_at <= clock.utcnow():
-                dispatch.due_now([run.id])
+        await _make_eligible(run, base=base, timing_context=timing_context)
 
 
 # ---------------------------------------------------------------- executing a run

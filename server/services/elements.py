@@ -11,6 +11,7 @@ from server.models import (
     Contact,
     CustomerActivity,
     DealContact,
+    Element,
     Pipeline,
     RuleRun,
     Stage,
@@ -19,7 +20,7 @@ from server.models import (
     TimelineEntry,
 )
 from server.rules import elements, engine
-from server.rules.elements import Element, model_for
+from server.rules.elements import model_for
 
 ACTIVITY_KINDS = ("email", "call", "message", "form")
 
@@ -68,9 +69,9 @@ async def create_element(
     if missing:
         raise ValidationFailed.one("contact_ids", f"contacts {missing} do not exist")
     builtin = elements.BUILTIN_FIELDS[element_type]
-    columns = {(f"{k}_id" if k in ("responsible", "contact", "company") else k): v
+    columns = {(f"{k}_id" if k in elements.RELATIONS else k): v
                for k, v in changes.items() if k in builtin and v is not None}
-    custom = {k: elements._json(v) for k, v in changes.items() if k not in builtin}
+    custom = {k: elements.to_json(v) for k, v in changes.items() if k not in builtin}
     if "responsible_id" not in columns and actor_id is not None:
         columns["responsible_id"] = actor_id
     async with transaction():
