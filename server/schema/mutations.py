@@ -40,11 +40,7 @@ class CreateLeadInput:
 
 
 @strawberry.input
-class CreateDealInput:
-    title: str
-    stage_id: strawberry.ID | None = None
-    pipeline_id: strawberry.ID | None = None
-    fields: JSON | None = strawberry.field(default=None, description="Other fields by code: amount, responsible, …")
+class CreateDealInput(CreateLeadInput):
     contact_ids: list[strawberry.ID] | None = None
 
 
