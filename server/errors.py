@@ -52,3 +52,7 @@ class TransientActionError(ActionError):
 
 class LoopStopped(PipewrightError):
     """An automatic stage change would continue a runaway chain."""
+
+
+class Forbidden(PipewrightError):
+    """The acting user's role does not allow this. The message says what is needed, never what exists."""

@@ -16,11 +16,27 @@ from server.models.crm import (
     User,
     WorkCalendar,
 )
+from server.models.access import AdminSession, ApiToken, LoginAttempt, RecoveryCode
+from server.models.events import Event
 from server.models.pipelines import Pipeline, Stage
+from server.models.work import Activity, FeedPost, FeedRecipient, Notification, RoundRobinCursor
 
-MODEL_MODULES = ["server.models.crm", "server.models.pipelines", "server.models.automation"]
+MODEL_MODULES = [
+    "server.models.crm", "server.models.pipelines", "server.models.automation",
+    "server.models.work", "server.models.access", "server.models.events",
+]
 
 __all__ = [
+    "Activity",
+    "AdminSession",
+    "ApiToken",
+    "Event",
+    "FeedPost",
+    "FeedRecipient",
+    "LoginAttempt",
+    "Notification",
+    "RecoveryCode",
+    "RoundRobinCursor",
     "AuditEntry",
     "Company",
     "Contact",

@@ -20,6 +20,10 @@ class User(Model):
     absent = fields.BooleanField(default=False)
     password_hash = fields.CharField(max_length=255, null=True)
     totp_secret = fields.CharField(max_length=64, null=True)
+    totp_confirmed = fields.BooleanField(default=False, db_default=False)
+    totp_last_step = fields.BigIntField(null=True)  # the last accepted TOTP time step: a code is used once
+    calendar_token = fields.CharField(max_length=64, null=True, unique=True)  # secret of the .ics feed URL
+    active = fields.BooleanField(default=True, db_default=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -135,6 +139,7 @@ class Lead(Element):
     contact_id: int | None
     source = fields.CharField(max_length=100, default="")
     is_repeat = fields.BooleanField(default=False)
+    converted_deal_id = fields.IntField(null=True)  # set by Create from (convert lead)
 
     class Meta:
         table = "lead"

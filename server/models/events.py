@@ -1,0 +1,22 @@
+"""The event log behind subscriptions: every event has a cursor (its id), in commit order."""
+
+from tortoise import fields
+from tortoise.models import Model
+
+
+class Event(Model):
+    """One live event. `audience` lists the user ids who may see it, or is null when the
+    element decides (managers and admins, and the responsible of the element at the time).
+    """
+
+    id = fields.BigIntField(primary_key=True)
+    kind = fields.CharField(max_length=30)  # timeline | feed | notification | rule_run | element
+    element_type = fields.CharField(max_length=10, null=True)
+    element_id = fields.IntField(null=True)
+    responsible_id = fields.IntField(null=True)
+    audience = fields.JSONField(null=True)
+    payload = fields.JSONField(default=dict)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "event"
