@@ -9,6 +9,7 @@ from typing import Any
 
 from server.db import transaction
 from server.models import Company, Contact, CustomField, Pipeline, Stage, User, WorkCalendar
+from server.services.access import Actor, actor_for
 from server.services.elements import create_element
 from server.services.rules import RuleInput, create_rule
 
@@ -184,10 +185,12 @@ async def load_demo_if_empty() -> bool:
         if await Pipeline.exists() or await User.exists():
             return False
         users: dict[str, int] = {}
+        actors: dict[str, Actor] = {}
         for key, name, role, supervisor, tz, hours in USERS:
             user = await User.create(name=name, email=_email(key), role=role, timezone=tz, working_hours=hours,
                                      supervisor_id=users[supervisor] if supervisor else None)
             users[key] = user.id
+            actors[key] = actor_for(user)
         today = date.today()
         holidays = [f"{year}-{day}" for year in (today.year, today.year + 1) for day in HOLIDAYS]
         await WorkCalendar.create(**CALENDAR, holidays=holidays)
@@ -218,15 +221,15 @@ async def load_demo_if_empty() -> bool:
                 values = {**rule, "params": _params(rule["params"], users, stages[pipeline_name])}
                 run_as = values.pop("run_as", None)
                 await create_rule(stages[pipeline_name][code], RuleInput(**values, run_as_id=users.get(run_as or "")),
-                                  author_id=users["anna"])
+                                  actor=actors["anna"])
         for title, code, responsible, contact, source, amount, custom in LEADS:
             fields = {"title": title, "source": source, "amount": amount, "responsible": users[responsible],
                       "contact": contacts[contact] if contact else None, **custom}
-            await create_element("lead", fields, stage_id=stages["Leads"][code], actor_id=users[responsible])
+            await create_element("lead", fields, stage_id=stages["Leads"][code], actor=actors[responsible])
         for title, pipeline_name, code, responsible, company, names, amount, days, priority in DEALS:
             fields = {"title": title, "amount": amount, "currency": "EUR", "responsible": users[responsible],
                       "company": companies[company], "priority": priority,
                       "close_date": (today + timedelta(days=days)).isoformat() if days is not None else None}
             await create_element("deal", fields, stage_id=stages[pipeline_name][code],
-                                 contact_ids=[contacts[n] for n in names], actor_id=users[responsible])
+                                 contact_ids=[contacts[n] for n in names], actor=actors[responsible])
     return True

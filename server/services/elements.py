@@ -1,11 +1,10 @@
 """Leads and deals: create, change, move, delete, list; customer activity and tasks that end waits."""
 
-from dataclasses import dataclass
 from typing import Any
 
 from server import clock
 from server.db import transaction
-from server.errors import FieldError, NotFound, ValidationFailed
+from server.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from server.models import (
     AuditEntry,
     Contact,
@@ -21,14 +20,10 @@ from server.models import (
 )
 from server.rules import elements, engine
 from server.rules.elements import model_for
+from server.services.access import Actor, can_see_element, element_scope, require_element
+from server.services.paging import Slice, keyset
 
 ACTIVITY_KINDS = ("email", "call", "message", "form")
-
-
-@dataclass(frozen=True)
-class Page:
-    items: list[Any]
-    total: int
 
 
 async def _stage_for(element_type: str, stage_id: int | None, pipeline_id: int | None, *, field: str) -> Stage:
@@ -56,10 +51,14 @@ async def create_element(
     stage_id: int | None = None,
     pipeline_id: int | None = None,
     contact_ids: list[int] | None = None,
-    actor_id: int | None = None,
+    actor: Actor | None = None,
 ) -> Element:
-    """Create a lead or deal in a stage (default: the first stage of the default pipeline); its rules start."""
+    """Create a lead or deal in a stage (default: the first stage of the default pipeline); its rules start.
+
+    The responsible defaults to the creating user; an employee may only create what they are responsible for.
+    """
     model = model_for(element_type)
+    actor_id = actor.user_id if actor else None
     if not (fields.get("title") or "").strip():
         raise ValidationFailed.one("fields.title", "give it a title")
     changes = await elements.coerce_changes(element_type, fields)
@@ -74,6 +73,8 @@ async def create_element(
     custom = {k: elements.to_json(v) for k, v in changes.items() if k not in builtin}
     if "responsible_id" not in columns and actor_id is not None:
         columns["responsible_id"] = actor_id
+    if actor is not None and not actor.sees_all_elements and columns.get("responsible_id") != actor.user_id:
+        raise Forbidden("employees may only create leads and deals they are responsible for")
     async with transaction():
         element = await model.create(pipeline_id=stage.pipeline_id, stage_id=stage.id, custom=custom, **columns)
         for position, contact_id in enumerate(contact_ids):
@@ -82,45 +83,67 @@ async def create_element(
     return element
 
 
-async def get_element(element_type: str, element_id: int) -> Element:
-    return await elements.load(element_type, element_id)
+def _actor_id(actor: Actor | None) -> int | None:
+    return actor.user_id if actor else None
 
 
-async def update_element(element_type: str, element_id: int, fields: dict[str, Any], *, actor_id: int | None = None) -> Element:
+async def get_element(element_type: str, element_id: int, *, actor: Actor | None = None) -> Element:
+    element = await elements.load(element_type, element_id)
+    require_element(actor, element)
+    return element
+
+
+async def require_visible(actor: Actor | None, element_type: str, element_id: int) -> None:
+    """For logs that outlive their element: managers and admins see all, employees what they are responsible for."""
+    if actor is None or actor.sees_all_elements:
+        return
+    element = await model_for(element_type).get_or_none(id=element_id).only("id", "responsible_id")
+    if element is None or not can_see_element(actor, element):
+        raise Forbidden("you may only see and change leads and deals you are responsible for")
+
+
+async def update_element(
+    element_type: str, element_id: int, fields: dict[str, Any], *, actor: Actor | None = None
+) -> Element:
     changes = await elements.coerce_changes(element_type, fields)
     async with transaction():
         element = await elements.load(element_type, element_id, lock=True)
-        changed = await elements.apply_changes(element_type, element, changes, actor_id=actor_id)
+        require_element(actor, element)
+        changed = await elements.apply_changes(element_type, element, changes, actor_id=_actor_id(actor))
         await engine.reschedule_anchored(element_type, element, changed)
     return element
 
 
-async def move_element(element_type: str, element_id: int, stage_id: int, *, actor_id: int | None = None) -> Element:
+async def move_element(element_type: str, element_id: int, stage_id: int, *, actor: Actor | None = None) -> Element:
     """Move to another stage of the same pipeline: the old stage's pending runs are cancelled."""
     async with transaction():
         element = await elements.load(element_type, element_id, lock=True)
+        require_element(actor, element)
         stage = await _stage_for(element_type, stage_id, None, field="stage_id")
         if stage.pipeline_id != element.pipeline_id:
             raise ValidationFailed.one("stage_id", "the stage must be in the element's pipeline")
         if stage.id == element.stage_id:
             raise ValidationFailed.one("stage_id", f"the {element_type} is already in stage '{stage.name}'")
-        await engine.enter_stage(element_type, element, stage, cause=engine.Cause("moved", actor_id=actor_id))
+        await engine.enter_stage(element_type, element, stage, cause=engine.Cause("moved", actor_id=_actor_id(actor)))
     return element
 
 
-async def delete_element(element_type: str, element_id: int, *, actor_id: int | None = None) -> None:
+async def delete_element(element_type: str, element_id: int, *, actor: Actor | None = None) -> None:
     """Delete a lead or deal: its pending runs are cancelled; timeline and run log are kept."""
     async with transaction():
         element = await elements.load(element_type, element_id, lock=True)
+        require_element(actor, element)
         await engine.cancel_element_runs(element_type, element_id, reason=f"the {element_type} was deleted")
         await element.delete()
 
 
 async def list_elements(
     element_type: str, *, pipeline_id: int | None = None, stage_id: int | None = None,
-    responsible_id: int | None = None, search: str | None = None, limit: int = 50, offset: int = 0,
-) -> Page:
-    query = model_for(element_type).all()
+    responsible_id: int | None = None, search: str | None = None, first: int = 50, after: int | None = None,
+    actor: Actor | None = None,
+) -> Slice:
+    """Newest first, in pages of `first` after the element id `after`; employees see their own only."""
+    query = model_for(element_type).filter(**element_scope(actor))
     if pipeline_id is not None:
         query = query.filter(pipeline_id=pipeline_id)
     if stage_id is not None:
@@ -129,54 +152,65 @@ async def list_elements(
         query = query.filter(responsible_id=responsible_id)
     if search:
         query = query.filter(title__icontains=search)
-    total = await query.count()
-    items = await query.order_by("-id").offset(offset).limit(limit)
-    return Page(items, total)
+    return await keyset(query, first=first, after=after)
 
 
-async def rule_runs(element_type: str, element_id: int, *, stage_run_id: int | None = None) -> list[RuleRun]:
+async def rule_runs(
+    element_type: str, element_id: int, *, stage_run_id: int | None = None, actor: Actor | None = None
+) -> list[RuleRun]:
+    await require_visible(actor, element_type, element_id)
     query = RuleRun.filter(element_type=element_type, element_id=element_id)
     if stage_run_id is not None:
         query = query.filter(stage_run_id=stage_run_id)
     return await query.order_by("stage_run_id", "position", "id")
 
 
-async def timeline(element_type: str, element_id: int) -> list[TimelineEntry]:
+async def timeline(element_type: str, element_id: int, *, actor: Actor | None = None) -> list[TimelineEntry]:
     """Comments, history and automation entries, oldest first; kept after the element is deleted."""
+    await require_visible(actor, element_type, element_id)
     return await TimelineEntry.filter(element_type=element_type, element_id=element_id).order_by("id")
 
 
-async def audit_trail(element_type: str, element_id: int) -> list[AuditEntry]:
+async def audit_trail(element_type: str, element_id: int, *, actor: Actor | None = None) -> list[AuditEntry]:
     """Every field and stage change, oldest first, with the user or rule run that made it."""
+    await require_visible(actor, element_type, element_id)
     return await AuditEntry.filter(element_type=element_type, element_id=element_id).order_by("id")
 
 
-async def stage_runs(element_type: str, element_id: int) -> list[StageRun]:
+async def stage_runs(element_type: str, element_id: int, *, actor: Actor | None = None) -> list[StageRun]:
+    await require_visible(actor, element_type, element_id)
     return await StageRun.filter(element_type=element_type, element_id=element_id).order_by("id")
 
 
-async def tasks(element_type: str, element_id: int) -> list[Task]:
+async def tasks(element_type: str, element_id: int, *, actor: Actor | None = None) -> list[Task]:
+    await require_visible(actor, element_type, element_id)
     return await Task.filter(element_type=element_type, element_id=element_id).order_by("id")
 
 
-async def record_customer_activity(element_type: str, element_id: int, *, kind: str, text: str = "") -> CustomerActivity:
+async def record_customer_activity(
+    element_type: str, element_id: int, *, kind: str, text: str = "", actor: Actor | None = None
+) -> CustomerActivity:
     """Inbound customer activity: stored, and every Wait rule on the element ends."""
     if kind not in ACTIVITY_KINDS:
         raise ValidationFailed.one("kind", f"must be one of {', '.join(ACTIVITY_KINDS)}")
     async with transaction():
-        await elements.load(element_type, element_id)
+        require_element(actor, await elements.load(element_type, element_id))
         activity = await CustomerActivity.create(element_type=element_type, element_id=element_id, kind=kind, text=text)
         for run in await engine.waiting_runs(element_type, element_id, "wait"):
             await engine.release_waiting(run, ended_by="activity", outputs={"activity": kind})
     return activity
 
 
-async def close_task(task_id: int, *, actor_id: int | None = None) -> Task:
-    """Close a task; a Task rule waiting for it lets its lane continue."""
+async def close_task(task_id: int, *, actor: Actor | None = None) -> Task:
+    """Close a task (its responsible, or whoever may work on its element); a Task rule waiting for it goes on."""
     async with transaction():
         task = await Task.get_or_none(id=task_id)
         if task is None:
             raise NotFound("task", task_id)
+        if actor is not None and task.responsible_id != actor.user_id and task.element_type and task.element_id:
+            await require_visible(actor, task.element_type, task.element_id)
+        elif actor is not None and task.responsible_id != actor.user_id and not actor.sees_all_elements:
+            raise Forbidden("only the task's responsible may close it")
         if task.status == "closed":
             raise ValidationFailed([FieldError("task_id", "the task is already closed")])
         task.status = "closed"

@@ -13,6 +13,7 @@ from server.rules import elements, revisions
 from server.rules.actions import get_action, registry
 from server.rules.conditions import Comparison
 from server.rules.timing import Timing
+from server.services.access import Actor, require_admin
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 LANES = ("parallel", "after_previous")
@@ -115,7 +116,8 @@ async def list_rules(stage_id: int) -> list[Rule]:
     return await Rule.filter(stage_id=stage_id).order_by("position", "id")
 
 
-async def create_rule(stage_id: int, data: RuleInput, *, author_id: int | None = None) -> Rule:
+async def create_rule(stage_id: int, data: RuleInput, *, actor: Actor | None = None) -> Rule:
+    require_admin(actor)
     stage = await _stage(stage_id)
     action = get_action(data.action_type or "")
     values: dict[str, Any] = {
@@ -138,11 +140,12 @@ async def create_rule(stage_id: int, data: RuleInput, *, author_id: int | None =
         )
         if data.position is not None:
             await _place(rule, data.position)
-        await revisions.record(stage_id, author_id=author_id)
+        await revisions.record(stage_id, author_id=actor.user_id if actor else None)
     return await Rule.get(id=rule.id)
 
 
-async def update_rule(rule_id: int, data: RuleInput, *, author_id: int | None = None) -> Rule:
+async def update_rule(rule_id: int, data: RuleInput, *, actor: Actor | None = None) -> Rule:
+    require_admin(actor)
     rule = await Rule.get_or_none(id=rule_id)
     if rule is None:
         raise NotFound("rule", rule_id)
@@ -163,21 +166,23 @@ async def update_rule(rule_id: int, data: RuleInput, *, author_id: int | None = 
         await rule.save()
         if data.position is not None:
             await _place(rule, data.position)
-        await revisions.record(stage.id, author_id=author_id)
+        await revisions.record(stage.id, author_id=actor.user_id if actor else None)
     return await Rule.get(id=rule.id)
 
 
-async def delete_rule(rule_id: int, *, author_id: int | None = None) -> None:
+async def delete_rule(rule_id: int, *, actor: Actor | None = None) -> None:
+    require_admin(actor)
     rule = await Rule.get_or_none(id=rule_id)
     if rule is None:
         raise NotFound("rule", rule_id)
     async with transaction():
         await rule.delete()
-        await revisions.record(rule.stage_id, author_id=author_id)
+        await revisions.record(rule.stage_id, author_id=actor.user_id if actor else None)
 
 
-async def reorder_rules(stage_id: int, rule_ids: list[int], *, author_id: int | None = None) -> list[Rule]:
+async def reorder_rules(stage_id: int, rule_ids: list[int], *, actor: Actor | None = None) -> list[Rule]:
     """Set the order of a stage's rules; the list must name each of them once."""
+    require_admin(actor)
     await _stage(stage_id)
     current = await list_rules(stage_id)
     if sorted(rule_ids) != sorted(r.id for r in current):
@@ -185,7 +190,7 @@ async def reorder_rules(stage_id: int, rule_ids: list[int], *, author_id: int | 
     async with transaction():
         for position, rule_id in enumerate(rule_ids):
             await Rule.filter(id=rule_id).update(position=position)
-        await revisions.record(stage_id, author_id=author_id)
+        await revisions.record(stage_id, author_id=actor.user_id if actor else None)
     return await list_rules(stage_id)
 
 

@@ -1,0 +1,64 @@
+"""API tokens: created and revoked by admins, stored as SHA-256, shown once, sent as `Authorization: Bearer`."""
+
+import hashlib
+import secrets
+from datetime import timedelta
+
+from server import clock
+from server.errors import NotFound, ValidationFailed
+from server.models import ApiToken, User
+from server.services.access import Actor, actor_for, require_admin
+
+PREFIX = "pw_"
+TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per token
+
+
+def digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+async def create_token(actor: Actor | None, *, user_id: int, name: str) -> tuple[ApiToken, str]:
+    """A new token acting as `user_id`. The secret is returned once and never stored."""
+    require_admin(actor)
+    name = name.strip()
+    if not name:
+        raise ValidationFailed.one("name", "give the token a name (what uses it)")
+    if len(name) > 200:
+        raise ValidationFailed.one("name", "must be at most 200 characters")
+    if not await User.exists(id=user_id, active=True):
+        raise ValidationFailed.one("user_id", f"user {user_id} does not exist or is deactivated")
+    secret = PREFIX + secrets.token_urlsafe(32)
+    token = await ApiToken.create(
+        name=name, user_id=user_id, token_hash=digest(secret), prefix=secret[:8],
+        created_by_id=actor.user_id if actor else None,
+    )
+    return token, secret
+
+
+async def revoke_token(actor: Actor | None, token_id: int) -> ApiToken:
+    require_admin(actor)
+    token = await ApiToken.get_or_none(id=token_id)
+    if token is None:
+        raise NotFound("API token", token_id)
+    if token.revoked_at is None:
+        token.revoked_at = clock.utcnow()
+        await token.save(update_fields=["revoked_at"])
+    return token
+
+
+async def list_tokens(actor: Actor | None) -> list[ApiToken]:
+    require_admin(actor)
+    return await ApiToken.all().prefetch_related("user").order_by("-id")
+
+
+async def authenticate(secret: str) -> Actor | None:
+    """The actor a bearer secret stands for, or None (unknown, revoked, or its user deactivated)."""
+    if not secret.startswith(PREFIX):
+        return None
+    token = await ApiToken.get_or_none(token_hash=digest(secret), revoked_at=None).prefetch_related("user")
+    if token is None or not token.user.active:
+        return None
+    now = clock.utcnow()
+    if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
+        await ApiToken.filter(id=token.id).update(last_used_at=now)
+    return actor_for(token.user)
