@@ -19,7 +19,7 @@ from server.config import settings
 from server.db import transaction
 from server.errors import ActionError, LoopStopped, NotFound, TransientActionError, ValidationFailed
 from server.models import AuditEntry, Element, RuleRun, Stage, StageRun, TimelineEntry, User, WorkCalendar
-from server.rules import conditions, dispatch, elements, revisions
+from server.rules import activities, conditions, dispatch, elements, revisions
 from server.rules.actions import get_action
 from server.rules.actions.base import TEMPLATE, Action, Block
 from server.rules.context import RunContext
@@ -96,14 +96,20 @@ async def leave_stage(stage_run: StageRun, *, reason: str, except_run_id: int | 
         query = query.exclude(id=except_run_id)
     await query.update(status="cancelled", reason=f"cancelled: {reason}", finished_at=now, lease_until=None)
     await StageRun.filter(id=stage_run.id).update(status="left", left_at=now)
+    await activities.complete_on_stage_change(stage_run.element_type, stage_run.element_id)
 
 
-async def cancel_element_runs(element_type: str, element_id: int, *, reason: str) -> int:
-    """The element is going away: end its stay and cancel pending runs. The run log stays."""
+async def cancel_element_runs(element_type: str, element_id: int, *, reason: str,
+                              except_run_id: int | None = None) -> int:
+    """The element is going away: end its stay and cancel pending runs. The run log stays.
+
+    `except_run_id`: the Delete element run doing this, which finishes on its own.
+    """
     now = clock.utcnow()
-    cancelled = await RuleRun.filter(
-        element_type=element_type, element_id=element_id, status__in=UNFINISHED
-    ).update(status="cancelled", reason=f"cancelled: {reason}", finished_at=now, lease_until=None)
+    query = RuleRun.filter(element_type=element_type, element_id=element_id, status__in=UNFINISHED)
+    if except_run_id is not None:
+        query = query.exclude(id=except_run_id)
+    cancelled = await query.update(status="cancelled", reason=f"cancelled: {reason}", finished_at=now, lease_until=None)
     await StageRun.filter(element_type=element_type, element_id=element_id, status="active").update(
         status="deleted", left_at=now
     )
