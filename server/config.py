@@ -23,6 +23,17 @@ class Settings:
     poll_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_POLL_MS", 500))
     sweep_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_SWEEP_MS", 5000))
     worker_threads: int = field(default_factory=lambda: _int("PIPEWRIGHT_WORKER_THREADS", 8))
+    # development: GraphiQL and introspection on. production (the default): both off.
+    environment: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_ENV", "production"))
+    # Origins whose pages may open GraphQL websockets, comma-separated (same-origin is always allowed).
+    ws_origins: tuple[str, ...] = field(default_factory=lambda: tuple(
+        o.strip() for o in os.environ.get("PIPEWRIGHT_WS_ORIGINS", "").split(",") if o.strip()))
+    max_body_bytes: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_BODY_BYTES", 1_000_000))
+    max_subscriptions: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_SUBSCRIPTIONS", 20))
+
+    @property
+    def development(self) -> bool:
+        return self.environment == "development"
 
     @property
     def is_postgres(self) -> bool:

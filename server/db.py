@@ -18,6 +18,7 @@ class _Unit:
     def __init__(self) -> None:
         self.callbacks: list[Callback] = []
         self.batches: dict[str, list[Any]] = {}
+        self.before_commit: dict[str, tuple[list[Any], Callable[[list[Any]], Awaitable[None]]]] = {}
 
 
 _unit: ContextVar[_Unit | None] = ContextVar("pipewright_unit_of_work", default=None)
@@ -35,6 +36,10 @@ async def transaction() -> AsyncIterator[None]:
     try:
         async with in_transaction():
             yield
+            while unit.before_commit:  # a flush may add to another batch (events of events)
+                key = next(iter(unit.before_commit))
+                items, flush = unit.before_commit.pop(key)
+                await flush(items)
     finally:
         _unit.reset(token)
     for callback in unit.callbacks:
@@ -63,6 +68,21 @@ def after_commit(callback: Callback) -> None:
         _background_task(callback)
     else:
         unit.callbacks.append(callback)
+
+
+def in_unit() -> bool:
+    return _unit.get() is not None
+
+
+def before_commit_batch(key: str, items: list[Any], flush: Callable[[list[Any]], Awaitable[None]]) -> None:
+    """Collect `items` under `key` for one `flush(all_items)` as the last step inside the current transaction."""
+    unit = _unit.get()
+    assert unit is not None, "before_commit_batch needs a transaction"
+    entry = unit.before_commit.get(key)
+    if entry is None:
+        unit.before_commit[key] = (list(items), flush)
+    else:
+        entry[0].extend(items)
 
 
 def after_commit_batch(key: str, items: list[Any], flush: Callable[[list[Any]], Awaitable[None]]) -> None:

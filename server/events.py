@@ -1,14 +1,21 @@
-"""Live events: written to the `event` table in the transaction of the change they describe.
+"""Live events: written to the `event` table as the last step of the transaction that made the change.
 
-The event id is the subscriber's cursor. Publishing to live subscribers happens after commit
-(see `server/live.py`); a subscriber that missed events reads them back from the table.
+The event id is the subscriber's cursor. Ids follow commit order: on PostgreSQL the insert
+takes a transaction-level advisory lock held until commit (SQLite writers are serialised by
+BEGIN IMMEDIATE already), so a reader that has seen id N never later finds a new id below N.
+After commit the events are published to live subscribers (`server/live.py`).
 """
 
+from collections import defaultdict
 from typing import Any
 
+from tortoise.connection import get_connection
+
+from server import db
 from server.models import Event
 
 KINDS = ("timeline", "feed", "notification", "rule_run", "element")
+ADVISORY_LOCK = 0x70697065  # "pipe": serialises event inserts with commits on PostgreSQL
 
 
 async def emit(
@@ -19,10 +26,47 @@ async def emit(
     element_id: int | None = None,
     responsible_id: int | None = None,
     audience: list[int] | None = None,
-) -> Event:
-    """Record an event in the current transaction. `audience`: user ids who may see it; None: the element decides."""
+) -> None:
+    """Record an event with the current transaction (one is opened if there is none).
+
+    `audience`: the user ids who may see it. None: whoever may see the element (its responsible,
+    managers and admins), or everyone when there is no element.
+    """
     assert kind in KINDS, kind
-    return await Event.create(
-        kind=kind, payload=payload, element_type=element_type, element_id=element_id,
-        responsible_id=responsible_id, audience=audience,
-    )
+    record = {
+        "kind": kind, "payload": payload, "element_type": element_type, "element_id": element_id,
+        "responsible_id": responsible_id, "audience": audience,
+    }
+    if not db.in_unit():
+        async with db.transaction():
+            db.before_commit_batch("events", [record], _write)
+        return
+    db.before_commit_batch("events", [record], _write)
+
+
+async def _write(records: list[dict[str, Any]]) -> None:
+    await _fill_responsible(records)
+    connection = get_connection("default")
+    if connection.capabilities.dialect == "postgres":
+        await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [ADVISORY_LOCK])
+    rows = [await Event.create(**record) for record in records]
+    from server import live
+
+    db.after_commit(lambda: live.publish(rows))
+
+
+async def _fill_responsible(records: list[dict[str, Any]]) -> None:
+    """Who may see an element event is decided by the element's responsible at the time of the event."""
+    from server.rules.elements import model_for
+
+    wanted: dict[str, set[int]] = defaultdict(set)
+    for record in records:
+        if record["element_type"] and record["element_id"] and record["responsible_id"] is None:
+            wanted[record["element_type"]].add(record["element_id"])
+    found: dict[tuple[str, int], int | None] = {}
+    for element_type, ids in wanted.items():
+        for element in await model_for(element_type).filter(id__in=list(ids)).only("id", "responsible_id"):
+            found[(element_type, element.id)] = element.responsible_id
+    for record in records:
+        if record["responsible_id"] is None and record["element_type"]:
+            record["responsible_id"] = found.get((record["element_type"], record["element_id"]))

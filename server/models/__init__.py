@@ -1,5 +1,6 @@
 """Tortoise models, grouped by area. `MODEL_MODULES` is what the ORM config loads."""
 
+from server.models.access import AdminSession, ApiToken, LoginAttempt, RecoveryCode
 from server.models.automation import Rule, RuleRun, StageRevision, StageRun
 from server.models.crm import (
     AuditEntry,
@@ -16,7 +17,6 @@ from server.models.crm import (
     User,
     WorkCalendar,
 )
-from server.models.access import AdminSession, ApiToken, LoginAttempt, RecoveryCode
 from server.models.events import Event
 from server.models.pipelines import Pipeline, Stage
 from server.models.work import Activity, FeedPost, FeedRecipient, Notification, RoundRobinCursor

@@ -24,10 +24,10 @@ class RunContext:
 
     async def add_entry(self, kind: str, text: str, *, author_id: int | None = None) -> TimelineEntry:
         """A timeline entry attributed to this run (and to its author, by default the run-as user)."""
-        return await TimelineEntry.create(
-            element_type=self.element_type, element_id=self.element.id, kind=kind, text=text,
-            author_id=author_id or self.actor_id, rule_run_id=self.run.id,
-        )
+        from server.rules.elements import add_timeline_entry
+
+        return await add_timeline_entry(self.element_type, self.element.id, kind, text,
+                                        author_id=author_id or self.actor_id, rule_run_id=self.run.id)
 
     async def move_to(self, stage: Stage, *, actor_id: int | None = None) -> None:
         """An automatic stage change: it continues this run's causal chain (the loop guard counts it)."""

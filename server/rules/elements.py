@@ -5,6 +5,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from server import events
 from server.errors import FieldError, NotFound, ValidationFailed
 from server.models import (
     AuditEntry,
@@ -17,6 +18,7 @@ from server.models import (
     Lead,
     Pipeline,
     Stage,
+    TimelineEntry,
     User,
 )
 
@@ -193,7 +195,30 @@ async def apply_changes(
     if changed:
         element.custom = custom
         await element.save()
+        await element_event(element_type, element, "updated", fields=changed, actor_id=actor_id,
+                            rule_run_id=rule_run_id)
     return changed
+
+
+async def add_timeline_entry(
+    element_type: str, element_id: int, kind: str, text: str, *, author_id: int | None, rule_run_id: int | None = None
+) -> TimelineEntry:
+    """A comment, history or automation entry on an element; live to `activityStream` subscribers."""
+    entry = await TimelineEntry.create(element_type=element_type, element_id=element_id, kind=kind, text=text,
+                                       author_id=author_id, rule_run_id=rule_run_id)
+    await events.emit("timeline", {
+        "id": entry.id, "kind": kind, "text": text, "author_id": author_id, "rule_run_id": rule_run_id,
+        "created_at": entry.created_at.isoformat(),
+    }, element_type=element_type, element_id=element_id)
+    return entry
+
+
+async def element_event(element_type: str, element: Element, change: str, **extra: Any) -> None:
+    """The element was created, changed, moved or deleted: for `elementChanged` subscribers."""
+    await events.emit("element", {
+        "change": change, "stage_id": element.stage_id, "pipeline_id": element.pipeline_id,
+        "title": element.title, **extra,
+    }, element_type=element_type, element_id=element.id, responsible_id=element.responsible_id)
 
 
 def _person(user: User | None) -> dict[str, Any] | None:

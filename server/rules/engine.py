@@ -14,11 +14,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from server import clock
+from server import clock, events
 from server.config import settings
 from server.db import transaction
 from server.errors import ActionError, LoopStopped, NotFound, TransientActionError, ValidationFailed
-from server.models import AuditEntry, Element, RuleRun, Stage, StageRun, TimelineEntry, User, WorkCalendar
+from server.models import AuditEntry, Element, RuleRun, Stage, StageRun, User, WorkCalendar
 from server.rules import activities, conditions, dispatch, elements, revisions
 from server.rules.actions import get_action
 from server.rules.actions.base import TEMPLATE, Action, Block
@@ -41,6 +41,15 @@ class Cause:
     chain_id: str | None = None
     depth: int = 0
     rule_run_id: int | None = None
+
+
+async def run_event(run: RuleRun, status: str, **extra: Any) -> None:
+    """A rule run changed status: an event for `ruleRuns` subscribers, in the change's transaction."""
+    await events.emit("rule_run", {
+        "id": run.id, "status": status, "rule_id": run.rule_id, "rule_key": run.rule_key, "title": run.title,
+        "action_type": run.action_type, "stage_id": run.spec.get("stage_id"), "stage_run_id": run.stage_run_id,
+        "attempts": run.attempts, **extra,
+    }, element_type=run.element_type, element_id=run.element_id)
 
 
 class Superseded(Exception):
@@ -73,11 +82,13 @@ async def enter_stage(element_type: str, element: Element, stage: Stage, *, caus
             element_type=element_type, element_id=element.id, field="stage",
             old_value=json.dumps(previous_stage.code), new_value=json.dumps(stage.code), actor_id=cause.actor_id, rule_run_id=cause.rule_run_id,
         )
-        await TimelineEntry.create(
-            element_type=element_type, element_id=element.id, kind="history",
-            text=f"Stage changed from '{previous_stage.name}' to '{stage.name}' ({cause.text})",
+        await elements.add_timeline_entry(
+            element_type, element.id, "history",
+            f"Stage changed from '{previous_stage.name}' to '{stage.name}' ({cause.text})",
             author_id=cause.actor_id, rule_run_id=cause.rule_run_id,
         )
+        await elements.element_event(element_type, element, "moved", from_stage_id=previous_stage.id,
+                                     actor_id=cause.actor_id, rule_run_id=cause.rule_run_id)
     revision, rules = await revisions.rules_in_force(stage)
     stage_run = await StageRun.create(
         element_type=element_type, element_id=element.id, stage_id=stage.id, revision=revision,
@@ -94,7 +105,10 @@ async def leave_stage(stage_run: StageRun, *, reason: str, except_run_id: int | 
     query = RuleRun.filter(stage_run_id=stage_run.id, status__in=UNFINISHED)
     if except_run_id is not None:
         query = query.exclude(id=except_run_id)
+    runs = await query
     await query.update(status="cancelled", reason=f"cancelled: {reason}", finished_at=now, lease_until=None)
+    for run in runs:
+        await run_event(run, "cancelled", reason=f"cancelled: {reason}")
     await StageRun.filter(id=stage_run.id).update(status="left", left_at=now)
     await activities.complete_on_stage_change(stage_run.element_type, stage_run.element_id)
 
@@ -109,7 +123,10 @@ async def cancel_element_runs(element_type: str, element_id: int, *, reason: str
     query = RuleRun.filter(element_type=element_type, element_id=element_id, status__in=UNFINISHED)
     if except_run_id is not None:
         query = query.exclude(id=except_run_id)
+    runs = await query
     cancelled = await query.update(status="cancelled", reason=f"cancelled: {reason}", finished_at=now, lease_until=None)
+    for run in runs:
+        await run_event(run, "cancelled", reason=f"cancelled: {reason}")
     await StageRun.filter(element_type=element_type, element_id=element_id, status="active").update(
         status="deleted", left_at=now
     )
@@ -131,6 +148,7 @@ async def _create_rule_runs(stage_run: StageRun, element: Element, rules: list[d
             spec=rule, status="scheduled",
             reason=f"waits for '{previous.title}' to finish" if follows and previous else None,
         )
+        await run_event(run, "scheduled")
         if not follows:
             heads.append(run)
         previous = run
@@ -198,10 +216,11 @@ async def advance_lane(finished: RuleRun) -> None:
     if finished.status == "failed" and finished.spec.get("stop_lane_on_failure"):
         now = clock.utcnow()
         while follower is not None:
-            await RuleRun.filter(id=follower.id, status="scheduled").update(
-                status="cancelled", reason=f"cancelled: lane stopped because '{finished.title}' failed",
-                finished_at=now,
-            )
+            reason = f"cancelled: lane stopped because '{finished.title}' failed"
+            if await RuleRun.filter(id=follower.id, status="scheduled").update(
+                status="cancelled", reason=reason, finished_at=now,
+            ):
+                await run_event(follower, "cancelled", reason=reason)
             follower = await RuleRun.filter(after_run_id=follower.id, status="scheduled").first()
         return
     await _make_eligible(follower, base=clock.utcnow())
@@ -273,6 +292,7 @@ async def _start(run_id: int) -> tuple[RuleRun, int] | None:
     if not taken:
         return None
     run.status, run.attempts, run.started_at, run.lease_until = "running", attempt, now, lease_until
+    await run_event(run, "running")
     return run, attempt
 
 
@@ -367,6 +387,7 @@ async def _finish(
     if not taken:
         raise Superseded()
     run.status = status
+    await run_event(run, status, reason=reason, error=error, outputs=outputs if outputs is not None else run.outputs)
     if status in FINISHED:
         await advance_lane(run)
 
@@ -414,6 +435,7 @@ async def release_waiting(run: RuleRun, *, ended_by: str, outputs: dict[str, Any
     if not taken:
         return False
     run.status = "succeeded"
+    await run_event(run, "succeeded", reason=f"wait ended by {ended_by}")
     await advance_lane(run)
     return True
 

@@ -7,7 +7,7 @@ from server import clock
 from server.config import settings
 from server.db import transaction
 from server.models import RuleRun
-from server.rules.engine import advance_lane
+from server.rules.engine import advance_lane, run_event
 
 # How long a queued run may wait for a worker before the sweeper sends it again.
 QUEUED_LEASE_S = 30
@@ -65,6 +65,7 @@ async def recover_expired(*, limit: int = 500, orphaned: bool = False) -> list[i
                 )
                 if failed:
                     run.status = "failed"
+                    await run_event(run, "failed", error=f"the worker running it was lost {run.attempts} times")
                     await advance_lane(run)
                 continue
             taken = await RuleRun.filter(id=run.id, status=run.status, attempts=run.attempts).update(

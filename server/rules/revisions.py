@@ -9,7 +9,7 @@ from server.models import Rule, Stage, StageRevision
 
 def rule_snapshot(rule: Rule) -> dict[str, Any]:
     return {
-        "id": rule.id, "key": rule.key, "title": rule.title, "position": rule.position, "lane": rule.lane,
+        "id": rule.id, "stage_id": rule.stage_id, "key": rule.key, "title": rule.title, "position": rule.position, "lane": rule.lane,
         "action_type": rule.action_type, "params": rule.params, "condition": rule.condition,
         "timing": rule.timing, "run_as_id": rule.run_as_id, "enabled": rule.enabled,
         "stop_lane_on_failure": rule.stop_lane_on_failure,

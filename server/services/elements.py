@@ -79,6 +79,7 @@ async def create_element(
         element = await model.create(pipeline_id=stage.pipeline_id, stage_id=stage.id, custom=custom, **columns)
         for position, contact_id in enumerate(contact_ids):
             await DealContact.create(deal_id=element.id, contact_id=contact_id, position=position)
+        await elements.element_event(element_type, element, "created", actor_id=actor_id)
         await engine.enter_stage(element_type, element, stage, cause=engine.Cause("created", actor_id=actor_id))
     return element
 
@@ -134,6 +135,7 @@ async def delete_element(element_type: str, element_id: int, *, actor: Actor | N
         element = await elements.load(element_type, element_id, lock=True)
         require_element(actor, element)
         await engine.cancel_element_runs(element_type, element_id, reason=f"the {element_type} was deleted")
+        await elements.element_event(element_type, element, "deleted", actor_id=_actor_id(actor))
         await element.delete()
 
 
