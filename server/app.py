@@ -13,6 +13,7 @@ from tortoise.connection import get_connection
 from tortoise.contrib.starlette import RegisterTortoise
 
 from server import database
+from server.calendar_feed import calendar_feed
 from server.config import settings
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,7 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
 
     routes = [
         Route("/health", health),
+        Route("/calendar/{token}.ics", calendar_feed, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
     ]
