@@ -44,6 +44,29 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _token(args: argparse.Namespace) -> int:
+    """Print a new API token for a user; only the token goes to stdout (for scripts)."""
+    from server import database
+    from server.errors import ValidationFailed
+    from server.services.tokens import issue_for_email
+
+    async def main() -> str:
+        await database.migrate()
+        await database.connect()
+        try:
+            return await issue_for_email(args.email, name=args.name, create_role=args.create)
+        finally:
+            await database.disconnect()
+
+    try:
+        secret = asyncio.run(main())
+    except ValidationFailed as exc:
+        sys.exit(f"pipewright token: {exc}")
+    print(f"API token for {args.email} (shown once; send it as 'Authorization: Bearer <token>'):", file=sys.stderr)
+    print(secret, flush=True)
+    return 0
+
+
 async def _scheduler_main() -> None:
     from server import database
     from server.workers import scheduler
@@ -122,6 +145,13 @@ def main(argv: list[str] | None = None) -> int:
 
     commands.add_parser("scheduler", help="run only the scheduler").set_defaults(func=_scheduler)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(func=_migrate)
+
+    token = commands.add_parser("token", help="create an API token for a user and print it")
+    token.add_argument("--email", required=True, help="the user the token acts as")
+    token.add_argument("--name", default="console", help="what the token is for (shown in the token list)")
+    token.add_argument("--create", metavar="ROLE", default=None,
+                       help="create the user with this role (admin, manager, employee) if missing")
+    token.set_defaults(func=_token)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
