@@ -8,7 +8,6 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
-from strawberry.asgi import GraphQL
 from tortoise.connection import get_connection
 from tortoise.contrib.starlette import RegisterTortoise
 
@@ -31,9 +30,11 @@ async def health(request: Request) -> JSONResponse:
 
 def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
     """The app. With `runtime`, its lifespan migrates, connects, seeds demo data and runs the workers."""
-    from server.schema.schema import schema
+    from server.schema.schema import production_schema, schema
+    from server.schema.view import PipewrightGraphQL
 
-    graphql = GraphQL(schema, graphql_ide="graphiql")
+    development = settings().development
+    graphql = PipewrightGraphQL(schema if development else production_schema, development=development)
 
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -47,7 +48,14 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
                 from server.services.demo import load_demo_if_empty
 
                 if await load_demo_if_empty():
+                    from server.services.tokens import issue_for_email
+
+                    secret = await issue_for_email("anna@pipewright.example", name="demo")
                     log.info("loaded demo data")
+                    print(f"pipewright: demo API token for Anna Schmidt (admin), shown once: {secret}\n"
+                          f"  curl -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' "
+                          "-d '{\"query\": \"{ me { name role } }\"}' "
+                          f"http://{settings().host}:{settings().port}/graphql", flush=True)
             worker = None
             if config.embedded_broker:
                 from server.workers.embedded import EmbeddedWorker
@@ -58,9 +66,13 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
                 from server.workers.scheduler import install_dispatcher
 
                 install_dispatcher()
+            from server.live import hub
+
+            await hub.start()
             try:
                 yield
             finally:
+                await hub.stop()
                 if worker is not None:
                     await worker.stop()
 

@@ -27,6 +27,9 @@ def _serve(args: argparse.Namespace) -> int:
 
     if args.database_url:
         os.environ["PIPEWRIGHT_DATABASE_URL"] = args.database_url
+    for name, value in (("PIPEWRIGHT_HOST", args.host), ("PIPEWRIGHT_PORT", args.port)):
+        if value:
+            os.environ[name] = str(value)
     config = reload()
     host = args.host or config.host
     port = args.port or config.port
