@@ -31,9 +31,13 @@ async def timeline(deal_id: int, kind: str) -> list[TimelineEntry]:
 
 
 def test_registry_holds_the_catalogue():
+    # SPEC §4's in-CRM actions; email/SMS, exceptions, bookings and documents come with the channels.
     assert set(registry()) == {
         "add_comment", "history_entry", "modify_element", "change_stage", "generate_code", "wait", "task",
+        "activity", "schedule_call", "schedule_meeting", "control", "notification", "change_responsible",
+        "convert_lead", "create_contact_for_lead", "change_company", "change_contact", "feed_post", "delete_element",
     }
+    assert len(registry()) == 19
     for key, action in registry().items():
         assert action.key == key and action.title and action.group
 

@@ -57,7 +57,7 @@ async def _validated(stage: Stage, values: dict[str, Any], *, rule_id: int | Non
         try:
             params = action.Params.model_validate(values["params"] or {})
             values["params"] = params.model_dump(mode="json")
-            errors += [FieldError(f"params.{f}", m) for f, m in await action.check(params, stage_id=stage.id)]
+            errors += [FieldError(f"params.{f}" if f else "params", m) for f, m in await action.check(params, stage_id=stage.id)]
         except ValidationError as exc:
             errors += field_errors(exc, "params")
     try:

@@ -6,7 +6,7 @@ Params fields carry a `ParamKind` marker in their `Annotated` metadata; the engi
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict
 
@@ -25,6 +25,8 @@ TEMPLATE = ParamKind("template")
 USER = ParamKind("user")
 USERS = ParamKind("users")
 STAGE = ParamKind("stage")
+PIPELINE = ParamKind("pipeline")
+ROLES = ParamKind("roles")
 FIELD_MAP = ParamKind("field_map")
 
 
@@ -35,7 +37,11 @@ def _valid_template(text: str) -> str:
 
 Template = Annotated[str, TEMPLATE, AfterValidator(_valid_template)]
 UserId = Annotated[int, USER]
+UserIds = Annotated[list[int], USERS]
 StageId = Annotated[int, STAGE]
+PipelineId = Annotated[int, PIPELINE]
+Role = Literal["admin", "manager", "employee"]
+Roles = Annotated[list[Role], ROLES]
 
 
 class Params(BaseModel):
@@ -95,6 +101,14 @@ async def unknown_users(**user_ids: int | list[int] | None) -> list[tuple[str, s
                 field = f"{name}.{index}" if isinstance(value, list) else name
                 problems.append((field, f"user {ident} does not exist"))
     return problems
+
+
+async def stage_entity_type(stage_id: int) -> str:
+    """lead or deal: what the elements of the rule's stage are."""
+    from server.models import Stage
+
+    stage = await Stage.get(id=stage_id).prefetch_related("pipeline")
+    return stage.pipeline.entity_type
 
 
 def param_kind(info: Any) -> str:

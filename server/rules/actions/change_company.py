@@ -1,0 +1,88 @@
+"""Change company: set fields of the element's linked company, each checked against its field type.
+
+Change contact is the same on the first linked contact.
+"""
+
+from typing import Annotated, Any, ClassVar
+
+from pydantic import Field
+
+from server.errors import ActionError
+from server.models import Company, Contact
+from server.rules import clients, elements
+from server.rules.actions.base import FIELD_MAP, Action, Done, Params, UserId, unknown_users
+from server.rules.context import RunContext
+from server.rules.templates import check as check_template
+from server.rules.templates import render
+
+
+class ChangeClientParams(Params):
+    fields: Annotated[dict[str, Any], FIELD_MAP] = Field(min_length=1)
+    run_as: UserId | None = None
+
+
+class ChangeCompany(Action):
+    key = "change_company"
+    title = "Change company"
+    group = "element"
+    Params = ChangeClientParams
+    outputs = ("changed",)
+    client_type: ClassVar[str] = "company"
+
+    async def check(self, params: ChangeClientParams, *, stage_id: int) -> list[tuple[str, str]]:
+        types = await clients.field_types(self.client_type)
+        problems: list[tuple[str, str]] = []
+        for name, value in params.fields.items():
+            if name not in types:
+                problems.append((f"fields.{name}", f"{self.client_type} has no field '{name}'"))
+            elif isinstance(value, str) and "{" in value:
+                try:
+                    check_template(value)
+                except ValueError as exc:
+                    problems.append((f"fields.{name}", str(exc)))
+            elif name == "name" and not str(value or "").strip():
+                problems.append((f"fields.{name}", "must not be empty"))
+            else:
+                try:
+                    await clients.coerce_client_value(*types[name], value)
+                except ValueError as exc:
+                    problems.append((f"fields.{name}", str(exc)))
+        return problems + await unknown_users(run_as=params.run_as)
+
+    async def linked(self, ctx: RunContext) -> Contact | Company | None:
+        return await Company.get_or_none(id=ctx.element.company_id) if ctx.element.company_id else None
+
+    async def execute(self, ctx: RunContext, params: ChangeClientParams) -> Done:
+        client = await self.linked(ctx)
+        if client is None:
+            raise ActionError(f"the {ctx.element_type} has no linked {self.client_type} to change")
+        templated = any(isinstance(v, str) and "{" in v for v in params.fields.values())
+        context = await ctx.context() if templated else {}
+        values = {k: render(v, context) if isinstance(v, str) else v for k, v in params.fields.items()}
+        changes = await clients.coerce_changes(self.client_type, values)
+        # Lock the client row: two elements linked to it may run rules at the same time.
+        client = await type(client).filter(id=client.id).select_for_update().first()
+        if client is None:
+            raise ActionError(f"the linked {self.client_type} was deleted meanwhile")
+        changed = await clients.apply_changes(
+            self.client_type, client, changes, actor_id=params.run_as or ctx.actor_id, rule_run_id=ctx.run.id
+        )
+        return Done({"changed": changed, f"{self.client_type}_id": client.id})
+
+    def describe(self, params: ChangeClientParams) -> str:
+        return f"Sets on the linked {self.client_type} " + ", ".join(f"{k} to {v!r}" for k, v in params.fields.items())
+
+
+class ChangeContact(ChangeCompany):
+    key = "change_contact"
+    title = "Change contact"
+    client_type = "contact"
+
+    async def linked(self, ctx: RunContext) -> Contact | Company | None:
+        return await elements.first_contact(ctx.element_type, ctx.element)
+
+    def describe(self, params: ChangeClientParams) -> str:
+        return "Sets on the first linked contact " + ", ".join(f"{k} to {v!r}" for k, v in params.fields.items())
+
+
+ACTION = ChangeCompany()

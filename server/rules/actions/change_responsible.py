@@ -1,0 +1,76 @@
+"""Change responsible: pick the next responsible from a list (first, random or round robin), skipping absent users.
+
+The round robin position is one row per rule, locked for the run's transaction, so several
+workers hand elements out in turn without two taking the same position.
+"""
+
+import secrets
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import Field
+
+from server.errors import ActionError
+from server.models import RoundRobinCursor, User
+from server.rules import elements
+from server.rules.actions.base import Action, Done, Params, UserIds, unknown_users
+from server.rules.context import RunContext
+
+
+class ChangeResponsibleParams(Params):
+    users: UserIds = Field(min_length=1, max_length=200)
+    mode: Literal["first", "random", "round_robin"] = "first"
+    skip_absent: bool = True
+
+
+class ChangeResponsible(Action):
+    key = "change_responsible"
+    title = "Change responsible"
+    group = "element"
+    Params = ChangeResponsibleParams
+    outputs = ("responsible_id",)
+
+    async def check(self, params: ChangeResponsibleParams, *, stage_id: int) -> list[tuple[str, str]]:
+        return await unknown_users(users=params.users)
+
+    async def execute(self, ctx: RunContext, params: ChangeResponsibleParams) -> Done:
+        people = {u.id: u for u in await User.filter(id__in=params.users)}
+
+        def available(user_id: int) -> bool:
+            user = people.get(user_id)
+            return user is not None and user.active and not (params.skip_absent and user.absent)
+
+        if params.mode == "round_robin":
+            chosen = await self._round_robin(ctx.run.rule_id, params.users, available)
+        else:
+            candidates = [u for u in params.users if available(u)]
+            chosen = None if not candidates else (
+                candidates[0] if params.mode == "first" else secrets.choice(candidates)
+            )
+        if chosen is None:
+            raise ActionError("no user of the list can take it: every one is absent, inactive or gone")
+        await elements.apply_changes(
+            ctx.element_type, ctx.element, {"responsible": chosen}, actor_id=ctx.actor_id, rule_run_id=ctx.run.id
+        )
+        return Done({"responsible_id": chosen})
+
+    async def _round_robin(self, rule_id: int, users: list[int], available: Callable[[int], bool]) -> int | None:
+        # Insert-if-missing, then lock: a concurrent first run waits for the other's row instead of failing.
+        await RoundRobinCursor.bulk_create([RoundRobinCursor(rule_id=rule_id, position=0)], ignore_conflicts=True)
+        # `.only(...)`, not `values_list`: Tortoise drops FOR UPDATE from a values query.
+        cursor = await RoundRobinCursor.filter(rule_id=rule_id).select_for_update().only("id", "position").first()
+        assert cursor is not None
+        for step in range(len(users)):
+            index = (cursor.position + step) % len(users)
+            if available(users[index]):
+                await RoundRobinCursor.filter(id=cursor.id).update(position=(index + 1) % len(users))
+                return users[index]
+        return None
+
+    def describe(self, params: ChangeResponsibleParams) -> str:
+        mode = {"first": "the first", "random": "a random", "round_robin": "the next (round robin)"}[params.mode]
+        skip = " present" if params.skip_absent else ""
+        return f"Makes {mode}{skip} user of {len(params.users)} the responsible"
+
+
+ACTION = ChangeResponsible()

@@ -1,0 +1,61 @@
+"""Control: tell the responsible's supervisor and/or named users that the element reached this point."""
+
+from pydantic import Field, model_validator
+
+from server.errors import ActionError
+from server.models import Notification, User
+from server.rules.actions.base import Action, Done, Params, Template, UserIds, unknown_users
+from server.rules.context import RunContext
+from server.services import notifications
+
+
+class ControlParams(Params):
+    message: Template = Field(min_length=1, max_length=5_000)
+    to_supervisor: bool = True
+    users: UserIds = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _someone(self) -> "ControlParams":
+        if not self.to_supervisor and not self.users:
+            raise ValueError("notify the responsible's supervisor, or name users, or both")
+        return self
+
+
+class Control(Action):
+    key = "control"
+    title = "Control"
+    group = "control"
+    Params = ControlParams
+    outputs = ("notified",)
+
+    async def check(self, params: ControlParams, *, stage_id: int) -> list[tuple[str, str]]:
+        return await unknown_users(users=params.users)
+
+    async def execute(self, ctx: RunContext, params: ControlParams) -> Done:
+        sent = await Notification.filter(rule_run_id=ctx.run.id).order_by("id")
+        if sent:  # this run's effect is already there
+            return Done({"notified": [n.recipient_id for n in sent]})
+        wanted: list[int] = []
+        if params.to_supervisor and ctx.element.responsible_id:
+            responsible = await User.get_or_none(id=ctx.element.responsible_id)
+            if responsible is not None and responsible.supervisor_id:
+                wanted.append(responsible.supervisor_id)
+        recipients = await notifications.audience([*wanted, *params.users])
+        if not recipients:
+            raise ActionError(f"nobody to notify: the {ctx.element_type}'s responsible has no supervisor"
+                              + (" and the named users are inactive or gone" if params.users else ""))
+        await notifications.notify(
+            recipients, params.message, sender_id=ctx.actor_id, kind="control",
+            element_type=ctx.element_type, element_id=ctx.element.id, rule_run_id=ctx.run.id,
+        )
+        return Done({"notified": recipients})
+
+    def describe(self, params: ControlParams) -> str:
+        whom = " and ".join(
+            w for w in ("the responsible's supervisor" if params.to_supervisor else "",
+                        f"{len(params.users)} named users" if params.users else "") if w
+        )
+        return f"Notifies {whom}: “{params.message[:80]}”"
+
+
+ACTION = Control()

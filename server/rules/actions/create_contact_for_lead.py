@@ -1,0 +1,87 @@
+"""Create contact for lead: a contact from the lead's name, email and phone, linked; the lead becomes a repeat lead.
+
+A lead has no name, email or phone columns: they come from its fields `contact_name`, `email`
+and `phone` (custom fields, as web forms fill them) unless the rule names other fields; the name
+falls back to the lead's title.
+"""
+
+from typing import Any
+
+from server.errors import ActionError
+from server.models import AuditEntry, Contact, Lead
+from server.rules import elements
+from server.rules.actions.base import Action, Done, Params, UserId, stage_entity_type, unknown_users
+from server.rules.context import RunContext
+
+DEFAULT_FIELDS = {"name_field": "contact_name", "email_field": "email", "phone_field": "phone"}
+
+
+class ContactFieldsParams(Params):
+    responsible: UserId | None = None  # default: the lead's responsible
+    name_field: str | None = None  # default: contact_name, else the lead's title
+    email_field: str | None = None  # default: email
+    phone_field: str | None = None  # default: phone
+
+
+async def check_lead_fields(params: ContactFieldsParams, stage_id: int) -> list[tuple[str, str]]:
+    entity_type = await stage_entity_type(stage_id)
+    if entity_type != "lead":
+        return [("", "this rule works on leads: put it on a stage of a lead pipeline")]
+    types = await elements.field_types("lead")
+    problems = []
+    for name in DEFAULT_FIELDS:
+        field = getattr(params, name)
+        if field is not None and types.get(field, ("", []))[0] not in ("string", "text"):
+            problems.append((name, f"'{field}' is not a text field of a lead"))
+    return problems + await unknown_users(responsible=params.responsible)
+
+
+def contact_values(lead: Lead, params: ContactFieldsParams) -> dict[str, Any]:
+    """Name, emails and phones for a contact made from the lead."""
+
+    def value(name: str) -> str:
+        field = getattr(params, name) or DEFAULT_FIELDS[name]
+        raw = lead.title if field == "title" else (lead.custom or {}).get(field)
+        return str(raw or "").strip()
+
+    email, phone = value("email_field"), value("phone_field")
+    return {
+        "name": (value("name_field") or lead.title)[:200],
+        "emails": [email] if email else [],
+        "phones": [phone] if phone else [],
+    }
+
+
+class CreateContactForLead(Action):
+    key = "create_contact_for_lead"
+    title = "Create contact for lead"
+    group = "element"
+    Params = ContactFieldsParams
+    outputs = ("contact_id",)
+
+    async def check(self, params: ContactFieldsParams, *, stage_id: int) -> list[tuple[str, str]]:
+        return await check_lead_fields(params, stage_id)
+
+    async def execute(self, ctx: RunContext, params: ContactFieldsParams) -> Done:
+        lead = ctx.element
+        if not isinstance(lead, Lead):
+            raise ActionError("Create contact for lead works on leads only")
+        if lead.contact_id is not None:
+            if await AuditEntry.exists(element_type="lead", element_id=lead.id, field="contact", rule_run_id=ctx.run.id):
+                return Done({"contact_id": lead.contact_id})  # this run's effect is already there
+            raise ActionError(f"the lead already has a contact (contact {lead.contact_id}): no contact created")
+        contact = await Contact.create(
+            **contact_values(lead, params), company_id=lead.company_id,
+            responsible_id=params.responsible or lead.responsible_id,
+        )
+        await elements.apply_changes(
+            "lead", lead, {"contact": contact.id, "is_repeat": True}, actor_id=ctx.actor_id, rule_run_id=ctx.run.id
+        )
+        await ctx.add_entry("history", f"Contact '{contact.name}' created from the lead")
+        return Done({"contact_id": contact.id})
+
+    def describe(self, params: ContactFieldsParams) -> str:
+        return "Creates a contact from the lead's name, email and phone, links it and marks the lead repeat"
+
+
+ACTION = CreateContactForLead()

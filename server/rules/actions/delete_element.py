@@ -1,0 +1,32 @@
+"""Delete element: delete the lead or deal. Its pending runs are cancelled; timeline and run log stay."""
+
+from server.rules.actions.base import Action, Done, Params
+from server.rules.context import RunContext
+
+
+class DeleteElementParams(Params):
+    pass
+
+
+class DeleteElement(Action):
+    key = "delete_element"
+    title = "Delete element"
+    group = "element"
+    Params = DeleteElementParams
+
+    async def execute(self, ctx: RunContext, params: DeleteElementParams) -> Done:
+        from server.rules.engine import cancel_element_runs
+
+        await ctx.add_entry("history", f"Deleted by the rule '{ctx.run.title}'")
+        await cancel_element_runs(
+            ctx.element_type, ctx.element.id, reason=f"the {ctx.element_type} was deleted by the rule '{ctx.run.title}'",
+            except_run_id=ctx.run.id,
+        )
+        await ctx.element.delete()
+        return Done({})
+
+    def describe(self, params: DeleteElementParams) -> str:
+        return "Deletes the element (its pending rules are cancelled, its history is kept)"
+
+
+ACTION = DeleteElement()

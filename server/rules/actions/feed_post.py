@@ -1,0 +1,54 @@
+"""Activity stream message: a feed post with sender, recipients (users, roles or everyone), title and text."""
+
+from pydantic import Field, model_validator
+
+from server.models import FeedPost
+from server.rules.actions.base import Action, Done, Params, Roles, Template, UserId, UserIds, unknown_users
+from server.rules.context import RunContext
+from server.services import feed
+
+
+class FeedPostParams(Params):
+    title: Template = Field(default="", max_length=255)
+    text: Template = Field(min_length=1, max_length=20_000)
+    sender: UserId | None = None  # default: the run-as user
+    everyone: bool = False
+    users: UserIds = Field(default_factory=list)
+    roles: Roles = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _someone(self) -> "FeedPostParams":
+        if not self.everyone and not self.users and not self.roles:
+            raise ValueError("post to everyone, or name users or roles (admin, manager, employee)")
+        return self
+
+
+class PostToFeed(Action):
+    key = "feed_post"
+    title = "Activity stream message"
+    group = "communication"
+    Params = FeedPostParams
+    outputs = ("post_id",)
+
+    async def check(self, params: FeedPostParams, *, stage_id: int) -> list[tuple[str, str]]:
+        return await unknown_users(sender=params.sender, users=params.users)
+
+    async def execute(self, ctx: RunContext, params: FeedPostParams) -> Done:
+        existing = await FeedPost.get_or_none(rule_run_id=ctx.run.id)
+        if existing is not None:  # this run's effect is already there
+            return Done({"post_id": existing.id})
+        post = await feed.post(
+            title=params.title, body=params.text, author_id=params.sender or ctx.actor_id,
+            user_ids=params.users, roles=params.roles, everyone=params.everyone,
+            element_type=ctx.element_type, element_id=ctx.element.id, rule_run_id=ctx.run.id,
+        )
+        return Done({"post_id": post.id})
+
+    def describe(self, params: FeedPostParams) -> str:
+        whom = "everyone" if params.everyone else ", ".join(
+            [f"{len(params.users)} users"] * bool(params.users) + [f"every {r}" for r in params.roles]
+        )
+        return f"Posts “{(params.title or params.text)[:80]}” to the activity stream of {whom}"
+
+
+ACTION = PostToFeed()

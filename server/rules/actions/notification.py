@@ -1,0 +1,51 @@
+"""Notification: an in-app notification from a sender to users and roles, live to subscribers."""
+
+from pydantic import Field, model_validator
+
+from server.models import Notification
+from server.rules.actions.base import Action, Done, Params, Roles, Template, UserId, UserIds, unknown_users
+from server.rules.context import RunContext
+from server.services import notifications
+
+
+class NotificationParams(Params):
+    text: Template = Field(min_length=1, max_length=5_000)
+    sender: UserId | None = None  # default: the run-as user
+    users: UserIds = Field(default_factory=list)
+    roles: Roles = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _someone(self) -> "NotificationParams":
+        if not self.users and not self.roles:
+            raise ValueError("name the users or roles (admin, manager, employee) to notify")
+        return self
+
+
+class Notify(Action):
+    key = "notification"
+    title = "Notification"
+    group = "communication"
+    Params = NotificationParams
+    outputs = ("notified",)
+
+    async def check(self, params: NotificationParams, *, stage_id: int) -> list[tuple[str, str]]:
+        return await unknown_users(sender=params.sender, users=params.users)
+
+    async def execute(self, ctx: RunContext, params: NotificationParams) -> Done:
+        sent = await Notification.filter(rule_run_id=ctx.run.id).order_by("id")
+        if sent:  # this run's effect is already there
+            return Done({"notified": [n.recipient_id for n in sent]})
+        recipients = await notifications.audience(params.users, params.roles)
+        await notifications.notify(
+            recipients, params.text, sender_id=params.sender or ctx.actor_id, kind="notification",
+            element_type=ctx.element_type, element_id=ctx.element.id, rule_run_id=ctx.run.id,
+        )
+        return Done({"notified": recipients})
+
+    def describe(self, params: NotificationParams) -> str:
+        whom = [f"{len(params.users)} users"] if params.users else []
+        whom += [f"every {role}" for role in params.roles]
+        return f"Notifies {', '.join(whom)}: “{params.text[:80]}”"
+
+
+ACTION = Notify()

@@ -1,0 +1,108 @@
+"""Contacts and companies as rules change them: typed fields (built-in and custom) with an audit trail.
+
+Audit rows use element_type "contact" / "company", so a client's changes are attributed like a deal's.
+"""
+
+import json
+import re
+from typing import Any
+
+from server.errors import FieldError, ValidationFailed
+from server.models import AuditEntry, Company, Contact, CustomField
+from server.rules.elements import coerce_value, to_json
+
+CLIENT_MODELS: dict[str, type[Contact] | type[Company]] = {"contact": Contact, "company": Company}
+
+# `email` / `phone` set the first address / number; the others stay.
+BUILTIN_FIELDS: dict[str, dict[str, str]] = {
+    "contact": {"name": "string", "email": "email", "phone": "phone", "company": "company", "responsible": "user"},
+    "company": {"name": "string", "email": "email", "phone": "phone", "responsible": "user"},
+}
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_PHONE = re.compile(r"^\+?[0-9 ()./-]{3,40}$")
+
+
+async def field_types(client_type: str) -> dict[str, tuple[str, list[Any]]]:
+    types: dict[str, tuple[str, list[Any]]] = {k: (v, []) for k, v in BUILTIN_FIELDS[client_type].items()}
+    for custom in await CustomField.filter(entity_type=client_type):
+        types.setdefault(custom.code, (custom.type, list(custom.options or [])))
+    return types
+
+
+async def coerce_client_value(field_type: str, options: list[Any], value: Any) -> Any:
+    if field_type == "email":
+        text = str(value or "").strip()
+        if text and not _EMAIL.match(text):
+            raise ValueError(f"must be an email address, not {value!r}")
+        return text or None
+    if field_type == "phone":
+        text = str(value or "").strip()
+        if text and not _PHONE.match(text):
+            raise ValueError(f"must be a phone number, not {value!r}")
+        return text or None
+    return await coerce_value(field_type, options, value)
+
+
+async def coerce_changes(client_type: str, changes: dict[str, Any], *, prefix: str = "fields") -> dict[str, Any]:
+    """Every field checked; all problems reported together, nothing applied."""
+    types = await field_types(client_type)
+    errors: list[FieldError] = []
+    coerced: dict[str, Any] = {}
+    for name, value in changes.items():
+        if name not in types:
+            errors.append(FieldError(f"{prefix}.{name}", f"{client_type} has no field '{name}'"))
+            continue
+        try:
+            coerced[name] = await coerce_client_value(*types[name], value)
+        except ValueError as exc:
+            errors.append(FieldError(f"{prefix}.{name}", str(exc)))
+    if "name" in coerced and not coerced["name"]:
+        errors.append(FieldError(f"{prefix}.name", "must not be empty"))
+    if errors:
+        raise ValidationFailed(errors)
+    return coerced
+
+
+async def apply_changes(
+    client_type: str, client: Contact | Company, changes: dict[str, Any], *,
+    actor_id: int | None, rule_run_id: int | None = None,
+) -> list[str]:
+    """Write coerced values; each real change gets an audit row. Returns the changed names."""
+    builtin = BUILTIN_FIELDS[client_type]
+    custom = dict(client.custom or {})
+    changed: list[str] = []
+    for name, value in changes.items():
+        if name in ("email", "phone"):
+            attr = f"{name}s"
+            values = list(getattr(client, attr) or [])
+            old = values[0] if values else None
+            if old == value:
+                continue
+            if value is None:
+                values = values[1:]
+            elif values:
+                values[0] = value
+            else:
+                values = [value]
+            setattr(client, attr, values)
+        elif name in builtin:
+            attr = f"{name}_id" if name in ("company", "responsible") else name
+            old = getattr(client, attr)
+            if old == value:
+                continue
+            setattr(client, attr, value)
+        else:
+            old = custom.get(name)
+            if old == to_json(value):
+                continue
+            custom[name] = to_json(value)
+        changed.append(name)
+        await AuditEntry.create(
+            element_type=client_type, element_id=client.id, field=name,
+            old_value=json.dumps(to_json(old)), new_value=json.dumps(to_json(value)),
+            actor_id=actor_id, rule_run_id=rule_run_id,
+        )
+    if changed:
+        client.custom = custom
+        await client.save()
+    return changed
