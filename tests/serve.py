@@ -26,8 +26,17 @@ def serve(db_url: str, port: int, log: Path, *, broker_url: str | None = None) -
         )
 
 
-async def graphql(port: int, query: str, variables: dict | None = None) -> dict:
-    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as client:
+def cli_token(db_url: str, email: str = "admin@example.com", role: str = "admin") -> str:
+    """`pipewright token --create ROLE`: what an operator runs to get an API token."""
+    env = {**os.environ, "PIPEWRIGHT_DATABASE_URL": db_url}
+    done = subprocess.run([sys.executable, "-m", "server.cli", "token", "--email", email, "--create", role],
+                          env=env, cwd=ROOT, capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+async def graphql(port: int, query: str, variables: dict | None = None, *, token: str) -> dict:
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}",
+                                 headers={"Authorization": f"Bearer {token}"}) as client:
         response = await client.post("/graphql", json={"query": query, "variables": variables or {}})
         body = response.json()
         assert "errors" not in body, body

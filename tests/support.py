@@ -24,6 +24,15 @@ async def make_user(name: str = "Ann", **values: Any) -> User:
     return await User.create(name=name, email=f"{name.lower()}@example.com", **values)
 
 
+async def make_token(role: str = "admin", name: str | None = None) -> tuple[User, str]:
+    """A user with `role` and an API token acting as them: (user, secret)."""
+    from server.services.tokens import create_token
+
+    user = await make_user(name or f"{role.title()}{await User.all().count() + 1}", role=role)
+    _, secret = await create_token(None, user_id=user.id, name=f"tests ({role})")
+    return user, secret
+
+
 async def add_rule(stage: Stage, action_type: str, params: dict[str, Any] | None = None, **values: Any) -> Any:
     return await rule_service.create_rule(
         stage.id, rule_service.RuleInput(action_type=action_type, params=params or {}, **values)

@@ -6,7 +6,7 @@ import pytest
 
 from server.models import RuleRun, TimelineEntry
 from server.services import elements as element_service
-from tests.serve import graphql, serve, stop, wait_ready
+from tests.serve import cli_token, graphql, serve, stop, wait_ready
 from tests.services import free_port
 from tests.support import add_rule, make_pipeline, wait_for_runs, wait_until
 
@@ -45,10 +45,11 @@ async def test_a_delayed_rule_fires_once_after_the_server_restarts(tmp_path):
     db_url = f"sqlite://{tmp_path / 'restart.db'}"
     port = free_port()
     log = tmp_path / "serve.log"
+    token = cli_token(db_url)
     server = serve(db_url, port, log)
     try:
         await wait_ready(port, server)
-        data = await graphql(port, "{ pipelines(entityType: \"deal\") { id stages { id code } } }")
+        data = await graphql(port, "{ pipelines(entityType: \"deal\") { id stages { id code } } }", token=token)
         assert data["pipelines"] == []
     finally:
         stop(server)
@@ -70,7 +71,7 @@ async def test_a_delayed_rule_fires_once_after_the_server_restarts(tmp_path):
         created = await graphql(
             port,
             "mutation($stage: ID!) { createDeal(input: {title: \"Restart\", stageId: $stage}) { ... on Deal { id } } }",
-            {"stage": str(stage_id)},
+            {"stage": str(stage_id)}, token=token,
         )
         deal_id = created["createDeal"]["id"]
     finally:
@@ -82,14 +83,15 @@ async def test_a_delayed_rule_fires_once_after_the_server_restarts(tmp_path):
         await wait_ready(port, server)
 
         async def fired() -> list | None:
-            data = await graphql(port, "query($id: ID!) { ruleRuns(elementType: \"deal\", elementId: $id) { status } "
-                                        "timeline(elementType: \"deal\", elementId: $id) { kind text } }", {"id": deal_id})
-            return data if data["ruleRuns"][0]["status"] == "succeeded" else None
+            data = await graphql(port, "query($id: ID!) { ruleRuns(elementType: \"deal\", elementId: $id) { nodes { status } } "
+                                        "timeline(elementType: \"deal\", elementId: $id) { kind text } }", {"id": deal_id},
+                                 token=token)
+            return data if data["ruleRuns"]["nodes"][0]["status"] == "succeeded" else None
 
         data = await wait_until(fired, timeout_s=20, what="the delayed run after the restart")
         await asyncio.sleep(1)  # and it does not fire a second time
         data = await graphql(port, "query($id: ID!) { timeline(elementType: \"deal\", elementId: $id) { kind text } }",
-                              {"id": deal_id})
+                              {"id": deal_id}, token=token)
         assert [e["text"] for e in data["timeline"] if e["kind"] == "comment"] == ["delayed hello"]
     finally:
         stop(server)

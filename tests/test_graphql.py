@@ -9,7 +9,7 @@ import pytest
 
 from server.app import create_app
 from server.rules.actions import registry
-from tests.support import make_pipeline, wait_for_runs
+from tests.support import make_pipeline, make_token, wait_for_runs
 
 RULE_FIELDS = "... on Rule { id key position actionType params timing } ...Errors"
 ERRORS = """
@@ -24,8 +24,11 @@ DEAL_FIELDS = """
 
 @pytest.fixture
 async def client(db: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """An admin's client: the API token goes in the Authorization header."""
+    _, token = await make_token("admin")
     transport = httpx.ASGITransport(app=create_app(runtime=False))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+    async with httpx.AsyncClient(transport=transport, base_url="http://test",
+                                 headers={"Authorization": f"Bearer {token}"}) as client:
         yield client
 
 
@@ -63,8 +66,12 @@ async def create_deal(client: httpx.AsyncClient, **deal: Any) -> dict[str, Any]:
 
 
 async def get_deal(client: httpx.AsyncClient, deal_id: str) -> dict[str, Any] | None:
-    data = await gql(client, f"query($id: ID!) {{ deal(id: $id) {{ {DEAL_FIELDS} }} }}", id=deal_id)
-    return data["deal"]
+    data = await gql(client, f"query($id: ID!) {{ deal(id: $id) {{ __typename ... on Deal {{ {DEAL_FIELDS} }} }} }}", id=deal_id)
+    deal = data["deal"]
+    if deal["__typename"] == "NotFoundError":
+        return None
+    assert deal.pop("__typename") == "Deal", deal
+    return deal
 
 
 def fields_of(result: dict[str, Any]) -> set[str]:
@@ -184,8 +191,8 @@ async def test_moving_a_deal_cancels_its_pending_delayed_runs(client: httpx.Asyn
         id=deal["id"], s=str(stages["offer"].id),
     )
     assert data["moveDeal"] == {"stage": {"code": "offer"}}
-    runs = (await gql(client, 'query($id: ID!) { ruleRuns(elementType: "deal", elementId: $id) { status reason } }',
-                      id=deal["id"]))["ruleRuns"]
+    runs = (await gql(client, 'query($id: ID!) { ruleRuns(elementType: "deal", elementId: $id, oldestFirst: true) { nodes { status reason } } }',
+                      id=deal["id"]))["ruleRuns"]["nodes"]
     assert runs == [{"status": "cancelled", "reason": "cancelled: left stage for 'Offer'"}]
 
     again = await gql(
@@ -209,8 +216,8 @@ async def test_deleting_a_deal_keeps_its_rule_runs_queryable(client: httpx.Async
     assert data["deleteDeal"] == {"__typename": "DeleteResult", "ok": True, "id": deal["id"]}
     assert await get_deal(client, deal["id"]) is None
 
-    runs = (await gql(client, 'query($id: ID!) { ruleRuns(elementType: "deal", elementId: $id) { ruleKey status reason } }',
-                      id=deal["id"]))["ruleRuns"]
+    runs = (await gql(client, 'query($id: ID!) { ruleRuns(elementType: "deal", elementId: $id, oldestFirst: true) { nodes { ruleKey status reason } } }',
+                      id=deal["id"]))["ruleRuns"]["nodes"]
     assert [(r["ruleKey"], r["status"]) for r in runs] == [("code", "succeeded"), ("add_comment1", "cancelled")]
     assert runs[1]["reason"] == "cancelled: the deal was deleted"
 
@@ -273,20 +280,26 @@ async def test_leads_list_is_paginated_newest_first(client: httpx.AsyncClient) -
             input={"title": f"Lead {n}", "fields": {"source": "web" if n % 2 else "fair"}},
         )
         assert data["createLead"]["__typename"] == "Lead" and data["createLead"]["source"] in ("web", "fair")
-    page = "query($limit: Int!, $offset: Int!, $search: String) " \
-           "{ leads(limit: $limit, offset: $offset, search: $search) { total items { title stage { code } } } }"
+    page = "query($first: Int!, $after: String, $search: String) { leads(first: $first, after: $after, search: $search) " \
+           "{ totalCount edges { cursor node { title stage { code } } } pageInfo { hasNextPage endCursor } } }"
 
-    first = (await gql(client, page, limit=2, offset=0))["leads"]
-    assert first["total"] == 5
-    assert [i["title"] for i in first["items"]] == ["Lead 4", "Lead 3"]
-    assert first["items"][0]["stage"] == {"code": "new"}
-    last = (await gql(client, page, limit=2, offset=4))["leads"]
-    assert [i["title"] for i in last["items"]] == ["Lead 0"]
-    found = (await gql(client, page, limit=50, offset=0, search="lead 2"))["leads"]
-    assert found["total"] == 1 and found["items"][0]["title"] == "Lead 2"
+    first = (await gql(client, page, first=2))["leads"]
+    assert first["totalCount"] == 5
+    assert [e["node"]["title"] for e in first["edges"]] == ["Lead 4", "Lead 3"]
+    assert first["edges"][0]["node"]["stage"] == {"code": "new"}
+    assert first["pageInfo"] == {"hasNextPage": True, "endCursor": first["edges"][1]["cursor"]}
+    second = (await gql(client, page, first=2, after=first["pageInfo"]["endCursor"]))["leads"]
+    assert [e["node"]["title"] for e in second["edges"]] == ["Lead 2", "Lead 1"]
+    last = (await gql(client, page, first=2, after=second["pageInfo"]["endCursor"]))["leads"]
+    assert [e["node"]["title"] for e in last["edges"]] == ["Lead 0"]
+    assert last["pageInfo"]["hasNextPage"] is False
+    found = (await gql(client, page, first=50, search="lead 2"))["leads"]
+    assert found["totalCount"] == 1 and found["edges"][0]["node"]["title"] == "Lead 2"
 
-    refused = await post(client, page, limit=1000, offset=0)
-    assert refused["errors"][0]["message"] == "limit: must be between 1 and 200"
+    refused = await post(client, page, first=1000)
+    assert refused["errors"][0]["message"] == "first: must be between 1 and 100"
+    forged = await post(client, page, first=2, after="not-a-cursor")
+    assert forged["errors"][0]["message"] == "after: is not a cursor this API gave out"
 
 
 async def test_create_lead_with_bad_fields_returns_field_errors(client: httpx.AsyncClient) -> None:
@@ -299,8 +312,8 @@ async def test_create_lead_with_bad_fields_returns_field_errors(client: httpx.As
     assert fields_of(data["createLead"]) == {"stageId"}
     data = await gql(client, create, input={"title": "X", "fields": ["amount"]})
     assert fields_of(data["createLead"]) == {"fields"}
-    total = await gql(client, "{ leads { total } }")
-    assert total["leads"]["total"] == 0
+    total = await gql(client, "{ leads { totalCount } }")
+    assert total["leads"]["totalCount"] == 0
 
 
 async def test_too_many_aliases_and_unknown_fields_are_refused_visibly(client: httpx.AsyncClient) -> None:
@@ -337,11 +350,11 @@ async def test_changes_made_by_a_rule_are_attributed_to_its_run_in_the_audit_tra
               id=deal, s=str(stages["offer"].id))
     await wait_for_runs("deal", int(deal), 1)
 
-    data = await gql(client, 'query($id: ID!) { ruleRuns(elementType: "deal", elementId: $id) { id } '
+    data = await gql(client, 'query($id: ID!) { ruleRuns(elementType: "deal", elementId: $id) { nodes { id } } '
                              'auditTrail(elementType: "deal", elementId: $id) { field oldValue newValue ruleRunId } '
                              'stageRuns(elementType: "deal", elementId: $id) { stageId status depth cause } }', id=deal)
 
-    [run] = data["ruleRuns"]
+    [run] = data["ruleRuns"]["nodes"]
     assert {"field": "currency", "oldValue": "EUR", "newValue": "USD", "ruleRunId": run["id"]} in data["auditTrail"]
     assert {"field": "stage", "oldValue": "new", "newValue": "offer", "ruleRunId": None} in data["auditTrail"]
     assert [(s["stageId"], s["status"]) for s in data["stageRuns"]] == [(str(stages["new"].id), "left"), (str(stages["offer"].id), "active")]

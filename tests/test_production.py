@@ -7,7 +7,7 @@ import pytest
 
 from tests.serve import graphql, serve, stop, wait_ready
 from tests.services import free_port
-from tests.support import make_pipeline, wait_until
+from tests.support import make_pipeline, make_token, wait_until
 
 pytestmark = [pytest.mark.production_backend, pytest.mark.production_only]
 
@@ -18,6 +18,7 @@ CREATE_RULE = """mutation($stage: ID!, $input: RuleInput!) {
 
 async def test_promo_code_stage_through_the_production_server(db, tmp_path):
     _, stages = await make_pipeline()
+    _, token = await make_token("admin")
     offer = str(stages["offer"].id)
     port = free_port()
     server = serve(db.database_url, port, tmp_path / "serve.log", broker_url=db.redis.url)
@@ -27,16 +28,16 @@ async def test_promo_code_stage_through_the_production_server(db, tmp_path):
             {"actionType": "generate_code", "key": "promo", "params": {"length": 8, "digits": True, "upper": True}},
             {"actionType": "add_comment", "lane": "after_previous", "params": {"text": "Your promo code: {{rules.promo.code}}"}},
         ):
-            created = await graphql(port, CREATE_RULE, {"stage": offer, "input": rule})
+            created = await graphql(port, CREATE_RULE, {"stage": offer, "input": rule}, token=token)
             assert created["createRule"]["__typename"] == "Rule", created
         deal = await graphql(port, 'mutation($s: ID!) { createDeal(input: {title: "Prod", stageId: $s}) { ... on Deal { id } } }',
-                             {"s": offer})
+                             {"s": offer}, token=token)
         deal_id = deal["createDeal"]["id"]
 
         async def done() -> dict | None:
-            data = await graphql(port, 'query($id: ID!) { ruleRuns(elementType: "deal", elementId: $id) { status outputs } '
-                                       'timeline(elementType: "deal", elementId: $id) { kind text } }', {"id": deal_id})
-            runs = data["ruleRuns"]
+            data = await graphql(port, 'query($id: ID!) { ruleRuns(elementType: "deal", elementId: $id) { nodes { id status outputs } } '
+                                       'timeline(elementType: "deal", elementId: $id) { kind text } }', {"id": deal_id}, token=token)
+            runs = data["ruleRuns"] = sorted(data["ruleRuns"]["nodes"], key=lambda r: int(r["id"]))
             return data if len(runs) == 2 and all(r["status"] == "succeeded" for r in runs) else None
 
         data = await wait_until(done, timeout_s=20, what="both runs to succeed")

@@ -1,31 +1,35 @@
-"""What resolvers get per request: the acting user and the request's DataLoaders."""
+"""What resolvers get per request (or per websocket connection): the acting user and DataLoaders."""
 
 from dataclasses import dataclass, field
 from typing import Any
 
 from strawberry.types import Info
 
+from server.errors import Forbidden
 from server.schema.loaders import Loaders
+from server.services.access import Actor
 
-CONTEXT_KEY = "pipewright"
+
+class NotAuthenticated(Forbidden):
+    """No valid token: the view answers 401 before any resolver runs; this guards the rest."""
 
 
 @dataclass
 class Context:
-    actor_id: int | None = None  # None until authentication exists
+    actor: Actor | None = None
+    request: Any = None
+    response: Any = None
+    connection_params: dict[str, Any] | None = None
     loaders: Loaders = field(default_factory=Loaders)
 
 
 def context_of(info: Info[Any, Any]) -> Context:
-    """The request's Context. Strawberry's default context is a dict: the Context is made on first use."""
-    context = info.context
-    if isinstance(context, Context):
-        return context
-    found = context.get(CONTEXT_KEY)
-    if found is None:
-        found = context[CONTEXT_KEY] = Context()
-    return found
+    return info.context
 
 
-def actor_id(info: Info[Any, Any]) -> int | None:
-    return context_of(info).actor_id
+def actor_of(info: Info[Any, Any]) -> Actor:
+    """The authenticated user. Every resolver asks: nothing is anonymous."""
+    actor = info.context.actor
+    if actor is None:
+        raise NotAuthenticated("authentication required: send Authorization: Bearer <API token>")
+    return actor

@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 import strawberry
 from graphql import GraphQLError
 
-from server.errors import NotFound, PipewrightError, ValidationFailed
+from server.errors import Forbidden, NotFound, PipewrightError, ValidationFailed
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -48,16 +48,33 @@ class NotFoundError:
         return cls(message=str(exc))
 
 
+@strawberry.type
+class ForbiddenError:
+    """The acting user's role does not allow this; nothing was read or changed."""
+
+    message: str
+
+    @classmethod
+    def of(cls, exc: Forbidden) -> "ForbiddenError":
+        return cls(message=str(exc))
+
+
 async def result_of(
     work: Callable[[], Awaitable[T]], present: Callable[[T], R]
-) -> R | ValidationError | NotFoundError:
+) -> R | ValidationError | NotFoundError | ForbiddenError:
     """Run a service call; errors the user caused become typed results instead of GraphQL errors."""
+    from server.schema.context import NotAuthenticated
+
     try:
         value = await work()
+    except NotAuthenticated:
+        raise
     except ValidationFailed as exc:
         return ValidationError.of(exc)
     except NotFound as exc:
         return NotFoundError.of(exc)
+    except Forbidden as exc:
+        return ForbiddenError.of(exc)
     return present(value)
 
 

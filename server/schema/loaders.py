@@ -4,8 +4,9 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from strawberry.dataloader import DataLoader
+from tortoise.expressions import Subquery
 
-from server.models import DealContact, RuleRun, Stage, TimelineEntry
+from server.models import Company, Contact, DealContact, RuleRun, Stage, StageRun, TimelineEntry, User
 
 ElementKey = tuple[str, int]  # (element_type, element_id)
 
@@ -22,11 +23,30 @@ async def _stages_of_pipelines(pipeline_ids: Sequence[int]) -> list[list[Stage]]
     return [grouped[i] for i in pipeline_ids]
 
 
-async def _contact_ids(deal_ids: Sequence[int]) -> list[list[int]]:
-    grouped: dict[int, list[int]] = defaultdict(list)
-    for link in await DealContact.filter(deal_id__in=list(deal_ids)).order_by("position", "id"):
-        grouped[link.deal_id].append(link.contact_id)
+def _by_id(model: type) -> "DataLoader":
+    async def load(ids: Sequence[int]) -> list:
+        found = {row.id: row for row in await model.filter(id__in=list(ids))}
+        return [found.get(i) for i in ids]
+
+    return DataLoader(load)
+
+
+async def _deal_contacts(deal_ids: Sequence[int]) -> list[list[Contact]]:
+    grouped: dict[int, list[Contact]] = defaultdict(list)
+    links = DealContact.filter(deal_id__in=list(deal_ids)).select_related("contact").order_by("position", "id")
+    for link in await links:
+        grouped[link.deal_id].append(link.contact)
     return [grouped[i] for i in deal_ids]
+
+
+async def _current_runs(keys: Sequence[ElementKey]) -> list[list[RuleRun]]:
+    grouped: dict[ElementKey, list[RuleRun]] = defaultdict(list)
+    for element_type in {t for t, _ in keys}:
+        ids = [i for t, i in keys if t == element_type]
+        active = StageRun.filter(element_type=element_type, element_id__in=ids, status="active").values("id")
+        for run in await RuleRun.filter(stage_run_id__in=Subquery(active)).order_by("position", "id"):
+            grouped[(element_type, run.element_id)].append(run)
+    return [grouped[k] for k in keys]
 
 
 async def _rule_runs(keys: Sequence[ElementKey]) -> list[list[RuleRun]]:
@@ -52,6 +72,10 @@ class Loaders:
     def __init__(self) -> None:
         self.stage = DataLoader(_stages)
         self.stages_of_pipeline = DataLoader(_stages_of_pipelines)
-        self.contact_ids = DataLoader(_contact_ids)
+        self.deal_contacts = DataLoader(_deal_contacts)
+        self.current_runs = DataLoader(_current_runs)
+        self.user = _by_id(User)
+        self.contact = _by_id(Contact)
+        self.company = _by_id(Company)
         self.rule_runs = DataLoader(_rule_runs)
         self.timeline = DataLoader(_timelines)

@@ -7,20 +7,23 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from server.errors import ValidationFailed
-from server.schema.context import actor_id
-from server.schema.errors import NotFoundError, ValidationError, result_of
+from server.schema.context import actor_of
+from server.schema.errors import ForbiddenError, NotFoundError, ValidationError, result_of
 from server.schema.ids import gid, opt_int, to_int
-from server.schema.types import CustomerActivity, Deal, Deleted, Lead, Rule, StageRules, Task
+from server.schema.types import ApiToken, CustomerActivity, Deal, Deleted, Lead, NewApiToken, Rule, StageRules, Task
 from server.services import elements as element_service
 from server.services import rules as rule_service
+from server.services import tokens as token_service
 
-LeadResult = Annotated[Lead | ValidationError | NotFoundError, strawberry.union("LeadResult")]
-DealResult = Annotated[Deal | ValidationError | NotFoundError, strawberry.union("DealResult")]
-DeleteOutcome = Annotated[Deleted | ValidationError | NotFoundError, strawberry.union("DeleteOutcome")]
-RuleResult = Annotated[Rule | ValidationError | NotFoundError, strawberry.union("RuleResult")]
-StageRulesResult = Annotated[StageRules | ValidationError | NotFoundError, strawberry.union("StageRulesResult")]
-ActivityResult = Annotated[CustomerActivity | ValidationError | NotFoundError, strawberry.union("ActivityResult")]
-TaskResult = Annotated[Task | ValidationError | NotFoundError, strawberry.union("TaskResult")]
+LeadResult = Annotated[Lead | ValidationError | NotFoundError | ForbiddenError, strawberry.union("LeadResult")]
+DealResult = Annotated[Deal | ValidationError | NotFoundError | ForbiddenError, strawberry.union("DealResult")]
+DeleteOutcome = Annotated[Deleted | ValidationError | NotFoundError | ForbiddenError, strawberry.union("DeleteOutcome")]
+RuleResult = Annotated[Rule | ValidationError | NotFoundError | ForbiddenError, strawberry.union("RuleResult")]
+StageRulesResult = Annotated[StageRules | ValidationError | NotFoundError | ForbiddenError, strawberry.union("StageRulesResult")]
+ActivityResult = Annotated[CustomerActivity | ValidationError | NotFoundError | ForbiddenError, strawberry.union("ActivityResult")]
+NewApiTokenResult = Annotated[NewApiToken | ValidationError | ForbiddenError, strawberry.union("NewApiTokenResult")]
+ApiTokenResult = Annotated[ApiToken | NotFoundError | ForbiddenError, strawberry.union("ApiTokenResult")]
+TaskResult = Annotated[Task | ValidationError | NotFoundError | ForbiddenError, strawberry.union("TaskResult")]
 
 
 def _object(value: Any, field: str) -> dict[str, Any]:
@@ -74,24 +77,24 @@ async def _create(element_type: str, info: Info, data: CreateLeadInput | CreateD
         element_type, {**_object(data.fields, "fields"), "title": data.title},
         stage_id=opt_int(data.stage_id, "stage_id"), pipeline_id=opt_int(data.pipeline_id, "pipeline_id"),
         contact_ids=None if contact_ids is None else [to_int(i, "contact_ids") for i in contact_ids],
-        actor_id=actor_id(info),
+        actor=actor_of(info),
     )
 
 
 async def _update(element_type: str, info: Info, id: strawberry.ID, fields: JSON) -> Any:
     return await element_service.update_element(
-        element_type, to_int(id, "id"), _object(fields, "fields"), actor_id=actor_id(info)
+        element_type, to_int(id, "id"), _object(fields, "fields"), actor=actor_of(info)
     )
 
 
 async def _move(element_type: str, info: Info, id: strawberry.ID, stage_id: strawberry.ID) -> Any:
     return await element_service.move_element(
-        element_type, to_int(id, "id"), to_int(stage_id, "stage_id"), actor_id=actor_id(info)
+        element_type, to_int(id, "id"), to_int(stage_id, "stage_id"), actor=actor_of(info)
     )
 
 
 async def _delete(element_type: str, info: Info, id: strawberry.ID) -> Deleted:
-    await element_service.delete_element(element_type, to_int(id, "id"), actor_id=actor_id(info))
+    await element_service.delete_element(element_type, to_int(id, "id"), actor=actor_of(info))
     return Deleted(ok=True, id=id)
 
 
@@ -136,21 +139,21 @@ class Mutation:
     @strawberry.mutation
     async def create_rule(self, info: Info, stage_id: strawberry.ID, input: RuleInput) -> RuleResult:
         return await result_of(
-            lambda: rule_service.create_rule(to_int(stage_id, "stage_id"), input.to_service(), author_id=actor_id(info)),
+            lambda: rule_service.create_rule(to_int(stage_id, "stage_id"), input.to_service(), actor=actor_of(info)),
             Rule.of,
         )
 
     @strawberry.mutation
     async def update_rule(self, info: Info, id: strawberry.ID, input: RuleInput) -> RuleResult:
         return await result_of(
-            lambda: rule_service.update_rule(to_int(id, "id"), input.to_service(), author_id=actor_id(info)),
+            lambda: rule_service.update_rule(to_int(id, "id"), input.to_service(), actor=actor_of(info)),
             Rule.of,
         )
 
     @strawberry.mutation
     async def delete_rule(self, info: Info, id: strawberry.ID) -> DeleteOutcome:
         async def delete() -> Deleted:
-            await rule_service.delete_rule(to_int(id, "id"), author_id=actor_id(info))
+            await rule_service.delete_rule(to_int(id, "id"), actor=actor_of(info))
             return Deleted(ok=True, id=id)
 
         return await result_of(delete, _same)
@@ -160,22 +163,38 @@ class Mutation:
         async def reorder() -> StageRules:
             stage = to_int(stage_id, "stage_id")
             ids = [to_int(i, "rule_ids") for i in rule_ids]
-            rules = await rule_service.reorder_rules(stage, ids, author_id=actor_id(info))
+            rules = await rule_service.reorder_rules(stage, ids, actor=actor_of(info))
             return StageRules(stage_id=gid(stage), rules=[Rule.of(r) for r in rules])
 
         return await result_of(reorder, _same)
 
     @strawberry.mutation
     async def record_customer_activity(
-        self, element_type: str, element_id: strawberry.ID, kind: str, text: str = ""
+        self, info: Info, element_type: str, element_id: strawberry.ID, kind: str, text: str = ""
     ) -> ActivityResult:
+        actor = actor_of(info)
         return await result_of(
             lambda: element_service.record_customer_activity(
-                element_type, to_int(element_id, "element_id"), kind=kind, text=text
+                element_type, to_int(element_id, "element_id"), kind=kind, text=text, actor=actor
             ),
             CustomerActivity.of,
         )
 
     @strawberry.mutation
     async def close_task(self, info: Info, id: strawberry.ID) -> TaskResult:
-        return await result_of(lambda: element_service.close_task(to_int(id, "id"), actor_id=actor_id(info)), Task.of)
+        return await result_of(lambda: element_service.close_task(to_int(id, "id"), actor=actor_of(info)), Task.of)
+
+    @strawberry.mutation(description="Admins only. The secret is in the answer and never shown again.")
+    async def create_api_token(self, info: Info, user_id: strawberry.ID, name: str) -> NewApiTokenResult:
+        actor = actor_of(info)
+
+        async def create() -> NewApiToken:
+            token, secret = await token_service.create_token(actor, user_id=to_int(user_id, "user_id"), name=name)
+            return NewApiToken(token=ApiToken.of(token), secret=secret)
+
+        return await result_of(create, _same)
+
+    @strawberry.mutation(description="Admins only. The token stops working at once.")
+    async def revoke_api_token(self, info: Info, id: strawberry.ID) -> ApiTokenResult:
+        actor = actor_of(info)
+        return await result_of(lambda: token_service.revoke_token(actor, to_int(id, "id")), ApiToken.of)

@@ -1,18 +1,25 @@
-"""Reads: pipelines, leads and deals, rules, run logs, timelines, tasks and the action catalogue."""
+"""Reads: the signed-in user, pipelines, leads and deals, rules, run logs, timelines, tasks, catalogue.
 
-from typing import Any
+Every resolver starts from the authenticated actor; the services apply the permission matrix.
+"""
+
+from datetime import datetime
+from typing import Annotated, Any
 
 import strawberry
+from strawberry.types import Info
 
-from server.errors import NotFound, ValidationFailed
 from server.rules.actions import registry
+from server.schema.context import actor_of
+from server.schema.errors import ForbiddenError, NotFoundError, ValidationError, result_of
 from server.schema.ids import opt_int, to_int
+from server.schema.relay import Connection, connection, decode
 from server.schema.types import (
     ActionType,
+    ApiToken,
     AuditEntry,
     Deal,
     Lead,
-    Page,
     Pipeline,
     Rule,
     RuleRun,
@@ -20,100 +27,130 @@ from server.schema.types import (
     StageRun,
     Task,
     TimelineEntry,
+    User,
 )
 from server.services import elements as element_service
 from server.services import pipelines as pipeline_service
 from server.services import rules as rule_service
+from server.services import runs as run_service
+from server.services import tokens as token_service
+from server.services import users as user_service
 
-MAX_PAGE = 200
+LeadLookup = Annotated[Lead | NotFoundError | ForbiddenError, strawberry.union("LeadLookup")]
+DealLookup = Annotated[Deal | NotFoundError | ForbiddenError, strawberry.union("DealLookup")]
 
 
-async def _page(element_type: str, present: Any, *, pipeline_id: strawberry.ID | None, stage_id: strawberry.ID | None,
-                responsible_id: strawberry.ID | None, search: str | None, limit: int, offset: int) -> Any:
-    if not 1 <= limit <= MAX_PAGE:
-        raise ValidationFailed.one("limit", f"must be between 1 and {MAX_PAGE}")
-    if offset < 0:
-        raise ValidationFailed.one("offset", "must not be negative")
+async def _elements(element_type: str, present: Any, info: Info, *, first: int, after: str | None,
+                    pipeline_id: strawberry.ID | None, stage_id: strawberry.ID | None,
+                    responsible_id: strawberry.ID | None, search: str | None) -> Any:
     page = await element_service.list_elements(
         element_type, pipeline_id=opt_int(pipeline_id, "pipeline_id"), stage_id=opt_int(stage_id, "stage_id"),
-        responsible_id=opt_int(responsible_id, "responsible_id"), search=search, limit=limit, offset=offset,
+        responsible_id=opt_int(responsible_id, "responsible_id"), search=search, first=first,
+        after=decode(after), actor=actor_of(info),
     )
-    return Page(items=[present(row) for row in page.items], total=page.total)
+    return connection(page, present, after=after)
 
 
-async def _element(element_type: str, element_id: strawberry.ID) -> Any:
-    try:
-        return await element_service.get_element(element_type, to_int(element_id, "id"))
-    except NotFound:
-        return None
+async def _lookup(element_type: str, present: Any, info: Info, id: strawberry.ID) -> Any:
+    actor = actor_of(info)
+    return await result_of(lambda: element_service.get_element(element_type, to_int(id, "id"), actor=actor), present)
 
 
 @strawberry.type
 class Query:
+    @strawberry.field(description="The user the API token acts as.")
+    async def me(self, info: Info) -> User:
+        return User.of(await user_service.get_user(actor_of(info).user_id))
+
     @strawberry.field
-    async def pipelines(self, entity_type: str | None = None) -> list[Pipeline]:
+    async def users(self, info: Info) -> list[User]:
+        actor_of(info)
+        return [User.of(u) for u in await user_service.list_users()]
+
+    @strawberry.field
+    async def pipelines(self, info: Info, entity_type: str | None = None) -> list[Pipeline]:
+        actor_of(info)
         return [Pipeline.of(p) for p in await pipeline_service.list_pipelines(entity_type)]
 
     @strawberry.field
-    async def stage(self, id: strawberry.ID) -> Stage | None:
+    async def stage(self, info: Info, id: strawberry.ID) -> Stage | None:
+        actor_of(info)
         row = await pipeline_service.get_stage(to_int(id, "id"))
         return None if row is None else Stage.of(row)
 
-    @strawberry.field
+    @strawberry.field(description="Leads newest first; employees see the ones they are responsible for.")
     async def leads(
-        self, pipeline_id: strawberry.ID | None = None, stage_id: strawberry.ID | None = None,
-        responsible_id: strawberry.ID | None = None, search: str | None = None, limit: int = 50, offset: int = 0,
-    ) -> Page[Lead]:
-        return await _page("lead", Lead.of, pipeline_id=pipeline_id, stage_id=stage_id,
-                           responsible_id=responsible_id, search=search, limit=limit, offset=offset)
+        self, info: Info, first: int = 50, after: str | None = None, pipeline_id: strawberry.ID | None = None,
+        stage_id: strawberry.ID | None = None, responsible_id: strawberry.ID | None = None, search: str | None = None,
+    ) -> Connection[Lead]:
+        return await _elements("lead", Lead.of, info, first=first, after=after, pipeline_id=pipeline_id,
+                               stage_id=stage_id, responsible_id=responsible_id, search=search)
 
-    @strawberry.field
+    @strawberry.field(description="Deals newest first; employees see the ones they are responsible for.")
     async def deals(
-        self, pipeline_id: strawberry.ID | None = None, stage_id: strawberry.ID | None = None,
-        responsible_id: strawberry.ID | None = None, search: str | None = None, limit: int = 50, offset: int = 0,
-    ) -> Page[Deal]:
-        return await _page("deal", Deal.of, pipeline_id=pipeline_id, stage_id=stage_id,
-                           responsible_id=responsible_id, search=search, limit=limit, offset=offset)
+        self, info: Info, first: int = 50, after: str | None = None, pipeline_id: strawberry.ID | None = None,
+        stage_id: strawberry.ID | None = None, responsible_id: strawberry.ID | None = None, search: str | None = None,
+    ) -> Connection[Deal]:
+        return await _elements("deal", Deal.of, info, first=first, after=after, pipeline_id=pipeline_id,
+                               stage_id=stage_id, responsible_id=responsible_id, search=search)
 
     @strawberry.field
-    async def lead(self, id: strawberry.ID) -> Lead | None:
-        row = await _element("lead", id)
-        return None if row is None else Lead.of(row)
+    async def lead(self, info: Info, id: strawberry.ID) -> LeadLookup:
+        return await _lookup("lead", Lead.of, info, id)
 
     @strawberry.field
-    async def deal(self, id: strawberry.ID) -> Deal | None:
-        row = await _element("deal", id)
-        return None if row is None else Deal.of(row)
+    async def deal(self, info: Info, id: strawberry.ID) -> DealLookup:
+        return await _lookup("deal", Deal.of, info, id)
 
     @strawberry.field
-    async def rules(self, stage_id: strawberry.ID) -> list[Rule]:
+    async def rules(self, info: Info, stage_id: strawberry.ID) -> list[Rule]:
+        actor_of(info)
         return [Rule.of(r) for r in await rule_service.list_rules(to_int(stage_id, "stage_id"))]
 
-    @strawberry.field
-    async def rule_runs(self, element_type: str, element_id: strawberry.ID) -> list[RuleRun]:
-        runs = await element_service.rule_runs(element_type, to_int(element_id, "element_id"))
-        return [RuleRun.of(r) for r in runs]
+    @strawberry.field(description="The run log, newest first, filtered by status, rule, stage, element and time.")
+    async def rule_runs(
+        self, info: Info, first: int = 50, after: str | None = None, status: list[str] | None = None,
+        rule_id: strawberry.ID | None = None, stage_id: strawberry.ID | None = None,
+        element_type: str | None = None, element_id: strawberry.ID | None = None,
+        created_after: datetime | None = None, created_before: datetime | None = None, oldest_first: bool = False,
+    ) -> Connection[RuleRun]:
+        page = await run_service.list_rule_runs(
+            statuses=status, rule_id=opt_int(rule_id, "rule_id"), stage_id=opt_int(stage_id, "stage_id"),
+            element_type=element_type, element_id=opt_int(element_id, "element_id"),
+            created_after=created_after, created_before=created_before, first=first, after=decode(after),
+            oldest_first=oldest_first, actor=actor_of(info),
+        )
+        return connection(page, RuleRun.of, after=after)
 
     @strawberry.field
-    async def timeline(self, element_type: str, element_id: strawberry.ID) -> list[TimelineEntry]:
-        entries = await element_service.timeline(element_type, to_int(element_id, "element_id"))
+    async def timeline(self, info: Info, element_type: str, element_id: strawberry.ID) -> list[TimelineEntry]:
+        entries = await element_service.timeline(element_type, to_int(element_id, "element_id"), actor=actor_of(info))
         return [TimelineEntry.of(e) for e in entries]
 
     @strawberry.field
-    async def audit_trail(self, element_type: str, element_id: strawberry.ID) -> list[AuditEntry]:
-        entries = await element_service.audit_trail(element_type, to_int(element_id, "element_id"))
+    async def audit_trail(self, info: Info, element_type: str, element_id: strawberry.ID) -> list[AuditEntry]:
+        entries = await element_service.audit_trail(element_type, to_int(element_id, "element_id"),
+                                                    actor=actor_of(info))
         return [AuditEntry.of(e) for e in entries]
 
     @strawberry.field
-    async def stage_runs(self, element_type: str, element_id: strawberry.ID) -> list[StageRun]:
-        runs = await element_service.stage_runs(element_type, to_int(element_id, "element_id"))
+    async def stage_runs(self, info: Info, element_type: str, element_id: strawberry.ID) -> list[StageRun]:
+        runs = await element_service.stage_runs(element_type, to_int(element_id, "element_id"), actor=actor_of(info))
         return [StageRun.of(r) for r in runs]
 
     @strawberry.field
-    async def tasks(self, element_type: str, element_id: strawberry.ID) -> list[Task]:
-        tasks = await element_service.tasks(element_type, to_int(element_id, "element_id"))
+    async def tasks(self, info: Info, element_type: str, element_id: strawberry.ID) -> list[Task]:
+        tasks = await element_service.tasks(element_type, to_int(element_id, "element_id"), actor=actor_of(info))
         return [Task.of(t) for t in tasks]
 
+    @strawberry.field(description="API tokens (admins only); the secrets are never shown again.")
+    async def api_tokens(self, info: Info) -> list[ApiToken]:
+        return [ApiToken.of(t) for t in await token_service.list_tokens(actor_of(info))]
+
     @strawberry.field
-    def action_types(self) -> list[ActionType]:
+    def action_types(self, info: Info) -> list[ActionType]:
+        actor_of(info)
         return [ActionType.of(action) for action in registry().values()]
+
+
+__all__ = ["Query", "ValidationError"]

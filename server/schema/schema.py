@@ -1,28 +1,52 @@
 """The schema the app mounts at /graphql, with its limits and error masking."""
 
 import strawberry
-from strawberry.extensions import AddValidationRules, MaskErrors, MaxAliasesLimiter, QueryDepthLimiter, ValidationCache
+from graphql.validation import NoSchemaIntrospectionCustomRule
+from strawberry.extensions import (
+    AddValidationRules,
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+    ValidationCache,
+)
 from strawberry.schema.config import StrawberryConfig
 
 from server.schema.errors import should_mask_error
+from server.schema.limits import QueryCostRule
 from server.schema.mutations import Mutation
 from server.schema.queries import Query
+from server.schema.subscriptions import Subscription
 from server.schema.types import Deal, Lead
 
-# Built once: a factory per request would make new rule classes and defeat the ValidationCache.
-LIMITS = (
-    *QueryDepthLimiter(max_depth=10).validation_rules,
-    *MaxAliasesLimiter(max_alias_count=30).validation_rules,
-)
+MAX_DEPTH = 10
+MAX_ALIASES = 30
+MAX_TOKENS = 5_000
 
-schema = strawberry.Schema(
-    query=Query,
-    mutation=Mutation,
-    types=[Lead, Deal],
-    config=StrawberryConfig(disable_field_suggestions=True),
-    extensions=[
-        lambda: AddValidationRules(list(LIMITS)),
-        lambda: ValidationCache(maxsize=256),
-        lambda: MaskErrors(should_mask_error=should_mask_error),
-    ],
-)
+
+def make_schema(*, introspection: bool) -> strawberry.Schema:
+    # Rule classes are built once per schema: a factory per request would defeat the ValidationCache.
+    rules = [
+        *QueryDepthLimiter(max_depth=MAX_DEPTH).validation_rules,
+        *MaxAliasesLimiter(max_alias_count=MAX_ALIASES).validation_rules,
+        QueryCostRule,
+    ]
+    if not introspection:
+        rules.append(NoSchemaIntrospectionCustomRule)
+    return strawberry.Schema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        types=[Lead, Deal],
+        config=StrawberryConfig(disable_field_suggestions=True),
+        extensions=[
+            lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+            lambda: AddValidationRules(list(rules)),
+            lambda: ValidationCache(maxsize=256),
+            lambda: MaskErrors(should_mask_error=should_mask_error),
+        ],
+    )
+
+
+schema = make_schema(introspection=True)  # development, tests and the schema.graphql export
+production_schema = make_schema(introspection=False)

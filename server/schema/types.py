@@ -3,7 +3,7 @@
 import json
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar
 
 import strawberry
 from pydantic_core import to_jsonable_python
@@ -14,8 +14,6 @@ from server import models
 from server.rules.actions.base import Action, param_kind
 from server.schema.context import context_of
 from server.schema.ids import gid, opt_gid
-
-T = TypeVar("T")
 
 
 def jsonable(value: Any) -> Any:
@@ -28,9 +26,53 @@ def money(value: Decimal | None) -> str | None:
 
 
 @strawberry.type
-class Page(Generic[T]):
-    items: list[T]
-    total: int
+class User:
+    id: strawberry.ID
+    name: str
+    email: str
+    role: str
+    supervisor_id: strawberry.ID | None
+    timezone: str
+    absent: bool
+    active: bool
+
+    @classmethod
+    def of(cls, row: models.User) -> "User":
+        return cls(id=gid(row.id), name=row.name, email=row.email, role=row.role,
+                   supervisor_id=opt_gid(row.supervisor_id), timezone=row.timezone, absent=row.absent,
+                   active=row.active)
+
+
+@strawberry.type
+class Contact:
+    id: strawberry.ID
+    name: str
+    emails: list[str]
+    phones: list[str]
+    company_id: strawberry.ID | None
+    responsible_id: strawberry.ID | None
+    custom: JSON
+
+    @classmethod
+    def of(cls, row: models.Contact) -> "Contact":
+        return cls(id=gid(row.id), name=row.name, emails=list(row.emails or []), phones=list(row.phones or []),
+                   company_id=opt_gid(row.company_id), responsible_id=opt_gid(row.responsible_id),
+                   custom=jsonable(row.custom))
+
+
+@strawberry.type
+class Company:
+    id: strawberry.ID
+    name: str
+    emails: list[str]
+    phones: list[str]
+    responsible_id: strawberry.ID | None
+    custom: JSON
+
+    @classmethod
+    def of(cls, row: models.Company) -> "Company":
+        return cls(id=gid(row.id), name=row.name, emails=list(row.emails or []), phones=list(row.phones or []),
+                   responsible_id=opt_gid(row.responsible_id), custom=jsonable(row.custom))
 
 
 @strawberry.type
@@ -278,8 +320,27 @@ class Element:
         return Stage.of(row)
 
     @strawberry.field
+    async def responsible(self, info: Info) -> User | None:
+        if self.responsible_id is None:
+            return None
+        row = await context_of(info).loaders.user.load(int(self.responsible_id))
+        return None if row is None else User.of(row)
+
+    @strawberry.field
+    async def company(self, info: Info) -> Company | None:
+        if self.company_id is None:
+            return None
+        row = await context_of(info).loaders.company.load(int(self.company_id))
+        return None if row is None else Company.of(row)
+
+    @strawberry.field(description="Every rule run of the element, oldest stage first.")
     async def rule_runs(self, info: Info) -> list[RuleRun]:
         runs = await context_of(info).loaders.rule_runs.load((self.element_type, int(self.id)))
+        return [RuleRun.of(r) for r in runs]
+
+    @strawberry.field(description="The rule runs of the element's current stay in its stage.")
+    async def current_runs(self, info: Info) -> list[RuleRun]:
+        runs = await context_of(info).loaders.current_runs.load((self.element_type, int(self.id)))
         return [RuleRun.of(r) for r in runs]
 
     @strawberry.field
@@ -305,6 +366,13 @@ class Lead(Element):
     source: str
     is_repeat: bool
 
+    @strawberry.field
+    async def contact(self, info: Info) -> Contact | None:
+        if self.contact_id is None:
+            return None
+        row = await context_of(info).loaders.contact.load(int(self.contact_id))
+        return None if row is None else Contact.of(row)
+
     @classmethod
     def of(cls, row: models.Lead) -> "Lead":
         return cls(**_common(row), contact_id=opt_gid(row.contact_id), source=row.source, is_repeat=row.is_repeat)
@@ -318,8 +386,34 @@ class Deal(Element):
 
     @strawberry.field
     async def contact_ids(self, info: Info) -> list[strawberry.ID]:
-        return [gid(i) for i in await context_of(info).loaders.contact_ids.load(int(self.id))]
+        return [gid(c.id) for c in await context_of(info).loaders.deal_contacts.load(int(self.id))]
+
+    @strawberry.field(description="The deal's contacts in order; the first is the one templates use.")
+    async def contacts(self, info: Info) -> list[Contact]:
+        return [Contact.of(c) for c in await context_of(info).loaders.deal_contacts.load(int(self.id))]
 
     @classmethod
     def of(cls, row: models.Deal) -> "Deal":
         return cls(**_common(row), close_date=row.close_date)
+
+
+@strawberry.type
+class ApiToken:
+    id: strawberry.ID
+    name: str
+    user_id: strawberry.ID
+    prefix: str = strawberry.field(description="The first characters of the secret, to recognise it.")
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+    @classmethod
+    def of(cls, row: models.ApiToken) -> "ApiToken":
+        return cls(id=gid(row.id), name=row.name, user_id=gid(row.user_id), prefix=row.prefix,
+                   created_at=row.created_at, last_used_at=row.last_used_at, revoked_at=row.revoked_at)
+
+
+@strawberry.type
+class NewApiToken:
+    token: ApiToken
+    secret: str = strawberry.field(description="Shown once: store it now, it cannot be read again.")

@@ -16,9 +16,9 @@ async def list_rule_runs(
     *, statuses: list[str] | None = None, rule_id: int | None = None, stage_id: int | None = None,
     element_type: str | None = None, element_id: int | None = None,
     created_after: datetime | None = None, created_before: datetime | None = None,
-    first: int = 50, after: int | None = None, actor: Actor | None = None,
+    first: int = 50, after: int | None = None, oldest_first: bool = False, actor: Actor | None = None,
 ) -> Slice:
-    """Newest first. Employees see the runs of the leads and deals they are responsible for."""
+    """Newest first (or oldest first). Employees see the runs of the leads and deals they are responsible for."""
     bad = [s for s in statuses or [] if s not in STATUSES]
     if bad:
         raise ValidationFailed.one("status", f"unknown status {bad[0]!r}; one of {', '.join(STATUSES)}")
@@ -43,4 +43,4 @@ async def list_rule_runs(
         query = query.filter(
             Q(element_type="deal", element_id__in=mine_deals) | Q(element_type="lead", element_id__in=mine_leads)
         )
-    return await keyset(query, first=first, after=after)
+    return await keyset(query, first=first, after=after, newest_first=not oldest_first)

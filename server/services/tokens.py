@@ -62,3 +62,21 @@ async def authenticate(secret: str) -> Actor | None:
     if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
         await ApiToken.filter(id=token.id).update(last_used_at=now)
     return actor_for(token.user)
+
+
+async def issue_for_email(email: str, *, name: str, create_role: str | None = None) -> str:
+    """For the `pipewright token` command (an operator at the console, acting as the system).
+
+    With `create_role`, a missing user is created with that role first.
+    """
+    from server.services.access import ROLES
+
+    user = await User.get_or_none(email=email.strip().lower())
+    if user is None:
+        if create_role is None:
+            raise ValidationFailed.one("email", f"no user has the email {email!r} (add --create ROLE to create one)")
+        if create_role not in ROLES:
+            raise ValidationFailed.one("create", f"role must be one of {', '.join(ROLES)}")
+        user = await User.create(name=email.split("@")[0].title(), email=email.strip().lower(), role=create_role)
+    _, secret = await create_token(None, user_id=user.id, name=name)
+    return secret

@@ -1,0 +1,141 @@
+"""Live: the activity stream, rule run status changes, element changes. Each event carries a cursor;
+pass it back as `after` on reconnect to receive what was missed first, then live events, none twice.
+"""
+
+from collections.abc import AsyncGenerator
+from datetime import datetime
+
+import strawberry
+from strawberry.scalars import JSON
+from strawberry.types import Info
+
+from server import live
+from server.errors import ValidationFailed
+from server.schema.context import actor_of
+from server.schema.ids import gid, opt_gid, opt_int
+
+ACTIVITY_KINDS = ("timeline", "feed", "notification")
+
+
+def _after(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise ValidationFailed.one("after", "is not a cursor this API gave out")
+    return int(value)
+
+
+@strawberry.type
+class ActivityEvent:
+    """A timeline entry, feed post or notification. `data` is the entry as JSON (fields per kind)."""
+
+    cursor: str
+    kind: str
+    element_type: str | None
+    element_id: strawberry.ID | None
+    created_at: datetime
+    data: JSON
+
+    @classmethod
+    def of(cls, event: live.LiveEvent) -> "ActivityEvent":
+        return cls(cursor=str(event.id), kind=event.kind, element_type=event.element_type,
+                   element_id=opt_gid(event.element_id), created_at=event.created_at, data=event.payload)
+
+
+@strawberry.type
+class RuleRunEvent:
+    cursor: str
+    run_id: strawberry.ID
+    status: str
+    rule_id: strawberry.ID
+    rule_key: str
+    title: str
+    action_type: str
+    stage_id: strawberry.ID | None
+    element_type: str
+    element_id: strawberry.ID
+    attempts: int
+    reason: str | None
+    error: str | None
+    outputs: JSON | None
+    created_at: datetime
+
+    @classmethod
+    def of(cls, event: live.LiveEvent) -> "RuleRunEvent":
+        p = event.payload
+        return cls(cursor=str(event.id), run_id=gid(p["id"]), status=p["status"], rule_id=gid(p["rule_id"]),
+                   rule_key=p["rule_key"], title=p["title"], action_type=p["action_type"],
+                   stage_id=opt_gid(p.get("stage_id")), element_type=event.element_type or "",
+                   element_id=gid(event.element_id or 0), attempts=p.get("attempts", 0), reason=p.get("reason"),
+                   error=p.get("error"), outputs=p.get("outputs"), created_at=event.created_at)
+
+
+@strawberry.type
+class ElementEvent:
+    cursor: str
+    change: str = strawberry.field(description="created | updated | moved | deleted")
+    element_type: str
+    element_id: strawberry.ID
+    title: str
+    stage_id: strawberry.ID | None
+    fields: list[str] = strawberry.field(description="The changed fields, for `updated`.")
+    created_at: datetime
+
+    @classmethod
+    def of(cls, event: live.LiveEvent) -> "ElementEvent":
+        p = event.payload
+        return cls(cursor=str(event.id), change=p["change"], element_type=event.element_type or "",
+                   element_id=gid(event.element_id or 0), title=p.get("title", ""), stage_id=opt_gid(p.get("stage_id")),
+                   fields=list(p.get("fields") or []), created_at=event.created_at)
+
+
+@strawberry.type
+class Subscription:
+    @strawberry.subscription(description="Timeline entries, feed posts and notifications you may see.")
+    async def activity_stream(self, info: Info, after: str | None = None) -> AsyncGenerator[ActivityEvent, None]:
+        actor = actor_of(info)
+
+        def accept(event: live.LiveEvent) -> bool:
+            return event.kind in ACTIVITY_KINDS and live.visible(actor, event)
+
+        async for event in live.stream(accept, after=_after(after), kinds=ACTIVITY_KINDS):
+            yield ActivityEvent.of(event)
+
+    @strawberry.subscription(description="Rule run status changes, optionally of one element, stage or rule.")
+    async def rule_runs(
+        self, info: Info, after: str | None = None, element_type: str | None = None,
+        element_id: strawberry.ID | None = None, stage_id: strawberry.ID | None = None,
+        rule_id: strawberry.ID | None = None,
+    ) -> AsyncGenerator[RuleRunEvent, None]:
+        actor = actor_of(info)
+        element, stage, rule = opt_int(element_id, "element_id"), opt_int(stage_id, "stage_id"), opt_int(rule_id, "rule_id")
+
+        def accept(event: live.LiveEvent) -> bool:
+            return (
+                event.kind == "rule_run" and live.visible(actor, event)
+                and (element_type is None or event.element_type == element_type)
+                and (element is None or event.element_id == element)
+                and (stage is None or event.payload.get("stage_id") == stage)
+                and (rule is None or event.payload.get("rule_id") == rule)
+            )
+
+        async for event in live.stream(accept, after=_after(after), kinds=("rule_run",)):
+            yield RuleRunEvent.of(event)
+
+    @strawberry.subscription(description="Leads and deals created, changed, moved or deleted.")
+    async def element_changed(
+        self, info: Info, after: str | None = None, element_type: str | None = None,
+        element_id: strawberry.ID | None = None,
+    ) -> AsyncGenerator[ElementEvent, None]:
+        actor = actor_of(info)
+        element = opt_int(element_id, "element_id")
+
+        def accept(event: live.LiveEvent) -> bool:
+            return (
+                event.kind == "element" and live.visible(actor, event)
+                and (element_type is None or event.element_type == element_type)
+                and (element is None or event.element_id == element)
+            )
+
+        async for event in live.stream(accept, after=_after(after), kinds=("element",)):
+            yield ElementEvent.of(event)

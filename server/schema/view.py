@@ -1,0 +1,98 @@
+"""The GraphQL endpoint: bearer-token authentication, a request body limit, websocket limits."""
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
+from starlette.websockets import WebSocket
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.schema import BaseSchema
+
+from server.config import settings
+from server.schema.context import Context
+from server.services import tokens
+
+
+def _bearer(value: str | None) -> str | None:
+    if not value:
+        return None
+    scheme, _, secret = value.strip().partition(" ")
+    return secret.strip() if scheme.lower() == "bearer" and secret.strip() else None
+
+
+def _refusal(status: int, message: str) -> Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="pipewright"'} if status == 401 else None
+    return JSONResponse({"data": None, "errors": [{"message": message}]}, status_code=status, headers=headers)
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+class PipewrightGraphQL(GraphQL):
+    def __init__(self, schema: BaseSchema, *, development: bool) -> None:
+        config = settings()
+        super().__init__(
+            schema,
+            graphql_ide="graphiql" if development else None,
+            allow_queries_via_get=False,  # GET would allow cross-site requests with a cached token; POST only
+            max_subscriptions_per_connection=config.max_subscriptions,
+            allowed_origins=config.ws_origins,
+        )
+        self.max_body = config.max_body_bytes
+        self.development = development
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        if request.method == "GET" and self.development and "text/html" in request.headers.get("accept", ""):
+            await super().__call__(scope, receive, send)  # the GraphiQL page; its queries carry a token
+            return
+        length = request.headers.get("content-length")
+        if length is not None and length.isdigit() and int(length) > self.max_body:
+            await _refusal(413, f"request body larger than {self.max_body} bytes")(scope, receive, send)
+            return
+        actor = None
+        secret = _bearer(request.headers.get("authorization"))
+        if secret is not None:
+            actor = await tokens.authenticate(secret)
+        if actor is None:
+            message = ("authentication required: send Authorization: Bearer <API token>" if secret is None
+                       else "the API token is unknown, revoked, or its user is deactivated")
+            await _refusal(401, message)(scope, receive, send)
+            return
+        scope.setdefault("state", {})["actor"] = actor
+        received = 0
+
+        async def limited() -> Any:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_body:
+                raise BodyTooLarge()
+            return message
+
+        try:
+            await super().__call__(scope, limited, send)
+        except BodyTooLarge:
+            await _refusal(413, f"request body larger than {self.max_body} bytes")(scope, receive, send)
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        actor = request.scope.get("state", {}).get("actor") if isinstance(request, Request) else None
+        return Context(actor=actor, request=request, response=response)
+
+    async def on_ws_connect(self, context: Context) -> Any:
+        """Websockets authenticate in connection_init: {"authorization": "Bearer <token>"} (or {"token": ...})."""
+        params = context.connection_params or {}
+        secret = _bearer(params.get("authorization") or params.get("Authorization"))
+        if secret is None and isinstance(params.get("token"), str):
+            secret = params["token"]
+        actor = await tokens.authenticate(secret) if secret else None
+        if actor is None:
+            raise ConnectionRejectionError({"message": "authentication required: a valid API token in connection_init"})
+        context.actor = actor
+        return {"user_id": str(actor.user_id), "role": actor.role}
