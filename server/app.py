@@ -32,6 +32,8 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
     """The app. With `runtime`, its lifespan migrates, connects, seeds demo data and runs the workers."""
     from server.schema.schema import production_schema, schema
     from server.schema.view import PipewrightGraphQL
+    from web.routes import admin
+    from web.routes import root as admin_root
 
     development = settings().development
     graphql = PipewrightGraphQL(schema if development else production_schema, development=development)
@@ -81,5 +83,7 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
         Route("/calendar/{token}.ics", calendar_feed, methods=["GET"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        Route("/", admin_root),
+        admin(),
     ]
     return Starlette(routes=routes, lifespan=lifespan)

@@ -70,6 +70,47 @@ def _token(args: argparse.Namespace) -> int:
     return 0
 
 
+def _createadmin(args: argparse.Namespace) -> int:
+    """An admin who can log in to /admin: password, TOTP secret and recovery codes printed once."""
+    import getpass
+
+    from server import database
+    from server.errors import ValidationFailed
+    from server.services import auth
+
+    email = args.email or input("Email: ").strip()
+    name = args.name or input("Name: ").strip()
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = getpass.getpass("Password (at least 10 characters): ")
+        if getpass.getpass("Password again: ") != password:
+            sys.exit("pipewright createadmin: the passwords differ")
+
+    async def main() -> tuple[str, str, list[str]]:
+        await database.migrate()
+        await database.connect()
+        try:
+            user = await auth.make_admin(email=email, name=name, password=password)
+            codes = await auth.activate_without_code(user)
+            return user.totp_secret or "", auth.provisioning_uri(user), codes
+        finally:
+            await database.disconnect()
+
+    try:
+        secret, uri, codes = asyncio.run(main())
+    except ValidationFailed as exc:
+        sys.exit(f"pipewright createadmin: {exc}")
+    print(f"admin {email} is ready. Add this to your authenticator app (shown once):")
+    print(f"  TOTP secret: {secret}")
+    print(f"  otpauth URI: {uri}")
+    print("Recovery codes (each works once; keep them safe):")
+    for code in codes:
+        print(f"  {code}")
+    print("Log in at /admin with the email, the password and a code from the app.", flush=True)
+    return 0
+
+
 async def _scheduler_main() -> None:
     from server import database
     from server.workers import scheduler
@@ -155,6 +196,12 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("--create", metavar="ROLE", default=None,
                        help="create the user with this role (admin, manager, employee) if missing")
     token.set_defaults(func=_token)
+
+    createadmin = commands.add_parser("createadmin", help="create an admin for /admin (password + TOTP)")
+    createadmin.add_argument("--email", default=None, help="prompted when missing; an existing user becomes admin")
+    createadmin.add_argument("--name", default=None, help="prompted when missing")
+    createadmin.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
+    createadmin.set_defaults(func=_createadmin)
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")

@@ -1,0 +1,107 @@
+"""The admin as a user meets it: `pipewright serve` as a child process, `createadmin`, and a login helper.
+
+TOTP codes are accepted once per 30 s step (and one step either side), so the helper hands out a code
+for a step newer than the last one used, waiting for the next step when the window is used up.
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pyotp
+
+from tests.conftest import ROOT
+from tests.serve import stop, wait_ready
+from tests.services import free_port
+
+PASSWORD = "correct horse battery"
+CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class Admin:
+    email: str
+    secret: str
+    recovery_codes: list[str]
+    last_step: int = -1
+
+    def code(self) -> str:
+        """A TOTP code not used before: the oldest step still accepted that is newer than the last."""
+        totp = pyotp.TOTP(self.secret)
+        while True:
+            now = time.time()
+            current = int(now // totp.interval)
+            for step in (current - 1, current, current + 1):
+                if step > self.last_step:
+                    self.last_step = step
+                    return totp.at(step * totp.interval)
+            time.sleep(max(0.2, (current + 1) * totp.interval - now + 0.2))
+
+
+@dataclass
+class Server:
+    port: int
+    db_url: str
+    process: subprocess.Popen
+    workdir: Path
+    admins: dict[str, Admin] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def env(self) -> dict[str, str]:
+        env = {**os.environ, "PIPEWRIGHT_DATABASE_URL": self.db_url, "PIPEWRIGHT_POLL_MS": "100"}
+        env.pop("PIPEWRIGHT_BROKER_URL", None)
+        return env
+
+    def create_admin(self, email: str, name: str = "Test Admin") -> Admin:
+        out = subprocess.run(
+            [sys.executable, "-m", "server.cli", "createadmin", "--email", email, "--name", name, "--password-stdin"],
+            input=PASSWORD + "\n", capture_output=True, text=True, env=self.env(), cwd=ROOT, timeout=60, check=True,
+        ).stdout
+        secret = re.search(r"TOTP secret: (\S+)", out)
+        assert secret, out
+        codes = re.findall(r"^  ([a-z2-7]{5}-[a-z2-7]{5})$", out, re.M)
+        admin = Admin(email, secret.group(1), codes)
+        self.admins[email] = admin
+        return admin
+
+
+async def start_server(workdir: Path, *, demo: bool) -> Server:
+    port = free_port()
+    db_url = f"sqlite://{workdir / 'admin.db'}"
+    env = {**os.environ, "PIPEWRIGHT_DATABASE_URL": db_url, "PIPEWRIGHT_POLL_MS": "100"}
+    env.pop("PIPEWRIGHT_BROKER_URL", None)
+    command = [sys.executable, "-m", "server.cli", "serve", "--port", str(port), "--log-level", "warning"]
+    if not demo:
+        command.append("--no-demo")
+    with open(workdir / "serve.log", "ab") as log:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT)
+    await wait_ready(port, process)
+    return Server(port, db_url, process, workdir)
+
+
+def stop_server(server: Server) -> None:
+    stop(server.process)
+
+
+def csrf_of(html: str) -> str:
+    found = CSRF.search(html)
+    assert found, html[:2000]
+    return found.group(1)
+
+
+async def log_in(client: httpx.AsyncClient, admin: Admin, *, password: str = PASSWORD) -> httpx.Response:
+    """Both login steps; returns the answer to the code step (303 to /admin when it worked)."""
+    page = await client.get("/admin/login")
+    first = await client.post("/admin/login", data={"email": admin.email, "password": password,
+                                                    "csrf_token": csrf_of(page.text)})
+    assert first.status_code == 303, first.text
+    code_page = await client.get(first.headers["location"])
+    return await client.post("/admin/login/code", data={"code": admin.code(), "csrf_token": csrf_of(code_page.text)})

@@ -1,0 +1,1 @@
+"""The admin: server-rendered pages and htmx fragments over the services. No business logic here."""

@@ -1,0 +1,149 @@
+"""Leads and deals: lists, the element page with its timeline and live automation tab, moves."""
+
+from decimal import Decimal
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from server.errors import ValidationFailed
+from server.models import Pipeline, RuleRun, Stage, StageRun, User
+from server.services import elements, pipelines
+from web.guard import page
+from web.templating import error_map, redirect, render, when
+
+PENDING = ("scheduled", "queued", "running", "waiting")
+
+
+def _type(request: Request) -> str:
+    """deal or lead, from /admin/deals/… or /admin/leads/…"""
+    return request.url.path.split("/")[2].removesuffix("s")
+
+
+@page()
+async def element_list(request: Request) -> Response:
+    element_type = _type(request)
+    actor = request.state.actor
+    pipeline_id = request.query_params.get("pipeline")
+    pipeline_list = await pipelines.list_pipelines(element_type)
+    chosen = int(pipeline_id) if pipeline_id and pipeline_id.isdigit() else None
+    items = (await elements.list_elements(element_type, pipeline_id=chosen, search=request.query_params.get("q"),
+                                          first=100, actor=actor)).items
+    stages = {s.id: s for s in await Stage.filter(pipeline_id__in=[p.id for p in pipeline_list])}
+    return render(request, "element_list.html", {
+        "element_type": element_type, "items": items, "stages": stages, "pipelines": pipeline_list,
+        "chosen": chosen, "q": request.query_params.get("q") or "", "errors": {},
+    })
+
+
+@page()
+async def element_create(request: Request) -> Response:
+    element_type = _type(request)
+    form = await request.form()
+    stage_id = form.get("stage_id")
+    fields: dict[str, Any] = {"title": str(form.get("title") or "")}
+    if form.get("amount"):
+        fields["amount"] = str(form.get("amount"))
+    try:
+        element = await elements.create_element(
+            element_type, fields, stage_id=int(stage_id) if isinstance(stage_id, str) and stage_id.isdigit() else None,
+            actor=request.state.actor,
+        )
+    except ValidationFailed as exc:
+        pipeline_list = await pipelines.list_pipelines(element_type)
+        stages = {s.id: s for s in await Stage.filter(pipeline_id__in=[p.id for p in pipeline_list])}
+        items = (await elements.list_elements(element_type, first=100, actor=request.state.actor)).items
+        return render(request, "element_list.html", {
+            "element_type": element_type, "items": items, "stages": stages, "pipelines": pipeline_list,
+            "chosen": None, "q": "", "errors": error_map(exc), "values": fields,
+        }, status_code=422)
+    return redirect(request, f"/admin/{element_type}s/{element.id}")
+
+
+async def _runs_context(request: Request, element_type: str, element_id: int) -> dict[str, Any]:
+    actor = request.state.actor
+    runs = await elements.rule_runs(element_type, element_id, actor=actor)
+    stage_runs = await elements.stage_runs(element_type, element_id, actor=actor)
+    stage_names = {s.id: s.name for s in await Stage.filter(id__in=[sr.stage_id for sr in stage_runs])}
+    by_stage: dict[int, list[RuleRun]] = {}
+    for run in runs:
+        by_stage.setdefault(run.stage_run_id, []).append(run)
+    groups: list[tuple[StageRun, str, list[RuleRun]]] = [
+        (sr, stage_names.get(sr.stage_id, f"stage {sr.stage_id}"), by_stage.get(sr.id, []))
+        for sr in reversed(stage_runs)
+    ]
+    pending = any(run.status in PENDING for run in runs)
+    return {"element_type": element_type, "element_id": element_id, "groups": groups, "pending": pending}
+
+
+def _fields(element_type: str, element: Any, responsible: User | None) -> list[tuple[str, Any]]:
+    rows: list[tuple[str, Any]] = [("Title", element.title)]
+    amount = element.amount
+    if amount is not None:
+        rows.append(("Amount", f"{Decimal(amount):,.2f} {element.currency or ''}".strip()))
+    rows.append(("Responsible", responsible.name if responsible else "—"))
+    if element_type == "deal":
+        rows.append(("Close date", element.close_date or "—"))
+    else:
+        rows.append(("Source", element.source or "—"))
+    rows.append(("Waiting for the customer", "yes" if element.waiting_for_customer else "no"))
+    for name, value in sorted((element.custom or {}).items()):
+        rows.append((name.replace("_", " ").capitalize(), value))
+    rows.append(("Created", when(element.created_at)))
+    return rows
+
+
+@page()
+async def element_page(request: Request) -> Response:
+    element_type = _type(request)
+    element_id = int(request.path_params["element_id"])
+    actor = request.state.actor
+    element = await elements.get_element(element_type, element_id, actor=actor)
+    pipeline = await Pipeline.get(id=element.pipeline_id)
+    stages = await pipelines.list_stages(pipeline.id)
+    responsible = await User.get_or_none(id=element.responsible_id) if element.responsible_id else None
+    timeline = await elements.timeline(element_type, element_id, actor=actor)
+    authors = {u.id: u.name for u in await User.filter(id__in=[t.author_id for t in timeline if t.author_id])}
+    return render(request, "element.html", {
+        **await _runs_context(request, element_type, element_id),
+        "element": element, "pipeline": pipeline, "stages": stages, "fields": _fields(element_type, element, responsible),
+        "timeline": list(reversed(timeline)), "authors": authors, "errors": {},
+        "moved": request.query_params.get("moved"),
+    })
+
+
+@page()
+async def element_runs(request: Request) -> Response:
+    """The automation tab alone: htmx polls it while runs are pending."""
+    element_type = _type(request)
+    context = await _runs_context(request, element_type, int(request.path_params["element_id"]))
+    return render(request, "_runs.html", context)
+
+
+@page()
+async def element_move(request: Request) -> Response:
+    element_type = _type(request)
+    element_id = int(request.path_params["element_id"])
+    form = await request.form()
+    stage_id = form.get("stage_id")
+    try:
+        await elements.move_element(element_type, element_id, int(stage_id) if isinstance(stage_id, str) and stage_id.isdigit() else 0,
+                                    actor=request.state.actor)
+    except ValidationFailed as exc:
+        return render(request, "error.html", {"status": 422, "message": "; ".join(error_map(exc).values())},
+                      status_code=422)
+    return redirect(request, f"/admin/{element_type}s/{element_id}?moved=1#automation")
+
+
+routes = [
+    route
+    for plural in ("deals", "leads")
+    for route in (
+        Route(f"/{plural}", element_list, methods=["GET"]),
+        Route(f"/{plural}", element_create, methods=["POST"]),
+        Route(f"/{plural}/{{element_id:int}}", element_page),
+        Route(f"/{plural}/{{element_id:int}}/runs", element_runs),
+        Route(f"/{plural}/{{element_id:int}}/move", element_move, methods=["POST"]),
+    )
+]

@@ -1,0 +1,234 @@
+"""The rule form, derived from an action's params model: widgets out, typed values back in.
+
+Form names: `p.<param>` (params), `t.<part>` (timing), `c.<group>.<row>.<field|op|value>` (condition).
+The service validates; this module only translates between HTML inputs and the service's input.
+"""
+
+import json
+import types
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
+
+from starlette.datastructures import FormData
+
+from server.rules.actions.base import Action, ParamKind
+from server.rules.conditions import Comparison
+from server.rules.timing import Timing
+from server.services.rules import RuleInput
+
+GROUPS = {
+    "communication": "Communication",
+    "tasks": "Tasks and activities",
+    "element": "Element changes",
+    "documents": "Documents",
+    "control": "Control",
+}
+OPERATORS = {
+    "eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤", "contains": "contains",
+    "not_contains": "does not contain", "in": "is one of", "not_in": "is none of", "between": "is between",
+    "empty": "is empty", "not_empty": "is not empty",
+}
+LIST_OPERATORS = ("in", "not_in", "between")
+TIMING_KINDS = {
+    "immediately": "Immediately", "after": "After a delay", "before_field": "Before a date field",
+    "after_field": "After a date field", "at_field": "At a date field",
+}
+WORKING_TIME = {"": "Any time", "company": "Only in the company's working time",
+                "responsible": "Only in the responsible's working hours"}
+
+
+@dataclass
+class ParamField:
+    name: str
+    label: str
+    kind: str  # template user users stage pipeline roles field_map bool int string choice list map
+    required: bool
+    default: Any
+    choices: list[str] = field(default_factory=list)
+    item_int: bool = False  # a plain list of numbers
+
+
+def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
+    """The annotation without Optional and Annotated, and the Annotated metadata found on the way."""
+    metadata: list[Any] = []
+    while True:
+        origin = get_origin(annotation)
+        if origin is Annotated:
+            metadata += list(annotation.__metadata__)
+            annotation = get_args(annotation)[0]
+        elif origin in (Union, types.UnionType):
+            rest = [a for a in get_args(annotation) if a is not type(None)]
+            if len(rest) != 1:
+                return annotation, metadata
+            annotation = rest[0]
+        else:
+            return annotation, metadata
+
+
+def param_fields(action: Action) -> list[ParamField]:
+    fields = []
+    for name, info in action.Params.model_fields.items():
+        annotation, metadata = _unwrap(info.annotation)
+        markers = [m.name for m in [*info.metadata, *metadata] if isinstance(m, ParamKind)]
+        origin = get_origin(annotation)
+        choices: list[str] = []
+        item_int = False
+        if markers:
+            kind = markers[0]
+        elif annotation is bool:
+            kind = "bool"
+        elif annotation is int:
+            kind = "int"
+        elif annotation is str:
+            kind = "string"
+        elif origin is Literal:
+            kind, choices = "choice", [str(a) for a in get_args(annotation)]
+        elif origin is list:
+            kind, item_int = "list", get_args(annotation)[:1] == (int,)
+        else:
+            kind = "map"
+        if kind == "roles":
+            inner, _ = _unwrap(get_args(annotation)[0]) if get_args(annotation) else (None, [])
+            choices = [str(a) for a in get_args(inner)] if get_origin(inner) is Literal else []
+        default = None if info.is_required() else info.get_default(call_default_factory=True)
+        fields.append(ParamField(name, name.replace("_", " ").capitalize(), kind, info.is_required(), default,
+                                 choices, item_int))
+    return fields
+
+
+def _text(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _number(text: str) -> Any:
+    try:
+        return int(text)
+    except ValueError:
+        return text  # the params model reports it as "not a valid integer"
+
+
+def parse_params(action: Action, form: FormData) -> tuple[dict[str, Any], dict[str, str]]:
+    """The params dict from the form, plus errors the form itself can tell (bad JSON)."""
+    params: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for f in param_fields(action):
+        key = f"p.{f.name}"
+        raw = form.get(key)
+        text = raw if isinstance(raw, str) else ""
+        if f.kind == "bool":
+            params[f.name] = key in form
+        elif f.kind in ("users", "roles"):
+            values = [v for v in form.getlist(key) if isinstance(v, str) and v]
+            params[f.name] = [_number(v) for v in values] if f.kind == "users" else values
+        elif f.kind == "field_map":
+            mapping = {}
+            for index in range(50):
+                name = _text(form, f"{key}.{index}.field")
+                if name:
+                    mapping[name] = form.get(f"{key}.{index}.value") or ""
+            params[f.name] = mapping
+        elif f.kind in ("int", "user", "stage", "pipeline"):
+            if text.strip():
+                params[f.name] = _number(text.strip())
+            elif f.required:
+                params[f.name] = None
+        elif f.kind == "list":
+            items = [item.strip() for item in text.split(",") if item.strip()]
+            params[f.name] = [_number(i) for i in items] if f.item_int else items
+        elif f.kind == "map":
+            if text.strip():
+                try:
+                    params[f.name] = json.loads(text)
+                except ValueError:
+                    errors[f"params.{f.name}"] = "must be JSON, e.g. {\"key\": \"value\"}"
+        elif text.strip() or f.required:
+            params[f.name] = text  # template, string, choice
+    return params, errors
+
+
+def parse_timing(form: FormData) -> dict[str, Any]:
+    kind = _text(form, "t.kind") or "immediately"
+    timing: dict[str, Any] = {"kind": kind}
+    parts = {
+        "immediately": (), "after": ("amount", "unit"), "before_field": ("amount", "unit", "field", "time_of_day"),
+        "after_field": ("amount", "unit", "field", "time_of_day"), "at_field": ("field", "time_of_day"),
+    }.get(kind, ("amount", "unit", "field", "time_of_day"))
+    for part in parts:
+        text = _text(form, f"t.{part}")
+        if text:
+            timing[part] = _number(text) if part == "amount" else text
+    if _text(form, "t.working_time"):
+        timing["working_time"] = _text(form, "t.working_time")
+    return timing
+
+
+def parse_condition(form: FormData) -> list[list[dict[str, Any]]]:
+    """Groups (OR) of rows (AND); rows without a field are left out, empty groups too."""
+    groups = []
+    for g in range(20):
+        rows = []
+        for c in range(20):
+            name = _text(form, f"c.{g}.{c}.field")
+            if not name:
+                continue
+            op = _text(form, f"c.{g}.{c}.op") or "eq"
+            text = _text(form, f"c.{g}.{c}.value")
+            value: Any = None
+            if op in LIST_OPERATORS:
+                value = [v.strip() for v in text.split(",") if v.strip()]
+            elif op not in ("empty", "not_empty"):
+                value = text
+            rows.append({"field": name, "op": op, "value": value})
+        if rows:
+            groups.append(rows)
+    return groups
+
+
+def parse_rule(action: Action, form: FormData) -> tuple[RuleInput, dict[str, str]]:
+    params, errors = parse_params(action, form)
+    run_as = _text(form, "run_as_id")
+    data = RuleInput(
+        action_type=action.key, title=_text(form, "title"), key=_text(form, "key") or None,
+        lane=_text(form, "lane") or "parallel", params=params, condition=parse_condition(form),
+        timing=parse_timing(form), run_as_id=int(run_as) if run_as.isdigit() else None,
+        enabled="enabled" in form, stop_lane_on_failure="stop_lane_on_failure" in form,
+    )
+    return data, errors
+
+
+def condition_text(condition: list[list[dict[str, Any]]]) -> str:
+    groups = []
+    for group in condition or []:
+        parts = []
+        for comparison in group:
+            try:
+                parts.append(Comparison.model_validate(comparison).describe())
+            except ValueError:
+                parts.append(str(comparison))
+        groups.append(" and ".join(parts))
+    if len(groups) > 1:
+        return " or ".join(f"({g})" for g in groups)
+    return groups[0] if groups else ""
+
+
+def timing_text(timing: dict[str, Any]) -> str:
+    try:
+        return Timing.model_validate(timing or {}).describe()
+    except ValueError:
+        return str(timing)
+
+
+def describe(action: Action | None, params: dict[str, Any]) -> str:
+    if action is None:
+        return "unknown action"
+    try:
+        return action.describe(action.Params.model_validate(params or {}))
+    except ValueError:
+        return f"{action.title} (its params no longer validate: edit the rule)"
+
+
+def value_text(value: Any) -> str:
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return "" if value is None else str(value)

@@ -1,0 +1,63 @@
+"""Jinja2 environment of the admin and the render helper every view uses."""
+
+from pathlib import Path
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.templating import Jinja2Templates
+
+from server.errors import FieldError, ValidationFailed
+
+HERE = Path(__file__).resolve().parent
+HTMX_VERSION = "4.0.1"  # web/static/htmx.min.js, from the npm package htmx.org@4.0.1 (BSD-0-Clause)
+
+templates = Jinja2Templates(directory=str(HERE / "templates"))
+templates.env.globals["HTMX_VERSION"] = HTMX_VERSION
+
+
+def when(value: Any) -> str:
+    if value is None:
+        return "—"
+    return value.strftime("%Y-%m-%d %H:%M UTC") if hasattr(value, "strftime") else str(value)
+
+
+templates.env.filters["when"] = when
+
+
+def is_htmx(request: Request) -> bool:
+    return request.headers.get("HX-Request") == "true"
+
+
+def render(request: Request, name: str, context: dict[str, Any] | None = None, *, status_code: int = 200) -> HTMLResponse:
+    """A page or fragment; the session's CSRF token and user are always in the context."""
+    session = getattr(request.state, "session", None)
+    values = {
+        "session": session,
+        "me": session.user if session else None,
+        "csrf_token": session.csrf_token if session else getattr(request.state, "anon_csrf", ""),
+        "errors": {},
+        **(context or {}),
+    }
+    response = templates.TemplateResponse(request, name, values, status_code=status_code)
+    response.headers["Vary"] = "HX-Request"
+    return response
+
+
+def redirect(request: Request, url: str) -> Response:
+    """After a successful post: a 303 for a plain form, HX-Redirect for htmx (so it loads the page)."""
+    if is_htmx(request):
+        return Response(status_code=200, headers={"HX-Redirect": url})
+    return RedirectResponse(url, status_code=303)
+
+
+def error_map(exc: ValidationFailed) -> dict[str, str]:
+    """Field errors by field name (`params.length`), for inline messages beside the inputs."""
+    errors: dict[str, str] = {}
+    for error in exc.errors:
+        errors.setdefault(error.field, error.message)
+    return errors
+
+
+def one_error(field: str, message: str) -> dict[str, str]:
+    return error_map(ValidationFailed([FieldError(field, message)]))
