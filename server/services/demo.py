@@ -36,6 +36,12 @@ CUSTOM_FIELDS: tuple[tuple[str, str, str, str, list[str]], ...] = (
     ("lead", "campaign", "Campaign", "string", []),
     ("lead", "interest", "What they are interested in", "text", []),
     ("contact", "position", "Position", "string", []),
+    ("contact", "newsletter", "Newsletter", "bool", []),
+    ("company", "customer_since", "Customer since", "date", []),
+    # What a web form fills in for a lead: Create contact for lead and Convert read these.
+    ("lead", "contact_name", "Contact name", "string", []),
+    ("lead", "email", "Email", "string", []),
+    ("lead", "phone", "Phone", "string", []),
 )
 
 # name, emails, phones, responsible
@@ -69,7 +75,12 @@ PIPELINES: tuple[tuple[str, str, bool, tuple[tuple[str, str, str], ...]], ...] =
 # (pipeline, stage) → rules as RuleInput fields. In params, user fields name a user key, `stage` a stage code.
 RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
     ("Leads", "new"): (
-        {"key": "call_back", "action_type": "task", "title": "Call the new lead back",
+        {"key": "assign", "action_type": "change_responsible", "title": "Hand out unassigned leads in turn",
+         "params": {"users": ["maria", "tom", "sven"], "mode": "round_robin"},
+         "condition": [[{"field": "responsible", "op": "empty"}]]},
+        {"key": "contact_for_lead", "action_type": "create_contact_for_lead", "title": "Make a contact from the form",
+         "lane": "after_previous", "params": {}, "condition": [[{"field": "contact", "op": "empty"}]]},
+        {"key": "call_back", "action_type": "task", "title": "Call the new lead back", "lane": "after_previous",
          "params": {"title": "Call back: {{lead.title}}", "description": "Source: {{lead.source}}",
                     "deadline_days": 1, "priority": "high"}},
         {"key": "nudge", "action_type": "add_comment", "title": "Nudge after two hours",
@@ -81,16 +92,37 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
          "params": {"days": 5, "description": "offer sent, waiting for an answer"}},
         {"key": "no_reply", "action_type": "change_stage", "title": "No reply: move to Junk", "lane": "after_previous",
          "params": {"stage": "junk"}, "condition": [[{"field": "rules.reply.ended_by", "op": "eq", "value": "timeout"}]]},
+        {"key": "follow_up", "action_type": "schedule_call", "title": "Follow-up call in two days",
+         "params": {"subject": "Follow up: {{lead.title}}", "description": "{{lead.contact.name}}, {{lead.contact.phone}}",
+                    "start_in": 2, "start_unit": "days", "start_time": "10:00", "duration_minutes": 15,
+                    "reminder_minutes": 10, "auto_complete": True}},
+        {"key": "watch", "action_type": "control", "title": "Let the supervisor keep an eye on it",
+         "params": {"message": "{{lead.title}} ({{lead.responsible.name}}) waits for the customer's reply"}},
+    ),
+    ("Leads", "junk"): (
+        {"key": "clean_up", "action_type": "delete_element", "title": "Delete junk leads after 30 days", "params": {},
+         "timing": {"kind": "after", "amount": 30, "unit": "days"}},
     ),
     ("Leads", "qualified"): (
         {"key": "note", "action_type": "history_entry", "title": "Note the qualification",
          "params": {"text": "Qualified by {{lead.responsible.name}} on {{today}}"}},
+        {"key": "convert", "action_type": "convert_lead", "title": "Convert into a sales deal",
+         "params": {"pipeline": "Sales", "create_contact": True}},
+        {"key": "announce", "action_type": "feed_post", "title": "Announce the new deal", "lane": "after_previous",
+         "params": {"title": "New deal from a lead", "everyone": True,
+                    "text": "{{lead.responsible.name}} qualified “{{lead.title}}”: deal {{rules.convert.deal_id}} opened"}},
     ),
     ("Sales", "new"): (
         {"key": "big_deal", "action_type": "modify_element", "title": "Big deals are high priority",
          "params": {"fields": {"priority": "high"}}, "condition": [[{"field": "amount", "op": "gt", "value": 5000}]]},
         {"key": "welcome", "action_type": "history_entry", "title": "Record the new deal",
          "params": {"text": "Deal for {{deal.company.name}} opened by {{deal.responsible.name}}"}},
+        {"key": "kick_off", "action_type": "schedule_meeting", "title": "Kick-off meeting",
+         "params": {"subject": "Kick-off: {{deal.title}}", "description": "With {{deal.contact.name}}",
+                    "start_in": 2, "start_unit": "days", "start_time": "10:00", "duration_minutes": 60,
+                    "important": True, "reminder_minutes": 30, "auto_complete": True}},
+        {"key": "tell_managers", "action_type": "notification", "title": "Tell the managers",
+         "params": {"text": "New deal: {{deal.title}}", "roles": ["manager"]}},
     ),
     ("Sales", "documents"): (
         {"key": "contract", "action_type": "task", "title": "Prepare the contract",
@@ -105,6 +137,9 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
         {"key": "closing", "action_type": "task", "title": "Follow up the day before the close date",
          "params": {"title": "{{deal.title}} closes tomorrow: follow up", "priority": "high"},
          "timing": {"kind": "before_field", "field": "close_date", "amount": 1, "unit": "days"}},
+        {"key": "payment_check", "action_type": "activity", "title": "Check the payment",
+         "params": {"subject": "Check the payment of {{deal.title}}", "start_in": 3, "start_unit": "days",
+                    "start_time": "09:00", "auto_complete": True}},
     ),
     ("Sales", "in_progress"): (
         {"key": "check_in", "action_type": "add_comment", "title": "Check in after three working days",
@@ -116,6 +151,12 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
          "params": {"length": 8, "digits": True, "upper": True}},
         {"key": "promo_comment", "action_type": "add_comment", "title": "Send the promo code",
          "lane": "after_previous", "params": {"text": "Your promo code: {{rules.promo.code}}"}},
+        {"key": "customer_since", "action_type": "change_company", "title": "Mark the company a customer",
+         "params": {"fields": {"customer_since": "{{today}}"}}, "condition": [[{"field": "company", "op": "not_empty"}]]},
+        {"key": "newsletter", "action_type": "change_contact", "title": "Sign the contact up for the newsletter",
+         "params": {"fields": {"newsletter": True}}, "condition": [[{"field": "contact", "op": "not_empty"}]]},
+        {"key": "celebrate", "action_type": "feed_post", "title": "Celebrate the win",
+         "params": {"title": "Deal won", "text": "{{deal.title}} is won!", "everyone": True}},
     ),
     ("Sales", "lost"): (
         {"key": "why_lost", "action_type": "task", "title": "Ask why we lost",
@@ -140,12 +181,16 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
 }
 
 # title, stage, responsible, contact, source, amount, custom fields
-LEADS: tuple[tuple[str, str, str, str | None, str, int | None, dict[str, Any]], ...] = (
+LEADS: tuple[tuple[str, str, str | None, str | None, str, int | None, dict[str, Any]], ...] = (
     ("Solar panels for the warehouse roof", "new", "maria", "Katrin Vogel", "web form", 12000,
      {"campaign": "spring-solar", "interest": "40 kWp on a flat roof"}),
     ("Website redesign enquiry", "new", "tom", "Julia Klein", "email", None, {"campaign": "newsletter"}),
     ("Fleet tracking trial", "in_progress", "tom", "Finn Petersen", "trade fair", 4500, {}),
     ("Workshop lighting", "qualified", "maria", "Michael Bergmann", "phone", 2800, {}),
+    # From a web form, nobody assigned yet: the round robin picks someone, the form becomes a contact.
+    ("Heat pump enquiry", "new", None, None, "web form", 9000,
+     {"campaign": "heat-pumps", "contact_name": "Paul Wagner", "email": "paul.wagner@mail.example",
+      "phone": "+49 170 5550 8080"}),
 )
 
 # title, pipeline, stage, responsible, company, contacts, amount, close in days, priority
@@ -159,23 +204,28 @@ DEALS: tuple[tuple[str, str, str, str, str, tuple[str, ...], int, int | None, st
     ("Alpenblick: referral agreement", "Partners", "contract", "jonas", "Alpenblick Hotels AG", ("Eva Gruber",), 7000, 21, "high"),
 )
 
-USER_PARAMS = ("author", "responsible", "creator", "run_as")
+USER_PARAMS = ("author", "responsible", "creator", "run_as", "sender")
+USER_LIST_PARAMS = ("participants", "users", "responsibles")
 
 
 def _email(key: str) -> str:
     return f"{key}@pipewright.example"
 
 
-def _params(params: dict[str, Any], users: dict[str, int], stages: dict[str, int]) -> dict[str, Any]:
-    """Table params with user keys and stage codes replaced by ids."""
+def _params(params: dict[str, Any], users: dict[str, int], stages: dict[str, int],
+            pipelines: dict[str, int] | None = None) -> dict[str, Any]:
+    """Table params with user keys, stage codes and pipeline names replaced by ids."""
     resolved = dict(params)
     for name in USER_PARAMS:
         if name in resolved:
             resolved[name] = users[resolved[name]]
-    if "participants" in resolved:
-        resolved["participants"] = [users[key] for key in resolved["participants"]]
+    for name in USER_LIST_PARAMS:
+        if name in resolved:
+            resolved[name] = [users[key] for key in resolved[name]]
     if "stage" in resolved:
         resolved["stage"] = stages[resolved["stage"]]
+    if "pipeline" in resolved and pipelines is not None:
+        resolved["pipeline"] = pipelines[resolved["pipeline"]]
     return resolved
 
 
@@ -210,22 +260,26 @@ async def load_demo_if_empty() -> bool:
             )
             contacts[name] = contact.id
         stages: dict[str, dict[str, int]] = {}
+        pipelines: dict[str, int] = {}
         for position, (entity_type, name, default, stage_rows) in enumerate(PIPELINES):
             pipeline = await Pipeline.create(name=name, entity_type=entity_type, is_default=default, position=position)
+            pipelines[name] = pipeline.id
             stages[name] = {}
             for index, (code, stage_name, semantic) in enumerate(stage_rows):
                 stage = await Stage.create(pipeline=pipeline, code=code, name=stage_name, position=index, semantic=semantic)
                 stages[name][code] = stage.id
         for (pipeline_name, code), rules in RULES.items():
             for rule in rules:
-                values = {**rule, "params": _params(rule["params"], users, stages[pipeline_name])}
+                values = {**rule, "params": _params(rule["params"], users, stages[pipeline_name], pipelines)}
                 run_as = values.pop("run_as", None)
                 await create_rule(stages[pipeline_name][code], RuleInput(**values, run_as_id=users.get(run_as or "")),
                                   actor=actors["anna"])
         for title, code, responsible, contact, source, amount, custom in LEADS:
-            fields = {"title": title, "source": source, "amount": amount, "responsible": users[responsible],
+            fields = {"title": title, "source": source, "amount": amount,
+                      "responsible": users[responsible] if responsible else None,
                       "contact": contacts[contact] if contact else None, **custom}
-            await create_element("lead", fields, stage_id=stages["Leads"][code], actor=actors[responsible])
+            await create_element("lead", fields, stage_id=stages["Leads"][code],
+                                 actor=actors[responsible] if responsible else None)
         for title, pipeline_name, code, responsible, company, names, amount, days, priority in DEALS:
             fields = {"title": title, "amount": amount, "currency": "EUR", "responsible": users[responsible],
                       "company": companies[company], "priority": priority,
