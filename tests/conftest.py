@@ -119,6 +119,7 @@ TABLES = [
     "rule_run", "stage_run", "stage_revision", "rule", "timeline_entry", "audit_entry", "task",
     "customer_activity", "deal_contact", "deal", "lead", "contact", "company", "custom_field",
     "stage", "pipeline", "work_calendar", "user",
+    "activity", "notification", "feed_recipient", "feed_post", "round_robin_cursor",
 ]
 
 
