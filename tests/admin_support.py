@@ -29,6 +29,7 @@ class Admin:
     secret: str
     recovery_codes: list[str]
     last_step: int = -1
+    last_code: str = ""
 
     def code(self) -> str:
         """A TOTP code not used before: the oldest step still accepted that is newer than the last."""
@@ -39,7 +40,8 @@ class Admin:
             for step in (current - 1, current, current + 1):
                 if step > self.last_step:
                     self.last_step = step
-                    return totp.at(step * totp.interval)
+                    self.last_code = totp.at(step * totp.interval)
+                    return self.last_code
             time.sleep(max(0.2, (current + 1) * totp.interval - now + 0.2))
 
 

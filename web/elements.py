@@ -11,7 +11,7 @@ from server.errors import ValidationFailed
 from server.models import Pipeline, RuleRun, Stage, StageRun, User
 from server.services import elements, pipelines
 from web.guard import page
-from web.templating import error_map, redirect, render, when
+from web.templating import error_map, is_htmx, redirect, render, when
 
 PENDING = ("scheduled", "queued", "running", "waiting")
 
@@ -94,23 +94,26 @@ def _fields(element_type: str, element: Any, responsible: User | None) -> list[t
     return rows
 
 
-@page()
-async def element_page(request: Request) -> Response:
-    element_type = _type(request)
-    element_id = int(request.path_params["element_id"])
+async def _page_context(request: Request, element_type: str, element_id: int) -> dict[str, Any]:
     actor = request.state.actor
     element = await elements.get_element(element_type, element_id, actor=actor)
     pipeline = await Pipeline.get(id=element.pipeline_id)
-    stages = await pipelines.list_stages(pipeline.id)
     responsible = await User.get_or_none(id=element.responsible_id) if element.responsible_id else None
     timeline = await elements.timeline(element_type, element_id, actor=actor)
     authors = {u.id: u.name for u in await User.filter(id__in=[t.author_id for t in timeline if t.author_id])}
-    return render(request, "element.html", {
+    return {
         **await _runs_context(request, element_type, element_id),
-        "element": element, "pipeline": pipeline, "stages": stages, "fields": _fields(element_type, element, responsible),
-        "timeline": list(reversed(timeline)), "authors": authors, "errors": {},
-        "moved": request.query_params.get("moved"),
-    })
+        "element": element, "pipeline": pipeline, "stages": await pipelines.list_stages(pipeline.id),
+        "fields": _fields(element_type, element, responsible), "timeline": list(reversed(timeline)),
+        "authors": authors,
+    }
+
+
+@page()
+async def element_page(request: Request) -> Response:
+    element_type = _type(request)
+    context = await _page_context(request, element_type, int(request.path_params["element_id"]))
+    return render(request, "element.html", context)
 
 
 @page()
@@ -123,17 +126,25 @@ async def element_runs(request: Request) -> Response:
 
 @page()
 async def element_move(request: Request) -> Response:
+    """Move to a stage; htmx gets the element part of the page back (its runs then poll), a plain form a redirect."""
     element_type = _type(request)
     element_id = int(request.path_params["element_id"])
     form = await request.form()
     stage_id = form.get("stage_id")
+    move_error = None
     try:
-        await elements.move_element(element_type, element_id, int(stage_id) if isinstance(stage_id, str) and stage_id.isdigit() else 0,
+        await elements.move_element(element_type, element_id,
+                                    int(stage_id) if isinstance(stage_id, str) and stage_id.isdigit() else 0,
                                     actor=request.state.actor)
     except ValidationFailed as exc:
-        return render(request, "error.html", {"status": 422, "message": "; ".join(error_map(exc).values())},
-                      status_code=422)
-    return redirect(request, f"/admin/{element_type}s/{element_id}?moved=1#automation")
+        move_error = "; ".join(error_map(exc).values())
+    if not is_htmx(request):
+        if move_error:
+            return render(request, "error.html", {"status": 422, "message": move_error}, status_code=422)
+        return redirect(request, f"/admin/{element_type}s/{element_id}#automation")
+    context = await _page_context(request, element_type, element_id)
+    return render(request, "_element.html", {**context, "move_error": move_error},
+                  status_code=422 if move_error else 200)
 
 
 routes = [
