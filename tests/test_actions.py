@@ -45,7 +45,7 @@ def test_registry_holds_the_catalogue():
 async def test_unknown_action_type_is_refused(db):
     _, stages = await make_pipeline()
     errors = await refused(stages["offer"], "send_fax", {})
-    assert errors["action_type"].startswith("unknown action type 'send_fax'; one of: add_comment, change_stage")
+    assert errors["action_type"].startswith("unknown action type 'send_fax'; one of: activity, add_comment, change_company")
 
 
 # ---------------------------------------------------------------- add comment
