@@ -1,0 +1,63 @@
+"""The admin's auth service: sessions time out, a TOTP step is used once, lockout says how long to wait."""
+
+from datetime import UTC, datetime, timedelta
+
+import pyotp
+import pytest
+
+from server import clock
+from server.models import AdminSession, User
+from server.services import auth
+
+
+async def make_user() -> User:
+    return await User.create(name="Ada", email="ada@example.com", role="admin", password_hash=auth.hash_password("x" * 12),
+                             totp_secret=pyotp.random_base32(), totp_confirmed=True)
+
+
+async def test_sessions_end_after_idle_and_absolute_timeouts(db: object) -> None:
+    user = await make_user()
+    idle = await auth.create_session(user, stage=auth.STAGE_FULL)
+    old = await auth.create_session(user, stage=auth.STAGE_FULL)
+    fresh = await auth.create_session(user, stage=auth.STAGE_FULL)
+    now = clock.utcnow()
+    await AdminSession.filter(session_hash=auth.sha256(idle)).update(last_seen_at=now - auth.SESSION_IDLE - timedelta(seconds=5))
+    await AdminSession.filter(session_hash=auth.sha256(old)).update(created_at=now - auth.SESSION_ABSOLUTE - timedelta(seconds=5))
+    assert await auth.load_session(idle) is None
+    assert await auth.load_session(old) is None
+    session = await auth.load_session(fresh)
+    assert session is not None and session.user.id == user.id and len(session.csrf_token) >= 32
+    assert await AdminSession.filter(user_id=user.id).count() == 1  # expired rows are deleted
+    await auth.end_session(fresh)
+    assert await auth.load_session(fresh) is None
+
+
+async def test_a_half_login_expires_sooner(db: object) -> None:
+    user = await make_user()
+    half = await auth.create_session(user, stage=auth.STAGE_PASSWORD)
+    await AdminSession.filter(session_hash=auth.sha256(half)).update(
+        created_at=clock.utcnow() - auth.SECOND_FACTOR_WINDOW - timedelta(seconds=5))
+    assert await auth.load_session(half) is None
+
+
+async def test_a_totp_step_is_accepted_once_and_older_steps_never(db: object) -> None:
+    user = await make_user()
+    totp = pyotp.TOTP(user.totp_secret)
+    now = datetime.now(UTC)
+    assert await auth.verify_totp(user, totp.at(now), at=now)
+    assert not await auth.verify_totp(user, totp.at(now), at=now)  # replay
+    assert not await auth.verify_totp(user, totp.at(now - timedelta(seconds=30)), at=now)  # older step
+    assert await auth.verify_totp(user, totp.at(now + timedelta(seconds=30)), at=now)  # the next step, once
+
+
+@pytest.mark.parametrize("failures,locked", [(4, False), (5, True)])
+async def test_lockout_after_five_failures_says_how_long(db: object, failures: int, locked: bool) -> None:
+    for _ in range(failures):
+        await auth.record_failure("ada@example.com", "10.0.0.1")
+    if not locked:
+        await auth.check_lockout("ada@example.com", "10.0.0.1")
+        return
+    with pytest.raises(auth.LockedOut, match="Try again in 15 minutes"):
+        await auth.check_lockout("ADA@example.com", "10.0.0.2")  # the account, from elsewhere
+    with pytest.raises(auth.LockedOut):
+        await auth.check_lockout("other@example.com", "10.0.0.1")  # the address, for another account
