@@ -120,6 +120,7 @@ TABLES = [
     "customer_activity", "deal_contact", "deal", "lead", "contact", "company", "custom_field",
     "stage", "pipeline", "work_calendar", "user",
     "activity", "notification", "feed_recipient", "feed_post", "round_robin_cursor",
+    "api_token", "admin_session", "recovery_code", "login_attempt", "event",
 ]
 
 
@@ -148,6 +149,7 @@ async def db(backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
             config.reload()
         return
     monkeypatch.setenv("PIPEWRIGHT_DATABASE_URL", backend.database_url or "")
+    monkeypatch.setenv("PIPEWRIGHT_BROKER_URL", backend.redis.url)  # live events travel over Redis pub/sub
     config.reload()
     await database.connect(backend.database_url)
     from tortoise.connection import get_connection

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from strawberry.dataloader import DataLoader
 from tortoise.expressions import Subquery
 
-from server.models import Company, Contact, DealContact, RuleRun, Stage, StageRun, TimelineEntry, User
+from server.models import Company, Contact, DealContact, Pipeline, RuleRun, Stage, StageRun, TimelineEntry, User
 
 ElementKey = tuple[str, int]  # (element_type, element_id)
 
@@ -77,5 +77,6 @@ class Loaders:
         self.user = _by_id(User)
         self.contact = _by_id(Contact)
         self.company = _by_id(Company)
+        self.pipeline = _by_id(Pipeline)
         self.rule_runs = DataLoader(_rule_runs)
         self.timeline = DataLoader(_timelines)

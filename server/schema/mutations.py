@@ -10,7 +10,18 @@ from server.errors import ValidationFailed
 from server.schema.context import actor_of
 from server.schema.errors import ForbiddenError, NotFoundError, ValidationError, result_of
 from server.schema.ids import gid, opt_int, to_int
-from server.schema.types import ApiToken, CustomerActivity, Deal, Deleted, Lead, NewApiToken, Rule, StageRules, Task
+from server.schema.types import (
+    ApiToken,
+    CustomerActivity,
+    Deal,
+    Deleted,
+    Lead,
+    NewApiToken,
+    Rule,
+    StageRules,
+    Task,
+    TimelineEntry,
+)
 from server.services import elements as element_service
 from server.services import rules as rule_service
 from server.services import tokens as token_service
@@ -23,6 +34,9 @@ StageRulesResult = Annotated[StageRules | ValidationError | NotFoundError | Forb
 ActivityResult = Annotated[CustomerActivity | ValidationError | NotFoundError | ForbiddenError, strawberry.union("ActivityResult")]
 NewApiTokenResult = Annotated[NewApiToken | ValidationError | ForbiddenError, strawberry.union("NewApiTokenResult")]
 ApiTokenResult = Annotated[ApiToken | NotFoundError | ForbiddenError, strawberry.union("ApiTokenResult")]
+CommentResult = Annotated[
+    TimelineEntry | ValidationError | NotFoundError | ForbiddenError, strawberry.union("CommentResult")
+]
 TaskResult = Annotated[Task | ValidationError | NotFoundError | ForbiddenError, strawberry.union("TaskResult")]
 
 
@@ -178,6 +192,14 @@ class Mutation:
                 element_type, to_int(element_id, "element_id"), kind=kind, text=text, actor=actor
             ),
             CustomerActivity.of,
+        )
+
+    @strawberry.mutation(description="A comment on the timeline of a lead or deal, by the signed-in user.")
+    async def add_comment(self, info: Info, element_type: str, element_id: strawberry.ID, text: str) -> CommentResult:
+        actor = actor_of(info)
+        return await result_of(
+            lambda: element_service.add_comment(element_type, to_int(element_id, "element_id"), text, actor=actor),
+            TimelineEntry.of,
         )
 
     @strawberry.mutation

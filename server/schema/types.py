@@ -85,6 +85,11 @@ class Stage:
     semantic: str
     revision: int
 
+    @strawberry.field
+    async def pipeline(self, info: Info) -> "Pipeline":
+        row = await context_of(info).loaders.pipeline.load(int(self.pipeline_id))
+        return Pipeline.of(row)
+
     @classmethod
     def of(cls, row: models.Stage) -> "Stage":
         return cls(id=gid(row.id), pipeline_id=gid(row.pipeline_id), code=row.code, name=row.name,

@@ -223,3 +223,15 @@ async def close_task(task_id: int, *, actor: Actor | None = None) -> Task:
             if run is not None:
                 await engine.release_waiting(run, ended_by="task closed", outputs={"closed_at": task.closed_at.isoformat()})
     return task
+
+
+async def add_comment(element_type: str, element_id: int, text: str, *, actor: Actor | None = None) -> TimelineEntry:
+    """A user's comment on a lead or deal's timeline."""
+    text = text.strip()
+    if not text:
+        raise ValidationFailed.one("text", "write something to comment")
+    if len(text) > 20_000:
+        raise ValidationFailed.one("text", "must be at most 20000 characters")
+    async with transaction():
+        require_element(actor, await elements.load(element_type, element_id))
+        return await elements.add_timeline_entry(element_type, element_id, "comment", text, author_id=_actor_id(actor))

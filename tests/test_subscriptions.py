@@ -1,0 +1,186 @@
+"""Live subscriptions over graphql-transport-ws against a running uvicorn: the `gql` client for the
+user's view, a raw websocket for protocol edge cases."""
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+import websockets
+from gql import Client, GraphQLRequest
+from gql.transport.websockets import WebsocketsTransport
+
+from server.services.elements import create_element
+from tests.live_server import running_app
+from tests.support import add_rule, make_pipeline, make_token
+
+pytestmark = pytest.mark.production_backend
+
+STREAM = """subscription($after: String) { activityStream(after: $after) {
+  cursor kind elementType elementId data } }"""
+RUNS = """subscription($id: ID!) { ruleRuns(elementType: "deal", elementId: $id) {
+  cursor runId ruleKey status outputs } }"""
+
+
+@pytest.fixture
+async def base(db: Any) -> AsyncIterator[str]:
+    async with running_app() as address:
+        yield address
+
+
+def ws_client(base: str, token: str) -> Client:
+    transport = WebsocketsTransport(
+        url=f"ws://{base}/graphql", init_payload={"authorization": f"Bearer {token}"},
+        subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
+    )
+    return Client(transport=transport)
+
+
+async def comment(base: str, token: str, deal_id: int, text: str) -> None:
+    async with httpx.AsyncClient(base_url=f"http://{base}", headers={"Authorization": f"Bearer {token}"}) as client:
+        response = await client.post("/graphql", json={
+            "query": "mutation($id: ID!, $t: String!) { addComment(elementType: \"deal\", elementId: $id, text: $t) "
+                     "{ __typename } }",
+            "variables": {"id": str(deal_id), "t": text}})
+    assert response.json()["data"]["addComment"]["__typename"] == "TimelineEntry", response.text
+
+
+async def next_event(stream: Any, timeout_s: float = 10) -> dict[str, Any]:
+    return await asyncio.wait_for(anext(stream), timeout_s)
+
+
+async def subscribed(stream: Any) -> "asyncio.Future[dict[str, Any]]":
+    """gql sends the subscribe message on first iteration: start it, and give the server a moment to register it."""
+    pending = asyncio.ensure_future(next_event(stream))
+    await asyncio.sleep(0.3)
+    return pending
+
+
+async def test_a_reconnecting_subscriber_gets_what_it_missed_then_live_events_none_twice(base: str) -> None:
+    await make_pipeline()
+    _, token = await make_token("admin")
+    deal = await create_element("deal", {"title": "Followed"})
+
+    async with ws_client(base, token) as session:
+        stream = session.subscribe(GraphQLRequest(STREAM))
+        pending = await subscribed(stream)
+        await comment(base, token, deal.id, "one")
+        first = (await pending)["activityStream"]
+        assert first["kind"] == "timeline" and first["data"]["text"] == "one"
+        await stream.aclose()
+
+    for text in ("two", "three", "four"):  # missed while disconnected
+        await comment(base, token, deal.id, text)
+
+    async with ws_client(base, token) as session:
+        stream = session.subscribe(GraphQLRequest(STREAM, variable_values={"after": first["cursor"]}))
+        received = [(await next_event(stream))["activityStream"] for _ in range(3)]
+        await comment(base, token, deal.id, "five")
+        received.append((await next_event(stream))["activityStream"])
+        with pytest.raises(asyncio.TimeoutError):
+            await next_event(stream, timeout_s=0.5)  # nothing more, in particular no repeat
+        await stream.aclose()
+
+    assert [e["data"]["text"] for e in received] == ["two", "three", "four", "five"]
+    cursors = [int(first["cursor"])] + [int(e["cursor"]) for e in received]
+    assert cursors == sorted(set(cursors))
+    assert {e["elementId"] for e in received} == {str(deal.id)}
+
+
+async def test_rule_run_status_changes_arrive_live_in_order(base: str) -> None:
+    _, stages = await make_pipeline()
+    await add_rule(stages["offer"], "generate_code", {"length": 8}, key="promo")
+    _, token = await make_token("admin")
+    deal = await create_element("deal", {"title": "Runs"})
+
+    async with ws_client(base, token) as session:
+        stream = session.subscribe(GraphQLRequest(RUNS, variable_values={"id": str(deal.id)}))
+        pending = await subscribed(stream)
+        async with httpx.AsyncClient(base_url=f"http://{base}", headers={"Authorization": f"Bearer {token}"}) as c:
+            await c.post("/graphql", json={"query": "mutation($id: ID!, $s: ID!) { moveDeal(id: $id, stageId: $s) "
+                                                    "{ __typename } }",
+                                           "variables": {"id": str(deal.id), "s": str(stages["offer"].id)}})
+        events = [(await pending)["ruleRuns"]]
+        while not events or events[-1]["status"] != "succeeded":
+            events.append((await next_event(stream))["ruleRuns"])
+        await stream.aclose()
+
+    assert [e["status"] for e in events] == ["scheduled", "running", "succeeded"]
+    assert {e["ruleKey"] for e in events} == {"promo"}
+    assert len(events[-1]["outputs"]["code"]) == 8
+
+
+async def test_employees_receive_only_events_of_their_own_deals(base: str) -> None:
+    await make_pipeline()
+    maria, maria_token = await make_token("employee", "Maria")
+    tom, _ = await make_token("employee", "Tom")
+    _, admin = await make_token("admin")
+    toms = await create_element("deal", {"title": "Tom's", "responsible": tom.id})
+    marias = await create_element("deal", {"title": "Maria's", "responsible": maria.id})
+
+    async with ws_client(base, maria_token) as session:
+        stream = session.subscribe(GraphQLRequest(STREAM))
+        pending = await subscribed(stream)
+        await comment(base, admin, toms.id, "about Tom's deal")
+        await comment(base, admin, marias.id, "about Maria's deal")
+        got = (await pending)["activityStream"]
+        await stream.aclose()
+    assert got["data"]["text"] == "about Maria's deal"
+
+
+# ------------------------------------------------------------------ the protocol, raw
+
+
+async def raw(base: str, **kwargs: Any) -> Any:
+    return await websockets.connect(f"ws://{base}/graphql", subprotocols=["graphql-transport-ws"], **kwargs)
+
+
+async def closed_with(socket: Any) -> tuple[int, str]:
+    with pytest.raises(websockets.ConnectionClosed):
+        while True:
+            await asyncio.wait_for(socket.recv(), 5)
+    return socket.close_code, socket.close_reason
+
+
+async def test_malformed_and_unauthenticated_messages_close_the_connection(base: str) -> None:
+    _, token = await make_token("admin")
+    socket = await raw(base)
+    await socket.send("this is not json")
+    assert (await closed_with(socket))[0] == 4400
+
+    socket = await raw(base)
+    await socket.send(json.dumps({"type": "subscribe", "id": "1", "payload": {"query": STREAM}}))
+    assert await closed_with(socket) == (4401, "Unauthorized")
+
+    socket = await raw(base)
+    await socket.send(json.dumps({"type": "connection_init", "payload": {"authorization": "Bearer pw_wrong"}}))
+    assert await closed_with(socket) == (4403, "Forbidden")
+
+    socket = await raw(base)
+    await socket.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
+    ack = json.loads(await socket.recv())
+    assert ack["type"] == "connection_ack" and ack["payload"]["role"] == "admin"
+    await socket.close()
+
+
+async def test_a_connection_may_hold_only_so_many_subscriptions(base: str) -> None:
+    from server.config import settings
+
+    _, token = await make_token("admin")
+    limit = settings().max_subscriptions
+    socket = await raw(base)
+    await socket.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
+    assert json.loads(await socket.recv())["type"] == "connection_ack"
+    for n in range(limit + 1):
+        await socket.send(json.dumps({"type": "subscribe", "id": str(n), "payload": {"query": STREAM}}))
+    refusal = json.loads(await asyncio.wait_for(socket.recv(), 5))
+    assert refusal == {"id": str(limit), "type": "error", "payload": [{"message": "Subscription limit reached"}]}
+    await socket.close()
+
+
+async def test_pages_from_other_origins_may_not_open_a_websocket(base: str) -> None:
+    with pytest.raises(websockets.InvalidStatus) as refused:
+        await raw(base, origin="https://evil.example")
+    assert refused.value.response.status_code == 403
