@@ -627,8 +627,8 @@ async def test_feed_post_reaches_named_users_and_roles(db):
     post = await FeedPost.get(id=run.outputs["post_id"])
     assert (post.title, post.body, post.author_id, post.to_everyone) == ("Won: Acme", "Well done, Bob!", bob.id, False)
     assert sorted(r.user_id for r in await FeedRecipient.filter(post_id=post.id)) == [ann.id, bob.id]
-    assert [p.id for p in await feed.list_visible(ann.id, actor=None)] == [post.id]
-    assert await feed.list_visible(outsider.id, actor=None) == []
+    assert [p.id for p in (await feed.list_visible(ann.id, actor=None)).items] == [post.id]
+    assert (await feed.list_visible(outsider.id, actor=None)).items == []
     [event] = await Event.filter(kind="feed", element_id=deal.id)
     assert sorted(event.audience) == [ann.id, bob.id] and event.payload["title"] == "Won: Acme"
 
@@ -641,7 +641,7 @@ async def test_feed_post_to_everyone_is_seen_by_users_who_join_later(db):
     run = await one_run("deal", deal.id)
     newcomer = await make_user("Newcomer")
 
-    assert [p.body for p in await feed.list_visible(newcomer.id, actor=None)] == ["We won Acme"]
+    assert [p.body for p in (await feed.list_visible(newcomer.id, actor=None)).items] == ["We won Acme"]
     assert run.outputs["post_id"] == (await FeedPost.get(rule_run_id=run.id)).id
 
 

@@ -24,12 +24,12 @@ async def test_notifications_unread_count_and_marking_read(db):
     [for_bob] = await notifications.notify([bob.id], "bob's")
 
     assert await notifications.unread_count(ann.id, actor=actor(ann)) == 2
-    assert [n.text for n in await notifications.list_notifications(ann.id, actor=actor(ann))] == ["two", "one"]
+    assert [n.text for n in (await notifications.list_notifications(ann.id, actor=actor(ann))).items] == ["two", "one"]
 
     [marked] = await notifications.mark_read([first.id], actor=actor(ann))
     assert marked.read and marked.read_at is not None
     assert await notifications.unread_count(ann.id, actor=actor(ann)) == 1
-    assert [n.id for n in await notifications.list_notifications(ann.id, actor=actor(ann), unread_only=True)] == [second.id]
+    assert [n.id for n in (await notifications.list_notifications(ann.id, actor=actor(ann), unread_only=True)).items] == [second.id]
     assert await notifications.mark_all_read(ann.id, actor=actor(ann)) == 1
     assert await notifications.unread_count(ann.id, actor=actor(ann)) == 0
     assert await notifications.unread_count(bob.id, actor=None) == 1
@@ -100,9 +100,9 @@ async def test_feed_posts_by_users_are_visible_to_author_and_recipients(db):
     ann, bob, carl = await make_user("Ann"), await make_user("Bob"), await make_user("Carl", role="manager")
     post = await feed.create_post(actor(ann), title="Hello", body="Team lunch at noon", user_ids=[bob.id])
 
-    assert [p.id for p in await feed.list_visible(ann.id, actor=actor(ann))] == [post.id]
-    assert [p.id for p in await feed.list_visible(bob.id, actor=actor(bob))] == [post.id]
-    assert await feed.list_visible(carl.id, actor=actor(carl)) == []
+    assert [p.id for p in (await feed.list_visible(ann.id, actor=actor(ann))).items] == [post.id]
+    assert [p.id for p in (await feed.list_visible(bob.id, actor=actor(bob))).items] == [post.id]
+    assert (await feed.list_visible(carl.id, actor=actor(carl))).items == []
     assert await feed.recipients(post.id) == [bob.id]
     with pytest.raises(Forbidden):
         await feed.list_visible(bob.id, actor=actor(carl))

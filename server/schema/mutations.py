@@ -22,6 +22,7 @@ from server.schema.types import (
     Task,
     TimelineEntry,
 )
+from server.schema.work import WorkMutation
 from server.services import elements as element_service
 from server.services import rules as rule_service
 from server.services import tokens as token_service
@@ -117,7 +118,7 @@ def _same(value: Any) -> Any:
 
 
 @strawberry.type
-class Mutation:
+class Mutation(WorkMutation):
     @strawberry.mutation
     async def create_lead(self, info: Info, input: CreateLeadInput) -> LeadResult:
         return await result_of(lambda: _create("lead", info, input), Lead.of)

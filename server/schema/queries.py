@@ -29,6 +29,7 @@ from server.schema.types import (
     TimelineEntry,
     User,
 )
+from server.schema.work import WorkQuery
 from server.services import elements as element_service
 from server.services import pipelines as pipeline_service
 from server.services import rules as rule_service
@@ -57,7 +58,7 @@ async def _lookup(element_type: str, present: Any, info: Info, id: strawberry.ID
 
 
 @strawberry.type
-class Query:
+class Query(WorkQuery):
     @strawberry.field(description="The user the API token acts as.")
     async def me(self, info: Info) -> User:
         return User.of(await user_service.get_user(actor_of(info).user_id))

@@ -2,13 +2,14 @@
 
 from collections.abc import Iterable
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 
 from server import events
 from server.errors import Forbidden, ValidationFailed
 from server.models import FeedPost, FeedRecipient, User
 from server.services.access import Actor
 from server.services.notifications import audience
+from server.services.paging import Slice, keyset
 
 
 def payload(post: FeedPost) -> dict[str, object]:
@@ -66,18 +67,15 @@ def _visible_to(user_id: int) -> Q:
     return Q(to_everyone=True) | Q(author_id=user_id) | Q(recipients__user_id=user_id)
 
 
-async def list_visible(user_id: int, *, actor: Actor | None, limit: int = 50, offset: int = 0) -> list[FeedPost]:
+async def list_visible(user_id: int, *, actor: Actor | None, first: int = 50, after: int | None = None) -> Slice:
     """Posts `user_id` sees (to everyone, to them, or by them), newest first.
 
     Each user reads their own stream; admins may read anyone's.
     """
     if actor is not None and actor.user_id != user_id and not actor.is_admin:
         raise Forbidden("you may only read your own activity stream")
-    ids = await FeedPost.filter(_visible_to(user_id)).distinct().order_by("-id").offset(offset).limit(limit).values_list(
-        "id", flat=True
-    )
-    posts = {p.id: p for p in await FeedPost.filter(id__in=list(ids))}
-    return [posts[i] for i in ids]
+    visible = FeedPost.filter(id__in=Subquery(FeedPost.filter(_visible_to(user_id)).values("id")))
+    return await keyset(visible, first=first, after=after)
 
 
 async def recipients(post_id: int) -> list[int]:

@@ -6,6 +6,7 @@ from server import clock, events
 from server.errors import Forbidden, NotFound, ValidationFailed
 from server.models import Notification, User
 from server.services.access import ROLES, Actor
+from server.services.paging import Slice, keyset
 
 KINDS = ("notification", "control", "call", "meeting")
 
@@ -65,14 +66,14 @@ def _require_self(actor: Actor | None, user_id: int) -> None:
 
 
 async def list_notifications(
-    user_id: int, *, actor: Actor | None, unread_only: bool = False, limit: int = 50, offset: int = 0
-) -> list[Notification]:
-    """A user's notifications, newest first."""
+    user_id: int, *, actor: Actor | None, unread_only: bool = False, first: int = 50, after: int | None = None
+) -> Slice:
+    """A user's notifications, newest first, `first` after the id `after`."""
     _require_self(actor, user_id)
     query = Notification.filter(recipient_id=user_id)
     if unread_only:
         query = query.filter(read=False)
-    return await query.order_by("-id").offset(offset).limit(limit)
+    return await keyset(query, first=first, after=after)
 
 
 async def unread_count(user_id: int, *, actor: Actor | None) -> int:
