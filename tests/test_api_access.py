@@ -156,3 +156,44 @@ async def test_introspection_is_off_in_production(base: str) -> None:
     _, token = await make_token("admin")
     message = await refused(base, token, "{ __schema { types { name } } }")
     assert "introspection" in message.lower()
+
+
+async def test_admins_configure_users_pipelines_and_stages_through_the_api(base: str) -> None:
+    _, admin = await make_token("admin")
+    _, employee = await make_token("employee")
+    user = (await run(base, admin, """mutation { createUser(input: {email: "Neu@Example.com", name: "Neu",
+        role: "manager", workingHours: {days: [0, 1, 2], start: "08:00", end: "16:00"}}) {
+        __typename ... on User { id email role } } }"""))["createUser"]
+    assert user["__typename"] == "User" and user["email"] == "neu@example.com" and user["role"] == "manager"
+    bad = (await run(base, admin, """mutation { createUser(input: {email: "x", name: "", role: "boss"}) {
+        ... on ValidationError { errors { field } } } }"""))["createUser"]
+    assert {"email", "name", "role"} <= {e["field"] for e in bad["errors"]}
+
+    pipeline = (await run(base, admin, 'mutation { createPipeline(name: "Partners", entityType: "deal") '
+                                       '{ ... on Pipeline { id name } } }'))["createPipeline"]
+    stage = (await run(base, admin, """mutation($p: ID!) { createStage(pipelineId: $p, name: "Signed",
+        semantic: "success") { ... on Stage { id code semantic } } }""", p=pipeline["id"]))["createStage"]
+    assert stage["code"] == "signed" and stage["semantic"] == "success"
+    denied = await run(base, employee, 'mutation { createPipeline(name: "Mine", entityType: "deal") { __typename } }')
+    assert denied["createPipeline"]["__typename"] == "ForbiddenError"
+    deactivated = await run(base, admin, """mutation($id: ID!) { updateUser(id: $id, input: {active: false}) {
+        ... on User { active } } }""", id=user["id"])
+    assert deactivated["updateUser"] == {"active": False}
+
+
+async def test_development_mode_serves_graphiql_and_introspection(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from server import config
+
+    monkeypatch.setenv("PIPEWRIGHT_ENV", "development")
+    config.reload()
+    try:
+        async with running_app() as dev:
+            _, token = await make_token("admin")
+            async with httpx.AsyncClient(base_url=f"http://{dev}") as client:
+                page = await client.get("/graphql", headers={"Accept": "text/html"})
+            assert page.status_code == 200 and "graphiql" in page.text.lower()
+            types = await run(dev, token, "{ __schema { queryType { name } } }")
+            assert types["__schema"]["queryType"]["name"] == "Query"
+    finally:
+        monkeypatch.delenv("PIPEWRIGHT_ENV")
+        config.reload()

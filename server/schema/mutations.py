@@ -7,6 +7,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from server.errors import ValidationFailed
+from server.schema.admin import AdminMutation
 from server.schema.context import actor_of
 from server.schema.errors import ForbiddenError, NotFoundError, ValidationError, result_of
 from server.schema.ids import gid, opt_int, to_int
@@ -118,7 +119,7 @@ def _same(value: Any) -> Any:
 
 
 @strawberry.type
-class Mutation(WorkMutation):
+class Mutation(WorkMutation, AdminMutation):
     @strawberry.mutation
     async def create_lead(self, info: Info, input: CreateLeadInput) -> LeadResult:
         return await result_of(lambda: _create("lead", info, input), Lead.of)
