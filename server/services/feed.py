@@ -5,6 +5,7 @@ from collections.abc import Iterable
 from tortoise.expressions import Q, Subquery
 
 from server import events
+from server.db import transaction
 from server.errors import Forbidden, ValidationFailed
 from server.models import FeedPost, FeedRecipient, User
 from server.services.access import Actor
@@ -39,18 +40,20 @@ async def post(
     recipients = await audience(user_ids, roles)
     if not everyone and not recipients:
         raise ValidationFailed.one("recipients", "name users or roles (active ones), or post to everyone")
-    feed_post = await FeedPost.create(
-        author_id=author_id, title=title[:255], body=body, to_everyone=everyone,
-        element_type=element_type, element_id=element_id, rule_run_id=rule_run_id,
-    )
-    for user_id in recipients:
-        await FeedRecipient.create(post_id=feed_post.id, user_id=user_id)
-    seen_by = recipients
-    if everyone:
-        seen_by = [u.id for u in await User.filter(active=True).order_by("id").only("id")]
-    if author_id is not None and author_id not in seen_by:
-        seen_by = [*seen_by, author_id]
-    await events.emit("feed", payload(feed_post), element_type=element_type, element_id=element_id, audience=seen_by)
+    async with transaction():  # joins the rule run's transaction when a rule posts
+        feed_post = await FeedPost.create(
+            author_id=author_id, title=title[:255], body=body, to_everyone=everyone,
+            element_type=element_type, element_id=element_id, rule_run_id=rule_run_id,
+        )
+        for user_id in recipients:
+            await FeedRecipient.create(post_id=feed_post.id, user_id=user_id)
+        seen_by = recipients
+        if everyone:
+            seen_by = [u.id for u in await User.filter(active=True).order_by("id").only("id")]
+        if author_id is not None and author_id not in seen_by:
+            seen_by = [*seen_by, author_id]
+        await events.emit("feed", payload(feed_post), element_type=element_type, element_id=element_id,
+                          audience=seen_by)
     return feed_post
 
 

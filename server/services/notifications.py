@@ -3,6 +3,7 @@
 from collections.abc import Iterable
 
 from server import clock, events
+from server.db import transaction
 from server.errors import Forbidden, NotFound, ValidationFailed
 from server.models import Notification, User
 from server.services.access import ROLES, Actor
@@ -49,14 +50,15 @@ async def notify(
     """One notification per recipient (each once), each announced to that recipient live."""
     assert kind in KINDS, kind
     sent = []
-    for recipient_id in dict.fromkeys(recipient_ids):
-        note = await Notification.create(
-            recipient_id=recipient_id, sender_id=sender_id, kind=kind, text=text,
-            element_type=element_type, element_id=element_id, rule_run_id=rule_run_id,
-        )
-        await events.emit("notification", payload(note), element_type=element_type, element_id=element_id,
-                          audience=[recipient_id])
-        sent.append(note)
+    async with transaction():  # joins the rule run's transaction when a rule notifies
+        for recipient_id in dict.fromkeys(recipient_ids):
+            note = await Notification.create(
+                recipient_id=recipient_id, sender_id=sender_id, kind=kind, text=text,
+                element_type=element_type, element_id=element_id, rule_run_id=rule_run_id,
+            )
+            await events.emit("notification", payload(note), element_type=element_type, element_id=element_id,
+                              audience=[recipient_id])
+            sent.append(note)
     return sent
 
 

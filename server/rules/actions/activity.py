@@ -54,9 +54,13 @@ class ActivityParams(Params):
         return self
 
     def describe_start(self) -> str:
-        anchor = self.start_field or "now"
         span = f"{abs(self.start_in)} {self.start_unit}"
-        text = anchor if self.start_in == 0 else f"{span} {'before' if self.start_in < 0 else 'after'} {anchor}"
+        if not self.start_field:
+            text = "now" if self.start_in == 0 else f"in {span}"
+        elif self.start_in == 0:
+            text = f"at {self.start_field}"
+        else:
+            text = f"{span} {'before' if self.start_in < 0 else 'after'} {self.start_field}"
         return f"{text} at {self.start_time}" if self.start_time else text
 
 

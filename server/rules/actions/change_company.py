@@ -26,7 +26,7 @@ class ChangeCompany(Action):
     title = "Change company"
     group = "element"
     Params = ChangeClientParams
-    outputs = ("changed",)
+    outputs = ("changed", "company_id")
     client_type: ClassVar[str] = "company"
 
     async def check(self, params: ChangeClientParams, *, stage_id: int) -> list[tuple[str, str]]:
@@ -76,6 +76,7 @@ class ChangeCompany(Action):
 class ChangeContact(ChangeCompany):
     key = "change_contact"
     title = "Change contact"
+    outputs = ("changed", "contact_id")
     client_type = "contact"
 
     async def linked(self, ctx: RunContext) -> Contact | Company | None:
