@@ -3,13 +3,12 @@
 Audit rows use element_type "contact" / "company", so a client's changes are attributed like a deal's.
 """
 
-import json
 import re
 from typing import Any
 
 from server.errors import FieldError, ValidationFailed
-from server.models import AuditEntry, Company, Contact, CustomField
-from server.rules.elements import coerce_value, to_json
+from server.models import Company, Contact, CustomField
+from server.rules.elements import coerce_value, record_changes
 
 CLIENT_MODELS: dict[str, type[Contact] | type[Company]] = {"contact": Contact, "company": Company}
 
@@ -68,41 +67,6 @@ async def apply_changes(
     actor_id: int | None, rule_run_id: int | None = None,
 ) -> list[str]:
     """Write coerced values; each real change gets an audit row. Returns the changed names."""
-    builtin = BUILTIN_FIELDS[client_type]
-    custom = dict(client.custom or {})
-    changed: list[str] = []
-    for name, value in changes.items():
-        if name in ("email", "phone"):
-            attr = f"{name}s"
-            values = list(getattr(client, attr) or [])
-            old = values[0] if values else None
-            if old == value:
-                continue
-            if value is None:
-                values = values[1:]
-            elif values:
-                values[0] = value
-            else:
-                values = [value]
-            setattr(client, attr, values)
-        elif name in builtin:
-            attr = f"{name}_id" if name in ("company", "responsible") else name
-            old = getattr(client, attr)
-            if old == value:
-                continue
-            setattr(client, attr, value)
-        else:
-            old = custom.get(name)
-            if old == to_json(value):
-                continue
-            custom[name] = to_json(value)
-        changed.append(name)
-        await AuditEntry.create(
-            element_type=client_type, element_id=client.id, field=name,
-            old_value=json.dumps(to_json(old)), new_value=json.dumps(to_json(value)),
-            actor_id=actor_id, rule_run_id=rule_run_id,
-        )
-    if changed:
-        client.custom = custom
-        await client.save()
-    return changed
+    return await record_changes(client_type, client, changes, builtin=BUILTIN_FIELDS[client_type],
+                                relations=("company", "responsible"), first_of_list=("email", "phone"),
+                                actor_id=actor_id, rule_run_id=rule_run_id)

@@ -1,6 +1,7 @@
 """Leads and deals as the engine sees them: loading, typed field changes with audit, template context."""
 
 import json
+from collections.abc import Collection
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -171,16 +172,45 @@ async def apply_changes(
     rule_run_id: int | None = None,
 ) -> list[str]:
     """Write already coerced values; each real change gets an audit row. Returns changed names."""
-    builtin = BUILTIN_FIELDS[element_type]
+    changed = await record_changes(element_type, element, changes, builtin=BUILTIN_FIELDS[element_type],
+                                   relations=RELATIONS, actor_id=actor_id, rule_run_id=rule_run_id)
+    if changed:
+        await element_event(element_type, element, "updated", fields=changed, actor_id=actor_id,
+                            rule_run_id=rule_run_id)
+    return changed
+
+
+async def record_changes(
+    record_type: str, row: Any, changes: dict[str, Any], *, builtin: Collection[str], relations: Collection[str],
+    actor_id: int | None, rule_run_id: int | None, first_of_list: Collection[str] = (),
+) -> list[str]:
+    """Set fields of a lead, deal, contact or company, with one audit row per real change.
+
+    Built-in fields are columns (`<name>_id` for relations); `first_of_list` names set the first
+    entry of the list column `<name>s` (a contact's email); anything else lives in `custom`.
+    """
+    custom = dict(row.custom or {})
     changed: list[str] = []
-    custom = dict(element.custom or {})
     for name, value in changes.items():
-        if name in builtin:
-            attr = f"{name}_id" if name in RELATIONS else name
-            old = getattr(element, attr)
+        if name in first_of_list:
+            attr = f"{name}s"
+            values = list(getattr(row, attr) or [])
+            old = values[0] if values else None
             if old == value:
                 continue
-            setattr(element, attr, value)
+            if value is None:
+                values = values[1:]
+            elif values:
+                values[0] = value
+            else:
+                values = [value]
+            setattr(row, attr, values)
+        elif name in builtin:
+            attr = f"{name}_id" if name in relations else name
+            old = getattr(row, attr)
+            if old == value:
+                continue
+            setattr(row, attr, value)
         else:
             old = custom.get(name)
             if old == to_json(value):
@@ -188,15 +218,13 @@ async def apply_changes(
             custom[name] = to_json(value)
         changed.append(name)
         await AuditEntry.create(
-            element_type=element_type, element_id=element.id, field=name,
+            element_type=record_type, element_id=row.id, field=name,
             old_value=json.dumps(to_json(old)), new_value=json.dumps(to_json(value)),
             actor_id=actor_id, rule_run_id=rule_run_id,
         )
     if changed:
-        element.custom = custom
-        await element.save()
-        await element_event(element_type, element, "updated", fields=changed, actor_id=actor_id,
-                            rule_run_id=rule_run_id)
+        row.custom = custom
+        await row.save()
     return changed
 
 
