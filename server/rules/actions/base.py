@@ -111,6 +111,31 @@ async def stage_entity_type(stage_id: int) -> str:
     return stage.pipeline.entity_type
 
 
+async def field_map_problems(
+    fields: dict[str, Any], types: dict[str, tuple[str, list[Any]]], coerce: Any, *, owner: str, required: str
+) -> list[tuple[str, str]]:
+    """(field, message) for a field map (Modify element, Change company/contact): unknown fields,
+    broken templates, an empty `required` field, values of the wrong type. Templates are checked
+    for syntax only (their value is known when the rule runs)."""
+    problems: list[tuple[str, str]] = []
+    for name, value in fields.items():
+        if name not in types:
+            problems.append((f"fields.{name}", f"{owner} has no field '{name}'"))
+        elif isinstance(value, str) and "{" in value:
+            try:
+                templates.check(value)
+            except ValueError as exc:
+                problems.append((f"fields.{name}", str(exc)))
+        elif name == required and not str(value or "").strip():
+            problems.append((f"fields.{name}", "must not be empty"))
+        else:
+            try:
+                await coerce(*types[name], value)
+            except ValueError as exc:
+                problems.append((f"fields.{name}", str(exc)))
+    return problems
+
+
 def param_kind(info: Any) -> str:
     """The widget/type name of a params field, for `actionTypes` and the admin form."""
     for meta in info.metadata:

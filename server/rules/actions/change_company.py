@@ -10,9 +10,8 @@ from pydantic import Field
 from server.errors import ActionError
 from server.models import Company, Contact
 from server.rules import clients, elements
-from server.rules.actions.base import FIELD_MAP, Action, Done, Params, UserId, unknown_users
+from server.rules.actions.base import FIELD_MAP, Action, Done, Params, UserId, field_map_problems, unknown_users
 from server.rules.context import RunContext
-from server.rules.templates import check as check_template
 from server.rules.templates import render
 
 
@@ -30,23 +29,8 @@ class ChangeCompany(Action):
     client_type: ClassVar[str] = "company"
 
     async def check(self, params: ChangeClientParams, *, stage_id: int) -> list[tuple[str, str]]:
-        types = await clients.field_types(self.client_type)
-        problems: list[tuple[str, str]] = []
-        for name, value in params.fields.items():
-            if name not in types:
-                problems.append((f"fields.{name}", f"{self.client_type} has no field '{name}'"))
-            elif isinstance(value, str) and "{" in value:
-                try:
-                    check_template(value)
-                except ValueError as exc:
-                    problems.append((f"fields.{name}", str(exc)))
-            elif name == "name" and not str(value or "").strip():
-                problems.append((f"fields.{name}", "must not be empty"))
-            else:
-                try:
-                    await clients.coerce_client_value(*types[name], value)
-                except ValueError as exc:
-                    problems.append((f"fields.{name}", str(exc)))
+        problems = await field_map_problems(params.fields, await clients.field_types(self.client_type),
+                                            clients.coerce_client_value, owner=self.client_type, required="name")
         return problems + await unknown_users(run_as=params.run_as)
 
     async def linked(self, ctx: RunContext) -> Contact | Company | None:

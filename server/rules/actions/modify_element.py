@@ -6,9 +6,8 @@ from pydantic import Field
 
 from server.models import Stage
 from server.rules import elements
-from server.rules.actions.base import FIELD_MAP, Action, Done, Params, UserId, unknown_users
+from server.rules.actions.base import FIELD_MAP, Action, Done, Params, UserId, field_map_problems, unknown_users
 from server.rules.context import RunContext
-from server.rules.templates import check as check_template
 from server.rules.templates import render
 
 
@@ -25,24 +24,8 @@ class ModifyElement(Action):
 
     async def check(self, params: ModifyElementParams, *, stage_id: int) -> list[tuple[str, str]]:
         stage = await Stage.get(id=stage_id).prefetch_related("pipeline")
-        types = await elements.field_types(stage.pipeline.entity_type)
-        problems: list[tuple[str, str]] = []
-        for name, value in params.fields.items():
-            if name not in types:
-                problems.append((f"fields.{name}", f"{stage.pipeline.entity_type} has no field '{name}'"))
-            elif isinstance(value, str) and "{" in value:
-                try:
-                    check_template(value)
-                except ValueError as exc:
-                    problems.append((f"fields.{name}", str(exc)))
-            elif name == "title" and not str(value or "").strip():
-                problems.append((f"fields.{name}", "must not be empty"))
-            else:
-                field_type, options = types[name]
-                try:
-                    await elements.coerce_value(field_type, options, value)
-                except ValueError as exc:
-                    problems.append((f"fields.{name}", str(exc)))
+        problems = await field_map_problems(params.fields, await elements.field_types(stage.pipeline.entity_type),
+                                            elements.coerce_value, owner=stage.pipeline.entity_type, required="title")
         return problems + await unknown_users(run_as=params.run_as)
 
     async def execute(self, ctx: RunContext, params: ModifyElementParams) -> Done:
