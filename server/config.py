@@ -30,6 +30,7 @@ class Settings:
         o.strip() for o in os.environ.get("PIPEWRIGHT_WS_ORIGINS", "").split(",") if o.strip()))
     max_body_bytes: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_BODY_BYTES", 1_000_000))
     public_url: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_PUBLIC_URL", ""))  # for links
+    event_retention_h: int = field(default_factory=lambda: _int("PIPEWRIGHT_EVENT_RETENTION_H", 168))
     max_subscriptions: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_SUBSCRIPTIONS", 20))
 
     @property

@@ -7,11 +7,13 @@ After commit the events are published to live subscribers (`server/live.py`).
 """
 
 from collections import defaultdict
+from datetime import timedelta
 from typing import Any
 
 from tortoise.connection import get_connection
 
-from server import db
+from server import clock, db
+from server.config import settings
 from server.models import Event
 
 KINDS = ("timeline", "feed", "notification", "rule_run", "element")
@@ -70,3 +72,10 @@ async def _fill_responsible(records: list[dict[str, Any]]) -> None:
     for record in records:
         if record["responsible_id"] is None and record["element_type"]:
             record["responsible_id"] = found.get((record["element_type"], record["element_id"]))
+
+
+async def prune() -> int:
+    """Drop events past the retention (PIPEWRIGHT_EVENT_RETENTION_H): a subscriber can resume from a
+    cursor younger than that. Runs rarely (it scans the table by time)."""
+    cutoff = clock.utcnow() - timedelta(hours=settings().event_retention_h)
+    return await Event.filter(created_at__lt=cutoff).delete()

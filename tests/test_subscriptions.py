@@ -184,3 +184,20 @@ async def test_pages_from_other_origins_may_not_open_a_websocket(base: str) -> N
     with pytest.raises(websockets.InvalidStatus) as refused:
         await raw(base, origin="https://evil.example")
     assert refused.value.response.status_code == 403
+
+
+async def test_events_past_the_retention_are_pruned(db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import timedelta
+
+    from server import clock, config, events
+    from server.models import Event
+
+    await make_pipeline()
+    deal = await create_element("deal", {"title": "Old news"})
+    await Event.filter(element_id=deal.id).update(created_at=clock.utcnow() - timedelta(hours=200))
+    fresh = await create_element("deal", {"title": "Fresh"})
+    monkeypatch.setenv("PIPEWRIGHT_EVENT_RETENTION_H", "168")
+    config.reload()
+    assert await events.prune() >= 1
+    assert not await Event.filter(element_id=deal.id).exists()
+    assert await Event.filter(element_id=fresh.id).exists()

@@ -5,7 +5,9 @@ Several schedulers may run at once (claims use FOR UPDATE SKIP LOCKED on Postgre
 
 import asyncio
 import logging
+import time
 
+from server import events
 from server.config import settings
 from server.rules import dispatch, queue
 from server.workers.actors import execute_rule_run
@@ -47,15 +49,23 @@ async def tick(*, sweep: bool) -> int:
     return len(sent)
 
 
+PRUNE_EVERY_S = 600
+
+
 async def run_forever(stop: asyncio.Event) -> None:
     config = settings()
     poll_s = config.poll_ms / 1000
     sweep_every = max(1, config.sweep_ms // max(config.poll_ms, 1))
     ticks = 0
+    next_prune = time.monotonic()
     while not stop.is_set():
         try:
             while await tick(sweep=ticks % sweep_every == 0) >= 200:  # a backlog: drain it before sleeping
                 pass
+            if time.monotonic() >= next_prune:
+                next_prune = time.monotonic() + PRUNE_EVERY_S
+                if pruned := await events.prune():
+                    log.info("pruned %d live events past the retention", pruned)
         except Exception:  # the database may be briefly unreachable; the next tick tries again
             log.exception("scheduler tick failed")
         ticks += 1
