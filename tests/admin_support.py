@@ -32,12 +32,12 @@ class Admin:
     last_code: str = ""
 
     def code(self) -> str:
-        """A TOTP code not used before: the oldest step still accepted that is newer than the last."""
+        """A TOTP code not used before: this step or the next (both accepted), else wait for a new step."""
         totp = pyotp.TOTP(self.secret)
         while True:
             now = time.time()
             current = int(now // totp.interval)
-            for step in (current - 1, current, current + 1):
+            for step in (current, current + 1):  # not current - 1: it may expire on the way to the server
                 if step > self.last_step:
                     self.last_step = step
                     self.last_code = totp.at(step * totp.interval)
