@@ -364,3 +364,16 @@ async def test_health_reports_the_database(client: httpx.AsyncClient) -> None:
     response = await client.get("/health")
     assert response.status_code == 200
     assert response.json() == {"status": "ok", "database": "ok"}
+
+
+async def test_a_rules_run_as_user_can_be_cleared(client: httpx.AsyncClient) -> None:
+    _, stages = await make_pipeline()
+    from tests.support import make_user
+
+    helper = await make_user("Helper")
+    rule = await create_rule(client, stages["new"].id, actionType="generate_code", runAsId=str(helper.id))
+    update = """mutation($id: ID!, $input: RuleInput!) { updateRule(id: $id, input: $input) { ... on Rule { runAsId } } }"""
+    kept = await gql(client, update, id=rule["id"], input={"title": "Renamed"})
+    assert kept["updateRule"]["runAsId"] == str(helper.id)
+    cleared = await gql(client, update, id=rule["id"], input={"clearRunAs": True})
+    assert cleared["updateRule"]["runAsId"] is None

@@ -192,6 +192,7 @@ def parse_rule(action: Action, form: FormData) -> tuple[RuleInput, dict[str, str
         action_type=action.key, title=_text(form, "title"), key=_text(form, "key") or None,
         lane=_text(form, "lane") or "parallel", params=params, condition=parse_condition(form),
         timing=parse_timing(form), run_as_id=int(run_as) if run_as.isdigit() else None,
+        clear_run_as="run_as_id" in form and not run_as.isdigit(),  # the form shows the whole rule
         enabled="enabled" in form, stop_lane_on_failure="stop_lane_on_failure" in form,
     )
     return data, errors

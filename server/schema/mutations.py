@@ -75,6 +75,7 @@ class RuleInput:
     condition: JSON | None = None
     timing: JSON | None = None
     run_as_id: strawberry.ID | None = None
+    clear_run_as: bool = strawberry.field(default=False, description="On update: run as the element's responsible again.")
     enabled: bool | None = None
     stop_lane_on_failure: bool | None = None
     position: int | None = None
@@ -82,7 +83,7 @@ class RuleInput:
     def to_service(self) -> rule_service.RuleInput:
         return rule_service.RuleInput(
             action_type=self.action_type, title=self.title, key=self.key, lane=self.lane, params=self.params,
-            condition=self.condition, timing=self.timing, run_as_id=opt_int(self.run_as_id, "run_as_id"),
+            condition=self.condition, timing=self.timing, run_as_id=opt_int(self.run_as_id, "run_as_id"), clear_run_as=self.clear_run_as,
             enabled=self.enabled, stop_lane_on_failure=self.stop_lane_on_failure, position=self.position,
         )
 

@@ -31,6 +31,7 @@ class RuleInput:
     condition: list[list[dict[str, Any]]] | None = None
     timing: dict[str, Any] | None = None
     run_as_id: int | None = None
+    clear_run_as: bool = False  # on update: act as the element's responsible again
     enabled: bool | None = None
     stop_lane_on_failure: bool | None = None
     position: int | None = None
@@ -154,7 +155,7 @@ async def update_rule(rule_id: int, data: RuleInput, *, actor: Actor | None = No
         name: getattr(data, name) if getattr(data, name) is not None else getattr(rule, name)
         for name in ("action_type", "title", "key", "lane", "params", "condition", "timing")
     }
-    values["run_as_id"] = data.run_as_id if data.run_as_id is not None else rule.run_as_id
+    values["run_as_id"] = None if data.clear_run_as else data.run_as_id if data.run_as_id is not None else rule.run_as_id
     values = await _validated(stage, values, rule_id=rule.id)
     async with transaction():
         for name, value in values.items():
