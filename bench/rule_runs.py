@@ -91,7 +91,7 @@ def report(result: dict[str, Any]) -> str:
     lines = [
         f"mode {result['mode']}: {result['setup']}",
         f"  deals                {result['deals']} (via {result['via']}"
-        f"{', at most %g/s' % result['rate'] if result['rate'] else ''}), rules per deal 3",
+        f"{f', at most {result['rate']:g}/s' if result['rate'] else ''}), rules per deal 3",
         f"  total rule runs      {result['rule_runs']} ({statuses})",
         f"  producer             {result['producer_s']:.2f} s ({result['deals_per_s']:.0f} {result['via']}s/s)",
         f"  wall time            {result['wall_s']:.2f} s (first {result['via']} -> last rule run finished)",

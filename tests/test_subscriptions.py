@@ -111,6 +111,15 @@ async def test_rule_run_status_changes_arrive_live_in_order(base: str) -> None:
     assert {e["ruleKey"] for e in events} == {"promo"}
     assert len(events[-1]["outputs"]["code"]) == 8
 
+    finished_only = """subscription($id: ID!, $after: String) { ruleRuns(elementType: "deal", elementId: $id,
+      status: ["succeeded", "failed"], after: $after) { status } }"""
+    async with ws_client(base, token) as session:
+        stream = session.subscribe(GraphQLRequest(finished_only, variable_values={"id": str(deal.id), "after": "0"}))
+        assert [(await next_event(stream))["ruleRuns"]["status"]] == ["succeeded"]
+        with pytest.raises(asyncio.TimeoutError):
+            await next_event(stream, timeout_s=0.5)
+        await stream.aclose()
+
 
 async def test_employees_receive_only_events_of_their_own_deals(base: str) -> None:
     await make_pipeline()

@@ -101,13 +101,16 @@ class Subscription:
         async for event in live.stream(accept, after=_after(after), kinds=ACTIVITY_KINDS):
             yield ActivityEvent.of(event)
 
-    @strawberry.subscription(description="Rule run status changes, optionally of one element, stage or rule.")
+    @strawberry.subscription(
+        description="Rule run status changes, optionally of one element, stage or rule, or only some statuses."
+    )
     async def rule_runs(
         self, info: Info, after: str | None = None, element_type: str | None = None,
         element_id: strawberry.ID | None = None, stage_id: strawberry.ID | None = None,
-        rule_id: strawberry.ID | None = None,
+        rule_id: strawberry.ID | None = None, status: list[str] | None = None,
     ) -> AsyncGenerator[RuleRunEvent, None]:
         actor = actor_of(info)
+        statuses = set(status or ())
         element, stage, rule = opt_int(element_id, "element_id"), opt_int(stage_id, "stage_id"), opt_int(rule_id, "rule_id")
 
         def accept(event: live.LiveEvent) -> bool:
@@ -117,6 +120,7 @@ class Subscription:
                 and (element is None or event.element_id == element)
                 and (stage is None or event.payload.get("stage_id") == stage)
                 and (rule is None or event.payload.get("rule_id") == rule)
+                and (not statuses or event.payload.get("status") in statuses)
             )
 
         async for event in live.stream(accept, after=_after(after), kinds=("rule_run",)):
