@@ -88,10 +88,11 @@ def percentile(values: list[float], p: float) -> float:
 def report(result: dict[str, Any]) -> str:
     statuses = ", ".join(f"{k} {v}" for k, v in sorted(result["statuses"].items()))
     lat, start = result["latency_ms"], result["first_start_ms"]
+    rate = f", at most {result['rate']:g}/s" if result["rate"] else ""
     lines = [
         f"mode {result['mode']}: {result['setup']}",
         f"  deals                {result['deals']} (via {result['via']}"
-        f"{f', at most {result['rate']:g}/s' if result['rate'] else ''}), rules per deal 3",
+        f"{rate}), rules per deal 3",
         f"  total rule runs      {result['rule_runs']} ({statuses})",
         f"  producer             {result['producer_s']:.2f} s ({result['deals_per_s']:.0f} {result['via']}s/s)",
         f"  wall time            {result['wall_s']:.2f} s (first {result['via']} -> last rule run finished)",
