@@ -406,3 +406,19 @@ async def test_a_timing_anchored_on_a_field_that_is_no_date_is_refused_at_save(d
     assert [e.field for e in failure.value.errors] == ["timing.field"]
     await add_rule(stages["offer"], "add_comment", {"text": "x"},
                    timing={"kind": "before_field", "field": "close_date", "amount": 1, "unit": "days"})
+
+
+async def test_descriptions_name_people_and_stages(db):
+    from server.rules.actions import registry
+    from server.rules.actions.base import load_names
+    from tests.support import make_user
+
+    _, stages = await make_pipeline()
+    maria, tom = await make_user("Maria"), await make_user("Tom")
+    names = await load_names()
+    move = registry()["change_stage"]
+    assert move.describe(move.Params(stage=stages["won"].id), names) == "Moves the element to “Won”"
+    notify = registry()["notification"]
+    described = notify.describe(notify.Params(text="Hi", users=[maria.id, tom.id], roles=["manager"]), names)
+    assert described == "Notifies Maria and Tom, every manager: “Hi”"
+    assert move.describe(move.Params(stage=stages["won"].id)) == f"Moves the element to stage {stages['won'].id}"

@@ -11,6 +11,7 @@ from server.errors import NotFound, ValidationFailed
 from server.models import Rule, Stage
 from server.rules import elements as element_fields
 from server.rules.actions import get_action, registry
+from server.rules.actions.base import Names, load_names
 from server.services import pipelines, rules, users
 from web import rule_form
 from web.guard import page
@@ -103,14 +104,14 @@ class Card:
     group: str
 
 
-async def _cards(stage: Stage) -> list[Card]:
+async def _cards(stage: Stage, names: Names) -> list[Card]:
     cards = []
     lane = 0
     for rule in await rules.list_rules(stage.id):
         if rule.lane != "after_previous" or lane == 0:
             lane += 1
         action = get_action(rule.action_type)
-        cards.append(Card(rule, lane, rule_form.describe(action, rule.params), rule_form.timing_text(rule.timing),
+        cards.append(Card(rule, lane, rule_form.describe(action, rule.params, names), rule_form.timing_text(rule.timing),
                           rule_form.condition_text(rule.condition), action.group if action else ""))
     return cards
 
@@ -118,7 +119,8 @@ async def _cards(stage: Stage) -> list[Card]:
 @page(admin=True)
 async def board(request: Request) -> Response:
     pipeline = await pipelines.get_pipeline(int(request.path_params["pipeline_id"]))
-    columns = [(stage, await _cards(stage)) for stage in await pipelines.list_stages(pipeline.id)]
+    names = await load_names()
+    columns = [(stage, await _cards(stage, names)) for stage in await pipelines.list_stages(pipeline.id)]
     return render(request, "board.html", {"pipeline": pipeline, "columns": columns,
                                           "all_pipelines": await pipelines.list_pipelines()})
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from starlette.datastructures import FormData
 
-from server.rules.actions.base import Action, ParamKind
+from server.rules.actions.base import NO_NAMES, Action, Names, ParamKind
 from server.rules.conditions import Comparison
 from server.rules.timing import Timing
 from server.services.rules import RuleInput
@@ -220,11 +220,11 @@ def timing_text(timing: dict[str, Any]) -> str:
         return str(timing)
 
 
-def describe(action: Action | None, params: dict[str, Any]) -> str:
+def describe(action: Action | None, params: dict[str, Any], names: Names = NO_NAMES) -> str:
     if action is None:
         return "unknown action"
     try:
-        return action.describe(action.Params.model_validate(params or {}))
+        return action.describe(action.Params.model_validate(params or {}), names)
     except ValueError:
         return f"{action.title} (its params no longer validate: edit the rule)"
 

@@ -13,8 +13,10 @@ from server.errors import ActionError
 from server.models import Activity, User
 from server.rules import elements
 from server.rules.actions.base import (
+    NO_NAMES,
     Action,
     Done,
+    Names,
     Params,
     Template,
     UserIds,
@@ -134,8 +136,8 @@ class CreateActivity(Action):
             start = as_moment(start.astimezone(zone(tz_name)).date(), tz_name, params.start_time) or start
         return start.astimezone(UTC).replace(microsecond=0)
 
-    def describe(self, params: ActivityParams) -> str:
-        who = "the responsibles named" if params.responsibles else "the responsible"
+    def describe(self, params: ActivityParams, names: Names = NO_NAMES) -> str:
+        who = names.people(params.responsibles) if params.responsibles else "the responsible"
         text = (f"Creates the {self.kind} “{params.subject[:80]}” for {who}, starting {params.describe_start()}, "
                 f"{params.duration_minutes} minutes")
         if self.notifies:

@@ -4,7 +4,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from server.rules.actions.base import Action, Done, Params, Template, UserId, unknown_users
+from server.rules.actions.base import NO_NAMES, Action, Done, Names, Params, Template, UserId, unknown_users
 from server.rules.context import RunContext
 
 
@@ -28,7 +28,7 @@ class AddComment(Action):
         entry = await ctx.add_entry(self.kind, params.text, author_id=params.author)
         return Done({self.outputs[0]: entry.id})
 
-    def describe(self, params: EntryParams) -> str:
+    def describe(self, params: EntryParams, names: Names = NO_NAMES) -> str:
         return f"Adds the {self.kind} “{params.text[:80]}”"
 
 

@@ -10,7 +10,17 @@ from pydantic import Field
 from server.errors import ActionError
 from server.models import Company, Contact
 from server.rules import clients, elements
-from server.rules.actions.base import FIELD_MAP, Action, Done, Params, UserId, field_map_problems, unknown_users
+from server.rules.actions.base import (
+    FIELD_MAP,
+    NO_NAMES,
+    Action,
+    Done,
+    Names,
+    Params,
+    UserId,
+    field_map_problems,
+    unknown_users,
+)
 from server.rules.context import RunContext
 from server.rules.templates import render
 
@@ -53,7 +63,7 @@ class ChangeCompany(Action):
         )
         return Done({"changed": changed, f"{self.client_type}_id": client.id})
 
-    def describe(self, params: ChangeClientParams) -> str:
+    def describe(self, params: ChangeClientParams, names: Names = NO_NAMES) -> str:
         return f"Sets on the linked {self.client_type} " + ", ".join(f"{k} to {v!r}" for k, v in params.fields.items())
 
 
@@ -66,7 +76,7 @@ class ChangeContact(ChangeCompany):
     async def linked(self, ctx: RunContext) -> Contact | Company | None:
         return await elements.first_contact(ctx.element_type, ctx.element)
 
-    def describe(self, params: ChangeClientParams) -> str:
+    def describe(self, params: ChangeClientParams, names: Names = NO_NAMES) -> str:
         return "Sets on the first linked contact " + ", ".join(f"{k} to {v!r}" for k, v in params.fields.items())
 
 

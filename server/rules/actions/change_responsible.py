@@ -13,7 +13,7 @@ from pydantic import Field
 from server.errors import ActionError
 from server.models import RoundRobinCursor, User
 from server.rules import elements
-from server.rules.actions.base import Action, Done, Params, UserIds, unknown_users
+from server.rules.actions.base import NO_NAMES, Action, Done, Names, Params, UserIds, unknown_users
 from server.rules.context import RunContext
 
 
@@ -67,10 +67,10 @@ class ChangeResponsible(Action):
                 return users[index]
         return None
 
-    def describe(self, params: ChangeResponsibleParams) -> str:
+    def describe(self, params: ChangeResponsibleParams, names: Names = NO_NAMES) -> str:
         mode = {"first": "the first", "random": "a random", "round_robin": "the next (round robin)"}[params.mode]
         skip = " present" if params.skip_absent else ""
-        return f"Makes {mode}{skip} user of {len(params.users)} the responsible"
+        return f"Makes {mode}{skip} of {names.people(params.users)} the responsible"
 
 
 ACTION = ChangeResponsible()

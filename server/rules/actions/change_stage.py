@@ -2,7 +2,7 @@
 
 from server.errors import ActionError
 from server.models import Stage
-from server.rules.actions.base import Action, Done, Params, StageId, UserId, unknown_users
+from server.rules.actions.base import NO_NAMES, Action, Done, Names, Params, StageId, UserId, unknown_users
 from server.rules.context import RunContext
 
 
@@ -34,8 +34,8 @@ class ChangeStage(Action):
         await ctx.move_to(target, actor_id=params.run_as)
         return Done({"stage": target.code})
 
-    def describe(self, params: ChangeStageParams) -> str:
-        return f"Moves the element to stage {params.stage}"
+    def describe(self, params: ChangeStageParams, names: Names = NO_NAMES) -> str:
+        return f"Moves the element to {names.stage(params.stage)}"
 
 
 ACTION = ChangeStage()

@@ -4,7 +4,7 @@ from pydantic import Field, model_validator
 
 from server.errors import ActionError
 from server.models import Notification, User
-from server.rules.actions.base import Action, Done, Params, Template, UserIds, unknown_users
+from server.rules.actions.base import NO_NAMES, Action, Done, Names, Params, Template, UserIds, unknown_users
 from server.rules.context import RunContext
 from server.services import notifications
 
@@ -50,10 +50,10 @@ class Control(Action):
         )
         return Done({"notified": recipients})
 
-    def describe(self, params: ControlParams) -> str:
+    def describe(self, params: ControlParams, names: Names = NO_NAMES) -> str:
         whom = " and ".join(
             w for w in ("the responsible's supervisor" if params.to_supervisor else "",
-                        f"{len(params.users)} named users" if params.users else "") if w
+                        names.people(params.users) if params.users else "") if w
         )
         return f"Notifies {whom}: “{params.message[:80]}”"
 

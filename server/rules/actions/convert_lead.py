@@ -11,7 +11,7 @@ from pydantic import model_validator
 from server.errors import ActionError
 from server.models import AuditEntry, Company, Contact, CustomField, Deal, DealContact, Lead, Pipeline, Stage, StageRun
 from server.rules import elements
-from server.rules.actions.base import Action, Done, PipelineId
+from server.rules.actions.base import NO_NAMES, Action, Done, Names, PipelineId
 from server.rules.actions.create_contact_for_lead import ContactFieldsParams, check_lead_fields, contact_values
 from server.rules.context import RunContext
 
@@ -120,10 +120,10 @@ class ConvertLead(Action):
         ))
         return deal.id
 
-    def describe(self, params: ConvertLeadParams) -> str:
+    def describe(self, params: ConvertLeadParams, names: Names = NO_NAMES) -> str:
         made = [kind for kind, wanted in (("deal", params.create_deal), ("contact", params.create_contact),
                                           ("company", params.create_company)) if wanted]
-        where = f" in pipeline {params.pipeline}" if params.create_deal and params.pipeline else ""
+        where = f" in {names.pipeline(params.pipeline)}" if params.create_deal and params.pipeline else ""
         return f"Converts the lead: creates a {' and '.join(made)}{where}, links them, moves the lead to success"
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from server.errors import ActionError
 from server.models import AuditEntry, Contact, Lead
 from server.rules import elements
-from server.rules.actions.base import Action, Done, Params, UserId, stage_entity_type, unknown_users
+from server.rules.actions.base import NO_NAMES, Action, Done, Names, Params, UserId, stage_entity_type, unknown_users
 from server.rules.context import RunContext
 
 DEFAULT_FIELDS = {"name_field": "contact_name", "email_field": "email", "phone_field": "phone"}
@@ -80,7 +80,7 @@ class CreateContactForLead(Action):
         await ctx.add_entry("history", f"Contact '{contact.name}' created from the lead")
         return Done({"contact_id": contact.id})
 
-    def describe(self, params: ContactFieldsParams) -> str:
+    def describe(self, params: ContactFieldsParams, names: Names = NO_NAMES) -> str:
         return "Creates a contact from the lead's name, email and phone, links it and marks the lead repeat"
 
 

@@ -1,6 +1,6 @@
 """Delete element: delete the lead or deal. Its pending runs are cancelled; timeline and run log stay."""
 
-from server.rules.actions.base import Action, Done, Params
+from server.rules.actions.base import NO_NAMES, Action, Done, Names, Params
 from server.rules.context import RunContext
 
 
@@ -25,7 +25,7 @@ class DeleteElement(Action):
         await ctx.element.delete()
         return Done({})
 
-    def describe(self, params: DeleteElementParams) -> str:
+    def describe(self, params: DeleteElementParams, names: Names = NO_NAMES) -> str:
         return "Deletes the element (its pending rules are cancelled, its history is kept)"
 
 

@@ -3,7 +3,18 @@
 from pydantic import Field, model_validator
 
 from server.models import FeedPost
-from server.rules.actions.base import Action, Done, Params, Roles, Template, UserId, UserIds, unknown_users
+from server.rules.actions.base import (
+    NO_NAMES,
+    Action,
+    Done,
+    Names,
+    Params,
+    Roles,
+    Template,
+    UserId,
+    UserIds,
+    unknown_users,
+)
 from server.rules.context import RunContext
 from server.services import feed
 
@@ -44,9 +55,9 @@ class PostToFeed(Action):
         )
         return Done({"post_id": post.id})
 
-    def describe(self, params: FeedPostParams) -> str:
+    def describe(self, params: FeedPostParams, names: Names = NO_NAMES) -> str:
         whom = "everyone" if params.everyone else ", ".join(
-            [f"{len(params.users)} users"] * bool(params.users) + [f"every {r}" for r in params.roles]
+            [names.people(params.users)] * bool(params.users) + [f"every {r}" for r in params.roles]
         )
         return f"Posts “{(params.title or params.text)[:80]}” to the activity stream of {whom}"
 

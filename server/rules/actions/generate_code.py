@@ -5,7 +5,7 @@ import string
 
 from pydantic import Field, model_validator
 
-from server.rules.actions.base import Action, Done, Params
+from server.rules.actions.base import NO_NAMES, Action, Done, Names, Params
 from server.rules.context import RunContext
 
 ALPHABETS = {
@@ -44,7 +44,7 @@ class GenerateCode(Action):
         alphabet = params.alphabet()
         return Done({"code": "".join(secrets.choice(alphabet) for _ in range(params.length))})
 
-    def describe(self, params: GenerateCodeParams) -> str:
+    def describe(self, params: GenerateCodeParams, names: Names = NO_NAMES) -> str:
         kinds = ", ".join(name for name in ALPHABETS if getattr(params, name))
         return f"Generates a {params.length}-character code ({kinds})"
 

@@ -6,7 +6,17 @@ from pydantic import Field
 
 from server.models import Stage
 from server.rules import elements
-from server.rules.actions.base import FIELD_MAP, Action, Done, Params, UserId, field_map_problems, unknown_users
+from server.rules.actions.base import (
+    FIELD_MAP,
+    NO_NAMES,
+    Action,
+    Done,
+    Names,
+    Params,
+    UserId,
+    field_map_problems,
+    unknown_users,
+)
 from server.rules.context import RunContext
 from server.rules.templates import render
 
@@ -41,7 +51,7 @@ class ModifyElement(Action):
         await reschedule_anchored(ctx.element_type, ctx.element, changed)
         return Done({"changed": changed})
 
-    def describe(self, params: ModifyElementParams) -> str:
+    def describe(self, params: ModifyElementParams, names: Names = NO_NAMES) -> str:
         return "Sets " + ", ".join(f"{k} to {v!r}" for k, v in params.fields.items())
 
 

@@ -3,7 +3,18 @@
 from pydantic import Field, model_validator
 
 from server.models import Notification
-from server.rules.actions.base import Action, Done, Params, Roles, Template, UserId, UserIds, unknown_users
+from server.rules.actions.base import (
+    NO_NAMES,
+    Action,
+    Done,
+    Names,
+    Params,
+    Roles,
+    Template,
+    UserId,
+    UserIds,
+    unknown_users,
+)
 from server.rules.context import RunContext
 from server.services import notifications
 
@@ -42,8 +53,8 @@ class Notify(Action):
         )
         return Done({"notified": recipients})
 
-    def describe(self, params: NotificationParams) -> str:
-        whom = [f"{len(params.users)} users"] if params.users else []
+    def describe(self, params: NotificationParams, names: Names = NO_NAMES) -> str:
+        whom = [names.people(params.users)] if params.users else []
         whom += [f"every {role}" for role in params.roles]
         return f"Notifies {', '.join(whom)}: “{params.text[:80]}”"
 

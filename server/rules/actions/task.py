@@ -7,7 +7,19 @@ from pydantic import Field
 
 from server import clock
 from server.models import Task
-from server.rules.actions.base import USERS, Action, Block, Done, Outcome, Params, Template, UserId, unknown_users
+from server.rules.actions.base import (
+    NO_NAMES,
+    USERS,
+    Action,
+    Block,
+    Done,
+    Names,
+    Outcome,
+    Params,
+    Template,
+    UserId,
+    unknown_users,
+)
 from server.rules.context import RunContext
 
 
@@ -52,7 +64,7 @@ class CreateTask(Action):
         closed = task.closed_at.isoformat() if task and task.closed_at else None
         return {"closed_at": closed, "ended_by": ended_by}
 
-    def describe(self, params: TaskParams) -> str:
+    def describe(self, params: TaskParams, names: Names = NO_NAMES) -> str:
         text = f"Creates the task “{params.title[:80]}”"
         return text + " and waits until it is closed" if params.wait_until_closed else text
 

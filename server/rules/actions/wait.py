@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 from server import clock
 from server.models import Stage
 from server.rules import elements
-from server.rules.actions.base import Action, Block, Params, Template
+from server.rules.actions.base import NO_NAMES, Action, Block, Names, Params, Template
 from server.rules.context import RunContext
 from server.rules.timing import as_moment
 
@@ -58,7 +58,7 @@ class Wait(Action):
         await ctx.element.save(update_fields=["waiting_for_customer"])
         return {"ended_by": ended_by}
 
-    def describe(self, params: WaitParams) -> str:
+    def describe(self, params: WaitParams, names: Names = NO_NAMES) -> str:
         if params.before_field:
             return f"Waits for the customer until {params.days} days before {params.before_field}"
         return f"Waits for the customer up to {params.days} days"
