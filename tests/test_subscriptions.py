@@ -210,3 +210,18 @@ async def test_events_past_the_retention_are_pruned(db: Any, monkeypatch: pytest
     assert await events.prune() >= 1
     assert not await Event.filter(element_id=deal.id).exists()
     assert await Event.filter(element_id=fresh.id).exists()
+
+
+async def test_queries_over_one_websocket_do_not_share_a_cache(base: str) -> None:
+    _, stages = await make_pipeline()
+    _, token = await make_token("admin")
+    deal = await create_element("deal", {"title": "Cached?"})
+    read = GraphQLRequest("query($id: ID!) { deal(id: $id) { ... on Deal { stage { name } } } }",
+                          variable_values={"id": str(deal.id)})
+    async with ws_client(base, token) as session:
+        assert (await session.execute(read))["deal"]["stage"]["name"] == "New"
+        renamed = await session.execute(GraphQLRequest(
+            'mutation($id: ID!) { updateStage(id: $id, name: "Fresh leads") { __typename } }',
+            variable_values={"id": str(stages["new"].id)}))
+        assert renamed["updateStage"]["__typename"] == "Stage"
+        assert (await session.execute(read))["deal"]["stage"]["name"] == "Fresh leads"

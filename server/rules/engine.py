@@ -286,13 +286,14 @@ async def _start(run_id: int) -> tuple[RuleRun, int] | None:
     attempt = run.attempts + 1
     now = clock.utcnow()
     lease_until = now + timedelta(seconds=settings().lease_s)
-    taken = await RuleRun.filter(id=run_id, status="queued", attempts=run.attempts).update(
-        status="running", attempts=attempt, started_at=now, lease_until=lease_until
-    )
-    if not taken:
-        return None
-    run.status, run.attempts, run.started_at, run.lease_until = "running", attempt, now, lease_until
-    await run_event(run, "running")
+    async with transaction():  # the status and its event commit together
+        taken = await RuleRun.filter(id=run_id, status="queued", attempts=run.attempts).update(
+            status="running", attempts=attempt, started_at=now, lease_until=lease_until
+        )
+        if not taken:
+            return None
+        run.status, run.attempts, run.started_at, run.lease_until = "running", attempt, now, lease_until
+        await run_event(run, "running")
     return run, attempt
 
 

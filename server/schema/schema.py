@@ -16,6 +16,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 from server.schema.errors import should_mask_error
+from server.schema.fresh import FreshLoaders
 from server.schema.limits import QueryCostRule
 from server.schema.mutations import Mutation
 from server.schema.queries import Query
@@ -56,6 +57,7 @@ def make_schema(*, introspection: bool) -> strawberry.Schema:
         config=StrawberryConfig(disable_field_suggestions=True),
         execution_context_class=PerEventExecutionContext,
         extensions=[
+            FreshLoaders,
             lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
             lambda: AddValidationRules(list(rules)),
             lambda: ValidationCache(maxsize=256),
