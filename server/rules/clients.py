@@ -6,9 +6,8 @@ Audit rows use element_type "contact" / "company", so a client's changes are att
 import re
 from typing import Any
 
-from server.errors import FieldError, ValidationFailed
 from server.models import Company, Contact, CustomField
-from server.rules.elements import coerce_value, record_changes
+from server.rules.elements import coerce_field_map, coerce_value, record_changes
 
 CLIENT_MODELS: dict[str, type[Contact] | type[Company]] = {"contact": Contact, "company": Company}
 
@@ -44,22 +43,8 @@ async def coerce_client_value(field_type: str, options: list[Any], value: Any) -
 
 async def coerce_changes(client_type: str, changes: dict[str, Any], *, prefix: str = "fields") -> dict[str, Any]:
     """Every field checked; all problems reported together, nothing applied."""
-    types = await field_types(client_type)
-    errors: list[FieldError] = []
-    coerced: dict[str, Any] = {}
-    for name, value in changes.items():
-        if name not in types:
-            errors.append(FieldError(f"{prefix}.{name}", f"{client_type} has no field '{name}'"))
-            continue
-        try:
-            coerced[name] = await coerce_client_value(*types[name], value)
-        except ValueError as exc:
-            errors.append(FieldError(f"{prefix}.{name}", str(exc)))
-    if "name" in coerced and not coerced["name"]:
-        errors.append(FieldError(f"{prefix}.name", "must not be empty"))
-    if errors:
-        raise ValidationFailed(errors)
-    return coerced
+    return await coerce_field_map(changes, await field_types(client_type), coerce_client_value, owner=client_type,
+                                  required="name", prefix=prefix)
 
 
 async def apply_changes(

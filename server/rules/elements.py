@@ -135,20 +135,27 @@ async def coerce_value(field_type: str, options: list[Any], value: Any) -> Any:
 
 async def coerce_changes(element_type: str, changes: dict[str, Any], *, prefix: str = "fields") -> dict[str, Any]:
     """Check every field of a change set; all problems are reported together, nothing is applied."""
-    types = await field_types(element_type)
+    return await coerce_field_map(changes, await field_types(element_type), coerce_value, owner=element_type,
+                                  required="title", prefix=prefix)
+
+
+async def coerce_field_map(
+    changes: dict[str, Any], types: dict[str, tuple[str, list[Any]]], coerce: Any, *, owner: str, required: str,
+    prefix: str = "fields",
+) -> dict[str, Any]:
+    """Typed values for a change set of a lead, deal, contact or company, or every problem at once."""
     errors: list[FieldError] = []
     coerced: dict[str, Any] = {}
     for name, value in changes.items():
         if name not in types:
-            errors.append(FieldError(f"{prefix}.{name}", f"{element_type} has no field '{name}'"))
+            errors.append(FieldError(f"{prefix}.{name}", f"{owner} has no field '{name}'"))
             continue
-        field_type, options = types[name]
         try:
-            coerced[name] = await coerce_value(field_type, options, value)
+            coerced[name] = await coerce(*types[name], value)
         except ValueError as exc:
             errors.append(FieldError(f"{prefix}.{name}", str(exc)))
-    if "title" in coerced and not coerced["title"]:
-        errors.append(FieldError(f"{prefix}.title", "must not be empty"))
+    if required in coerced and not coerced[required]:
+        errors.append(FieldError(f"{prefix}.{required}", "must not be empty"))
     if errors:
         raise ValidationFailed(errors)
     return coerced

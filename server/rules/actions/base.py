@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from server.rules import templates
 
@@ -82,6 +82,13 @@ async def load_names() -> Names:
 
 class Params(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+class FieldMapParams(Params):
+    """Modify element, Change company, Change contact: field → value (templates allowed), on whose behalf."""
+
+    fields: Annotated[dict[str, Any], FIELD_MAP] = Field(min_length=1)
+    run_as: UserId | None = None
 
 
 @dataclass

@@ -3,31 +3,24 @@
 Change contact is the same on the first linked contact.
 """
 
-from typing import Annotated, Any, ClassVar
-
-from pydantic import Field
+from typing import ClassVar
 
 from server.errors import ActionError
 from server.models import Company, Contact
 from server.rules import clients, elements
 from server.rules.actions.base import (
-    FIELD_MAP,
     NO_NAMES,
     Action,
     Done,
+    FieldMapParams,
     Names,
-    Params,
-    UserId,
     field_map_problems,
     unknown_users,
 )
 from server.rules.context import RunContext
 from server.rules.templates import render
 
-
-class ChangeClientParams(Params):
-    fields: Annotated[dict[str, Any], FIELD_MAP] = Field(min_length=1)
-    run_as: UserId | None = None
+ChangeClientParams = FieldMapParams
 
 
 class ChangeCompany(Action):

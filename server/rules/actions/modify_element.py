@@ -1,29 +1,22 @@
 """Modify element: set any number of fields, each checked against its field type."""
 
-from typing import Annotated, Any
 
-from pydantic import Field
 
 from server.models import Stage
 from server.rules import elements
 from server.rules.actions.base import (
-    FIELD_MAP,
     NO_NAMES,
     Action,
     Done,
+    FieldMapParams,
     Names,
-    Params,
-    UserId,
     field_map_problems,
     unknown_users,
 )
 from server.rules.context import RunContext
 from server.rules.templates import render
 
-
-class ModifyElementParams(Params):
-    fields: Annotated[dict[str, Any], FIELD_MAP] = Field(min_length=1)
-    run_as: UserId | None = None
+ModifyElementParams = FieldMapParams
 
 
 class ModifyElement(Action):
