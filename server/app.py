@@ -58,6 +58,12 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
                           f"  curl -H 'Authorization: Bearer {secret}' -H 'Content-Type: application/json' "
                           "-d '{\"query\": \"{ me { name role } }\"}' "
                           f"http://{settings().host}:{settings().port}/graphql", flush=True)
+            from server.services.auth import issue_setup_code
+
+            setup_code = await issue_setup_code()
+            if setup_code:
+                print(f"pipewright: first-admin setup at http://{settings().host}:{settings().port}/admin/setup, "
+                      f"setup code {setup_code} (works once; each start prints a new one until an admin exists)", flush=True)
             worker = None
             if config.embedded_broker:
                 from server.workers.embedded import EmbeddedWorker

@@ -1,4 +1,5 @@
-"""The admin as a user meets it: `pipewright serve` as a child process, `createadmin`, and a login helper.
+"""The admin as a user meets it: `pipewright serve` as a child process, `createadmin`, the setup code
+from the server's console, and a login helper.
 
 TOTP codes are accepted once per 30 s step (and one step either side), so the helper hands out a code
 for a step newer than the last one used, waiting for the next step when the window is used up.
@@ -21,6 +22,7 @@ from tests.services import free_port
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+SETUP_CODE = re.compile(r"^pipewright: first-admin setup at http://\S+/admin/setup, setup code ([A-Z0-9-]+) ", re.M)
 
 
 @dataclass
@@ -56,6 +58,20 @@ class Server:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def log(self) -> Path:
+        return self.workdir / "serve.log"
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.db_url.removeprefix("sqlite://"))
+
+    def setup_code(self) -> str:
+        """The setup code the latest start printed on its console (the log appends across restarts)."""
+        found = SETUP_CODE.findall(self.log.read_text())
+        assert found, self.log.read_text()[-2000:]
+        return found[-1]
 
     def env(self) -> dict[str, str]:
         env = {**os.environ, "PIPEWRIGHT_DATABASE_URL": self.db_url, "PIPEWRIGHT_POLL_MS": "100"}

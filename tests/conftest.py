@@ -120,7 +120,7 @@ TABLES = [
     "customer_activity", "deal_contact", "deal", "lead", "contact", "company", "custom_field",
     "stage", "pipeline", "work_calendar", "user",
     "activity", "notification", "feed_recipient", "feed_post", "round_robin_cursor",
-    "api_token", "admin_session", "recovery_code", "login_attempt", "event",
+    "api_token", "admin_session", "recovery_code", "login_attempt", "setup_code", "event",
 ]
 
 

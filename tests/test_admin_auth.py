@@ -1,12 +1,15 @@
-"""The admin's auth service: sessions time out, a TOTP step is used once, lockout says how long to wait."""
+"""The admin's auth service: sessions time out, a TOTP step is used once, lockout says how long to wait,
+the setup code is kept as a hash and works once."""
 
+import re
 from datetime import UTC, datetime, timedelta
 
 import pyotp
 import pytest
 
 from server import clock
-from server.models import AdminSession, User
+from server.errors import ValidationFailed
+from server.models import AdminSession, SetupCode, User
 from server.services import auth
 
 
@@ -61,3 +64,41 @@ async def test_lockout_after_five_failures_says_how_long(db: object, failures: i
         await auth.check_lockout("ADA@example.com", "10.0.0.2")  # the account, from elsewhere
     with pytest.raises(auth.LockedOut):
         await auth.check_lockout("other@example.com", "10.0.0.1")  # the address, for another account
+
+
+async def test_the_setup_code_is_kept_as_a_hash_replaced_at_each_issue_and_used_once(db: object) -> None:
+    code = await auth.issue_setup_code()
+    assert code is not None and re.fullmatch(r"[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{4}-[A-HJ-NP-Z2-9]{2}", code)
+    assert [row.code_hash for row in await SetupCode.all()] == [auth.sha256(code.replace("-", ""))]
+    assert await auth.check_setup_code(f"  {code.lower().replace('-', ' ')} ")
+    assert not await auth.check_setup_code("")
+    assert not await auth.check_setup_code(code[:-1])
+
+    newer = await auth.issue_setup_code()
+    assert newer != code and await SetupCode.all().count() == 1
+    assert not await auth.check_setup_code(code) and await auth.check_setup_code(newer or "")
+
+    with pytest.raises(ValidationFailed) as refused:
+        await auth.make_first_admin(code=code, email="ada@example.com", name="Ada", password="x" * 12)
+    assert refused.value.errors[0].field == "setup_code"
+    with pytest.raises(ValidationFailed):  # a short password: the code is not used up
+        await auth.make_first_admin(code=newer or "", email="ada@example.com", name="Ada", password="short")
+    assert await auth.check_setup_code(newer or "")
+    user = await auth.make_first_admin(code=newer or "", email="ada@example.com", name="Ada", password="x" * 12)
+    assert user.role == "admin" and not await auth.check_setup_code(newer or "")
+    with pytest.raises(ValidationFailed):
+        await auth.make_first_admin(code=newer or "", email="eve@example.com", name="Eve", password="x" * 12)
+
+    await auth.issue_setup_code()  # the admin has no confirmed TOTP yet: still a code
+    assert await SetupCode.all().count() == 1
+    await auth.activate_without_code(user)
+    assert await SetupCode.all().count() == 0  # an admin can log in: no code kept
+    assert await auth.issue_setup_code() is None and await SetupCode.all().count() == 0
+
+
+async def test_wrong_setup_codes_count_against_the_address_only(db: object) -> None:
+    for _ in range(auth.MAX_FAILURES):
+        await auth.record_failure(None, "10.0.0.9")
+    with pytest.raises(auth.LockedOut):
+        await auth.check_lockout(None, "10.0.0.9")
+    await auth.check_lockout("ada@example.com", "10.0.0.1")  # no account was charged

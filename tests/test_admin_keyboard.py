@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from tests import test_admin_browser as shared
-from tests.admin_support import PASSWORD, Admin, Server
+from tests.admin_support import PASSWORD, Admin, Server, start_server, stop_server
 from tests.test_admin_browser import new_page
 
 # module-scoped fixtures: this module gets its own server, browser and admin
@@ -205,6 +205,50 @@ async def test_login_and_code_forms_by_keyboard(browser, server: Server, admin: 
     await page.keyboard.press("Enter")
     assert (await focused(page))["id"] == "main"
     await page.context.close()
+
+
+async def test_first_admin_setup_by_keyboard_with_the_console_code(browser, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A fresh server (no demo, no admin): the setup page wants the code from the server's console."""
+    import pyotp
+
+    fresh = await start_server(tmp_path, demo=False)
+    try:
+        page = await new_page(browser, fresh)
+        await page.goto("/admin")
+        await page.wait_for_url(re.compile(r"/admin/setup$"))
+        first = await focused(page)
+        assert (first["id"], first["label"]) == ("setup_code", "Setup code (printed in the server's console)")
+        await audit(page)
+
+        async def fill_form(code: str) -> None:  # from the code field, as the page has it focused
+            assert (await focused(page))["id"] == "setup_code"
+            await type_into(page, code, replace=True)
+            for text in ("first@example.com", "First Admin", PASSWORD, PASSWORD):
+                await press(page, "Tab")
+                await type_into(page, text, replace=True)
+            await page.keyboard.press("Enter")
+
+        await page.goto("/admin/setup")
+        await fill_form("WRNG-CODE-22")
+        await page.get_by_role("alert").wait_for()
+        field = await focused(page)  # the code field has focus again, marked invalid with the message
+        assert (field["id"], field["value"], field["invalid"]) == ("setup_code", "", "true")
+        assert "the setup code does not match" in field["describedby"]
+        assert await page.locator("#email").input_value() == "first@example.com"
+        assert await page.locator("#password").input_value() == ""
+
+        await fill_form(fresh.setup_code().lower())
+        await page.wait_for_url(re.compile(r"/admin/enrol$"))
+        assert (await focused(page))["id"] == "code"
+        secret = (await page.locator("#totp-secret").inner_text()).strip()
+        await type_into(page, pyotp.TOTP(secret).now())
+        await page.keyboard.press("Enter")
+        await page.get_by_role("heading", name="Two-factor login is on").wait_for()
+        await page.goto("/admin/setup")
+        await page.get_by_text("Setup is done: log in instead.").wait_for()
+        await page.context.close()
+    finally:
+        stop_server(fresh)
 
 
 async def test_rule_form_by_keyboard_with_an_inline_error(signed_in, server: Server) -> None:  # type: ignore[no-untyped-def]

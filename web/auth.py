@@ -88,23 +88,39 @@ async def logout(request: Request) -> Response:
 
 @anonymous_form
 async def setup(request: Request) -> Response:
-    """Only while no admin can log in: create the first admin, then enrol TOTP."""
+    """Only while no admin can log in, and only with the setup code printed on the server's console:
+    create the first admin, then enrol TOTP. A wrong code counts as a failed attempt of the address."""
     if not await auth.setup_needed():
         return render(request, "error.html", {"status": 404, "message": "Setup is done: log in instead."},
                       status_code=404)
     if request.method == "GET":
         return render(request, "setup.html", {"values": {}})
     form = await request.form()
+    code = _form_text(form, "setup_code")
     values = {name: _form_text(form, name) for name in ("email", "name")}
+    ip = client_ip(request)
+    try:
+        await auth.check_lockout(None, ip)
+    except auth.LockedOut as exc:
+        return render(request, "setup.html", {"values": values, "message": str(exc)}, status_code=429)
+    if not await auth.check_setup_code(code):
+        await auth.record_failure(None, ip)
+        message = auth.SETUP_CODE_WRONG if code.strip() else auth.SETUP_CODE_MISSING
+        return render(request, "setup.html", {"values": values, "errors": one_error("setup_code", message)},
+                      status_code=401)
+    values["setup_code"] = code  # right: kept, so a mistake elsewhere does not mean typing it again
     password = _form_text(form, "password")
     if password != _form_text(form, "password_again"):
         return render(request, "setup.html", {"values": values, "errors": one_error("password_again", "the passwords differ")},
                       status_code=422)
     try:
-        user = await auth.make_admin(email=values["email"], name=values["name"], password=password)
+        user = await auth.make_first_admin(code=code, email=values["email"], name=values["name"], password=password)
     except ValidationFailed as exc:
-        return render(request, "setup.html", {"values": values, "errors": error_map(exc)}, status_code=422)
-    session_id = await auth.create_session(user, stage=auth.STAGE_SETUP, ip=client_ip(request),
+        errors = error_map(exc)
+        if "setup_code" in errors:  # used by a setup that came first
+            values.pop("setup_code")
+        return render(request, "setup.html", {"values": values, "errors": errors}, status_code=422)
+    session_id = await auth.create_session(user, stage=auth.STAGE_SETUP, ip=ip,
                                            replaces=request.cookies.get(SESSION_COOKIE))
     response = RedirectResponse("/admin/enrol", status_code=303)
     set_session_cookie(request, response, session_id)

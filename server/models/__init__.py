@@ -1,6 +1,6 @@
 """Tortoise models, grouped by area. `MODEL_MODULES` is what the ORM config loads."""
 
-from server.models.access import AdminSession, ApiToken, LoginAttempt, RecoveryCode
+from server.models.access import AdminSession, ApiToken, LoginAttempt, RecoveryCode, SetupCode
 from server.models.automation import Rule, RuleRun, StageRevision, StageRun
 from server.models.crm import (
     AuditEntry,
@@ -37,6 +37,7 @@ __all__ = [
     "Notification",
     "RecoveryCode",
     "RoundRobinCursor",
+    "SetupCode",
     "AuditEntry",
     "Company",
     "Contact",

@@ -70,3 +70,18 @@ class LoginAttempt(Model):
     class Meta:
         table = "login_attempt"
         indexes = (("key", "created_at"),)
+
+
+class SetupCode(Model):
+    """The setup code of the first-admin page, printed on the console at start. Only its SHA-256 is kept.
+
+    At most one row: each start that finds no admin who can log in replaces it, and it is deleted once
+    the code is used or an admin exists.
+    """
+
+    id = fields.IntField(primary_key=True)
+    code_hash = fields.CharField(max_length=64)
+    created_at = fields.DatetimeField(auto_now_add=True)
+
+    class Meta:
+        table = "setup_code"

@@ -1,7 +1,8 @@
-"""Admin login: argon2 passwords, TOTP with replay protection, recovery codes, lockout, sessions, CSRF.
+"""Admin login: argon2 passwords, TOTP with replay protection, recovery codes, lockout, sessions, CSRF,
+and the setup code that guards the first-admin page.
 
-Secrets that grant access (session ids, recovery codes) are stored only as SHA-256; passwords as
-argon2. Every check that must not race (a TOTP step, a recovery code) is a conditional update.
+Secrets that grant access (session ids, recovery codes, the setup code) are stored only as SHA-256;
+passwords as argon2. Every check that must not race (a TOTP step, a recovery code) is a conditional update.
 """
 
 import hashlib
@@ -19,7 +20,7 @@ from tortoise.expressions import Q
 from server import clock
 from server.db import transaction
 from server.errors import FieldError, PipewrightError, ValidationFailed
-from server.models import AdminSession, LoginAttempt, RecoveryCode, User
+from server.models import AdminSession, LoginAttempt, RecoveryCode, SetupCode, User
 
 ISSUER = "pipewright"
 MAX_FAILURES = 5
@@ -30,6 +31,8 @@ SECOND_FACTOR_WINDOW = timedelta(minutes=10)  # a half-logged-in session (passwo
 RECOVERY_CODES = 10
 MIN_PASSWORD_LENGTH = 10
 RECOVERY_ALPHABET = "abcdefghijklmnopqrstuvwxyz234567"
+SETUP_CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # 32 symbols, no 0/O or 1/I
+SETUP_CODE_LENGTH = 10  # 50 bits; guessing online is capped by the lockout
 
 STAGE_PASSWORD = "password"  # first factor passed, TOTP pending
 STAGE_SETUP = "setup"  # password set, TOTP enrolment pending
@@ -82,12 +85,16 @@ def verify_password(user: User | None, password: str) -> bool:
 
 # Lockout ----------------------------------------------------------------------------------------
 
-def _keys(email: str, ip: str) -> list[str]:
-    return [f"account:{email.strip().lower()}", f"ip:{ip}"]
+def _keys(email: str | None, ip: str) -> list[str]:
+    account = [] if email is None else [f"account:{email.strip().lower()}"]
+    return [*account, f"ip:{ip}"]
 
 
-async def check_lockout(email: str, ip: str) -> None:
-    """Raise `LockedOut` if the account or the address failed MAX_FAILURES times in the window."""
+async def check_lockout(email: str | None, ip: str) -> None:
+    """Raise `LockedOut` if the account or the address failed MAX_FAILURES times in the window.
+
+    With `email` None only the address counts (the setup code belongs to no account).
+    """
     now = clock.utcnow()
     longest = timedelta(0)
     for key in _keys(email, ip):
@@ -98,7 +105,7 @@ async def check_lockout(email: str, ip: str) -> None:
         raise LockedOut(longest)
 
 
-async def record_failure(email: str, ip: str) -> None:
+async def record_failure(email: str | None, ip: str) -> None:
     for key in _keys(email, ip):
         await LoginAttempt.create(key=key)
     await LoginAttempt.filter(created_at__lt=clock.utcnow() - FAILURE_WINDOW * 4).delete()
@@ -155,6 +162,7 @@ async def confirm_enrolment(user: User, code: str) -> list[str]:
         await User.filter(id=user.id).update(totp_confirmed=True)
         codes = await new_recovery_codes(user)
     user.totp_confirmed = True
+    await forget_setup_code_when_done()
     return codes
 
 
@@ -164,6 +172,7 @@ async def activate_without_code(user: User) -> list[str]:
         await User.filter(id=user.id).update(totp_confirmed=True)
         codes = await new_recovery_codes(user)
     user.totp_confirmed = True
+    await forget_setup_code_when_done()
     return codes
 
 
@@ -299,3 +308,65 @@ async def make_admin(*, email: str, name: str, password: str) -> User:
         await user.save()
         await end_all_sessions(user.id)
     return user
+
+
+# The setup code -----------------------------------------------------------------------------------
+# The setup page is open while no admin can log in; to use it one needs the code printed on the
+# server's console at start, so only whoever runs the server can become the first admin.
+
+SETUP_CODE_MISSING = "enter the setup code printed in the server's console"
+SETUP_CODE_WRONG = ("the setup code does not match the one printed in the server's console "
+                    "(each start prints a new one: use the latest)")
+
+
+def _normalise_setup_code(code: str) -> str:
+    return "".join(code.split()).replace("-", "").upper()
+
+
+def _format_setup_code(raw: str) -> str:
+    return "-".join(raw[i:i + 4] for i in range(0, len(raw), 4))
+
+
+async def issue_setup_code() -> str | None:
+    """At start: a new setup code while setup is needed (replacing any earlier one), shown grouped
+    like K7QF-M2XD-9P; None (and no code left) once an admin can log in. Only its hash is stored."""
+    if not await setup_needed():
+        await SetupCode.all().delete()
+        return None
+    raw = "".join(secrets.choice(SETUP_CODE_ALPHABET) for _ in range(SETUP_CODE_LENGTH))
+    async with transaction():
+        await SetupCode.all().delete()
+        await SetupCode.create(code_hash=sha256(raw))
+    return _format_setup_code(raw)
+
+
+async def _matching_setup_code(code: str) -> SetupCode | None:
+    cleaned = _normalise_setup_code(code)
+    if not cleaned:
+        return None
+    digest = sha256(cleaned)
+    found = None
+    for row in await SetupCode.all():
+        if hmac.compare_digest(row.code_hash, digest):
+            found = row
+    return found
+
+
+async def check_setup_code(code: str) -> bool:
+    """True if `code` is the current setup code (case, dashes and spaces do not matter)."""
+    return await _matching_setup_code(code) is not None
+
+
+async def make_first_admin(*, code: str, email: str, name: str, password: str) -> User:
+    """The setup page's admin: the setup code is used up in the same transaction (it works once)."""
+    async with transaction():
+        row = await _matching_setup_code(code)
+        if row is None or await SetupCode.filter(id=row.id).delete() != 1:  # a concurrent setup took it
+            raise ValidationFailed.one("setup_code", SETUP_CODE_WRONG if code.strip() else SETUP_CODE_MISSING)
+        return await make_admin(email=email, name=name, password=password)
+
+
+async def forget_setup_code_when_done() -> None:
+    """Once an admin can log in, no setup code is kept."""
+    if not await setup_needed():
+        await SetupCode.all().delete()
