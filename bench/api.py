@@ -46,6 +46,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.common import cancel_on_sigterm, machine_cpu, percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 
 PAGE = """query($first: Int!) { deals(first: $first) { totalCount edges { cursor node {
@@ -106,12 +108,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile of already sorted values (NaN when there are none)."""
-    if not values:
-        return math.nan
-    rank = max(1, math.ceil(p / 100 * len(values)))
-    return values[min(rank, len(values)) - 1]
 
 
 def spread(values: list[float]) -> dict[str, float]:
@@ -123,15 +119,6 @@ def spread(values: list[float]) -> dict[str, float]:
 # ---------------------------------------------------------------- processes and CPU (Linux /proc)
 
 
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) jiffies over all cores since boot, from /proc/stat."""
-    try:
-        with open("/proc/stat") as f:
-            values = [float(v) for v in f.readline().split()[1:]]
-    except OSError:
-        return 0.0, 0.0
-    idle = values[3] + (values[4] if len(values) > 4 else 0.0)
-    return sum(values) - idle, sum(values)
 
 
 def process_cpu_s(pid: int) -> float:
@@ -271,11 +258,6 @@ async def graphql(client: Any, query: str, variables: dict[str, Any] | None = No
     return body["data"]
 
 
-def _cancel_on_sigterm() -> None:
-    """SIGTERM cancels the main task, so the `finally` blocks stop servers and children and remove temp dirs."""
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 async def _use_database(url: str) -> None:
@@ -918,7 +900,7 @@ def report_fanout(r: dict[str, Any]) -> str:
 
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
-    _cancel_on_sigterm()
+    cancel_on_sigterm()
     results: dict[str, Any] = {"cores": os.cpu_count(), "python": sys.version.split()[0], "page": [], "fanout": []}
     print(f"machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f} at start; "
           f"Python {results['python']}", flush=True)

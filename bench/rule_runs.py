@@ -40,6 +40,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from bench.common import cancel_on_sigterm, machine_cpu, percentile
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # The three rules of the measured stage: (action_type, key, params).
@@ -77,12 +79,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-def percentile(values: list[float], p: float) -> float:
-    """Nearest-rank percentile of already sorted values (NaN when there are none)."""
-    if not values:
-        return math.nan
-    rank = max(1, math.ceil(p / 100 * len(values)))
-    return values[min(rank, len(values)) - 1]
 
 
 def report(result: dict[str, Any]) -> str:
@@ -119,15 +115,6 @@ def report(result: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- CPU accounting (Linux /proc)
 
 
-def machine_cpu() -> tuple[float, float]:
-    """(busy, total) jiffies over all cores since boot, from /proc/stat."""
-    try:
-        with open("/proc/stat") as f:
-            values = [float(v) for v in f.readline().split()[1:]]
-    except OSError:
-        return 0.0, 0.0
-    idle = values[3] + (values[4] if len(values) > 4 else 0.0)
-    return sum(values) - idle, sum(values)
 
 
 def group_cpu_s(pgid: int) -> float:
@@ -310,7 +297,7 @@ async def measure(args: argparse.Namespace, *, alive: Any = None, worker_pgid: i
 
 
 async def run_embedded(args: argparse.Namespace) -> dict[str, Any]:
-    _cancel_on_sigterm()
+    cancel_on_sigterm()
     workdir = tempfile.mkdtemp(prefix="pw-bench-")
     try:
         url = f"sqlite://{workdir}/bench.db"
@@ -384,7 +371,7 @@ class WorkerProcess:
 async def run_production(args: argparse.Namespace) -> dict[str, Any]:
     from tests.services import start_postgres, start_redis
 
-    _cancel_on_sigterm()
+    cancel_on_sigterm()
     workdir = tempfile.mkdtemp(prefix="pw-bench-")
     postgres = redis = worker = None
     connected = False
@@ -475,11 +462,6 @@ def run_both(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cancel_on_sigterm() -> None:
-    """SIGTERM cancels the running mode, so its `finally` blocks stop the worker and the servers."""
-    task = asyncio.current_task()
-    assert task is not None
-    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
 
 
 def main(argv: list[str] | None = None) -> int:
