@@ -83,6 +83,13 @@ async def focused(page) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     return await page.evaluate(FOCUSED)
 
 
+async def focus_lands_on(page, ident: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
+    """After a navigation, autofocus applies when the page has loaded: wait for it (fails after 10 s)."""
+    await page.wait_for_function("id => document.activeElement && document.activeElement.id === id", arg=ident,
+                                 timeout=10_000)
+    return await focused(page)
+
+
 async def press(page, key: str) -> dict[str, Any]:  # type: ignore[no-untyped-def]
     """One key, then the element that has focus; a Tab always lands on a visible control that shows focus."""
     await page.keyboard.press(key)
@@ -141,13 +148,13 @@ async def type_into(page, text: str, *, replace: bool = False) -> None:  # type:
 
 async def keyboard_log_in(page, admin: Admin) -> None:  # type: ignore[no-untyped-def]
     await page.goto("/admin")
-    assert (await focused(page))["id"] == "email"
+    await focus_lands_on(page, "email")
     await type_into(page, admin.email)
     await press(page, "Tab")
     await type_into(page, PASSWORD)
     await page.keyboard.press("Enter")
     await page.wait_for_url(re.compile(r"/admin/login/code"))
-    assert (await focused(page))["id"] == "code"
+    await focus_lands_on(page, "code")
     await type_into(page, admin.code())
     await page.keyboard.press("Enter")
     await page.get_by_role("button", name="Log out").wait_for()
@@ -167,10 +174,11 @@ async def signed_in(browser, server: Server, admin: Admin) -> AsyncIterator[Any]
 async def test_login_and_code_forms_by_keyboard(browser, server: Server, admin: Admin) -> None:  # type: ignore[no-untyped-def]
     page = await new_page(browser, server)
     await page.goto("/admin")
-    assert (await focused(page))["id"] == "email", "the email field has focus on arrival"
+    await focus_lands_on(page, "email")
     await audit(page)
 
     await page.goto("/admin/login")
+    await focus_lands_on(page, "email")
     # From the page start: back to the first Tab stop (the skip link), then forward in order.
     assert (await press(page, "Shift+Tab"))["label"] == "pipewright"
     assert (await press(page, "Shift+Tab"))["label"] == "Skip to content"
@@ -192,7 +200,7 @@ async def test_login_and_code_forms_by_keyboard(browser, server: Server, admin: 
     assert code["label"] == "Code from your authenticator app (or a recovery code)"
     await audit(page)
     await page.reload()
-    assert (await focused(page))["id"] == "code"
+    await focus_lands_on(page, "code")
     assert (await press(page, "Tab"))["label"] == "Log in"
     assert (await press(page, "Shift+Tab"))["id"] == "code"
     await type_into(page, admin.code())
@@ -203,7 +211,7 @@ async def test_login_and_code_forms_by_keyboard(browser, server: Server, admin: 
     # the skip link moves focus past the header to the page's content
     assert (await press(page, "Tab"))["label"] == "Skip to content"
     await page.keyboard.press("Enter")
-    assert (await focused(page))["id"] == "main"
+    await focus_lands_on(page, "main")
     await page.context.close()
 
 
@@ -216,12 +224,12 @@ async def test_first_admin_setup_by_keyboard_with_the_console_code(browser, tmp_
         page = await new_page(browser, fresh)
         await page.goto("/admin")
         await page.wait_for_url(re.compile(r"/admin/setup$"))
-        first = await focused(page)
+        first = await focus_lands_on(page, "setup_code")
         assert (first["id"], first["label"]) == ("setup_code", "Setup code (printed in the server's console)")
         await audit(page)
 
         async def fill_form(code: str) -> None:  # from the code field, as the page has it focused
-            assert (await focused(page))["id"] == "setup_code"
+            await focus_lands_on(page, "setup_code")
             await type_into(page, code, replace=True)
             for text in ("first@example.com", "First Admin", PASSWORD, PASSWORD):
                 await press(page, "Tab")
@@ -239,7 +247,7 @@ async def test_first_admin_setup_by_keyboard_with_the_console_code(browser, tmp_
 
         await fill_form(fresh.setup_code().lower())
         await page.wait_for_url(re.compile(r"/admin/enrol$"))
-        assert (await focused(page))["id"] == "code"
+        await focus_lands_on(page, "code")
         secret = (await page.locator("#totp-secret").inner_text()).strip()
         await type_into(page, pyotp.TOTP(secret).now())
         await page.keyboard.press("Enter")
