@@ -14,7 +14,7 @@ from gql.transport.websockets import WebsocketsTransport
 
 from server.services.elements import create_element
 from tests.live_server import running_app
-from tests.support import add_rule, make_pipeline, make_token
+from tests.support import add_rule, make_pipeline, make_token, wait_until
 
 pytestmark = pytest.mark.production_backend
 
@@ -52,9 +52,17 @@ async def next_event(stream: Any, timeout_s: float = 10) -> dict[str, Any]:
 
 
 async def subscribed(stream: Any) -> "asyncio.Future[dict[str, Any]]":
-    """gql sends the subscribe message on first iteration: start it, and give the server a moment to register it."""
+    """gql sends the subscribe message on first iteration: start it, and wait until the server (in this
+    process) has registered the subscription with its live hub, so no event is sent before it listens."""
+    from server.live import hub
+
+    before = len(hub.subscriptions)
     pending = asyncio.ensure_future(next_event(stream))
-    await asyncio.sleep(0.3)
+
+    async def registered() -> bool:
+        return len(hub.subscriptions) > before
+
+    await wait_until(registered, timeout_s=10, what="the subscription to be registered")
     return pending
 
 
