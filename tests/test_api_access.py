@@ -85,6 +85,10 @@ async def test_an_employee_works_on_their_own_deals_only(base: str) -> None:
                         input={"title": "Pushed", "fields": {"responsible": tom.id}})
     assert for_tom["createDeal"]["__typename"] == "ForbiddenError"
 
+    me = await run(base, maria_token, "{ me { name role } users { name } }")
+    assert me["me"] == {"name": "Maria", "role": "employee"}
+    assert {"name": "Tom"} in me["users"]  # the staff directory, to pick a responsible
+
     managed = await run(base, manager_token, READ_DEAL, id=toms_id)
     assert managed["deal"] == {"__typename": "Deal", "id": toms_id, "title": "Tom's secret", "amount": "999.00"}
     assert maria.id != tom.id

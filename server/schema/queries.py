@@ -61,12 +61,12 @@ async def _lookup(element_type: str, present: Any, info: Info, id: strawberry.ID
 class Query(WorkQuery):
     @strawberry.field(description="The user the API token acts as.")
     async def me(self, info: Info) -> User:
-        return User.of(await user_service.get_user(actor_of(info).user_id))
+        actor = actor_of(info)
+        return User.of(await user_service.get_user(actor.user_id, actor=actor))
 
     @strawberry.field
     async def users(self, info: Info) -> list[User]:
-        actor_of(info)
-        return [User.of(u) for u in await user_service.list_users()]
+        return [User.of(u) for u in await user_service.list_users(actor=actor_of(info))]
 
     @strawberry.field
     async def pipelines(self, info: Info, entity_type: str | None = None) -> list[Pipeline]:

@@ -31,12 +31,14 @@ class UserInput:
 
 
 async def list_users(*, actor: Actor | None = None) -> list[User]:
-    require_admin(actor)
+    """The staff directory: every signed-in user may see who works here (to pick a responsible)."""
     return await User.all().order_by("name", "id")
 
 
 async def get_user(user_id: int, *, actor: Actor | None = None) -> User:
-    require_admin(actor)
+    """Admins read anyone; everyone else reads only themselves."""
+    if actor is None or actor.user_id != user_id:
+        require_admin(actor)
     user = await User.get_or_none(id=user_id)
     if user is None:
         raise NotFound("user", user_id)
