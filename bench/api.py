@@ -46,7 +46,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import cancel_on_sigterm, machine_cpu, percentile
+from bench.common import cancel_on_sigterm, machine_cpu, percentile, stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -239,15 +239,7 @@ class ServeProcess:
         raise RuntimeError(f"the server did not answer /health within {timeout_s} s:\n{self.tail()}")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-            except ProcessLookupError:
-                pass
+        stop_group(self.process)
 
 
 async def graphql(client: Any, query: str, variables: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -2,7 +2,9 @@
 
 import asyncio
 import math
+import os
 import signal
+import subprocess
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -29,3 +31,16 @@ def cancel_on_sigterm() -> None:
     task = asyncio.current_task()
     assert task is not None
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+
+
+def stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM a child started with start_new_session, then SIGKILL its whole group if it lingers."""
+    if process.poll() is None:
+        try:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        except ProcessLookupError:
+            pass

@@ -40,7 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import cancel_on_sigterm, machine_cpu, percentile
+from bench.common import cancel_on_sigterm, machine_cpu, percentile, stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -351,15 +351,7 @@ class WorkerProcess:
             return ""
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            try:
-                os.killpg(self.process.pid, signal.SIGTERM)
-                self.process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait()
-            except ProcessLookupError:
-                pass
+        stop_group(self.process)
         # dramatiq's worker processes share the group; make sure none outlives the bench.
         try:
             os.killpg(self.process.pid, signal.SIGKILL)
