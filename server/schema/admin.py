@@ -108,4 +108,4 @@ class AdminMutation:
                 to_int(pipeline_id, "pipeline_id"), [to_int(i, "stage_ids") for i in stage_ids], actor=actor)
             return StageList(stages=[Stage.of(s) for s in stages])
 
-        return await result_of(reorder, lambda value: value)
+        return await result_of(reorder)

@@ -60,9 +60,10 @@ class ForbiddenError:
 
 
 async def result_of(
-    work: Callable[[], Awaitable[T]], present: Callable[[T], R]
-) -> R | ValidationError | NotFoundError | ForbiddenError:
-    """Run a service call; errors the user caused become typed results instead of GraphQL errors."""
+    work: Callable[[], Awaitable[T]], present: Callable[[T], R] | None = None
+) -> R | T | ValidationError | NotFoundError | ForbiddenError:
+    """Run a service call; errors the user caused become typed results instead of GraphQL errors.
+    `present` turns the service's row into its GraphQL type (none: `work` already returns one)."""
     from server.schema.context import NotAuthenticated
 
     try:
@@ -75,7 +76,7 @@ async def result_of(
         return NotFoundError.of(exc)
     except Forbidden as exc:
         return ForbiddenError.of(exc)
-    return present(value)
+    return value if present is None else present(value)
 
 
 def should_mask_error(error: GraphQLError) -> bool:

@@ -115,9 +115,6 @@ async def _delete(element_type: str, info: Info, id: strawberry.ID) -> Deleted:
     return Deleted(ok=True, id=id)
 
 
-def _same(value: Any) -> Any:
-    return value
-
 
 @strawberry.type
 class Mutation(WorkMutation, AdminMutation):
@@ -147,11 +144,11 @@ class Mutation(WorkMutation, AdminMutation):
 
     @strawberry.mutation
     async def delete_lead(self, info: Info, id: strawberry.ID) -> DeleteOutcome:
-        return await result_of(lambda: _delete("lead", info, id), _same)
+        return await result_of(lambda: _delete("lead", info, id))
 
     @strawberry.mutation
     async def delete_deal(self, info: Info, id: strawberry.ID) -> DeleteOutcome:
-        return await result_of(lambda: _delete("deal", info, id), _same)
+        return await result_of(lambda: _delete("deal", info, id))
 
     @strawberry.mutation
     async def create_rule(self, info: Info, stage_id: strawberry.ID, input: RuleInput) -> RuleResult:
@@ -173,7 +170,7 @@ class Mutation(WorkMutation, AdminMutation):
             await rule_service.delete_rule(to_int(id, "id"), actor=actor_of(info))
             return Deleted(ok=True, id=id)
 
-        return await result_of(delete, _same)
+        return await result_of(delete)
 
     @strawberry.mutation
     async def reorder_rules(self, info: Info, stage_id: strawberry.ID, rule_ids: list[strawberry.ID]) -> StageRulesResult:
@@ -183,7 +180,7 @@ class Mutation(WorkMutation, AdminMutation):
             rules = await rule_service.reorder_rules(stage, ids, actor=actor_of(info))
             return StageRules(stage_id=gid(stage), rules=[Rule.of(r) for r in rules])
 
-        return await result_of(reorder, _same)
+        return await result_of(reorder)
 
     @strawberry.mutation
     async def record_customer_activity(
@@ -217,7 +214,7 @@ class Mutation(WorkMutation, AdminMutation):
             token, secret = await token_service.create_token(actor, user_id=to_int(user_id, "user_id"), name=name)
             return NewApiToken(token=ApiToken.of(token), secret=secret)
 
-        return await result_of(create, _same)
+        return await result_of(create)
 
     @strawberry.mutation(description="Admins only. The token stops working at once.")
     async def revoke_api_token(self, info: Info, id: strawberry.ID) -> ApiTokenResult:

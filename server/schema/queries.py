@@ -11,7 +11,7 @@ from strawberry.types import Info
 
 from server.rules.actions import registry
 from server.schema.context import actor_of
-from server.schema.errors import ForbiddenError, NotFoundError, ValidationError, result_of
+from server.schema.errors import ForbiddenError, NotFoundError, result_of
 from server.schema.ids import opt_int, to_int
 from server.schema.relay import Connection, connection, decode
 from server.schema.types import (
@@ -153,5 +153,3 @@ class Query(WorkQuery):
         actor_of(info)
         return [ActionType.of(action) for action in registry().values()]
 
-
-__all__ = ["Query", "ValidationError"]

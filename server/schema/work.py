@@ -2,7 +2,7 @@
 calendar feed URL), notifications (with mark-as-read) and the activity stream (feed posts)."""
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import strawberry
 from strawberry.types import Info
@@ -172,7 +172,7 @@ class WorkMutation:
             count = await notification_service.unread_count(actor.user_id, actor=actor)
             return MarkedRead(notifications=[Notification.of(n) for n in notes], unread_count=count)
 
-        return await result_of(mark, _same)
+        return await result_of(mark)
 
     @strawberry.mutation(description="Mark all your notifications read; answers how many were unread.")
     async def mark_all_notifications_read(self, info: Info) -> int:
@@ -199,6 +199,3 @@ class WorkMutation:
         return CalendarFeed(url=await activity_service.calendar_url(actor.user_id, actor=actor,
                                                                     base_url=_base_url(info)))
 
-
-def _same(value: Any) -> Any:
-    return value
