@@ -174,8 +174,14 @@ async def _form_context(request: Request, stage: Stage, action: Any, rule: Rule 
         "condition_fields": ["title", "amount", "stage.code", "responsible.id", "contact.email", *types],
         "condition_rows": rows, "operators": rule_form.OPERATORS, "timing_kinds": rule_form.TIMING_KINDS,
         "working_time": rule_form.WORKING_TIME, "value_text": rule_form.value_text,
-        "entity_type": entity_type,
+        "entity_type": entity_type, "first_rule": await _is_first(stage, rule),
     }
+
+
+async def _is_first(stage: Stage, rule: Rule | None) -> bool:
+    """A new rule of an empty stage, or the rule at the top: nothing above it to wait for."""
+    existing = await rules.list_rules(stage.id)
+    return not existing if rule is None else existing[0].id == rule.id
 
 
 def _values_of(rule: Rule) -> dict[str, Any]:
@@ -256,7 +262,9 @@ async def rule_delete(request: Request) -> Response:
     rule = await _rule_or_404(request)
     stage = await _stage_or_404(rule.stage_id)
     if request.method == "GET":
-        return render(request, "rule_delete.html", {"rule": rule, "stage": stage, "pipeline": stage.pipeline})
+        becomes_first = rules.first_rule_after(await rules.list_rules(stage.id), rule.id)
+        return render(request, "rule_delete.html", {"rule": rule, "stage": stage, "pipeline": stage.pipeline,
+                                                    "becomes_first": becomes_first})
     await rules.delete_rule(rule.id, actor=request.state.actor)
     return redirect(request, f"/admin/pipelines/{stage.pipeline_id}#stage-{stage.id}")
 

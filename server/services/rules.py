@@ -141,6 +141,7 @@ async def create_rule(stage_id: int, data: RuleInput, *, actor: Actor | None = N
         )
         if data.position is not None:
             await _place(rule, data.position)
+        await _first_rule_starts_with_stage(stage_id)
         await revisions.record(stage_id, author_id=actor.user_id if actor else None)
     return await Rule.get(id=rule.id)
 
@@ -167,6 +168,7 @@ async def update_rule(rule_id: int, data: RuleInput, *, actor: Actor | None = No
         await rule.save()
         if data.position is not None:
             await _place(rule, data.position)
+        await _first_rule_starts_with_stage(stage.id)
         await revisions.record(stage.id, author_id=actor.user_id if actor else None)
     return await Rule.get(id=rule.id)
 
@@ -178,6 +180,7 @@ async def delete_rule(rule_id: int, *, actor: Actor | None = None) -> None:
         raise NotFound("rule", rule_id)
     async with transaction():
         await rule.delete()
+        await _first_rule_starts_with_stage(rule.stage_id)
         await revisions.record(rule.stage_id, author_id=actor.user_id if actor else None)
 
 
@@ -191,8 +194,27 @@ async def reorder_rules(stage_id: int, rule_ids: list[int], *, actor: Actor | No
     async with transaction():
         for position, rule_id in enumerate(rule_ids):
             await Rule.filter(id=rule_id).update(position=position)
+        await _first_rule_starts_with_stage(stage_id)
         await revisions.record(stage_id, author_id=actor.user_id if actor else None)
     return await list_rules(stage_id)
+
+
+async def _first_rule_starts_with_stage(stage_id: int) -> None:
+    """"After previous" waits for the rule above; the first rule has none, so it starts with the stage.
+    Whatever made a rule first (a delete, a reorder, a move, a create at the top) stores it as
+    parallel in the same revision, so the stored lane, the board and the API say what the engine does."""
+    first = await Rule.filter(stage_id=stage_id).order_by("position", "id").first()
+    if first is not None and first.lane != "parallel":
+        await Rule.filter(id=first.id).update(lane="parallel")
+
+
+def first_rule_after(rules: list[Rule], removed_id: int) -> Rule | None:
+    """The rule that would become first if `removed_id` were deleted, when it waits for the rule above
+    today (it will start with the stage instead): for the delete confirmation."""
+    rest = [r for r in rules if r.id != removed_id]
+    if rules and rules[0].id == removed_id and rest and rest[0].lane == "after_previous":
+        return rest[0]
+    return None
 
 
 async def _place(rule: Rule, position: int) -> None:
