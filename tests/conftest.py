@@ -6,6 +6,7 @@
 """
 
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Iterator
@@ -115,27 +116,39 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
         postgres.stop()
 
 
-TABLES = [
-    "rule_run", "stage_run", "stage_revision", "rule", "timeline_entry", "audit_entry", "task",
-    "customer_activity", "deal_contact", "deal", "lead", "contact", "company", "custom_field",
-    "stage", "pipeline", "work_calendar", "user",
-    "activity", "notification", "feed_recipient", "feed_post", "round_robin_cursor",
-    "api_token", "admin_session", "recovery_code", "login_attempt", "setup_code", "event",
-]
+def _tables() -> list[str]:
+    """Every table the models define, from Tortoise's registry: a new model is emptied without a list to keep."""
+    from tortoise import Tortoise
+
+    return sorted({model._meta.db_table for app in Tortoise.apps.values() for model in app.values()})
+
+
+@pytest.fixture(scope="session")
+async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file per test run; each test gets a copy (migrating per test cost most of the suite)."""
+    from server import database
+
+    path = tmp_path_factory.mktemp("template") / "migrated.db"
+    await database.migrate(f"sqlite://{path}")
+    for suffix in ("-wal", "-shm"):  # closed cleanly: everything is in the main file
+        assert not Path(f"{path}{suffix}").exists() or Path(f"{path}{suffix}").stat().st_size == 0, suffix
+    return path
 
 
 @pytest.fixture
-async def db(backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Backend]:
+async def db(backend: Backend, sqlite_template: Path, tmp_path: Path,
+             monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Backend]:
     """A migrated, empty database with a worker running against it."""
     from server import config, database
 
     monkeypatch.setenv("PIPEWRIGHT_RETRY_BASE_MS", "200")
     monkeypatch.setenv("PIPEWRIGHT_POLL_MS", "100")
     if backend.kind == "sqlite":
-        url = f"sqlite://{tmp_path / 'test.db'}"
+        path = tmp_path / "test.db"
+        shutil.copyfile(sqlite_template, path)
+        url = f"sqlite://{path}"
         monkeypatch.setenv("PIPEWRIGHT_DATABASE_URL", url)
         config.reload()
-        await database.migrate(url)
         await database.connect(url)
         from server.workers.embedded import EmbeddedWorker
 
@@ -155,7 +168,7 @@ async def db(backend: Backend, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     from tortoise.connection import get_connection
 
     await get_connection("default").execute_script(
-        "TRUNCATE " + ", ".join(f'"{t}"' for t in TABLES) + " CASCADE"
+        "TRUNCATE " + ", ".join(f'"{t}"' for t in _tables()) + " CASCADE"
     )
     try:
         yield backend
