@@ -1,15 +1,20 @@
 """The admin's auth service: sessions time out, a TOTP step is used once, lockout says how long to wait,
-the setup code is kept as a hash and works once."""
+the setup code is kept as a hash and works once, recovery codes are argon2 and work once."""
 
+import hashlib
 import re
+import sqlite3
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pyotp
 import pytest
+from tortoise import Tortoise
+from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 
-from server import clock
+from server import clock, database
 from server.errors import ValidationFailed
-from server.models import AdminSession, LoginAttempt, SetupCode, User
+from server.models import AdminSession, LoginAttempt, RecoveryCode, SetupCode, User
 from server.services import auth
 
 
@@ -130,3 +135,39 @@ async def test_wrong_setup_codes_count_against_the_address_only(db: object) -> N
     with pytest.raises(auth.LockedOut):
         await auth.guess_setup_code("AAAA-BBBB-CC", ip="10.0.0.9")
     assert await attempt_allowed("ada@example.com", "10.0.0.1")  # no account was charged
+
+
+async def test_recovery_codes_are_salted_argon2_each_works_once(db: object) -> None:
+    user = await make_user()
+    codes = await auth.new_recovery_codes(user)
+    stored = [row.code_hash for row in await RecoveryCode.filter(user_id=user.id)]
+    assert len(stored) == auth.RECOVERY_CODES and all(h.startswith("$argon2id$") for h in stored)
+    assert len(set(stored)) == len(stored) and not any(auth.sha256(c.replace("-", "")) in h for c in codes for h in stored)
+    assert await auth.use_recovery_code(user, codes[3].upper().replace("-", " "))
+    assert not await auth.use_recovery_code(user, codes[3])  # once
+    assert not await auth.use_recovery_code(user, "aaaaa-bbbbb")
+    assert await auth.use_recovery_code(user, codes[9])
+
+
+async def test_migration_0004_rehashes_sha256_recovery_codes_and_they_keep_working_once(tmp_path: Path) -> None:
+    """Codes handed out before 0004 were stored as bare SHA-256: after the migration they are argon2 and still
+    work, once each."""
+    url = f"sqlite://{tmp_path / 'old.db'}"
+    await tortoise_migrate(config=database.tortoise_config(url), target="models.0003_setup_code")
+    await Tortoise.close_connections()
+    old_code = "abcde-fghij"
+    with sqlite3.connect(tmp_path / "old.db") as old:
+        old.execute("INSERT INTO user (name, email, role, active, absent, timezone, working_hours, totp_confirmed, created_at) "
+                    "VALUES ('Ada', 'ada@example.com', 'admin', 1, 0, 'UTC', '{}', 1, '2026-01-01 00:00:00+00:00')")
+        old.execute("INSERT INTO recovery_code (user_id, code_hash) VALUES (1, ?)",
+                    (hashlib.sha256(b"abcdefghij").hexdigest(),))
+    await database.migrate(url)
+    await database.connect(url)
+    try:
+        [row] = await RecoveryCode.all()
+        assert row.code_hash.startswith("$argon2id$") and hashlib.sha256(b"abcdefghij").hexdigest() not in row.code_hash
+        user = await User.get(email="ada@example.com")
+        assert await auth.use_recovery_code(user, old_code)
+        assert not await auth.use_recovery_code(user, old_code)
+    finally:
+        await database.disconnect()

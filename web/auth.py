@@ -20,6 +20,12 @@ def _form_text(form: object, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _no_store(response: Response) -> Response:
+    """Pages that show a secret (the TOTP secret, recovery codes) are kept by no cache, not even the browser's."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
 def _busy(request: Request, template: str, context: dict[str, object], exc: auth.HashingBusy) -> Response:
     """Too many password checks at once: refused at once with 503, and when to try again."""
     response = render(request, template, context, status_code=503)
@@ -144,18 +150,17 @@ async def enrol(request: Request) -> Response:
     uri = auth.provisioning_uri(user)
     context = {"secret": user.totp_secret, "uri": uri, "qr": auth.qr_svg(uri)}
     if request.method == "GET":
-        return render(request, "enrol.html", context)
+        return _no_store(render(request, "enrol.html", context))
     form = await request.form()
     try:
         codes = await auth.confirm_enrolment(user, _form_text(form, "code"))
     except ValidationFailed as exc:
-        return render(request, "enrol.html", {**context, "errors": error_map(exc)}, status_code=422)
+        return _no_store(render(request, "enrol.html", {**context, "errors": error_map(exc)}, status_code=422))
     session_id = await auth.create_session(user, stage=auth.STAGE_FULL, ip=client_ip(request),
                                            replaces=request.cookies.get(SESSION_COOKIE))
     request.state.session = await auth.load_session(session_id)
-    response = render(request, "recovery_codes.html", {"codes": codes})
+    response = _no_store(render(request, "recovery_codes.html", {"codes": codes}))
     set_session_cookie(request, response, session_id)
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 
