@@ -62,8 +62,9 @@ async def test_a_flood_of_logins_with_unknown_emails_leaves_the_server_responsiv
             assert health.status_code == 200
             await asyncio.sleep(0.05)
         answers = [task.result() for task in flood]
-    # Generous: an argon2 check takes ~0.1-0.5 s here, 40 of them on the event loop stalled /health for seconds.
-    assert slowest_health < 1.5, f"/health took {slowest_health:.2f} s during the login flood"
+    # Generous (0.8 s seen on a loaded 2-core box): 40 argon2 checks of 0.1-0.5 s each on the event loop
+    # stalled /health for 11 s here.
+    assert slowest_health < 2.5, f"/health took {slowest_health:.2f} s during the login flood"
     statuses = {answer.status_code for answer in answers}
     assert statuses <= {401, 503}, statuses
     assert 401 in statuses  # the flood was checked (up to the bound), not just refused
