@@ -5,6 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
@@ -14,6 +15,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 from server import database
 from server.calendar_feed import calendar_feed
 from server.config import settings
+from server.http import AdminBodyLimit, SecurityHeaders, TrustedProxies, trusted_networks
 
 log = logging.getLogger(__name__)
 
@@ -92,4 +94,10 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
         Route("/", admin_root),
         admin(),
     ]
-    return Starlette(routes=routes, lifespan=lifespan)
+    config = settings()
+    middleware = [
+        Middleware(TrustedProxies, trusted=trusted_networks(config.trusted_proxies)),
+        Middleware(SecurityHeaders, development=development),
+        Middleware(AdminBodyLimit, logged_in_bytes=config.max_body_bytes),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

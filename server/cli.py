@@ -35,8 +35,23 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port or config.port
     mode = "embedded worker" if config.embedded_broker else f"broker {_redacted(config.broker_url)}"
     print(f"pipewright: {_redacted(config.database_url)}, {mode}, on http://{host}:{port}/graphql", flush=True)
-    uvicorn.run(create_app(demo=not args.no_demo), host=host, port=port, log_level=args.log_level)
+    # Proxy headers are the app's business (server/http.py, PIPEWRIGHT_TRUSTED_PROXIES): uvicorn's own
+    # default would believe X-Forwarded-For from 127.0.0.1 whatever the setting says.
+    uvicorn.run(create_app(demo=not args.no_demo), host=host, port=port, log_level=args.log_level,
+                proxy_headers=False, log_config=_log_config())
     return 0
+
+
+def _log_config() -> dict:
+    """uvicorn's logging, with calendar feed secrets redacted from the access log."""
+    import copy
+
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config.setdefault("filters", {})["redact_secrets"] = {"()": "server.http.RedactSecrets"}
+    config["handlers"]["access"]["filters"] = ["redact_secrets"]
+    return config
 
 
 def _migrate(args: argparse.Namespace) -> int:

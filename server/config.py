@@ -29,6 +29,10 @@ class Settings:
     ws_origins: tuple[str, ...] = field(default_factory=lambda: tuple(
         o.strip() for o in os.environ.get("PIPEWRIGHT_WS_ORIGINS", "").split(",") if o.strip()))
     max_body_bytes: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_BODY_BYTES", 1_000_000))
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed: IPs or CIDRs, comma-separated.
+    # None by default: the peer's address is the client's.
+    trusted_proxies: tuple[str, ...] = field(default_factory=lambda: tuple(
+        p.strip() for p in os.environ.get("PIPEWRIGHT_TRUSTED_PROXIES", "").split(",") if p.strip()))
     public_url: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_PUBLIC_URL", ""))  # for links
     event_retention_h: int = field(default_factory=lambda: _int("PIPEWRIGHT_EVENT_RETENTION_H", 168))
     max_subscriptions: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_SUBSCRIPTIONS", 20))

@@ -16,7 +16,7 @@ async def running_app() -> AsyncIterator[str]:
     """Yields "127.0.0.1:<port>". The database and worker come from the `db` fixture; the live hub starts here."""
     port = free_port()
     config = uvicorn.Config(create_app(runtime=False), host="127.0.0.1", port=port, lifespan="off",
-                            log_level="warning", ws="websockets-sansio")
+                            log_level="warning", ws="websockets-sansio", proxy_headers=False)  # as `pipewright serve`
     server = uvicorn.Server(config)
     await hub.start()
     task = asyncio.create_task(server.serve())

@@ -20,6 +20,19 @@ def _form_text(form: object, name: str) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _no_store(response: Response) -> Response:
+    """Pages that show a secret (the TOTP secret, recovery codes) are kept by no cache, not even the browser's."""
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def _busy(request: Request, template: str, context: dict[str, object], exc: auth.HashingBusy) -> Response:
+    """Too many password checks at once: refused at once with 503, and when to try again."""
+    response = render(request, template, context, status_code=503)
+    response.headers["Retry-After"] = str(exc.retry_after_s)
+    return response
+
+
 @anonymous_form
 async def login(request: Request) -> Response:
     if await auth.setup_needed():
@@ -32,15 +45,14 @@ async def login(request: Request) -> Response:
     next_url = _safe_next(form.get("next"))
     ip = client_ip(request)
     try:
-        await auth.check_lockout(email, ip)
+        user = await auth.check_password(email, password, ip=ip)
     except auth.LockedOut as exc:
         return render(request, "login.html", {"next": next_url, "email": email, "message": str(exc)}, status_code=429)
-    user = await auth.find_user(email)
-    if not auth.verify_password(user, password):
-        await auth.record_failure(email, ip)
+    except auth.HashingBusy as exc:
+        return _busy(request, "login.html", {"next": next_url, "email": email, "message": str(exc)}, exc)
+    if user is None:
         message = "Wrong email or password."
         return render(request, "login.html", {"next": next_url, "email": email, "message": message}, status_code=401)
-    assert user is not None
     if user.totp_confirmed:
         stage = auth.STAGE_PASSWORD
         target = f"/admin/login/code?next={next_url}"
@@ -64,11 +76,12 @@ async def login_code(request: Request) -> Response:
     next_url = _safe_next(form.get("next"))
     ip = client_ip(request)
     try:
-        await auth.check_lockout(session.user.email, ip)
+        accepted = await auth.check_second_factor(session.user, _form_text(form, "code"), ip=ip)
     except auth.LockedOut as exc:
         return render(request, "login_code.html", {"next": next_url, "message": str(exc)}, status_code=429)
-    if not await auth.verify_second_factor(session.user, _form_text(form, "code")):
-        await auth.record_failure(session.user.email, ip)
+    except auth.HashingBusy as exc:
+        return _busy(request, "login_code.html", {"next": next_url, "message": str(exc)}, exc)
+    if not accepted:
         message = "That code was not accepted. Codes work once: wait for the next one, or use a recovery code."
         return render(request, "login_code.html", {"next": next_url, "message": message}, status_code=401)
     session_id = await auth.create_session(session.user, stage=auth.STAGE_FULL, ip=ip,
@@ -100,11 +113,10 @@ async def setup(request: Request) -> Response:
     values = {name: _form_text(form, name) for name in ("email", "name")}
     ip = client_ip(request)
     try:
-        await auth.check_lockout(None, ip)
+        right = await auth.guess_setup_code(code, ip=ip)
     except auth.LockedOut as exc:
         return render(request, "setup.html", {"values": values, "message": str(exc)}, status_code=429)
-    if not await auth.check_setup_code(code):
-        await auth.record_failure(None, ip)
+    if not right:
         message = auth.SETUP_CODE_WRONG if code.strip() else auth.SETUP_CODE_MISSING
         return render(request, "setup.html", {"values": values, "errors": one_error("setup_code", message)},
                       status_code=401)
@@ -115,6 +127,8 @@ async def setup(request: Request) -> Response:
                       status_code=422)
     try:
         user = await auth.make_first_admin(code=code, email=values["email"], name=values["name"], password=password)
+    except auth.HashingBusy as exc:
+        return _busy(request, "setup.html", {"values": values, "message": str(exc)}, exc)
     except ValidationFailed as exc:
         errors = error_map(exc)
         if "setup_code" in errors:  # used by a setup that came first
@@ -136,18 +150,17 @@ async def enrol(request: Request) -> Response:
     uri = auth.provisioning_uri(user)
     context = {"secret": user.totp_secret, "uri": uri, "qr": auth.qr_svg(uri)}
     if request.method == "GET":
-        return render(request, "enrol.html", context)
+        return _no_store(render(request, "enrol.html", context))
     form = await request.form()
     try:
         codes = await auth.confirm_enrolment(user, _form_text(form, "code"))
     except ValidationFailed as exc:
-        return render(request, "enrol.html", {**context, "errors": error_map(exc)}, status_code=422)
+        return _no_store(render(request, "enrol.html", {**context, "errors": error_map(exc)}, status_code=422))
     session_id = await auth.create_session(user, stage=auth.STAGE_FULL, ip=client_ip(request),
                                            replaces=request.cookies.get(SESSION_COOKIE))
     request.state.session = await auth.load_session(session_id)
-    response = render(request, "recovery_codes.html", {"codes": codes})
+    response = _no_store(render(request, "recovery_codes.html", {"codes": codes}))
     set_session_cookie(request, response, session_id)
-    response.headers["Cache-Control"] = "no-store"
     return response
 
 

@@ -2,6 +2,7 @@
 
 Logged-in requests compare the session's CSRF token with the `X-CSRF-Token` header (htmx) or the
 `csrf_token` form field. Forms shown before login (login, setup) use a double-submit cookie.
+Bodies are capped by server/http.py: small until a session is seen here, the configured maximum after.
 """
 
 import secrets
@@ -12,7 +13,9 @@ from urllib.parse import quote
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from server.config import settings
 from server.errors import Forbidden, NotFound
+from server.http import BodyLimit
 from server.services import auth
 from server.services.access import actor_for
 from web.templating import is_htmx, render
@@ -30,6 +33,7 @@ def secure(request: Request) -> bool:
 
 
 def client_ip(request: Request) -> str:
+    """The client's address: the peer's, or what trusted proxies report (server/http.py, PIPEWRIGHT_TRUSTED_PROXIES)."""
     return request.client.host if request.client else "unknown"
 
 
@@ -93,6 +97,9 @@ def page(*, admin: bool = False, stage: str = auth.STAGE_FULL) -> Callable[[Hand
                 return _to_login(request)
             request.state.session = session
             request.state.actor = actor_for(session.user)
+            limit = BodyLimit.of(request.scope)
+            if limit is not None:  # logged in: forms may be as large as the configured maximum
+                limit.max_bytes = settings().max_body_bytes
             if request.method not in SAFE_METHODS and not auth.csrf_matches(
                 session.csrf_token, await submitted_token(request)
             ):
@@ -105,6 +112,10 @@ def page(*, admin: bool = False, stage: str = auth.STAGE_FULL) -> Callable[[Hand
                 return refused(request, str(exc))
             except NotFound as exc:
                 return refused(request, str(exc), status_code=404)
+            except auth.HashingBusy as exc:  # setting a password while too many are being checked
+                response = refused(request, str(exc), status_code=503)
+                response.headers["Retry-After"] = str(exc.retry_after_s)
+                return response
 
         return endpoint
 

@@ -1,26 +1,30 @@
 """Admin login: argon2 passwords, TOTP with replay protection, recovery codes, lockout, sessions, CSRF,
 and the setup code that guards the first-admin page.
 
-Secrets that grant access (session ids, recovery codes, the setup code) are stored only as SHA-256;
-passwords as argon2. Every check that must not race (a TOTP step, a recovery code) is a conditional update.
+Secrets that grant access by themselves (session ids, the setup code) are stored only as SHA-256;
+passwords and recovery codes as salted argon2, hashed off the event loop (server/services/passwords.py).
+Every check that must not race (a TOTP step, a recovery code) is a conditional update, and every guess is
+counted before it is checked, so simultaneous guesses cannot outrun the lockout.
 """
 
 import hashlib
 import hmac
 import secrets
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pyotp
 import segno
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from tortoise.expressions import Q
 
 from server import clock
 from server.db import transaction
 from server.errors import FieldError, PipewrightError, ValidationFailed
 from server.models import AdminSession, LoginAttempt, RecoveryCode, SetupCode, User
+from server.services import passwords
+from server.services.passwords import HashingBusy  # noqa: F401 (the faces catch it as auth.HashingBusy)
 
 ISSUER = "pipewright"
 MAX_FAILURES = 5
@@ -37,10 +41,6 @@ SETUP_CODE_LENGTH = 10  # 50 bits; guessing online is capped by the lockout
 STAGE_PASSWORD = "password"  # first factor passed, TOTP pending
 STAGE_SETUP = "setup"  # password set, TOTP enrolment pending
 STAGE_FULL = "full"
-
-_hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a password anyone has")
-
 
 class LockedOut(PipewrightError):
     """Too many failed attempts: the message says how long to wait."""
@@ -60,8 +60,9 @@ def sha256(text: str) -> str:
 
 # Passwords ---------------------------------------------------------------------------------------
 
-def hash_password(password: str) -> str:
-    return _hasher.hash(password)
+async def hash_password(password: str) -> str:
+    """argon2, on the bounded hashing threads (raises HashingBusy when they are full)."""
+    return await passwords.hash_password(password)
 
 
 def check_password_strength(password: str, *, field: str = "password") -> None:
@@ -69,46 +70,92 @@ def check_password_strength(password: str, *, field: str = "password") -> None:
         raise ValidationFailed.one(field, f"use at least {MIN_PASSWORD_LENGTH} characters")
 
 
-def verify_password(user: User | None, password: str) -> bool:
-    """True if `password` is the user's. Costs the same time when there is no such user."""
-    if user is None or not user.password_hash or not user.active:
-        try:
-            _hasher.verify(_DUMMY_HASH, password)
-        except VerificationError:
-            pass
-        return False
-    try:
-        return _hasher.verify(user.password_hash, password)
-    except (VerificationError, InvalidHashError):
-        return False
+async def verify_password(user: User | None, password: str) -> bool:
+    """True if `password` is the user's. Costs the same work when there is no such user (or no password)."""
+    usable = user is not None and user.active and bool(user.password_hash)
+    return await passwords.verify_password(user.password_hash if usable and user else None, password)
 
 
 # Lockout ----------------------------------------------------------------------------------------
+# Each guess inserts its attempt row first and only then counts the rows of its key in the window: of any
+# set of simultaneous guesses, the last to count sees the rows of all the others, so no more than
+# MAX_FAILURES guesses per key and window are ever checked, on SQLite and PostgreSQL alike (every statement
+# commits on its own). A guess that turns out right, or is refused, takes its rows back.
 
 def _keys(email: str | None, ip: str) -> list[str]:
-    account = [] if email is None else [f"account:{email.strip().lower()}"]
-    return [*account, f"ip:{ip}"]
+    """The address first, then the account (none for the setup code, which belongs to no account)."""
+    account = [] if email is None else [f"account:{email.strip().lower()[:280]}"]
+    return [f"ip:{ip[:64]}", *account]
 
 
-async def check_lockout(email: str | None, ip: str) -> None:
-    """Raise `LockedOut` if the account or the address failed MAX_FAILURES times in the window.
+async def _recent(key: str, since: datetime) -> int:
+    return await LoginAttempt.filter(key=key, created_at__gte=since).count()
 
-    With `email` None only the address counts (the setup code belongs to no account).
-    """
+
+async def _wait(key: str, now: datetime) -> timedelta:
+    """Until the oldest of the key's latest MAX_FAILURES attempts leaves the window."""
+    recent = await LoginAttempt.filter(key=key, created_at__gte=now - FAILURE_WINDOW).order_by(
+        "-created_at").limit(MAX_FAILURES)
+    return recent[-1].created_at + FAILURE_WINDOW - now if recent else timedelta(minutes=1)
+
+
+class Attempt:
+    """One counted guess. It stays counted as a failure unless `succeeded()` is called."""
+
+    def __init__(self, ids: Sequence[int]) -> None:
+        self.ids = list(ids)
+        self.failed = True
+
+    def succeeded(self) -> None:
+        self.failed = False
+
+
+@asynccontextmanager
+async def counted_attempt(email: str | None, ip: str) -> AsyncIterator[Attempt]:
+    """Count a guess for the address (and the account) before it is checked; raise `LockedOut` beyond the
+    limit. An error inside (HashingBusy, a crash) means nothing was checked: the guess is not counted."""
+    keys = _keys(email, ip)
     now = clock.utcnow()
-    longest = timedelta(0)
-    for key in _keys(email, ip):
-        recent = await LoginAttempt.filter(key=key, created_at__gte=now - FAILURE_WINDOW).order_by("-created_at").limit(MAX_FAILURES)
-        if len(recent) >= MAX_FAILURES:
-            longest = max(longest, recent[-1].created_at + FAILURE_WINDOW - now)
-    if longest > timedelta(0):
-        raise LockedOut(longest)
+    since = now - FAILURE_WINDOW
+    for key in keys:  # a key already at the limit is refused without a write (floods stay cheap)
+        if await _recent(key, since) >= MAX_FAILURES:
+            raise LockedOut(await _wait(key, now))
+    ids = [(await LoginAttempt.create(key=key, created_at=now)).id for key in keys]
+    for key in keys:
+        if await _recent(key, since) > MAX_FAILURES:
+            await LoginAttempt.filter(id__in=ids).delete()
+            raise LockedOut(await _wait(key, now))
+    attempt = Attempt(ids)
+    try:
+        yield attempt
+    except BaseException:
+        attempt.failed = False
+        raise
+    finally:
+        if attempt.failed:
+            await LoginAttempt.filter(created_at__lt=now - FAILURE_WINDOW * 4).delete()  # old rows
+        else:
+            await LoginAttempt.filter(id__in=attempt.ids).delete()
 
 
-async def record_failure(email: str | None, ip: str) -> None:
-    for key in _keys(email, ip):
-        await LoginAttempt.create(key=key)
-    await LoginAttempt.filter(created_at__lt=clock.utcnow() - FAILURE_WINDOW * 4).delete()
+async def check_password(email: str, password: str, *, ip: str) -> User | None:
+    """The user whose email and password these are, else None. Counted before argon2 runs: raises
+    `LockedOut` past the limit and `HashingBusy` when too many checks run at once."""
+    async with counted_attempt(email, ip) as attempt:
+        user = await find_user(email)
+        if not await verify_password(user, password):
+            return None
+        attempt.succeeded()
+        return user
+
+
+async def check_second_factor(user: User, code: str, *, ip: str) -> bool:
+    """The login's second step (TOTP or recovery code), counted like a password guess of the account."""
+    async with counted_attempt(user.email, ip) as attempt:
+        if not await verify_second_factor(user, code):
+            return False
+        attempt.succeeded()
+        return True
 
 
 async def find_user(email: str) -> User | None:
@@ -158,9 +205,10 @@ async def confirm_enrolment(user: User, code: str) -> list[str]:
     """Confirm the secret with a first code; returns the recovery codes (shown once)."""
     if not await verify_totp(user, code):
         raise ValidationFailed.one("code", "that code does not match: check the time on your phone and try the next code")
+    codes, hashes = await _fresh_recovery_codes()
     async with transaction():
         await User.filter(id=user.id).update(totp_confirmed=True)
-        codes = await new_recovery_codes(user)
+        await _store_recovery_codes(user, hashes)
     user.totp_confirmed = True
     await forget_setup_code_when_done()
     return codes
@@ -168,38 +216,61 @@ async def confirm_enrolment(user: User, code: str) -> list[str]:
 
 async def activate_without_code(user: User) -> list[str]:
     """For `pipewright createadmin`: the secret is handed over on the console, so no first code is asked."""
+    codes, hashes = await _fresh_recovery_codes()
     async with transaction():
         await User.filter(id=user.id).update(totp_confirmed=True)
-        codes = await new_recovery_codes(user)
+        await _store_recovery_codes(user, hashes)
     user.totp_confirmed = True
     await forget_setup_code_when_done()
     return codes
 
 
 # Recovery codes ---------------------------------------------------------------------------------
+# Stored as argon2 over the code's SHA-256: migration 0004 could so re-hash the SHA-256 digests databases
+# held before, and every code, old or new, is checked the same way.
 
 def _normalise_recovery(code: str) -> str:
     return "".join(code.split()).replace("-", "").lower()
 
 
-async def new_recovery_codes(user: User) -> list[str]:
-    """Replace the user's recovery codes with RECOVERY_CODES new ones; only their hashes are kept."""
+def recovery_secret(code: str) -> str:
+    """What argon2 hashes for a recovery code: the SHA-256 of its normalised form."""
+    return sha256(_normalise_recovery(code))
+
+
+async def _fresh_recovery_codes() -> tuple[list[str], list[str]]:
+    """RECOVERY_CODES new codes and their hashes (hashed before any transaction: it takes a while)."""
     codes = []
     for _ in range(RECOVERY_CODES):
         raw = "".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(10))  # 50 bits
         codes.append(f"{raw[:5]}-{raw[5:]}")
+    return codes, await passwords.hash_codes([recovery_secret(code) for code in codes])
+
+
+async def _store_recovery_codes(user: User, hashes: list[str]) -> None:
     async with transaction():
         await RecoveryCode.filter(user_id=user.id).delete()
-        for code in codes:
-            await RecoveryCode.create(user_id=user.id, code_hash=sha256(_normalise_recovery(code)))
+        for code_hash in hashes:
+            await RecoveryCode.create(user_id=user.id, code_hash=code_hash)
+
+
+async def new_recovery_codes(user: User) -> list[str]:
+    """Replace the user's recovery codes with RECOVERY_CODES new ones; only their hashes are kept."""
+    codes, hashes = await _fresh_recovery_codes()
+    await _store_recovery_codes(user, hashes)
     return codes
 
 
 async def use_recovery_code(user: User, code: str) -> bool:
-    digest = sha256(_normalise_recovery(code))
-    return await RecoveryCode.filter(user_id=user.id, code_hash=digest, used_at__isnull=True).update(
-        used_at=clock.utcnow()
-    ) == 1
+    """True once per code: the user's unused codes are tried off the loop, the match used up by compare-and-set."""
+    cleaned = _normalise_recovery(code)
+    if not cleaned or len(cleaned) > 64:
+        return False
+    unused = await RecoveryCode.filter(user_id=user.id, used_at__isnull=True).values_list("id", "code_hash")
+    found = await passwords.find_code([(row_id, code_hash) for row_id, code_hash in unused], sha256(cleaned))
+    if found is None:
+        return False
+    return await RecoveryCode.filter(id=found, used_at__isnull=True).update(used_at=clock.utcnow()) == 1
 
 
 async def verify_second_factor(user: User, code: str) -> bool:
@@ -282,8 +353,15 @@ async def setup_needed() -> bool:
     ).exists()
 
 
-async def make_admin(*, email: str, name: str, password: str) -> User:
-    """Create the admin, or make the user with this email an admin; a fresh TOTP secret (unconfirmed)."""
+@dataclass(frozen=True)
+class _AdminInput:
+    email: str
+    name: str
+    password_hash: str
+
+
+async def _admin_input(email: str, name: str, password: str) -> _AdminInput:
+    """Checked and hashed before any transaction (argon2 takes a while; a transaction would hold its lock)."""
     email = email.strip().lower()
     errors = []
     if "@" not in email or len(email) > 254:
@@ -294,14 +372,23 @@ async def make_admin(*, email: str, name: str, password: str) -> User:
         errors.append(("password", f"use at least {MIN_PASSWORD_LENGTH} characters"))
     if errors:
         raise ValidationFailed([FieldError(f, m) for f, m in errors])
+    return _AdminInput(email, name.strip(), await hash_password(password))
+
+
+async def make_admin(*, email: str, name: str, password: str) -> User:
+    """Create the admin, or make the user with this email an admin; a fresh TOTP secret (unconfirmed)."""
+    return await _save_admin(await _admin_input(email, name, password))
+
+
+async def _save_admin(data: _AdminInput) -> User:
     async with transaction():
-        user = await find_user(email)
+        user = await find_user(data.email)
         if user is None:
-            user = await User.create(email=email, name=name.strip(), role="admin")
-        user.name = name.strip()
+            user = await User.create(email=data.email, name=data.name, role="admin")
+        user.name = data.name
         user.role = "admin"
         user.active = True
-        user.password_hash = hash_password(password)
+        user.password_hash = data.password_hash
         user.totp_secret = new_totp_secret()
         user.totp_confirmed = False
         user.totp_last_step = None
@@ -357,13 +444,24 @@ async def check_setup_code(code: str) -> bool:
     return await _matching_setup_code(code) is not None
 
 
+async def guess_setup_code(code: str, *, ip: str) -> bool:
+    """`check_setup_code` for the setup page: counted against the address before it is checked, so
+    simultaneous guesses cannot outrun the lockout (raises `LockedOut`)."""
+    async with counted_attempt(None, ip) as attempt:
+        if not await check_setup_code(code):
+            return False
+        attempt.succeeded()
+        return True
+
+
 async def make_first_admin(*, code: str, email: str, name: str, password: str) -> User:
     """The setup page's admin: the setup code is used up in the same transaction (it works once)."""
+    data = await _admin_input(email, name, password)
     async with transaction():
         row = await _matching_setup_code(code)
         if row is None or await SetupCode.filter(id=row.id).delete() != 1:  # a concurrent setup took it
             raise ValidationFailed.one("setup_code", SETUP_CODE_WRONG if code.strip() else SETUP_CODE_MISSING)
-        return await make_admin(email=email, name=name, password=password)
+        return await _save_admin(data)
 
 
 async def forget_setup_code_when_done() -> None:

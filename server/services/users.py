@@ -98,7 +98,7 @@ async def create_user(data: UserInput, *, actor: Actor | None = None) -> User:
         email=(data.email or "").strip().lower(), name=(data.name or "").strip(), role=data.role or "employee",
         supervisor_id=data.supervisor_id, timezone=data.timezone or "UTC", working_hours=data.working_hours or {},
         absent=bool(data.absent), active=True if data.active is None else data.active,
-        password_hash=auth.hash_password(data.password) if data.password else None,
+        password_hash=await auth.hash_password(data.password) if data.password else None,
     )
 
 
@@ -110,6 +110,7 @@ async def update_user(user_id: int, data: UserInput, *, actor: Actor | None = No
         errors.append(FieldError("role", "you cannot take away your own admin access"))
     if errors:
         raise ValidationFailed(errors)
+    password_hash = await auth.hash_password(data.password) if data.password else None  # before the transaction
     async with transaction():
         if data.email is not None:
             user.email = data.email.strip().lower()
@@ -120,8 +121,8 @@ async def update_user(user_id: int, data: UserInput, *, actor: Actor | None = No
                 setattr(user, name, getattr(data, name))
         if data.supervisor_id is not None or data.clear_supervisor:
             user.supervisor_id = None if data.clear_supervisor else data.supervisor_id
-        if data.password:
-            user.password_hash = auth.hash_password(data.password)
+        if password_hash:
+            user.password_hash = password_hash
         await user.save()
         if data.active is False or data.password:
             await auth.end_all_sessions(user.id)
