@@ -35,7 +35,8 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port or config.port
     mode = "embedded worker" if config.embedded_broker else f"broker {_redacted(config.broker_url)}"
     print(f"pipewright: {_redacted(config.database_url)}, {mode}, on http://{host}:{port}/graphql", flush=True)
-    uvicorn.run(create_app(demo=not args.no_demo), host=host, port=port, log_level=args.log_level)
+    uvicorn.run(create_app(demo=not args.no_demo), host=host, port=port, log_level=args.log_level,
+                ws_max_size=config.max_body_bytes)  # a websocket message gets the request body's limit
     return 0
 
 
