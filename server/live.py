@@ -4,7 +4,8 @@ A committed event is published once (`publish`). Embedded, the hub gets it direc
 production every process PUBLISHes to one Redis channel and each web process holds one
 subscription and fans out inside. Publishes from several processes may arrive out of order
 or not at all (Redis pub/sub is fire and forget): event ids follow commit order, so when the
-hub sees a gap it reads the missing events from the table. Subscribers resume after a
+hub sees a gap it reads the missing events from the table, as it does whenever Redis has been quiet
+for a second (a lost publish with nothing after it). Subscribers resume after a
 disconnect from their cursor by reading the table, then switch to live events, skipping ids
 they already had.
 
@@ -33,6 +34,7 @@ log = logging.getLogger(__name__)
 CHANNEL = "pipewright:events"
 QUEUE_LIMIT = 5_000  # a subscriber this far behind is dropped; it resumes with its cursor
 REPLAY_PAGE = 500
+IDLE_CATCH_UP_S = 1.0  # production: with no message for this long, the hub reads the table for lost publishes
 REVOKED = 4403  # the close code of a socket whose token or user lost access (the protocol's "Forbidden")
 TOO_MANY = 4429  # the close code of a socket over the per-user or per-token limit
 
@@ -126,6 +128,7 @@ class Hub:
     def __init__(self) -> None:
         self.subscriptions: set[Subscription] = set()
         self.viewers: dict[int, Viewer] = {}  # users with an open websocket in this process
+        self._seeing_all: set[int] = set()  # those of them whose role sees every element
         # kind -> user id -> subscriptions: an event costs a look at each listening user, then only
         # the subscriptions of those who may see it (not every subscription of every user).
         self._listening: dict[str, dict[int, set[Subscription]]] = {}
@@ -161,15 +164,22 @@ class Hub:
         if sum(1 for c in viewer.connections if c.token_id == token_id) >= config.max_sockets_per_token:
             raise TooManySockets(f"too many open websockets: at most {config.max_sockets_per_token} per API token "
                                  "(PIPEWRIGHT_MAX_SOCKETS_PER_TOKEN); close one first")
-        viewer.actor = actor  # just read from the database: the freshest we have
         viewer.connections.add(connection)
         self.viewers[actor.user_id] = viewer
+        self._set_actor(viewer, actor)  # just read from the database: the freshest we have
         connection.token_id, connection.viewer = token_id, viewer
 
     def refresh(self, connection: Connection, actor: Actor) -> None:
         """The user's role as the database has it now (read again for each operation on a socket)."""
         if connection.viewer is not None:
-            connection.viewer.actor = actor
+            self._set_actor(connection.viewer, actor)
+
+    def _set_actor(self, viewer: Viewer, actor: Actor) -> None:
+        viewer.actor = actor
+        if actor.sees_all_elements:
+            self._seeing_all.add(actor.user_id)
+        else:
+            self._seeing_all.discard(actor.user_id)
 
     def close(self, connection: Connection) -> None:
         """Forget a websocket: its subscriptions are offered nothing more."""
@@ -179,6 +189,7 @@ class Hub:
         viewer.connections.discard(connection)
         if not viewer.connections and self.viewers.get(viewer.actor.user_id) is viewer:
             del self.viewers[viewer.actor.user_id]
+            self._seeing_all.discard(viewer.actor.user_id)
 
     def subscribe(
         self, connection: Connection, accept: Callable[[LiveEvent], bool], kinds: tuple[str, ...]
@@ -203,16 +214,26 @@ class Hub:
                     del by_user[subscription.user_id]
 
     def _fan_out(self, event: LiveEvent) -> None:
+        """Offer `event` to the subscriptions of the users who may see it, and to no others: the
+        audience, or everyone for an event without element, or managers, admins and the responsible."""
         by_user = self._listening.get(event.kind)
         if not by_user:
             return
-        users: Iterable[int] = event.audience if event.audience is not None else list(by_user)
-        for user_id in users:
+        for user_id in self._who_may_see(event, by_user):
             subscriptions = by_user.get(user_id)
             viewer = self.viewers.get(user_id)
             if subscriptions and viewer is not None and visible(viewer.actor, event):
                 for subscription in list(subscriptions):
                     subscription.offer(event)
+
+    def _who_may_see(self, event: LiveEvent, listening: dict[int, set[Subscription]]) -> Iterable[int]:
+        if event.audience is not None:
+            return event.audience
+        if event.element_type is None:
+            return list(listening)
+        if event.responsible_id is None or event.responsible_id in self._seeing_all:
+            return list(self._seeing_all)
+        return [*self._seeing_all, event.responsible_id]
 
     def _apply_access(self, event: LiveEvent) -> None:
         """A token revoked or a user deactivated: close their sockets. A new role: it applies from here on."""
@@ -226,7 +247,7 @@ class Hub:
         elif not change.get("active", True):
             doomed, reason = list(viewer.connections), "the user was deactivated"
         else:
-            viewer.actor = dataclasses.replace(viewer.actor, role=change["role"])
+            self._set_actor(viewer, dataclasses.replace(viewer.actor, role=change["role"]))
             return
         for connection in doomed:
             self.close(connection)
@@ -252,7 +273,7 @@ class Hub:
             self.last_id = fresh[-1].id
 
     async def catch_up(self) -> None:
-        """Deliver whatever the table has past `last_id` (after a Redis reconnect)."""
+        """Deliver whatever the table has past `last_id` (after a Redis reconnect, and when Redis is quiet)."""
         if self.last_id is None:
             return
         rows = await Event.filter(id__gt=self.last_id).order_by("id").limit(10_000)
@@ -269,8 +290,13 @@ class Hub:
                     await pubsub.subscribe(CHANNEL)
                     await self.catch_up()
                     delay = 0.2
-                    async for message in pubsub.listen():
-                        if message["type"] == "message":
+                    while True:
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=IDLE_CATCH_UP_S)
+                        if message is None:
+                            # Quiet for a while: read the table in case a publish was lost (a revoked
+                            # token's access event, say, with nothing after it to reveal the gap).
+                            await self.catch_up()
+                        elif message["type"] == "message":
                             await self.deliver([LiveEvent.from_json(line) for line in message["data"].splitlines()])
             except asyncio.CancelledError:
                 raise

@@ -242,6 +242,31 @@ async def test_a_revocation_in_one_process_closes_sockets_held_by_another(db: An
         stop(server)
 
 
+@pytest.mark.production_only
+async def test_a_revocation_whose_publish_was_lost_still_closes_the_socket(
+    db: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis pub/sub is fire and forget: the serving process finds the access event in the table."""
+    from server import live
+
+    admin, _ = await make_token("admin")
+    employee, token = await make_token("employee", "Eve")
+    port = free_port()
+    server = serve(db.database_url, port, tmp_path / "serve.log", broker_url=db.redis.url)
+    try:
+        await wait_ready(port, server)
+        socket = await opened(f"127.0.0.1:{port}", token)
+
+        async def lost(rows: Any) -> None:
+            pass
+
+        monkeypatch.setattr(live, "publish", lost)
+        await tokens.revoke_token(Actor(admin.id, "admin"), await token_id_of(employee))
+        assert await closed_with(socket) == (4403, "the API token was revoked")
+    finally:
+        stop(server)
+
+
 async def test_a_websocket_message_larger_than_the_body_limit_closes_the_socket(
     db: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:

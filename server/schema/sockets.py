@@ -37,7 +37,7 @@ class AccessCheckedSocket(BaseGraphQLTransportWSHandler[Context, None]):
 
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         token_id = self.connection.token_id
-        if self.connection_acknowledged and token_id is not None:
+        if self.connection_acknowledged and token_id is not None and self._would_start(message):
             actor = await tokens.reauthenticate(token_id)
             if actor is None:
                 live.hub.close(self.connection)
@@ -45,6 +45,11 @@ class AccessCheckedSocket(BaseGraphQLTransportWSHandler[Context, None]):
                 return
             live.hub.refresh(self.connection, actor)
         await super().handle_subscribe(message)
+
+    def _would_start(self, message: SubscribeMessage) -> bool:
+        """Messages the base handler refuses anyway (a repeated id, over the limit) cost no database read."""
+        limit = self.max_subscriptions_per_connection
+        return message["id"] not in self.operations and (limit is None or len(self.operations) < limit)
 
     def close_soon(self, code: int, reason: str) -> None:
         """Called by the hub, which must not wait for a client: the close runs in its own task."""
