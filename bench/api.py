@@ -200,7 +200,9 @@ class ServeProcess:
     def __init__(self, database_url: str, log_path: Path, log_level: str) -> None:
         self.port = free_port()
         self.log_path = log_path
-        env = {**os.environ, "PIPEWRIGHT_DATABASE_URL": database_url}
+        # The fan-out's websockets stand for many clients but share one token: lift the per-user/token limits.
+        env = {**os.environ, "PIPEWRIGHT_DATABASE_URL": database_url,
+               "PIPEWRIGHT_MAX_SOCKETS_PER_USER": "100000", "PIPEWRIGHT_MAX_SOCKETS_PER_TOKEN": "100000"}
         env.pop("PIPEWRIGHT_BROKER_URL", None)
         with open(log_path, "ab") as log:
             self.process = subprocess.Popen(

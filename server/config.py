@@ -36,6 +36,9 @@ class Settings:
     public_url: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_PUBLIC_URL", ""))  # for links
     event_retention_h: int = field(default_factory=lambda: _int("PIPEWRIGHT_EVENT_RETENTION_H", 168))
     max_subscriptions: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_SUBSCRIPTIONS", 20))
+    # Open GraphQL websockets per user and per API token, counted in each web process.
+    max_sockets_per_user: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_SOCKETS_PER_USER", 10))
+    max_sockets_per_token: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_SOCKETS_PER_TOKEN", 5))
 
     @property
     def development(self) -> bool:

@@ -16,7 +16,8 @@ from server import clock, db
 from server.config import settings
 from server.models import Event
 
-KINDS = ("timeline", "feed", "notification", "rule_run", "element")
+KINDS = ("timeline", "feed", "notification", "rule_run", "element", "access")
+ACCESS = "access"  # a token revoked, a user deactivated or given another role: read by the hub, seen by no one
 ADVISORY_LOCK = 0x70697065  # "pipe": serialises event inserts with commits on PostgreSQL
 
 

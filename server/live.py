@@ -4,20 +4,28 @@ A committed event is published once (`publish`). Embedded, the hub gets it direc
 production every process PUBLISHes to one Redis channel and each web process holds one
 subscription and fans out inside. Publishes from several processes may arrive out of order
 or not at all (Redis pub/sub is fire and forget): event ids follow commit order, so when the
-hub sees a gap it reads the missing events from the table. Subscribers resume after a
+hub sees a gap it reads the missing events from the table, as it does whenever Redis has been quiet
+for a second (a lost publish with nothing after it). Subscribers resume after a
 disconnect from their cursor by reading the table, then switch to live events, skipping ids
 they already had.
+
+The hub also knows this process's open websockets (`Connection`), per user (`Viewer`): it limits
+how many a user and a token may hold, routes each event only to subscriptions of users who may
+see it, and applies access events (a token revoked, a user deactivated or given another role) in
+event order: the sockets close, or the new role filters every event committed after the change.
 """
 
 import asyncio
+import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from server.config import settings
+from server.events import ACCESS
 from server.models import Event
 from server.services.access import Actor
 
@@ -26,6 +34,9 @@ log = logging.getLogger(__name__)
 CHANNEL = "pipewright:events"
 QUEUE_LIMIT = 5_000  # a subscriber this far behind is dropped; it resumes with its cursor
 REPLAY_PAGE = 500
+IDLE_CATCH_UP_S = 1.0  # production: with no message for this long, the hub reads the table for lost publishes
+REVOKED = 4403  # the close code of a socket whose token or user lost access (the protocol's "Forbidden")
+TOO_MANY = 4429  # the close code of a socket over the per-user or per-token limit
 
 
 @dataclass(frozen=True)
@@ -67,14 +78,43 @@ class SubscriberTooSlow(Exception):
     pass
 
 
+class TooManySockets(Exception):
+    """A user or token already holds as many open websockets in this process as allowed."""
+
+
+@dataclass(eq=False)
+class Viewer:
+    """A user as this process's websockets see them: `actor` is replaced when their role changes, so
+    every running subscription filters with the role as it is now, not as it was at subscribe time."""
+
+    actor: Actor
+    connections: set["Connection"] = field(default_factory=set)
+
+
+@dataclass(eq=False)
+class Connection:
+    """One open websocket. `close(code, reason)` starts closing it and must not block the hub."""
+
+    close: Callable[[int, str], None]
+    token_id: int | None = None
+    viewer: Viewer | None = None  # None until accepted, and again once closed
+
+    @property
+    def actor(self) -> Actor | None:
+        return self.viewer.actor if self.viewer is not None else None
+
+
 @dataclass(eq=False)
 class Subscription:
-    accept: Callable[[LiveEvent], bool]
+    accept: Callable[[LiveEvent], bool]  # the subscriber's own filters; who may see what is the hub's job
+    connection: Connection
+    user_id: int
+    kinds: tuple[str, ...]
     queue: asyncio.Queue[LiveEvent | None] = field(default_factory=lambda: asyncio.Queue(QUEUE_LIMIT))
     dropped: bool = False
 
     def offer(self, event: LiveEvent) -> None:
-        if self.dropped or not self.accept(event):
+        if self.dropped or self.connection.viewer is None or not self.accept(event):
             return
         try:
             self.queue.put_nowait(event)
@@ -87,6 +127,11 @@ class Subscription:
 class Hub:
     def __init__(self) -> None:
         self.subscriptions: set[Subscription] = set()
+        self.viewers: dict[int, Viewer] = {}  # users with an open websocket in this process
+        self._seeing_all: set[int] = set()  # those of them whose role sees every element
+        # kind -> user id -> subscriptions: an event costs a look at each listening user, then only
+        # the subscriptions of those who may see it (not every subscription of every user).
+        self._listening: dict[str, dict[int, set[Subscription]]] = {}
         self.last_id: int | None = None
         self._lock = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
@@ -109,13 +154,104 @@ class Hub:
         for subscription in list(self.subscriptions):
             subscription.queue.put_nowait(None)
 
-    def subscribe(self, accept: Callable[[LiveEvent], bool]) -> Subscription:
-        subscription = Subscription(accept)
+    def open(self, connection: Connection, *, token_id: int, actor: Actor) -> None:
+        """Accept a websocket authenticated as `actor` with token `token_id`, within the limits."""
+        config = settings()
+        viewer = self.viewers.get(actor.user_id) or Viewer(actor)
+        if len(viewer.connections) >= config.max_sockets_per_user:
+            raise TooManySockets(f"too many open websockets: at most {config.max_sockets_per_user} per user "
+                                 "(PIPEWRIGHT_MAX_SOCKETS_PER_USER); close one first")
+        if sum(1 for c in viewer.connections if c.token_id == token_id) >= config.max_sockets_per_token:
+            raise TooManySockets(f"too many open websockets: at most {config.max_sockets_per_token} per API token "
+                                 "(PIPEWRIGHT_MAX_SOCKETS_PER_TOKEN); close one first")
+        viewer.connections.add(connection)
+        self.viewers[actor.user_id] = viewer
+        self._set_actor(viewer, actor)  # just read from the database: the freshest we have
+        connection.token_id, connection.viewer = token_id, viewer
+
+    def refresh(self, connection: Connection, actor: Actor) -> None:
+        """The user's role as the database has it now (read again for each operation on a socket)."""
+        if connection.viewer is not None:
+            self._set_actor(connection.viewer, actor)
+
+    def _set_actor(self, viewer: Viewer, actor: Actor) -> None:
+        viewer.actor = actor
+        if actor.sees_all_elements:
+            self._seeing_all.add(actor.user_id)
+        else:
+            self._seeing_all.discard(actor.user_id)
+
+    def close(self, connection: Connection) -> None:
+        """Forget a websocket: its subscriptions are offered nothing more."""
+        viewer, connection.viewer = connection.viewer, None
+        if viewer is None:
+            return
+        viewer.connections.discard(connection)
+        if not viewer.connections and self.viewers.get(viewer.actor.user_id) is viewer:
+            del self.viewers[viewer.actor.user_id]
+            self._seeing_all.discard(viewer.actor.user_id)
+
+    def subscribe(
+        self, connection: Connection, accept: Callable[[LiveEvent], bool], kinds: tuple[str, ...]
+    ) -> Subscription | None:
+        """None when the connection has closed meanwhile."""
+        if connection.viewer is None:
+            return None
+        subscription = Subscription(accept, connection, connection.viewer.actor.user_id, kinds)
         self.subscriptions.add(subscription)
+        for kind in kinds:
+            self._listening.setdefault(kind, {}).setdefault(subscription.user_id, set()).add(subscription)
         return subscription
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self.subscriptions.discard(subscription)
+        for kind in subscription.kinds:
+            by_user = self._listening.get(kind, {})
+            mine = by_user.get(subscription.user_id)
+            if mine is not None:
+                mine.discard(subscription)
+                if not mine:
+                    del by_user[subscription.user_id]
+
+    def _fan_out(self, event: LiveEvent) -> None:
+        """Offer `event` to the subscriptions of the users who may see it, and to no others: the
+        audience, or everyone for an event without element, or managers, admins and the responsible."""
+        by_user = self._listening.get(event.kind)
+        if not by_user:
+            return
+        for user_id in self._who_may_see(event, by_user):
+            subscriptions = by_user.get(user_id)
+            viewer = self.viewers.get(user_id)
+            if subscriptions and viewer is not None and visible(viewer.actor, event):
+                for subscription in list(subscriptions):
+                    subscription.offer(event)
+
+    def _who_may_see(self, event: LiveEvent, listening: dict[int, set[Subscription]]) -> Iterable[int]:
+        if event.audience is not None:
+            return event.audience
+        if event.element_type is None:
+            return list(listening)
+        if event.responsible_id is None or event.responsible_id in self._seeing_all:
+            return list(self._seeing_all)
+        return [*self._seeing_all, event.responsible_id]
+
+    def _apply_access(self, event: LiveEvent) -> None:
+        """A token revoked or a user deactivated: close their sockets. A new role: it applies from here on."""
+        change = event.payload
+        viewer = self.viewers.get(change.get("user_id", 0))
+        if viewer is None:
+            return
+        if "token_id" in change:
+            doomed = [c for c in viewer.connections if c.token_id == change["token_id"]]
+            reason = "the API token was revoked"
+        elif not change.get("active", True):
+            doomed, reason = list(viewer.connections), "the user was deactivated"
+        else:
+            self._set_actor(viewer, dataclasses.replace(viewer.actor, role=change["role"]))
+            return
+        for connection in doomed:
+            self.close(connection)
+            connection.close(REVOKED, reason)
 
     async def deliver(self, events: list[LiveEvent]) -> None:
         """Fan out `events` in id order, reading any gap before them from the table."""
@@ -130,12 +266,14 @@ class Hub:
                 rows = await Event.filter(id__gt=self.last_id, id__lte=fresh[-1].id).order_by("id")
                 fresh = sorted([*fresh, *(LiveEvent.of(r) for r in rows if r.id not in known)], key=lambda e: e.id)
             for event in fresh:
-                for subscription in list(self.subscriptions):
-                    subscription.offer(event)
+                if event.kind == ACCESS:
+                    self._apply_access(event)
+                else:
+                    self._fan_out(event)
             self.last_id = fresh[-1].id
 
     async def catch_up(self) -> None:
-        """Deliver whatever the table has past `last_id` (after a Redis reconnect)."""
+        """Deliver whatever the table has past `last_id` (after a Redis reconnect, and when Redis is quiet)."""
         if self.last_id is None:
             return
         rows = await Event.filter(id__gt=self.last_id).order_by("id").limit(10_000)
@@ -152,8 +290,13 @@ class Hub:
                     await pubsub.subscribe(CHANNEL)
                     await self.catch_up()
                     delay = 0.2
-                    async for message in pubsub.listen():
-                        if message["type"] == "message":
+                    while True:
+                        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=IDLE_CATCH_UP_S)
+                        if message is None:
+                            # Quiet for a while: read the table in case a publish was lost (a revoked
+                            # token's access event, say, with nothing after it to reveal the gap).
+                            await self.catch_up()
+                        elif message["type"] == "message":
                             await self.deliver([LiveEvent.from_json(line) for line in message["data"].splitlines()])
             except asyncio.CancelledError:
                 raise
@@ -185,10 +328,13 @@ async def publish(rows: list[Event]) -> None:
 
 
 async def stream(
-    accept: Callable[[LiveEvent], bool], *, after: int | None, kinds: tuple[str, ...]
+    connection: Connection, accept: Callable[[LiveEvent], bool], *, after: int | None, kinds: tuple[str, ...]
 ) -> AsyncIterator[LiveEvent]:
-    """What a subscriber receives: events past `after` from the table, then live ones, none twice."""
-    subscription = hub.subscribe(accept)
+    """What a subscriber on `connection` receives: events past `after` from the table, then live ones,
+    none twice; each one its user may see with the role they have when it is sent."""
+    subscription = hub.subscribe(connection, accept, kinds)
+    if subscription is None:
+        return
     try:
         last = after
         if after is not None:
@@ -197,7 +343,10 @@ async def stream(
                 for row in rows:
                     last = row.id
                     event = LiveEvent.of(row)
-                    if accept(event):
+                    actor = connection.actor
+                    if actor is None:
+                        return
+                    if visible(actor, event) and accept(event):
                         yield event
                 if len(rows) < REPLAY_PAGE:
                     break

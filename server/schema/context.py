@@ -1,10 +1,15 @@
-"""What resolvers get per request (or per websocket connection): the acting user and DataLoaders."""
+"""What resolvers get per request (or per websocket connection): the acting user and DataLoaders.
+
+On a websocket the acting user is the connection's: the live hub replaces it when the user's role
+changes and forgets it when the token is revoked, so an operation always runs with access as it is now.
+"""
 
 from dataclasses import dataclass, field
 from typing import Any
 
 from strawberry.types import Info
 
+from server import live
 from server.errors import Forbidden
 from server.schema.loaders import Loaders
 from server.services.access import Actor
@@ -20,6 +25,7 @@ class Context:
     request: Any = None
     response: Any = None
     connection_params: dict[str, Any] | None = None
+    connection: live.Connection | None = None  # set on websockets
     loaders: Loaders = field(default_factory=Loaders)
 
 
@@ -29,7 +35,17 @@ def context_of(info: Info[Any, Any]) -> Context:
 
 def actor_of(info: Info[Any, Any]) -> Actor:
     """The authenticated user. Every resolver asks: nothing is anonymous."""
-    actor = info.context.actor
+    context: Context = info.context
+    actor = context.connection.actor if context.connection is not None else context.actor
     if actor is None:
         raise NotAuthenticated("authentication required: send Authorization: Bearer <API token>")
     return actor
+
+
+def connection_of(info: Info[Any, Any]) -> live.Connection:
+    """The websocket a subscription runs on (subscriptions exist only on websockets)."""
+    actor_of(info)
+    connection = info.context.connection
+    if connection is None:
+        raise NotAuthenticated("subscriptions need a websocket (graphql-transport-ws)")
+    return connection

@@ -1,4 +1,8 @@
-"""The GraphQL endpoint: bearer-token authentication, a request body limit, websocket limits."""
+"""The GraphQL endpoint: bearer-token authentication, a request body limit, websocket limits.
+
+Websockets speak graphql-transport-ws only (the legacy graphql-ws protocol would need its own
+access checks); `schema/sockets.py` keeps checking their access while they are open.
+"""
 
 from typing import Any
 
@@ -9,9 +13,12 @@ from starlette.websockets import WebSocket
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import BaseSchema
+from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
 
+from server import live
 from server.config import settings
 from server.schema.context import Context
+from server.schema.sockets import AccessCheckedSocket
 from server.services import tokens
 
 
@@ -32,6 +39,8 @@ class BodyTooLarge(Exception):
 
 
 class PipewrightGraphQL(GraphQL):
+    graphql_transport_ws_handler_class = AccessCheckedSocket
+
     def __init__(self, schema: BaseSchema, *, development: bool) -> None:
         config = settings()
         super().__init__(
@@ -40,6 +49,7 @@ class PipewrightGraphQL(GraphQL):
             allow_queries_via_get=False,  # GET would allow cross-site requests with a cached token; POST only
             max_subscriptions_per_connection=config.max_subscriptions,
             allowed_origins=config.ws_origins,
+            subscription_protocols=(GRAPHQL_TRANSPORT_WS_PROTOCOL,),
         )
         self.max_body = config.max_body_bytes
         self.development = development
@@ -86,13 +96,19 @@ class PipewrightGraphQL(GraphQL):
         return Context(actor=actor, request=request, response=response)
 
     async def on_ws_connect(self, context: Context) -> Any:
-        """Websockets authenticate in connection_init: {"authorization": "Bearer <token>"} (or {"token": ...})."""
+        """Websockets authenticate in connection_init: {"authorization": "Bearer <token>"} (or {"token": ...}).
+
+        Raises `live.TooManySockets` when the user or token holds as many sockets as allowed.
+        """
         params = context.connection_params or {}
         secret = _bearer(params.get("authorization") or params.get("Authorization"))
         if secret is None and isinstance(params.get("token"), str):
             secret = params["token"]
-        actor = await tokens.authenticate(secret) if secret else None
-        if actor is None:
+        found = await tokens.identify(secret) if secret else None
+        if found is None:
             raise ConnectionRejectionError({"message": "authentication required: a valid API token in connection_init"})
+        token_id, actor = found
         context.actor = actor
+        if context.connection is not None:
+            live.hub.open(context.connection, token_id=token_id, actor=actor)
         return {"user_id": str(actor.user_id), "role": actor.role}

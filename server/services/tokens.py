@@ -4,7 +4,8 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from server import clock
+from server import clock, events
+from server.db import transaction
 from server.errors import NotFound, ValidationFailed
 from server.models import ApiToken, User
 from server.services.access import Actor, actor_for, require_admin
@@ -41,8 +42,11 @@ async def revoke_token(actor: Actor | None, token_id: int) -> ApiToken:
     if token is None:
         raise NotFound("API token", token_id)
     if token.revoked_at is None:
-        token.revoked_at = clock.utcnow()
-        await token.save(update_fields=["revoked_at"])
+        async with transaction():
+            token.revoked_at = clock.utcnow()
+            await token.save(update_fields=["revoked_at"])
+            # Open websockets of this token, in every web process, close when the hub reads this.
+            await events.emit(events.ACCESS, {"token_id": token.id, "user_id": token.user_id}, audience=[])
     return token
 
 
@@ -53,11 +57,26 @@ async def list_tokens(actor: Actor | None) -> list[ApiToken]:
 
 async def authenticate(secret: str) -> Actor | None:
     """The actor a bearer secret stands for, or None (unknown, revoked, or its user deactivated)."""
+    found = await identify(secret)
+    return found[1] if found else None
+
+
+async def identify(secret: str) -> tuple[int, Actor] | None:
+    """The token id and actor a bearer secret stands for (a websocket keeps the id to check again later)."""
     if not secret.startswith(PREFIX):
         return None
     token = await ApiToken.get_or_none(token_hash=digest(secret), revoked_at=None).prefetch_related("user")
-    if token is None or not token.user.active:
-        return None
+    return (token.id, await _used(token)) if token is not None and token.user.active else None
+
+
+async def reauthenticate(token_id: int) -> Actor | None:
+    """The actor of an accepted token as things stand now: None once revoked or its user deactivated,
+    else with the user's current role."""
+    token = await ApiToken.get_or_none(id=token_id, revoked_at=None).prefetch_related("user")
+    return await _used(token) if token is not None and token.user.active else None
+
+
+async def _used(token: ApiToken) -> Actor:
     now = clock.utcnow()
     if token.last_used_at is None or now - token.last_used_at > TOUCH_EVERY:
         await ApiToken.filter(id=token.id).update(last_used_at=now)

@@ -4,6 +4,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from server import events
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed
 from server.models import RecoveryCode, User
@@ -111,6 +112,7 @@ async def update_user(user_id: int, data: UserInput, *, actor: Actor | None = No
     if errors:
         raise ValidationFailed(errors)
     password_hash = await auth.hash_password(data.password) if data.password else None  # before the transaction
+    access_before = (user.role, user.active)
     async with transaction():
         if data.email is not None:
             user.email = data.email.strip().lower()
@@ -126,6 +128,10 @@ async def update_user(user_id: int, data: UserInput, *, actor: Actor | None = No
         await user.save()
         if data.active is False or data.password:
             await auth.end_all_sessions(user.id)
+        if (user.role, user.active) != access_before:
+            # Open websockets of the user, in every web process, take the new role or close.
+            await events.emit(events.ACCESS, {"user_id": user.id, "role": user.role, "active": user.active},
+                              audience=[])
     return user
 
 
