@@ -378,7 +378,9 @@ def _parse(text: str) -> nodes.Template:
             raise ValueError(f"template error on line {found.lineno}: {{% {tag} %}} is not available in rule templates")
     for loop in tree.find_all(nodes.For):
         if loop.recursive:
-            raise ValueError(f"template error on line {loop.lineno}: recursive loops are not available in rule templates")
+            raise ValueError(
+                f"template error on line {loop.lineno}: recursive loops are not available in rule templates"
+            )
     return tree
 
 

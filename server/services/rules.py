@@ -79,7 +79,10 @@ async def _validated(stage: Stage, values: dict[str, Any], *, rule: Rule | None 
             values["params"] = params.model_dump(mode="json")
             errors += [FieldError(f"params.{f}" if f else "params", m) for f, m in await action.check(params, stage_id=stage.id)]
             for name, text in template_texts(params):
-                problems = templates.unknown_names(text, names)
+                try:
+                    problems = templates.unknown_names(text, names)
+                except ValueError:
+                    continue  # a syntax error, reported by the params check already
                 if problems:
                     errors.append(FieldError(f"params.{name}", "; ".join(problems)))
         except ValidationError as exc:
