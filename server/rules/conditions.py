@@ -6,6 +6,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, model_validator
 
+from server.rules.placeholders import Record, Value, resolve
+
 Operator = Literal[
     "empty", "not_empty", "eq", "ne", "gt", "gte", "lt", "lte",
     "contains", "not_contains", "in", "not_in", "between",
@@ -146,3 +148,59 @@ def evaluate(condition: Condition, context: dict[str, Any]) -> tuple[bool, str]:
         c = failed[0]
         failures.append(f"{c.describe()} is false ({c.field} = {lookup(context, c.field)!r})")
     return False, "condition not met: " + "; or ".join(failures)
+
+
+_NUMBER_TYPES = ("number", "money", "int")
+
+
+def comparison_problems(comparison: Comparison, names: Record) -> list[tuple[str, str]]:
+    """(part, message) when a comparison names a field the element will not have, or compares a
+    field with a value of the wrong type (`amount > abc`); `part` is `field` or `value`."""
+    shape, unknown = resolve(names, comparison.field.split("."))
+    if unknown:
+        return [("field", unknown)]
+    if comparison.op in ("empty", "not_empty") or shape is None:
+        return []
+    if isinstance(shape, Record):
+        example = next(iter(shape.fields), "name")
+        return [("field", f"'{comparison.field}' is a linked record: compare one of its fields "
+                          f"(e.g. '{comparison.field}.{example}') or use is empty / is not empty")]
+    if comparison.op in ("contains", "not_contains"):
+        return []
+    values = comparison.value if isinstance(comparison.value, list) else [comparison.value]
+    for value in values:
+        problem = _value_problem(shape, value)
+        if problem:
+            return [("value", f"{comparison.field} is a {shape.type} field: {problem}")]
+    return []
+
+
+def _value_problem(shape: Value, value: Any) -> str | None:
+    if value is None:
+        return None
+    if shape.type in _NUMBER_TYPES:
+        if isinstance(value, bool):
+            return f"{value!r} is not a number"
+        try:
+            if Decimal(str(value)).is_finite():
+                return None
+        except InvalidOperation:
+            pass
+        return f"{value!r} is not a number"
+    if shape.type in ("date", "datetime"):
+        if isinstance(value, date):
+            return None
+        try:
+            (date.fromisoformat if shape.type == "date" else datetime.fromisoformat)(str(value))
+        except ValueError:
+            example = "YYYY-MM-DD" if shape.type == "date" else "YYYY-MM-DD or YYYY-MM-DDTHH:MM"
+            return f"{value!r} is not a date ({example})"
+        return None
+    if shape.type == "bool" and not isinstance(value, bool) and str(value).lower() not in _BOOL_TEXT:
+        return f"{value!r} is not true or false"
+    if shape.type == "select" and shape.options and str(value) not in [str(o) for o in shape.options]:
+        return f"{value!r} is not one of {', '.join(map(str, shape.options))}"
+    return None
+
+
+_BOOL_TEXT = ("true", "false", "yes", "no", "1", "0")

@@ -262,12 +262,13 @@ def _person(user: User | None) -> dict[str, Any] | None:
     return {"id": user.id, "name": user.name, "email": user.email, "role": user.role}
 
 
-def _client(row: Contact | Company | None) -> dict[str, Any] | None:
+def _client(row: Contact | Company | None, custom_codes: list[str]) -> dict[str, Any] | None:
     if row is None:
         return None
     return {
+        **dict.fromkeys(custom_codes), **(row.custom or {}),  # a custom field without a value is empty, not missing
         "id": row.id, "name": row.name, "emails": list(row.emails or []), "phones": list(row.phones or []),
-        "email": (row.emails or [None])[0], "phone": (row.phones or [None])[0], **(row.custom or {}),
+        "email": (row.emails or [None])[0], "phone": (row.phones or [None])[0],
     }
 
 
@@ -298,7 +299,15 @@ async def build_context(element_type: str, element: Element) -> dict[str, Any]:
     responsible = await User.get_or_none(id=element.responsible_id) if element.responsible_id else None
     company = await Company.get_or_none(id=element.company_id) if element.company_id else None
     contact = await first_contact(element_type, element)
-    data: dict[str, Any] = await typed_custom_values(element_type, element.custom or {})
+    client_fields: dict[str, list[str]] = {"contact": [], "company": []}
+    if contact is not None or company is not None:
+        for kind, code in await CustomField.filter(entity_type__in=("contact", "company")).values_list(
+                "entity_type", "code"):
+            client_fields[kind].append(code)
+    # Every custom field of the element type is there; one without a value is empty (None), not missing.
+    data: dict[str, Any] = {code: None for code in await CustomField.filter(entity_type=element_type).values_list(
+        "code", flat=True)}
+    data.update(await typed_custom_values(element_type, element.custom or {}))
     data.update({
         "id": element.id,
         "type": element_type,
@@ -308,8 +317,8 @@ async def build_context(element_type: str, element: Element) -> dict[str, Any]:
         "stage": {"id": stage.id, "code": stage.code, "name": stage.name, "semantic": stage.semantic},
         "pipeline": {"id": pipeline.id, "name": pipeline.name},
         "responsible": _person(responsible),
-        "contact": _client(contact),
-        "company": _client(company),
+        "contact": _client(contact, client_fields["contact"]),
+        "company": _client(company, client_fields["company"]),
         "custom": dict(element.custom or {}),
         "created_at": element.created_at,
         "waiting_for_customer": element.waiting_for_customer,

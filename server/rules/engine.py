@@ -23,7 +23,7 @@ from server.rules import activities, conditions, dispatch, elements, revisions
 from server.rules.actions import get_action
 from server.rules.actions.base import TEMPLATE, Action, Block
 from server.rules.context import RunContext
-from server.rules.templates import render
+from server.rules.templates import render_async
 from server.rules.timing import Timing, WorkingTime, compute_due
 
 log = logging.getLogger(__name__)
@@ -271,6 +271,8 @@ async def execute(run_id: int) -> str | None:
         return await _retry_or_fail(run, attempt, str(exc))
     except (ActionError, ValidationFailed) as exc:
         return await _conclude(run, attempt, "failed", error=str(exc))
+    except (OverflowError, RecursionError, MemoryError) as exc:  # the same input fails the same way: no retry
+        return await _conclude(run, attempt, "failed", error=f"{type(exc).__name__}: {exc} (not retried)")
     except ValidationError as exc:  # params the action's current version no longer accepts
         return await _conclude(run, attempt, "failed", error=f"invalid params: {exc}")
     except Exception as exc:  # a database hiccup or a bug: retried, then failed with the error shown
@@ -352,7 +354,7 @@ async def render_params(params: Any, ctx: RunContext) -> Any:
     if not templated:
         return params
     context = await ctx.context()
-    return params.model_copy(update={name: render(getattr(params, name), context) for name in templated})
+    return params.model_copy(update={name: await render_async(getattr(params, name), context) for name in templated})
 
 
 async def _template_context(run: RuleRun, element: Element) -> dict[str, Any]:

@@ -84,7 +84,7 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
          "params": {"title": "Call back: {{lead.title}}", "description": "Source: {{lead.source}}",
                     "deadline_days": 1, "priority": "high"}},
         {"key": "nudge", "action_type": "add_comment", "title": "Nudge after two hours",
-         "params": {"text": "Still new after two hours: has anyone reached {{lead.contact.name}}?"},
+         "params": {"text": "Still new after two hours: has anyone reached {{lead.contact.name|default('the customer')}}?"},
          "timing": {"kind": "after", "amount": 2, "unit": "hours"}},
     ),
     ("Leads", "in_progress"): (
@@ -93,11 +93,11 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
         {"key": "no_reply", "action_type": "change_stage", "title": "No reply: move to Junk", "lane": "after_previous",
          "params": {"stage": "junk"}, "condition": [[{"field": "rules.reply.ended_by", "op": "eq", "value": "timeout"}]]},
         {"key": "follow_up", "action_type": "schedule_call", "title": "Follow-up call in two days",
-         "params": {"subject": "Follow up: {{lead.title}}", "description": "{{lead.contact.name}}, {{lead.contact.phone}}",
+         "params": {"subject": "Follow up: {{lead.title}}", "description": "{% if lead.contact %}{{lead.contact.name}}, {{lead.contact.phone}}{% else %}No contact yet{% endif %}",
                     "start_in": 2, "start_unit": "days", "start_time": "10:00", "duration_minutes": 15,
                     "reminder_minutes": 10, "auto_complete": True}},
         {"key": "watch", "action_type": "control", "title": "Let the supervisor keep an eye on it",
-         "params": {"message": "{{lead.title}} ({{lead.responsible.name}}) waits for the customer's reply"}},
+         "params": {"message": "{{lead.title}} ({{lead.responsible.name|default('nobody assigned')}}) waits for the customer's reply"}},
     ),
     ("Leads", "junk"): (
         {"key": "clean_up", "action_type": "delete_element", "title": "Delete junk leads after 30 days", "params": {},
@@ -105,20 +105,21 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
     ),
     ("Leads", "qualified"): (
         {"key": "note", "action_type": "history_entry", "title": "Note the qualification",
-         "params": {"text": "Qualified by {{lead.responsible.name}} on {{today}}"}},
+         "params": {"text": "Qualified by {{lead.responsible.name|default('nobody')}} on {{today}}"}},
         {"key": "convert", "action_type": "convert_lead", "title": "Convert into a sales deal",
          "params": {"pipeline": "Sales", "create_contact": True}},
         {"key": "announce", "action_type": "feed_post", "title": "Announce the new deal", "lane": "after_previous",
          "params": {"title": "New deal from a lead", "everyone": True,
-                    "text": "{{lead.responsible.name}} qualified “{{lead.title}}”: deal {{rules.convert.deal_id}} opened"}},
+                    "text": "{{lead.responsible.name|default('Someone')}} qualified “{{lead.title}}”: deal {{rules.convert.deal_id}} opened"}},
     ),
     ("Sales", "new"): (
         {"key": "big_deal", "action_type": "modify_element", "title": "Big deals are high priority",
          "params": {"fields": {"priority": "high"}}, "condition": [[{"field": "amount", "op": "gt", "value": 5000}]]},
         {"key": "welcome", "action_type": "history_entry", "title": "Record the new deal",
-         "params": {"text": "Deal for {{deal.company.name}} opened by {{deal.responsible.name}}"}},
+         "params": {"text": "{% if deal.company %}Deal for {{deal.company.name}}{% else %}Deal “{{deal.title}}” (no company yet){% endif %}"
+                             " opened by {{deal.responsible.name|default('nobody')}}"}},
         {"key": "kick_off", "action_type": "schedule_meeting", "title": "Kick-off meeting",
-         "params": {"subject": "Kick-off: {{deal.title}}", "description": "With {{deal.contact.name}}",
+         "params": {"subject": "Kick-off: {{deal.title}}", "description": "With {{deal.contact.name|default('the customer')}}",
                     "start_in": 2, "start_unit": "days", "start_time": "10:00", "duration_minutes": 60,
                     "important": True, "reminder_minutes": 30, "auto_complete": True}},
         {"key": "tell_managers", "action_type": "notification", "title": "Tell the managers",
@@ -143,7 +144,8 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
     ),
     ("Sales", "in_progress"): (
         {"key": "check_in", "action_type": "add_comment", "title": "Check in after three working days",
-         "params": {"text": "No news for three days: call {{deal.contact.name}} ({{deal.contact.phone}})."},
+         "params": {"text": "No news for three days: call {{deal.contact.name|default('the customer')}}"
+                             "{% if deal.contact.phone %} ({{deal.contact.phone}}){% endif %}."},
          "timing": {"kind": "after", "amount": 3, "unit": "days", "working_time": "company"}},
     ),
     ("Sales", "won"): (
@@ -160,16 +162,16 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
     ),
     ("Sales", "lost"): (
         {"key": "why_lost", "action_type": "task", "title": "Ask why we lost",
-         "params": {"title": "Ask {{deal.contact.name}} why we lost {{deal.title}}", "responsible": "lena",
+         "params": {"title": "Ask {{deal.contact.name|default('the customer')}} why we lost {{deal.title}}", "responsible": "lena",
                     "deadline_days": 3}},
     ),
     ("Partners", "negotiation"): (
         {"key": "intro", "action_type": "add_comment", "title": "Announce the talks",
-         "params": {"text": "Partner talks started with {{deal.company.name}}.", "author": "jonas"}},
+         "params": {"text": "Partner talks started with {{deal.company.name|default('a new partner')}}.", "author": "jonas"}},
     ),
     ("Partners", "contract"): (
         {"key": "legal", "action_type": "task", "title": "Legal review",
-         "params": {"title": "Review the partner contract with {{deal.company.name}}", "responsible": "anna",
+         "params": {"title": "Review the partner contract with {{deal.company.name|default('the partner')}}", "responsible": "anna",
                     "wait_until_closed": True}},
         {"key": "reviewed", "action_type": "history_entry", "title": "Record the review", "lane": "after_previous",
          "params": {"text": "Legal review done at {{rules.legal.closed_at}}"}},

@@ -9,9 +9,10 @@ from pydantic import ValidationError
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed, field_errors
 from server.models import Pipeline, Rule, Stage, User
-from server.rules import elements, revisions
+from server.rules import elements, placeholders, revisions, templates
 from server.rules.actions import get_action, registry
-from server.rules.conditions import Comparison
+from server.rules.actions.base import template_texts
+from server.rules.conditions import Comparison, comparison_problems
 from server.rules.timing import Timing
 from server.services.access import Actor, require_admin
 
@@ -37,8 +38,26 @@ class RuleInput:
     position: int | None = None
 
 
-async def _validated(stage: Stage, values: dict[str, Any], *, rule_id: int | None) -> dict[str, Any]:
+async def _names(stage: Stage, rule: Rule | None, position: int | None) -> placeholders.Record:
+    """What the rule's templates and condition may name: its element's fields and the outputs of the
+    rules above it in the stage (where it is, or where `position` puts it), and the system values."""
+    others = [r for r in await list_rules(stage.id) if rule is None or r.id != rule.id]
+    if position is not None:
+        above = others[: max(0, position)]
+    elif rule is None:
+        above = others  # a new rule goes last
+    else:
+        above = [r for r in others if (r.position, r.id) < (rule.position, rule.id)]
+    pipeline = await Pipeline.get(id=stage.pipeline_id)
+    outputs = [(r.key, action.outputs if (action := get_action(r.action_type)) else ()) for r in above]
+    return await placeholders.run_context(pipeline.entity_type, outputs)
+
+
+async def _validated(stage: Stage, values: dict[str, Any], *, rule: Rule | None = None,
+                     position: int | None = None) -> dict[str, Any]:
     """Every problem with a rule, per field, before anything is written."""
+    rule_id = rule.id if rule is not None else None
+    names = await _names(stage, rule, position)
     errors: list[FieldError] = []
     action = get_action(values["action_type"] or "")
     if action is None:
@@ -59,6 +78,13 @@ async def _validated(stage: Stage, values: dict[str, Any], *, rule_id: int | Non
             params = action.Params.model_validate(values["params"] or {})
             values["params"] = params.model_dump(mode="json")
             errors += [FieldError(f"params.{f}" if f else "params", m) for f, m in await action.check(params, stage_id=stage.id)]
+            for name, text in template_texts(params):
+                try:
+                    problems = templates.unknown_names(text, names)
+                except ValueError:
+                    continue  # a syntax error, reported by the params check already
+                if problems:
+                    errors.append(FieldError(f"params.{name}", "; ".join(problems)))
         except ValidationError as exc:
             errors += field_errors(exc, "params")
     try:
@@ -77,9 +103,13 @@ async def _validated(stage: Stage, values: dict[str, Any], *, rule_id: int | Non
             row = []
             for c, comparison in enumerate(group):
                 try:
-                    row.append(Comparison.model_validate(comparison).model_dump(mode="json"))
+                    checked_comparison = Comparison.model_validate(comparison)
                 except ValidationError as exc:
                     errors += field_errors(exc, f"condition.{g}.{c}")
+                    continue
+                problems = comparison_problems(checked_comparison, names)
+                errors += [FieldError(f"condition.{g}.{c}.{part}", message) for part, message in problems]
+                row.append(checked_comparison.model_dump(mode="json"))
             if row:
                 checked.append(row)
         values["condition"] = checked
@@ -131,7 +161,7 @@ async def create_rule(stage_id: int, data: RuleInput, *, actor: Actor | None = N
         "timing": data.timing or {},
         "run_as_id": data.run_as_id,
     }
-    values = await _validated(stage, values, rule_id=None)
+    values = await _validated(stage, values, position=data.position)
     async with transaction():
         last = await Rule.filter(stage_id=stage_id).order_by("-position").first()
         rule = await Rule.create(
@@ -157,7 +187,7 @@ async def update_rule(rule_id: int, data: RuleInput, *, actor: Actor | None = No
         for name in ("action_type", "title", "key", "lane", "params", "condition", "timing")
     }
     values["run_as_id"] = None if data.clear_run_as else data.run_as_id if data.run_as_id is not None else rule.run_as_id
-    values = await _validated(stage, values, rule_id=rule.id)
+    values = await _validated(stage, values, rule=rule, position=data.position)
     async with transaction():
         for name, value in values.items():
             setattr(rule, name, value)

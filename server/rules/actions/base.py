@@ -180,6 +180,19 @@ async def field_map_problems(
     return problems
 
 
+def template_texts(params: Params) -> list[tuple[str, str]]:
+    """(field, text) of every template in a rule's params: template fields and templated field-map values,
+    for the checks that need the stage (names of the element's fields and of the rules above)."""
+    texts: list[tuple[str, str]] = []
+    for name, info in type(params).model_fields.items():
+        value = getattr(params, name)
+        if TEMPLATE in info.metadata and isinstance(value, str) and "{" in value:
+            texts.append((name, value))
+        elif FIELD_MAP in info.metadata and isinstance(value, dict):
+            texts += [(f"{name}.{key}", v) for key, v in value.items() if isinstance(v, str) and "{" in v]
+    return texts
+
+
 def param_kind(info: Any) -> str:
     """The widget/type name of a params field, for `actionTypes` and the admin form."""
     for meta in info.metadata:

@@ -18,7 +18,7 @@ from server.rules.actions.base import (
     unknown_users,
 )
 from server.rules.context import RunContext
-from server.rules.templates import render
+from server.rules.templates import render_async
 
 ChangeClientParams = FieldMapParams
 
@@ -45,7 +45,7 @@ class ChangeCompany(Action):
             raise ActionError(f"the {ctx.element_type} has no linked {self.client_type} to change")
         templated = any(isinstance(v, str) and "{" in v for v in params.fields.values())
         context = await ctx.context() if templated else {}
-        values = {k: render(v, context) if isinstance(v, str) else v for k, v in params.fields.items()}
+        values = {k: await render_async(v, context) if isinstance(v, str) else v for k, v in params.fields.items()}
         changes = await clients.coerce_changes(self.client_type, values)
         # Lock the client row: two elements linked to it may run rules at the same time.
         client = await type(client).filter(id=client.id).select_for_update().first()

@@ -14,7 +14,7 @@ from server.rules.actions.base import (
     unknown_users,
 )
 from server.rules.context import RunContext
-from server.rules.templates import render
+from server.rules.templates import render_async
 
 ModifyElementParams = FieldMapParams
 
@@ -34,7 +34,7 @@ class ModifyElement(Action):
     async def execute(self, ctx: RunContext, params: ModifyElementParams) -> Done:
         templated = any(isinstance(v, str) and "{" in v for v in params.fields.values())
         context = await ctx.context() if templated else {}
-        values = {k: render(v, context) if isinstance(v, str) else v for k, v in params.fields.items()}
+        values = {k: await render_async(v, context) if isinstance(v, str) else v for k, v in params.fields.items()}
         changes = await elements.coerce_changes(ctx.element_type, values)
         changed = await elements.apply_changes(
             ctx.element_type, ctx.element, changes, actor_id=params.run_as or ctx.actor_id, rule_run_id=ctx.run.id
