@@ -6,7 +6,7 @@ from typing import Any, TypeVar
 import strawberry
 from graphql import GraphQLError
 
-from server.errors import Forbidden, NotFound, PipewrightError, ValidationFailed
+from server.errors import Forbidden, NotFound, PipewrightError, ValidationFailed, summary
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -20,15 +20,17 @@ class FieldErrorType:
 
 @strawberry.type
 class ValidationError:
-    """The input was refused and nothing was saved; one entry per offending field."""
+    """The input was refused and nothing was saved; one entry per offending field (the first 50)."""
 
     message: str
     errors: list[FieldErrorType]
+    error_count: int = strawberry.field(description="How many fields were refused; `errors` lists the first 50.")
 
     @classmethod
     def of(cls, exc: ValidationFailed) -> "ValidationError":
-        errors = [FieldErrorType(field=graphql_path(e.field), message=e.message) for e in exc.errors]
-        return cls(message="; ".join(f"{e.field}: {e.message}" for e in errors), errors=errors)
+        errors = [FieldErrorType(field=graphql_path(e.field), message=e.message) for e in exc.listed]
+        return cls(message=summary([(e.field, e.message) for e in errors], exc.unlisted), errors=errors,
+                   error_count=len(exc.errors))
 
 
 def graphql_path(field: str) -> str:

@@ -1,5 +1,6 @@
 """Leads and deals: create, change, move, delete, list; customer activity and tasks that end waits."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from server import clock
@@ -7,7 +8,6 @@ from server.db import transaction
 from server.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from server.models import (
     AuditEntry,
-    Contact,
     CustomerActivity,
     DealContact,
     Element,
@@ -20,10 +20,11 @@ from server.models import (
 )
 from server.rules import elements, engine
 from server.rules.elements import model_for
-from server.services.access import Actor, can_see_element, element_scope, require_element
+from server.services.access import Actor, can_see_element, element_scope, require_element, visible_clients
 from server.services.paging import Slice, keyset
 
 ACTIVITY_KINDS = ("email", "call", "message", "form")
+MAX_DEAL_CONTACTS = 50
 
 
 async def _stage_for(element_type: str, stage_id: int | None, pipeline_id: int | None, *, field: str) -> Stage:
@@ -64,9 +65,7 @@ async def create_element(
     changes = await elements.coerce_changes(element_type, fields)
     stage = await _stage_for(element_type, stage_id, pipeline_id, field="stage_id")
     contact_ids = contact_ids or []
-    missing = [i for i in contact_ids if not await Contact.exists(id=i)]
-    if missing:
-        raise ValidationFailed.one("contact_ids", f"contacts {missing} do not exist")
+    await _require_linkable(actor, changes, contact_ids)
     builtin = elements.BUILTIN_FIELDS[element_type]
     columns = {(f"{k}_id" if k in elements.RELATIONS else k): v
                for k, v in changes.items() if k in builtin and v is not None}
@@ -82,6 +81,24 @@ async def create_element(
         await elements.element_event(element_type, element, "created", actor_id=actor_id)
         await engine.enter_stage(element_type, element, stage, cause=engine.Cause("created", actor_id=actor_id))
     return element
+
+
+async def _require_linkable(actor: Actor | None, changes: dict[str, Any], contact_ids: Sequence[int] = ()) -> None:
+    """Linking a contact or company needs the right to see it (access.visible_clients). A client that
+    does not exist and one the actor may not see get the same message, so ids reveal nothing."""
+    if len(contact_ids) > MAX_DEAL_CONTACTS:
+        raise ValidationFailed.one("contact_ids", f"at most {MAX_DEAL_CONTACTS} contacts per deal")
+    errors = [FieldError(f"contact_ids.{index}", f"contact {ident} is listed twice")
+              for index, ident in enumerate(contact_ids) if ident in contact_ids[:index]]
+    wanted = {("contact", f"contact_ids.{index}", ident) for index, ident in enumerate(contact_ids)}
+    wanted |= {(kind, f"fields.{kind}", changes[kind]) for kind in ("contact", "company") if changes.get(kind)}
+    for kind in ("contact", "company"):
+        ids = {ident for k, _, ident in wanted if k == kind}
+        visible = await visible_clients(actor, kind, ids)
+        errors += [FieldError(field, elements.missing_reference(kind, ident))
+                   for k, field, ident in sorted(wanted, key=lambda w: w[1]) if k == kind and ident not in visible]
+    if errors:
+        raise ValidationFailed(errors)
 
 
 def _actor_id(actor: Actor | None) -> int | None:
@@ -110,6 +127,7 @@ async def update_element(
     async with transaction():
         element = await elements.load(element_type, element_id, lock=True)
         require_element(actor, element)
+        await _require_linkable(actor, changes)
         changed = await elements.apply_changes(element_type, element, changes, actor_id=_actor_id(actor))
         await engine.reschedule_anchored(element_type, element, changed)
     return element
