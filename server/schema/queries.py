@@ -11,7 +11,7 @@ from strawberry.types import Info
 
 from server.rules.actions import registry
 from server.schema.context import actor_of
-from server.schema.errors import ForbiddenError, NotFoundError, result_of
+from server.schema.errors import ForbiddenError, NotFoundError, ValidationError, result_of
 from server.schema.ids import opt_int, to_int
 from server.schema.relay import Connection, connection, decode
 from server.schema.types import (
@@ -37,8 +37,8 @@ from server.services import runs as run_service
 from server.services import tokens as token_service
 from server.services import users as user_service
 
-LeadLookup = Annotated[Lead | NotFoundError | ForbiddenError, strawberry.union("LeadLookup")]
-DealLookup = Annotated[Deal | NotFoundError | ForbiddenError, strawberry.union("DealLookup")]
+LeadLookup = Annotated[Lead | ValidationError | NotFoundError | ForbiddenError, strawberry.union("LeadLookup")]
+DealLookup = Annotated[Deal | ValidationError | NotFoundError | ForbiddenError, strawberry.union("DealLookup")]
 
 
 async def _elements(element_type: str, present: Any, info: Info, *, first: int, after: str | None,

@@ -96,7 +96,9 @@ class MarkedRead:
 
 
 ActivityResult = Annotated[Activity | ValidationError | NotFoundError | ForbiddenError, strawberry.union("ActivityCompletion")]
-MarkedReadResult = Annotated[MarkedRead | NotFoundError | ForbiddenError, strawberry.union("MarkedReadResult")]
+MarkedReadResult = Annotated[
+    MarkedRead | ValidationError | NotFoundError | ForbiddenError, strawberry.union("MarkedReadResult")
+]
 FeedPostResult = Annotated[FeedPost | ValidationError | ForbiddenError, strawberry.union("FeedPostResult")]
 
 
