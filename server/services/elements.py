@@ -21,10 +21,10 @@ from server.models import (
 from server.rules import elements, engine
 from server.rules.elements import model_for
 from server.services.access import Actor, can_see_element, element_scope, require_element, visible_clients
-from server.services.paging import Slice, keyset
+from server.services.paging import MAX_PAGE, Slice, keyset, oldest_first
 
 ACTIVITY_KINDS = ("email", "call", "message", "form")
-MAX_DEAL_CONTACTS = 50
+MAX_DEAL_CONTACTS = 20
 
 
 async def _stage_for(element_type: str, stage_id: int | None, pipeline_id: int | None, *, field: str) -> Stage:
@@ -186,26 +186,37 @@ async def rule_runs(
     return await query.order_by("stage_run_id", "position", "id")
 
 
-async def timeline(element_type: str, element_id: int, *, actor: Actor | None = None) -> list[TimelineEntry]:
+# An element's logs are read oldest first, at most `first` (≤ MAX_PAGE) rows after the id `after`.
+
+
+async def timeline(element_type: str, element_id: int, *, actor: Actor | None = None, first: int = MAX_PAGE,
+                   after: int | None = None) -> list[TimelineEntry]:
     """Comments, history and automation entries, oldest first; kept after the element is deleted."""
     await require_visible(actor, element_type, element_id)
-    return await TimelineEntry.filter(element_type=element_type, element_id=element_id).order_by("id")
+    query = TimelineEntry.filter(element_type=element_type, element_id=element_id)
+    return await oldest_first(query, first=first, after=after)
 
 
-async def audit_trail(element_type: str, element_id: int, *, actor: Actor | None = None) -> list[AuditEntry]:
+async def audit_trail(element_type: str, element_id: int, *, actor: Actor | None = None, first: int = MAX_PAGE,
+                      after: int | None = None) -> list[AuditEntry]:
     """Every field and stage change, oldest first, with the user or rule run that made it."""
     await require_visible(actor, element_type, element_id)
-    return await AuditEntry.filter(element_type=element_type, element_id=element_id).order_by("id")
+    query = AuditEntry.filter(element_type=element_type, element_id=element_id)
+    return await oldest_first(query, first=first, after=after)
 
 
-async def stage_runs(element_type: str, element_id: int, *, actor: Actor | None = None) -> list[StageRun]:
+async def stage_runs(element_type: str, element_id: int, *, actor: Actor | None = None, first: int = MAX_PAGE,
+                     after: int | None = None) -> list[StageRun]:
     await require_visible(actor, element_type, element_id)
-    return await StageRun.filter(element_type=element_type, element_id=element_id).order_by("id")
+    query = StageRun.filter(element_type=element_type, element_id=element_id)
+    return await oldest_first(query, first=first, after=after)
 
 
-async def tasks(element_type: str, element_id: int, *, actor: Actor | None = None) -> list[Task]:
+async def tasks(element_type: str, element_id: int, *, actor: Actor | None = None, first: int = MAX_PAGE,
+                after: int | None = None) -> list[Task]:
     await require_visible(actor, element_type, element_id)
-    return await Task.filter(element_type=element_type, element_id=element_id).order_by("id")
+    query = Task.filter(element_type=element_type, element_id=element_id)
+    return await oldest_first(query, first=first, after=after)
 
 
 async def record_customer_activity(
