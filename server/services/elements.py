@@ -21,7 +21,7 @@ from server.models import (
 from server.rules import elements, engine
 from server.rules.elements import model_for
 from server.services.access import Actor, can_see_element, element_scope, require_element, visible_clients
-from server.services.paging import MAX_PAGE, Slice, keyset, oldest_first
+from server.services.paging import Slice, keyset, oldest_first
 
 ACTIVITY_KINDS = ("email", "call", "message", "form")
 MAX_DEAL_CONTACTS = 20
@@ -186,10 +186,11 @@ async def rule_runs(
     return await query.order_by("stage_run_id", "position", "id")
 
 
-# An element's logs are read oldest first, at most `first` (≤ MAX_PAGE) rows after the id `after`.
+# An element's logs are read oldest first, after the id `after`: at most `first` (≤ MAX_PAGE) rows for API
+# clients; the admin's element page (first=None) shows them whole.
 
 
-async def timeline(element_type: str, element_id: int, *, actor: Actor | None = None, first: int = MAX_PAGE,
+async def timeline(element_type: str, element_id: int, *, actor: Actor | None = None, first: int | None = None,
                    after: int | None = None) -> list[TimelineEntry]:
     """Comments, history and automation entries, oldest first; kept after the element is deleted."""
     await require_visible(actor, element_type, element_id)
@@ -197,7 +198,7 @@ async def timeline(element_type: str, element_id: int, *, actor: Actor | None = 
     return await oldest_first(query, first=first, after=after)
 
 
-async def audit_trail(element_type: str, element_id: int, *, actor: Actor | None = None, first: int = MAX_PAGE,
+async def audit_trail(element_type: str, element_id: int, *, actor: Actor | None = None, first: int | None = None,
                       after: int | None = None) -> list[AuditEntry]:
     """Every field and stage change, oldest first, with the user or rule run that made it."""
     await require_visible(actor, element_type, element_id)
@@ -205,14 +206,14 @@ async def audit_trail(element_type: str, element_id: int, *, actor: Actor | None
     return await oldest_first(query, first=first, after=after)
 
 
-async def stage_runs(element_type: str, element_id: int, *, actor: Actor | None = None, first: int = MAX_PAGE,
+async def stage_runs(element_type: str, element_id: int, *, actor: Actor | None = None, first: int | None = None,
                      after: int | None = None) -> list[StageRun]:
     await require_visible(actor, element_type, element_id)
     query = StageRun.filter(element_type=element_type, element_id=element_id)
     return await oldest_first(query, first=first, after=after)
 
 
-async def tasks(element_type: str, element_id: int, *, actor: Actor | None = None, first: int = MAX_PAGE,
+async def tasks(element_type: str, element_id: int, *, actor: Actor | None = None, first: int | None = None,
                 after: int | None = None) -> list[Task]:
     await require_visible(actor, element_type, element_id)
     query = Task.filter(element_type=element_type, element_id=element_id)

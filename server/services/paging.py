@@ -24,12 +24,12 @@ def page_size(first: int, field: str = "first") -> int:
     return first
 
 
-async def oldest_first(query: QuerySet, *, first: int, after: int | None) -> list[Any]:
-    """At most `first` rows of `query` by id, after the id `after` (an element's log, read in order)."""
-    page_size(first)
+async def oldest_first(query: QuerySet, *, first: int | None, after: int | None) -> list[Any]:
+    """Rows of `query` by id after the id `after` (an element's log, read in order): at most `first`."""
     if after is not None:
         query = query.filter(id__gt=after)
-    return await query.order_by("id").limit(first)
+    query = query.order_by("id")
+    return await (query if first is None else query.limit(page_size(first)))
 
 
 async def keyset(query: QuerySet, *, first: int, after: int | None, newest_first: bool = True) -> Slice:
