@@ -14,16 +14,36 @@ class FieldError:
     message: str
 
 
+MAX_LISTED_ERRORS = 50  # an answer lists this many field errors and counts the rest
+
+
 class ValidationFailed(PipewrightError):
-    """Input refused before anything was saved; one message per offending field."""
+    """Input refused before anything was saved; one message per offending field.
+
+    Answers list the first MAX_LISTED_ERRORS and count the others: 10,000 bad fields must not
+    make a megabyte of errors."""
 
     def __init__(self, errors: list[FieldError]) -> None:
         self.errors = errors
-        super().__init__("; ".join(f"{e.field}: {e.message}" for e in errors))
+        super().__init__(summary([(e.field, e.message) for e in self.listed], self.unlisted))
+
+    @property
+    def listed(self) -> list[FieldError]:
+        return self.errors[:MAX_LISTED_ERRORS]
+
+    @property
+    def unlisted(self) -> int:
+        return max(0, len(self.errors) - MAX_LISTED_ERRORS)
 
     @classmethod
     def one(cls, field: str, message: str) -> "ValidationFailed":
         return cls([FieldError(field, message)])
+
+
+def summary(errors: list[tuple[str, str]], unlisted: int) -> str:
+    """`field: message; …; and 9950 more`."""
+    text = "; ".join(f"{field}: {message}" for field, message in errors)
+    return f"{text}; and {unlisted} more" if unlisted else text
 
 
 def field_errors(exc: Any, prefix: str) -> list[FieldError]:

@@ -66,6 +66,59 @@ async def field_types(element_type: str) -> dict[str, tuple[str, list[Any]]]:
     return types
 
 
+# What the columns (and the JSON of custom values) can hold and give back: a value outside these
+# bounds is refused before it is saved, because a stored value that cannot be read back breaks
+# every list it appears in. Money is the `amount` column, DECIMAL(18, 2); numbers share its range.
+MONEY_PLACES = 2
+MONEY_MAX = Decimal("9999999999999999.99")  # 16 digits before the point, 2 after
+NUMBER_PLACES = 6
+NUMBER_MAX = Decimal("999999999999")  # 12 digits before the point, 6 after: 18 digits in all
+STRING_MAX = 255
+TEXT_MAX = 20_000
+FIRST_DAY = date(1800, 1, 1)  # rule timing moves dates by up to 100,000 days: stay far from year 1 and 9999
+LAST_DAY = date(2999, 12, 31)
+ID_MAX = 2**31 - 1  # ids are 32-bit integer columns
+MAX_FIELDS = 200  # fields in one change set: more is refused before any of them is looked at
+
+
+def _decimal(value: Any, *, places: int, largest: Decimal) -> Decimal:
+    if isinstance(value, bool):
+        raise ValueError("must be a number")
+    if isinstance(value, float):
+        value = repr(value)  # the digits the client wrote, not the binary float's expansion
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        raise ValueError(f"must be a number, not {value!r}") from None
+    if not number.is_finite():
+        raise ValueError("must be a finite number")
+    if abs(number) > largest:
+        raise ValueError(f"must be between -{largest} and {largest}")
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)  # finite
+    if exponent < -places:
+        if number != number.quantize(Decimal(1).scaleb(-places)):
+            raise ValueError(f"must have at most {places} decimal places")
+        return number.quantize(Decimal(1).scaleb(-places))
+    return number.quantize(Decimal(1)) if exponent > 0 else number  # 1E+2 is stored as 100
+
+
+def _day(value: date) -> date:
+    if not FIRST_DAY <= value <= LAST_DAY:
+        raise ValueError(f"must be between {FIRST_DAY} and {LAST_DAY}")
+    return value
+
+
+def reference_id(value: Any, kind: str) -> int:
+    """An id as the database can hold it, or ValueError (`12abc`, `1e3`, 23 digits)."""
+    if isinstance(value, bool):
+        raise ValueError(f"must be the id of a {kind}")
+    text = str(value).strip()
+    if not text.isdigit() or not 1 <= int(text) <= ID_MAX:
+        raise ValueError(f"must be the id of a {kind}")
+    return int(text)
+
+
 async def coerce_value(field_type: str, options: list[Any], value: Any) -> Any:
     """A value checked and converted for its field type; ValueError says what is wrong."""
     if value is None or value == "":
@@ -73,24 +126,19 @@ async def coerce_value(field_type: str, options: list[Any], value: Any) -> Any:
             return "" if value == "" else None
         return None
     if field_type in ("string", "text"):
-        if not isinstance(value, (str, int, float, Decimal)):
+        if not isinstance(value, (str, int, float, Decimal)) or isinstance(value, bool):
             raise ValueError("must be text")
         text = str(value)
-        if field_type == "string" and len(text) > 255:
-            raise ValueError("must be at most 255 characters")
+        limit = STRING_MAX if field_type == "string" else TEXT_MAX
+        if len(text) > limit:
+            raise ValueError(f"must be at most {limit} characters")
         return text
-    if field_type in ("number", "money"):
-        if isinstance(value, bool):
-            raise ValueError("must be a number")
-        try:
-            number = Decimal(str(value))
-        except InvalidOperation:
-            raise ValueError(f"must be a number, not {value!r}") from None
-        if not number.is_finite():
-            raise ValueError("must be a finite number")
-        return number
+    if field_type == "money":
+        return _decimal(value, places=MONEY_PLACES, largest=MONEY_MAX)
+    if field_type == "number":
+        return _decimal(value, places=NUMBER_PLACES, largest=NUMBER_MAX)
     if field_type == "currency":
-        if not (isinstance(value, str) and len(value) == 3 and value.isalpha()):
+        if not (isinstance(value, str) and len(value) == 3 and value.isascii() and value.isalpha()):
             raise ValueError("must be a three-letter currency code such as EUR")
         return value.upper()
     if field_type == "bool":
@@ -103,34 +151,46 @@ async def coerce_value(field_type: str, options: list[Any], value: Any) -> Any:
         raise ValueError("must be true or false")
     if field_type == "date":
         if isinstance(value, datetime):
-            return value.date()
+            return _day(value.date())
         if isinstance(value, date):
-            return value
+            return _day(value)
         try:
-            return date.fromisoformat(str(value))
+            day = date.fromisoformat(str(value))
         except ValueError:
             raise ValueError(f"must be a date as YYYY-MM-DD, not {value!r}") from None
+        return _day(day)
     if field_type == "datetime":
-        if isinstance(value, datetime):
-            return value
         try:
-            return datetime.fromisoformat(str(value))
+            moment = value if isinstance(value, datetime) else datetime.fromisoformat(str(value))
         except ValueError:
             raise ValueError(f"must be a date and time in ISO 8601, not {value!r}") from None
+        _day(moment.date())
+        return moment
     if field_type == "select":
-        if value not in options:
+        if isinstance(value, (dict, list)) or value not in options:
             raise ValueError(f"must be one of {', '.join(map(str, options))}")
         return value
     if field_type in _REFERENCE_MODELS:
         model = _REFERENCE_MODELS[field_type]
-        try:
-            ident = int(value)
-        except (TypeError, ValueError):
-            raise ValueError(f"must be the id of a {field_type}") from None
+        ident = reference_id(value, field_type)
         if not await model.exists(id=ident):
-            raise ValueError(f"{field_type} {ident} does not exist")
+            raise ValueError(missing_reference(field_type, ident))
         return ident
-    return value
+    raise ValueError(f"fields of type '{field_type}' cannot be set here")
+
+
+def missing_reference(kind: str, ident: int) -> str:
+    """One message for a contact or company that does not exist and one the user may not see: no existence leak."""
+    if kind in ("contact", "company"):
+        return f"there is no {kind} {ident} you may link"
+    return f"{kind} {ident} does not exist"
+
+
+def column_max_length(owner: str, name: str) -> int | None:
+    """The length a built-in text column holds (a lead's `source` 100, a contact's `name` 200)."""
+    model = ELEMENT_MODELS.get(owner) or {"contact": Contact, "company": Company}.get(owner)
+    field = model._meta.fields_map.get(name) if model is not None else None
+    return getattr(field, "max_length", None)
 
 
 async def coerce_changes(element_type: str, changes: dict[str, Any], *, prefix: str = "fields") -> dict[str, Any]:
@@ -144,6 +204,8 @@ async def coerce_field_map(
     prefix: str = "fields",
 ) -> dict[str, Any]:
     """Typed values for a change set of a lead, deal, contact or company, or every problem at once."""
+    if len(changes) > MAX_FIELDS:
+        raise ValidationFailed.one(prefix, f"at most {MAX_FIELDS} fields at once, not {len(changes)}")
     errors: list[FieldError] = []
     coerced: dict[str, Any] = {}
     for name, value in changes.items():
@@ -154,6 +216,10 @@ async def coerce_field_map(
             coerced[name] = await coerce(*types[name], value)
         except ValueError as exc:
             errors.append(FieldError(f"{prefix}.{name}", str(exc)))
+            continue
+        limit = column_max_length(owner, name)
+        if limit is not None and isinstance(coerced[name], str) and len(coerced[name]) > limit:
+            errors.append(FieldError(f"{prefix}.{name}", f"must be at most {limit} characters"))
     if required in coerced and not coerced[required]:
         errors.append(FieldError(f"{prefix}.{required}", "must not be empty"))
     if errors:

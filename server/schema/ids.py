@@ -5,6 +5,7 @@ from typing import Any
 import strawberry
 
 from server.errors import ValidationFailed
+from server.rules.elements import reference_id
 
 
 def gid(value: int) -> strawberry.ID:
@@ -16,9 +17,11 @@ def opt_gid(value: int | None) -> strawberry.ID | None:
 
 
 def to_int(value: Any, field: str) -> int:
+    """The id a client sent, as the database holds ids: `abc`, `1e3`, `-1` or 23 digits are refused here,
+    naming the argument, instead of reaching the database and failing there."""
     try:
-        return int(value)
-    except (TypeError, ValueError):
+        return reference_id(value, "record")
+    except ValueError:
         raise ValidationFailed.one(field, f"'{value}' is not an id") from None
 
 

@@ -1,7 +1,11 @@
-"""Query cost: every field counts once per item its parents can return; lists multiply.
+"""Query cost: every field counts once per item its parents can return; lists multiply by their size.
 
-A connection multiplies by its `first` (or its default); other lists by LIST_GUESS. Fragments
-are followed where they are spread, so they cannot hide cost. Variables count as the maximum.
+Every list that grows with use (connections, an element's timeline and runs, activities, a deal's
+contacts) takes a `first` or `last` argument of at most MAX_PAGE: it multiplies by that number (its
+default when left out, MAX_PAGE when it comes from a variable). Lists only admins make longer
+(pipelines and stages, rules and the current runs of a stage's rules, users, API tokens, the action
+catalogue) multiply by CONFIGURATION_GUESS; BOUNDED_LISTS names the others with their largest size.
+Fragments are followed where they are spread, so they cannot hide cost.
 """
 
 from typing import Any
@@ -10,6 +14,7 @@ from graphql import (
     FieldNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLField,
     GraphQLList,
     GraphQLNonNull,
     InlineFragmentNode,
@@ -20,19 +25,42 @@ from graphql import (
     get_named_type,
 )
 
+from server.errors import MAX_LISTED_ERRORS
 from server.services.paging import MAX_PAGE
 
 MAX_COST = 25_000
-CONNECTION_DEFAULT = 50
-LIST_GUESS = 10
+CONFIGURATION_GUESS = 10
+SIZE_ARGUMENTS = ("first", "last")
+# Lists of objects without a size argument, and why they cannot grow past a bound.
+CONFIGURATION_LISTS = frozenset({
+    "Query.users", "Query.pipelines", "Query.rules", "Query.apiTokens", "Query.actionTypes",
+    "Pipeline.stages", "StageRules.rules", "ActionType.params", "StageList.stages",
+    # one run per rule of the stage the element is in
+    "Element.currentRuns", "Lead.currentRuns", "Deal.currentRuns",
+})
+BOUNDED_LISTS = {
+    "MarkedRead.notifications": MAX_PAGE,  # markNotificationsRead takes at most MAX_PAGE ids
+    "ValidationError.errors": MAX_LISTED_ERRORS,
+}
 
 
-def _first(node: FieldNode, default: int) -> int:
+def list_size(parent: str, name: str, definition: GraphQLField, node: FieldNode) -> int:
+    """How many items a list field can return, as the cost counts it."""
     for argument in node.arguments or ():
-        if argument.name.value == "first":
+        if argument.name.value in SIZE_ARGUMENTS:
             value = argument.value
-            return int(value.value) if isinstance(value, IntValueNode) else MAX_PAGE
-    return default
+            asked = int(value.value) if isinstance(value, IntValueNode) else MAX_PAGE
+            return max(1, min(asked, MAX_PAGE))  # out of range is refused when it runs; never a discount
+    for argument_name in SIZE_ARGUMENTS:
+        argument = definition.args.get(argument_name)
+        if argument is not None and isinstance(argument.default_value, int):
+            return argument.default_value
+    return BOUNDED_LISTS.get(f"{parent}.{name}", CONFIGURATION_GUESS)
+
+
+def _is_list(definition: GraphQLField) -> bool:
+    field_type = definition.type.of_type if isinstance(definition.type, GraphQLNonNull) else definition.type
+    return isinstance(field_type, GraphQLList)
 
 
 class QueryCostRule(ValidationRule):
@@ -58,12 +86,11 @@ class QueryCostRule(ValidationRule):
                     continue
                 total += multiplier
                 named = get_named_type(definition.type)
-                field_type = definition.type.of_type if isinstance(definition.type, GraphQLNonNull) else definition.type
                 factor = 1
                 if named.name.endswith("Connection"):
-                    factor = _first(selection, CONNECTION_DEFAULT)
-                elif isinstance(field_type, GraphQLList) and not parent.name.endswith("Connection"):
-                    factor = _first(selection, LIST_GUESS)
+                    factor = list_size(parent.name, selection.name.value, definition, selection)
+                elif _is_list(definition) and not parent.name.endswith("Connection"):
+                    factor = list_size(parent.name, selection.name.value, definition, selection)
                 total += self._cost(selection.selection_set, named, multiplier * factor, seen)
             elif isinstance(selection, InlineFragmentNode):
                 target = self.context.schema.get_type(selection.type_condition.name.value) if selection.type_condition else parent

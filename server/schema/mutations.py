@@ -35,7 +35,7 @@ RuleResult = Annotated[Rule | ValidationError | NotFoundError | ForbiddenError, 
 StageRulesResult = Annotated[StageRules | ValidationError | NotFoundError | ForbiddenError, strawberry.union("StageRulesResult")]
 ActivityResult = Annotated[CustomerActivity | ValidationError | NotFoundError | ForbiddenError, strawberry.union("ActivityResult")]
 NewApiTokenResult = Annotated[NewApiToken | ValidationError | ForbiddenError, strawberry.union("NewApiTokenResult")]
-ApiTokenResult = Annotated[ApiToken | NotFoundError | ForbiddenError, strawberry.union("ApiTokenResult")]
+ApiTokenResult = Annotated[ApiToken | ValidationError | NotFoundError | ForbiddenError, strawberry.union("ApiTokenResult")]
 CommentResult = Annotated[
     TimelineEntry | ValidationError | NotFoundError | ForbiddenError, strawberry.union("CommentResult")
 ]

@@ -11,7 +11,7 @@ from strawberry.types import Info
 
 from server.rules.actions import registry
 from server.schema.context import actor_of
-from server.schema.errors import ForbiddenError, NotFoundError, result_of
+from server.schema.errors import ForbiddenError, NotFoundError, ValidationError, result_of
 from server.schema.ids import opt_int, to_int
 from server.schema.relay import Connection, connection, decode
 from server.schema.types import (
@@ -36,9 +36,13 @@ from server.services import rules as rule_service
 from server.services import runs as run_service
 from server.services import tokens as token_service
 from server.services import users as user_service
+from server.services.paging import MAX_PAGE
 
-LeadLookup = Annotated[Lead | NotFoundError | ForbiddenError, strawberry.union("LeadLookup")]
-DealLookup = Annotated[Deal | NotFoundError | ForbiddenError, strawberry.union("DealLookup")]
+LOG_PAGE = ("The element's {}, oldest first: at most `first` (up to 100), after the id `after` "
+            "(pass the last id you have to read on).")
+
+LeadLookup = Annotated[Lead | ValidationError | NotFoundError | ForbiddenError, strawberry.union("LeadLookup")]
+DealLookup = Annotated[Deal | ValidationError | NotFoundError | ForbiddenError, strawberry.union("DealLookup")]
 
 
 async def _elements(element_type: str, present: Any, info: Info, *, first: int, after: str | None,
@@ -123,25 +127,32 @@ class Query(WorkQuery):
         )
         return connection(page, RuleRun.of, after=after)
 
-    @strawberry.field
-    async def timeline(self, info: Info, element_type: str, element_id: strawberry.ID) -> list[TimelineEntry]:
-        entries = await element_service.timeline(element_type, to_int(element_id, "element_id"), actor=actor_of(info))
+    @strawberry.field(description=LOG_PAGE.format("timeline entries"))
+    async def timeline(self, info: Info, element_type: str, element_id: strawberry.ID, first: int = MAX_PAGE,
+                       after: strawberry.ID | None = None) -> list[TimelineEntry]:
+        entries = await element_service.timeline(element_type, to_int(element_id, "element_id"), actor=actor_of(info),
+                                                  first=first, after=opt_int(after, "after"))
         return [TimelineEntry.of(e) for e in entries]
 
-    @strawberry.field
-    async def audit_trail(self, info: Info, element_type: str, element_id: strawberry.ID) -> list[AuditEntry]:
+    @strawberry.field(description=LOG_PAGE.format("field and stage changes"))
+    async def audit_trail(self, info: Info, element_type: str, element_id: strawberry.ID, first: int = MAX_PAGE,
+                          after: strawberry.ID | None = None) -> list[AuditEntry]:
         entries = await element_service.audit_trail(element_type, to_int(element_id, "element_id"),
-                                                    actor=actor_of(info))
+                                                    actor=actor_of(info), first=first, after=opt_int(after, "after"))
         return [AuditEntry.of(e) for e in entries]
 
-    @strawberry.field
-    async def stage_runs(self, info: Info, element_type: str, element_id: strawberry.ID) -> list[StageRun]:
-        runs = await element_service.stage_runs(element_type, to_int(element_id, "element_id"), actor=actor_of(info))
+    @strawberry.field(description=LOG_PAGE.format("stays in a stage"))
+    async def stage_runs(self, info: Info, element_type: str, element_id: strawberry.ID, first: int = MAX_PAGE,
+                         after: strawberry.ID | None = None) -> list[StageRun]:
+        runs = await element_service.stage_runs(element_type, to_int(element_id, "element_id"), actor=actor_of(info),
+                                                first=first, after=opt_int(after, "after"))
         return [StageRun.of(r) for r in runs]
 
-    @strawberry.field
-    async def tasks(self, info: Info, element_type: str, element_id: strawberry.ID) -> list[Task]:
-        tasks = await element_service.tasks(element_type, to_int(element_id, "element_id"), actor=actor_of(info))
+    @strawberry.field(description=LOG_PAGE.format("tasks"))
+    async def tasks(self, info: Info, element_type: str, element_id: strawberry.ID, first: int = MAX_PAGE,
+                    after: strawberry.ID | None = None) -> list[Task]:
+        tasks = await element_service.tasks(element_type, to_int(element_id, "element_id"), actor=actor_of(info),
+                                            first=first, after=opt_int(after, "after"))
         return [Task.of(t) for t in tasks]
 
     @strawberry.field(description="API tokens (admins only); the secrets are never shown again.")

@@ -7,6 +7,7 @@ from typing import Any, Generic, TypeVar
 import strawberry
 
 from server.errors import ValidationFailed
+from server.rules.elements import ID_MAX
 from server.services.paging import Slice
 
 T = TypeVar("T")
@@ -47,7 +48,7 @@ def decode(cursor: str | None, field: str = "after") -> int | None:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         kind, _, ident = text.partition(":")
-        if kind == "c" and ident.isdigit():
+        if kind == "c" and ident.isdigit() and int(ident) <= ID_MAX:
             return int(ident)
     except (ValueError, UnicodeDecodeError):
         pass

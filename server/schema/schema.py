@@ -3,6 +3,7 @@
 from typing import Any
 
 import strawberry
+from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import (
     AddValidationRules,
@@ -14,8 +15,10 @@ from strawberry.extensions import (
 )
 from strawberry.schema.config import StrawberryConfig
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types import ExecutionContext
+from strawberry.utils.logging import StrawberryLogger
 
-from server.schema.errors import should_mask_error
+from server.schema.errors import is_client_mistake, remove_suggestions, should_mask_error, type_error
 from server.schema.fresh import FreshLoaders
 from server.schema.limits import QueryCostRule
 from server.schema.mutations import Mutation
@@ -40,6 +43,25 @@ class PerEventExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return executor
 
 
+class PipewrightSchema(strawberry.Schema):
+    """Errors as the client and the operator need them: client mistakes (a bad id, `first: 0`, an
+    invalid query) are typed and not logged as server errors; crashes are logged with their traceback.
+    Without `suggestions` (production) graphql-core's "Did you mean …?" hints are removed."""
+
+    def __init__(self, *args: Any, suggestions: bool, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.suggestions = suggestions
+
+    def process_errors(self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None) -> None:
+        for error in errors:
+            if not self.suggestions:
+                remove_suggestions(error)
+            if is_client_mistake(error):
+                type_error(error)
+            else:
+                StrawberryLogger.error(error, execution_context)
+
+
 def make_schema(*, introspection: bool) -> strawberry.Schema:
     # Rule classes are built once per schema: a factory per request would defeat the ValidationCache.
     rules = [
@@ -49,7 +71,8 @@ def make_schema(*, introspection: bool) -> strawberry.Schema:
     ]
     if not introspection:
         rules.append(NoSchemaIntrospectionCustomRule)
-    return strawberry.Schema(
+    return PipewrightSchema(
+        suggestions=introspection,
         query=Query,
         mutation=Mutation,
         subscription=Subscription,

@@ -14,6 +14,8 @@ from server import models
 from server.rules.actions.base import Action, param_kind
 from server.schema.context import context_of
 from server.schema.ids import gid, opt_gid
+from server.services.elements import MAX_DEAL_CONTACTS
+from server.services.paging import MAX_PAGE, page_size
 
 
 def jsonable(value: Any) -> Any:
@@ -338,20 +340,22 @@ class Element:
         row = await context_of(info).loaders.company.load(int(self.company_id))
         return None if row is None else Company.of(row)
 
-    @strawberry.field(description="Every rule run of the element, oldest stage first.")
-    async def rule_runs(self, info: Info) -> list[RuleRun]:
-        runs = await context_of(info).loaders.rule_runs.load((self.element_type, int(self.id)))
-        return [RuleRun.of(r) for r in runs]
+    @strawberry.field(description="The element's `last` (up to 100) newest rule runs, oldest stage first; "
+                                  "`ruleRuns(elementType, elementId)` pages through all of them.")
+    async def rule_runs(self, info: Info, last: int = MAX_PAGE) -> list[RuleRun]:
+        key = (self.element_type, int(self.id), page_size(last, "last"))
+        return [RuleRun.of(r) for r in await context_of(info).loaders.rule_runs.load(key)]
 
-    @strawberry.field(description="The rule runs of the element's current stay in its stage.")
+    @strawberry.field(description="The rule runs of the element's current stay in its stage (one per rule).")
     async def current_runs(self, info: Info) -> list[RuleRun]:
         runs = await context_of(info).loaders.current_runs.load((self.element_type, int(self.id)))
         return [RuleRun.of(r) for r in runs]
 
-    @strawberry.field
-    async def timeline(self, info: Info) -> list[TimelineEntry]:
-        entries = await context_of(info).loaders.timeline.load((self.element_type, int(self.id)))
-        return [TimelineEntry.of(e) for e in entries]
+    @strawberry.field(description="The element's `last` (up to 100) newest timeline entries, oldest first; "
+                                  "`timeline(elementType, elementId, after)` reads all of them.")
+    async def timeline(self, info: Info, last: int = MAX_PAGE) -> list[TimelineEntry]:
+        key = (self.element_type, int(self.id), page_size(last, "last"))
+        return [TimelineEntry.of(e) for e in await context_of(info).loaders.timeline.load(key)]
 
 
 def _common(row: models.Lead | models.Deal) -> dict[str, Any]:
@@ -390,12 +394,14 @@ class Deal(Element):
     close_date: date | None
 
     @strawberry.field
-    async def contact_ids(self, info: Info) -> list[strawberry.ID]:
-        return [gid(c.id) for c in await context_of(info).loaders.deal_contacts.load(int(self.id))]
+    async def contact_ids(self, info: Info, first: int = MAX_DEAL_CONTACTS) -> list[strawberry.ID]:
+        contacts = await context_of(info).loaders.deal_contacts.load(int(self.id))
+        return [gid(c.id) for c in contacts[:page_size(first)]]
 
-    @strawberry.field(description="The deal's contacts in order; the first is the one templates use.")
-    async def contacts(self, info: Info) -> list[Contact]:
-        return [Contact.of(c) for c in await context_of(info).loaders.deal_contacts.load(int(self.id))]
+    @strawberry.field(description="The deal's contacts in order (at most 20); the first is the one templates use.")
+    async def contacts(self, info: Info, first: int = MAX_DEAL_CONTACTS) -> list[Contact]:
+        contacts = await context_of(info).loaders.deal_contacts.load(int(self.id))
+        return [Contact.of(c) for c in contacts[:page_size(first)]]
 
     @classmethod
     def of(cls, row: models.Deal) -> "Deal":

@@ -8,6 +8,7 @@ import strawberry
 from strawberry.types import Info
 
 from server import models
+from server.errors import ValidationFailed
 from server.schema.context import actor_of
 from server.schema.errors import ForbiddenError, NotFoundError, ValidationError, result_of
 from server.schema.ids import gid, opt_gid, to_int
@@ -15,6 +16,7 @@ from server.schema.relay import Connection, connection, decode
 from server.services import activities as activity_service
 from server.services import feed as feed_service
 from server.services import notifications as notification_service
+from server.services.paging import MAX_PAGE, page_size
 
 
 @strawberry.type
@@ -96,7 +98,9 @@ class MarkedRead:
 
 
 ActivityResult = Annotated[Activity | ValidationError | NotFoundError | ForbiddenError, strawberry.union("ActivityCompletion")]
-MarkedReadResult = Annotated[MarkedRead | NotFoundError | ForbiddenError, strawberry.union("MarkedReadResult")]
+MarkedReadResult = Annotated[
+    MarkedRead | ValidationError | NotFoundError | ForbiddenError, strawberry.union("MarkedReadResult")
+]
 FeedPostResult = Annotated[FeedPost | ValidationError | ForbiddenError, strawberry.union("FeedPostResult")]
 
 
@@ -125,22 +129,25 @@ class WorkQuery:
         actor = actor_of(info)
         return await notification_service.unread_count(actor.user_id, actor=actor)
 
-    @strawberry.field(description="Activities by start time: yours, or (managers and admins) another user's.")
+    @strawberry.field(description="Activities by start time: yours, or (managers and admins) another user's; "
+                                  "the first `first` (up to 100): move `startFrom` on to read further.")
     async def activities(
         self, info: Info, user_id: strawberry.ID | None = None, start_from: datetime | None = None,
-        start_to: datetime | None = None, include_completed: bool = True,
+        start_to: datetime | None = None, include_completed: bool = True, first: int = MAX_PAGE,
     ) -> list[Activity]:
         actor = actor_of(info)
         rows = await activity_service.list_for_user(
             to_int(user_id, "user_id") if user_id is not None else actor.user_id, actor=actor,
-            include_completed=include_completed, start_from=start_from, start_to=start_to)
+            include_completed=include_completed, start_from=start_from, start_to=start_to, limit=page_size(first))
         return [Activity.of(a) for a in rows]
 
-    @strawberry.field(description="The activities of a lead or deal.")
-    async def element_activities(self, info: Info, element_type: str, element_id: strawberry.ID) -> list[Activity]:
+    @strawberry.field(description="The activities of a lead or deal by start time (the first `first`, up to 100).")
+    async def element_activities(self, info: Info, element_type: str, element_id: strawberry.ID,
+                                 first: int = MAX_PAGE) -> list[Activity]:
+        limit = page_size(first)
         rows = await activity_service.list_for_element(element_type, to_int(element_id, "element_id"),
                                                        actor=actor_of(info))
-        return [Activity.of(a) for a in rows]
+        return [Activity.of(a) for a in rows[:limit]]
 
     @strawberry.field(description="Your activity stream: posts to you, to everyone, or by you; newest first.")
     async def feed(self, info: Info, first: int = 50, after: str | None = None) -> Connection[FeedPost]:
@@ -168,6 +175,8 @@ class WorkMutation:
         actor = actor_of(info)
 
         async def mark() -> MarkedRead:
+            if len(ids) > MAX_PAGE:
+                raise ValidationFailed.one("ids", f"at most {MAX_PAGE} at once")
             notes = await notification_service.mark_read([to_int(i, "ids") for i in ids], actor=actor)
             count = await notification_service.unread_count(actor.user_id, actor=actor)
             return MarkedRead(notifications=[Notification.of(n) for n in notes], unread_count=count)

@@ -4,11 +4,16 @@
   triggers, users, API tokens).
 - manager: reads and works on every lead and deal.
 - employee: reads and works on the leads and deals they are responsible for.
+- contacts and companies (clients): admins and managers see every one; an employee sees a client
+  they are responsible for, or one linked to a lead or deal they are responsible for (a lead's
+  contact or company, a deal's company or one of its contacts) - the same clients the API shows
+  them through their own elements. Linking a client to a lead or deal needs the right to see it.
 
 `actor=None` is the system (the engine, the demo loader, the CLI): it may do everything.
 """
 
 from dataclasses import dataclass
+from collections.abc import Collection
 from typing import Any
 
 from server.errors import Forbidden
@@ -47,6 +52,28 @@ def require_element(actor: Actor | None, element: Any) -> None:
     """Employees work only on what they are responsible for. The message does not reveal the element."""
     if not can_see_element(actor, element):
         raise Forbidden("you may only see and change leads and deals you are responsible for")
+
+
+async def visible_clients(actor: Actor | None, kind: str, ids: Collection[int]) -> set[int]:
+    """The ids among `ids` of contacts or companies (`kind`) that exist and `actor` may see (rule above)."""
+    from server.models import Company, Contact, Deal, DealContact, Lead
+
+    wanted = set(ids)
+    model = Contact if kind == "contact" else Company
+    if not wanted:
+        return set()
+    existing = set(await model.filter(id__in=wanted).values_list("id", flat=True))
+    if actor is None or actor.sees_all_elements:
+        return existing
+    mine = set(await model.filter(id__in=existing, responsible_id=actor.user_id).values_list("id", flat=True))
+    column = f"{kind}_id"
+    for element_model in (Lead, Deal) if kind == "company" else (Lead,):
+        linked = element_model.filter(responsible_id=actor.user_id, **{f"{column}__in": existing - mine})
+        mine |= set(await linked.values_list(column, flat=True))
+    if kind == "contact" and existing - mine:
+        links = DealContact.filter(contact_id__in=existing - mine, deal__responsible_id=actor.user_id)
+        mine |= set(await links.values_list("contact_id", flat=True))
+    return mine
 
 
 def element_scope(actor: Actor | None) -> dict[str, Any]:

@@ -182,13 +182,14 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
     ),
 }
 
-# title, stage, responsible, contact, source, amount, custom fields
+# title, stage, responsible, contact, source, amount, custom fields. An employee links only contacts they
+# may see (services/access.py): the responsible of a lead is the one of its contact's company.
 LEADS: tuple[tuple[str, str, str | None, str | None, str, int | None, dict[str, Any]], ...] = (
     ("Solar panels for the warehouse roof", "new", "maria", "Katrin Vogel", "web form", 12000,
      {"campaign": "spring-solar", "interest": "40 kWp on a flat roof"}),
-    ("Website redesign enquiry", "new", "tom", "Julia Klein", "email", None, {"campaign": "newsletter"}),
+    ("Website redesign enquiry", "new", "maria", "Julia Klein", "email", None, {"campaign": "newsletter"}),
     ("Fleet tracking trial", "in_progress", "tom", "Finn Petersen", "trade fair", 4500, {}),
-    ("Workshop lighting", "qualified", "maria", "Michael Bergmann", "phone", 2800, {}),
+    ("Workshop lighting", "qualified", "sven", "Michael Bergmann", "phone", 2800, {}),
     # From a web form, nobody assigned yet: the round robin picks someone, the form becomes a contact.
     ("Heat pump enquiry", "new", None, None, "web form", 9000,
      {"campaign": "heat-pumps", "contact_name": "Paul Wagner", "email": "paul.wagner@mail.example",

@@ -1,5 +1,6 @@
 """Leads and deals: create, change, move, delete, list; customer activity and tasks that end waits."""
 
+from collections.abc import Sequence
 from typing import Any
 
 from server import clock
@@ -7,7 +8,6 @@ from server.db import transaction
 from server.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from server.models import (
     AuditEntry,
-    Contact,
     CustomerActivity,
     DealContact,
     Element,
@@ -20,10 +20,11 @@ from server.models import (
 )
 from server.rules import elements, engine
 from server.rules.elements import model_for
-from server.services.access import Actor, can_see_element, element_scope, require_element
-from server.services.paging import Slice, keyset
+from server.services.access import Actor, can_see_element, element_scope, require_element, visible_clients
+from server.services.paging import Slice, keyset, oldest_first
 
 ACTIVITY_KINDS = ("email", "call", "message", "form")
+MAX_DEAL_CONTACTS = 20
 
 
 async def _stage_for(element_type: str, stage_id: int | None, pipeline_id: int | None, *, field: str) -> Stage:
@@ -64,9 +65,7 @@ async def create_element(
     changes = await elements.coerce_changes(element_type, fields)
     stage = await _stage_for(element_type, stage_id, pipeline_id, field="stage_id")
     contact_ids = contact_ids or []
-    missing = [i for i in contact_ids if not await Contact.exists(id=i)]
-    if missing:
-        raise ValidationFailed.one("contact_ids", f"contacts {missing} do not exist")
+    await _require_linkable(actor, changes, contact_ids)
     builtin = elements.BUILTIN_FIELDS[element_type]
     columns = {(f"{k}_id" if k in elements.RELATIONS else k): v
                for k, v in changes.items() if k in builtin and v is not None}
@@ -84,6 +83,24 @@ async def create_element(
     return element
 
 
+async def _require_linkable(actor: Actor | None, changes: dict[str, Any], contact_ids: Sequence[int] = ()) -> None:
+    """Linking a contact or company needs the right to see it (access.visible_clients). A client that
+    does not exist and one the actor may not see get the same message, so ids reveal nothing."""
+    if len(contact_ids) > MAX_DEAL_CONTACTS:
+        raise ValidationFailed.one("contact_ids", f"at most {MAX_DEAL_CONTACTS} contacts per deal")
+    errors = [FieldError(f"contact_ids.{index}", f"contact {ident} is listed twice")
+              for index, ident in enumerate(contact_ids) if ident in contact_ids[:index]]
+    wanted = {("contact", f"contact_ids.{index}", ident) for index, ident in enumerate(contact_ids)}
+    wanted |= {(kind, f"fields.{kind}", changes[kind]) for kind in ("contact", "company") if changes.get(kind)}
+    for kind in ("contact", "company"):
+        ids = {ident for k, _, ident in wanted if k == kind}
+        visible = await visible_clients(actor, kind, ids)
+        errors += [FieldError(field, elements.missing_reference(kind, ident))
+                   for k, field, ident in sorted(wanted, key=lambda w: w[1]) if k == kind and ident not in visible]
+    if errors:
+        raise ValidationFailed(errors)
+
+
 def _actor_id(actor: Actor | None) -> int | None:
     return actor.user_id if actor else None
 
@@ -96,9 +113,10 @@ async def get_element(element_type: str, element_id: int, *, actor: Actor | None
 
 async def require_visible(actor: Actor | None, element_type: str, element_id: int) -> None:
     """For logs that outlive their element: managers and admins see all, employees what they are responsible for."""
+    model = model_for(element_type)  # `offer` is refused for everyone, not read as an empty log
     if actor is None or actor.sees_all_elements:
         return
-    element = await model_for(element_type).get_or_none(id=element_id).only("id", "responsible_id")
+    element = await model.get_or_none(id=element_id).only("id", "responsible_id")
     if element is None or not can_see_element(actor, element):
         raise Forbidden("you may only see and change leads and deals you are responsible for")
 
@@ -110,6 +128,7 @@ async def update_element(
     async with transaction():
         element = await elements.load(element_type, element_id, lock=True)
         require_element(actor, element)
+        await _require_linkable(actor, changes)
         changed = await elements.apply_changes(element_type, element, changes, actor_id=_actor_id(actor))
         await engine.reschedule_anchored(element_type, element, changed)
     return element
@@ -167,26 +186,38 @@ async def rule_runs(
     return await query.order_by("stage_run_id", "position", "id")
 
 
-async def timeline(element_type: str, element_id: int, *, actor: Actor | None = None) -> list[TimelineEntry]:
+# An element's logs are read oldest first, after the id `after`: at most `first` (≤ MAX_PAGE) rows for API
+# clients; the admin's element page (first=None) shows them whole.
+
+
+async def timeline(element_type: str, element_id: int, *, actor: Actor | None = None, first: int | None = None,
+                   after: int | None = None) -> list[TimelineEntry]:
     """Comments, history and automation entries, oldest first; kept after the element is deleted."""
     await require_visible(actor, element_type, element_id)
-    return await TimelineEntry.filter(element_type=element_type, element_id=element_id).order_by("id")
+    query = TimelineEntry.filter(element_type=element_type, element_id=element_id)
+    return await oldest_first(query, first=first, after=after)
 
 
-async def audit_trail(element_type: str, element_id: int, *, actor: Actor | None = None) -> list[AuditEntry]:
+async def audit_trail(element_type: str, element_id: int, *, actor: Actor | None = None, first: int | None = None,
+                      after: int | None = None) -> list[AuditEntry]:
     """Every field and stage change, oldest first, with the user or rule run that made it."""
     await require_visible(actor, element_type, element_id)
-    return await AuditEntry.filter(element_type=element_type, element_id=element_id).order_by("id")
+    query = AuditEntry.filter(element_type=element_type, element_id=element_id)
+    return await oldest_first(query, first=first, after=after)
 
 
-async def stage_runs(element_type: str, element_id: int, *, actor: Actor | None = None) -> list[StageRun]:
+async def stage_runs(element_type: str, element_id: int, *, actor: Actor | None = None, first: int | None = None,
+                     after: int | None = None) -> list[StageRun]:
     await require_visible(actor, element_type, element_id)
-    return await StageRun.filter(element_type=element_type, element_id=element_id).order_by("id")
+    query = StageRun.filter(element_type=element_type, element_id=element_id)
+    return await oldest_first(query, first=first, after=after)
 
 
-async def tasks(element_type: str, element_id: int, *, actor: Actor | None = None) -> list[Task]:
+async def tasks(element_type: str, element_id: int, *, actor: Actor | None = None, first: int | None = None,
+                after: int | None = None) -> list[Task]:
     await require_visible(actor, element_type, element_id)
-    return await Task.filter(element_type=element_type, element_id=element_id).order_by("id")
+    query = Task.filter(element_type=element_type, element_id=element_id)
+    return await oldest_first(query, first=first, after=after)
 
 
 async def record_customer_activity(

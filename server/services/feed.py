@@ -6,11 +6,14 @@ from tortoise.expressions import Q, Subquery
 
 from server import events
 from server.db import transaction
-from server.errors import Forbidden, ValidationFailed
+from server.errors import FieldError, Forbidden, ValidationFailed
 from server.models import FeedPost, FeedRecipient, User
 from server.services.access import Actor
 from server.services.notifications import audience
 from server.services.paging import Slice, keyset
+
+MAX_TITLE_CHARS = 255  # the column
+MAX_BODY_CHARS = 20_000  # as a comment: a post is read in a stream, not a document
 
 
 def payload(post: FeedPost) -> dict[str, object]:
@@ -37,12 +40,17 @@ async def post(
     """Post to the stream. Named users and roles are resolved to recipients now; `everyone` includes later users."""
     if not body.strip():
         raise ValidationFailed.one("body", "write something to post")
+    errors = [FieldError(name, f"must be at most {limit} characters")
+              for name, text, limit in (("title", title, MAX_TITLE_CHARS), ("body", body, MAX_BODY_CHARS))
+              if len(text) > limit]
+    if errors:
+        raise ValidationFailed(errors)
     recipients = await audience(user_ids, roles)
     if not everyone and not recipients:
         raise ValidationFailed.one("recipients", "name users or roles (active ones), or post to everyone")
     async with transaction():  # joins the rule run's transaction when a rule posts
         feed_post = await FeedPost.create(
-            author_id=author_id, title=title[:255], body=body, to_everyone=everyone,
+            author_id=author_id, title=title, body=body, to_everyone=everyone,
             element_type=element_type, element_id=element_id, rule_run_id=rule_run_id,
         )
         for user_id in recipients:

@@ -15,12 +15,26 @@ class Slice:
     total: int
 
 
-async def keyset(query: QuerySet, *, first: int, after: int | None, newest_first: bool = True) -> Slice:
-    """Rows of `query` ordered by id; one statement for the page (one row more tells if there is a next) and one count."""
+def page_size(first: int, field: str = "first") -> int:
+    """How many items a client asked for, within 1..MAX_PAGE: every list that can grow is bounded so."""
     from server.errors import ValidationFailed
 
     if not 1 <= first <= MAX_PAGE:
-        raise ValidationFailed.one("first", f"must be between 1 and {MAX_PAGE}")
+        raise ValidationFailed.one(field, f"must be between 1 and {MAX_PAGE}")
+    return first
+
+
+async def oldest_first(query: QuerySet, *, first: int | None, after: int | None) -> list[Any]:
+    """Rows of `query` by id after the id `after` (an element's log, read in order): at most `first`."""
+    if after is not None:
+        query = query.filter(id__gt=after)
+    query = query.order_by("id")
+    return await (query if first is None else query.limit(page_size(first)))
+
+
+async def keyset(query: QuerySet, *, first: int, after: int | None, newest_first: bool = True) -> Slice:
+    """Rows of `query` ordered by id; one statement for the page (one row more tells if there is a next) and one count."""
+    page_size(first)
     total = await query.count()
     if after is not None:
         query = query.filter(id__lt=after) if newest_first else query.filter(id__gt=after)

@@ -1,0 +1,36 @@
+"""GraphQL over the app in-process (httpx ASGITransport), as a user with an API token sees it."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import httpx
+
+from server.app import create_app
+
+
+@asynccontextmanager
+async def api(token: str) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(runtime=False))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test",
+                                 headers={"Authorization": f"Bearer {token}"}) as client:
+        yield client
+
+
+async def answer(client: httpx.AsyncClient, query: str, **variables: Any) -> dict[str, Any]:
+    """The whole answer (data and errors) of a request that reached GraphQL."""
+    response = await client.post("/graphql", json={"query": query, "variables": variables})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+async def data(client: httpx.AsyncClient, query: str, **variables: Any) -> dict[str, Any]:
+    body = await answer(client, query, **variables)
+    assert "errors" not in body, body["errors"]
+    return body["data"]
+
+
+def refused_fields(result: dict[str, Any]) -> dict[str, str]:
+    """field → message of a ValidationError result."""
+    assert result["__typename"] == "ValidationError", result
+    return {e["field"]: e["message"] for e in result["errors"]}
