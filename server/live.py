@@ -19,10 +19,10 @@ import asyncio
 import dataclasses
 import json
 import logging
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from server.config import settings
 from server.events import ACCESS
@@ -30,6 +30,7 @@ from server.models import Event
 from server.services.access import Actor
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CHANNEL = "pipewright:events"
 QUEUE_LIMIT = 5_000  # a subscriber this far behind is dropped; it resumes with its cursor
@@ -129,9 +130,12 @@ class Hub:
         self.subscriptions: set[Subscription] = set()
         self.viewers: dict[int, Viewer] = {}  # users with an open websocket in this process
         self._seeing_all: set[int] = set()  # those of them whose role sees every element
-        # kind -> user id -> subscriptions: an event costs a look at each listening user, then only
-        # the subscriptions of those who may see it (not every subscription of every user).
+        # kind -> user id -> subscriptions: an event is offered only to subscriptions of its kind of
+        # users who may see it, not to every subscription of every user.
         self._listening: dict[str, dict[int, set[Subscription]]] = {}
+        # Access events applied so far: a reader of a token's access compares it before and after its
+        # read and reads again if one came meanwhile (the event may be newer than what it read).
+        self.access_changes = 0
         self.last_id: int | None = None
         self._lock = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
@@ -237,6 +241,7 @@ class Hub:
 
     def _apply_access(self, event: LiveEvent) -> None:
         """A token revoked or a user deactivated: close their sockets. A new role: it applies from here on."""
+        self.access_changes += 1
         change = event.payload
         viewer = self.viewers.get(change.get("user_id", 0))
         if viewer is None:
@@ -309,6 +314,16 @@ class Hub:
 
 
 hub = Hub()
+
+
+async def read_access(read: Callable[[], Awaitable[T]]) -> T:
+    """`read()` a token's access from the database, again if an access event reached the hub meanwhile:
+    else a read that began before a demotion committed could undo the new role the event just set."""
+    while True:
+        seen = hub.access_changes
+        found = await read()
+        if hub.access_changes == seen:
+            return found
 _publishers: dict[int, Any] = {}  # one Redis client per event loop (dramatiq workers run their own)
 
 

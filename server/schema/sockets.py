@@ -9,6 +9,7 @@ and it refuses a socket beyond the per-user and per-token limits (4429).
 
 import asyncio
 from contextlib import suppress
+from functools import partial
 from typing import Any
 
 from starlette.websockets import WebSocketDisconnect
@@ -38,7 +39,7 @@ class AccessCheckedSocket(BaseGraphQLTransportWSHandler[Context, None]):
     async def handle_subscribe(self, message: SubscribeMessage) -> None:
         token_id = self.connection.token_id
         if self.connection_acknowledged and token_id is not None and self._would_start(message):
-            actor = await tokens.reauthenticate(token_id)
+            actor = await live.read_access(partial(tokens.reauthenticate, token_id))
             if actor is None:
                 live.hub.close(self.connection)
                 await self.close_now(live.REVOKED, LOST_ACCESS)

@@ -4,6 +4,7 @@ Websockets speak graphql-transport-ws only (the legacy graphql-ws protocol would
 access checks); `schema/sockets.py` keeps checking their access while they are open.
 """
 
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -104,7 +105,7 @@ class PipewrightGraphQL(GraphQL):
         secret = _bearer(params.get("authorization") or params.get("Authorization"))
         if secret is None and isinstance(params.get("token"), str):
             secret = params["token"]
-        found = await tokens.identify(secret) if secret else None
+        found = await live.read_access(partial(tokens.identify, secret)) if secret else None
         if found is None:
             raise ConnectionRejectionError({"message": "authentication required: a valid API token in connection_init"})
         token_id, actor = found
