@@ -125,6 +125,7 @@ async def keeps_the_contract(action: Action) -> None:
     assert sorted(run.outputs) == sorted(action.outputs), f"{action.key} declares {action.outputs}, gave {run.outputs}"
 
 
+@pytest.mark.production_backend
 @pytest.mark.parametrize("key", sorted(registry()))
 async def test_every_action_keeps_the_contract(db, key: str):
     await keeps_the_contract(registry()[key])

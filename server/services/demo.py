@@ -10,7 +10,7 @@ from typing import Any
 
 from server.db import transaction
 from server.models import Company, Contact, CustomField, Pipeline, Stage, User, WorkCalendar
-from server.rules.actions import get_action, registry
+from server.rules.actions import registry
 from server.rules.actions.params import describe_params, example_params
 from server.services.access import Actor, actor_for
 from server.services.elements import create_element
@@ -211,7 +211,6 @@ DEALS: tuple[tuple[str, str, str, str, str, tuple[str, ...], int, int | None, st
 )
 
 
-
 def _email(key: str) -> str:
     return f"{key}@pipewright.example"
 
@@ -219,10 +218,8 @@ def _email(key: str) -> str:
 def _params(action_type: str, params: dict[str, Any], users: dict[str, int], stages: dict[str, int],
             pipelines: dict[str, int]) -> dict[str, Any]:
     """Table params with user keys, stage codes and pipeline names replaced by ids (found by the param's kind)."""
-    action = get_action(action_type)
-    assert action is not None, action_type
     resolved = dict(params)
-    for spec in describe_params(action.Params):
+    for spec in describe_params(registry()[action_type].Params):
         if spec.name not in resolved:
             continue
         value = resolved[spec.name]
