@@ -12,16 +12,11 @@ import pytest
 
 from server.app import create_app
 from server.models import Company, Contact, Deal, DealContact, Lead, Pipeline, RuleRun, Stage
+from server.rules.actions import registry
 from tests.support import make_pipeline, make_token, make_user, wait_until
+from web import rule_form
 
 pytestmark = pytest.mark.production_backend
-
-IN_CRM = {
-    "activity", "add_comment", "change_company", "change_contact", "change_responsible", "change_stage", "control",
-    "convert_lead", "create_contact_for_lead", "delete_element", "feed_post", "generate_code", "history_entry",
-    "modify_element", "notification", "schedule_call", "schedule_meeting", "task", "wait",
-}
-
 
 class Api:
     def __init__(self, transport: httpx.ASGITransport) -> None:
@@ -64,10 +59,22 @@ async def rule_then_move(api: Api, admin: str, element_type: str, element_id: in
     assert [r.status for r in runs if r.action_type == action_type] == ["succeeded"], [(r.status, r.error) for r in runs]
 
 
-async def test_action_types_list_the_19_in_crm_actions(api: Api) -> None:
+async def test_action_types_give_every_action_with_the_widgets_the_admin_form_shows(api: Api) -> None:
     _, admin = await make_token("admin")
-    data = await api.as_(admin, "{ actionTypes { key group params { name type required } } }")
-    assert {a["key"] for a in data["actionTypes"]} == IN_CRM
+    data = await api.as_(admin, "{ actionTypes { key group params { name type required choices itemType } } }")
+    listed = {a["key"]: {p["name"]: p for p in a["params"]} for a in data["actionTypes"]}
+    assert set(listed) == set(registry())
+    for key, action in registry().items():  # one reader: the admin form asks the same one
+        assert [(p["name"], p["type"], p["choices"]) for p in listed[key].values()] == [
+            (f.name, f.kind, f.choices) for f in rule_form.param_fields(action)], key
+    # optional ids and numbers are their widget, not "json" (the API used to say json)
+    assert listed["add_comment"]["author"] == {"name": "author", "type": "user", "required": False, "choices": [],
+                                               "itemType": None}
+    assert listed["activity"]["reminder_minutes"]["type"] == "int"
+    assert listed["convert_lead"]["pipeline"]["type"] == "pipeline"
+    assert listed["task"]["priority"]["choices"] == ["low", "normal", "high"]
+    assert listed["notification"]["roles"]["choices"] == ["admin", "manager", "employee"]
+    assert listed["activity"]["responsibles"]["itemType"] == "int"
 
 
 async def test_a_meeting_rule_lands_in_the_calendar_and_completes_when_the_deal_moves_on(api: Api) -> None:

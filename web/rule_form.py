@@ -5,24 +5,17 @@ The service validates; this module only translates between HTML inputs and the s
 """
 
 import json
-import types
-from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal, Union, get_args, get_origin
+from typing import Any
 
 from starlette.datastructures import FormData
 
-from server.rules.actions.base import NO_NAMES, Action, Names, ParamKind
+from server.rules.actions.base import GROUPS as GROUPS  # the catalogue's headings, for the views
+from server.rules.actions.base import NO_NAMES, Action, Names
+from server.rules.actions.params import ParamSpec, describe_params
 from server.rules.conditions import Comparison
 from server.rules.timing import Timing
 from server.services.rules import RuleInput
 
-GROUPS = {
-    "communication": "Communication",
-    "tasks": "Tasks and activities",
-    "element": "Element changes",
-    "documents": "Documents",
-    "control": "Control",
-}
 OPERATORS = {
     "eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤", "contains": "contains",
     "not_contains": "does not contain", "in": "is one of", "not_in": "is none of", "between": "is between",
@@ -37,63 +30,8 @@ WORKING_TIME = {"": "Any time", "company": "Only in the company's working time",
                 "responsible": "Only in the responsible's working hours"}
 
 
-@dataclass
-class ParamField:
-    name: str
-    label: str
-    kind: str  # template user users stage pipeline roles field_map bool int string choice list map
-    required: bool
-    default: Any
-    choices: list[str] = field(default_factory=list)
-    item_int: bool = False  # a plain list of numbers
-
-
-def _unwrap(annotation: Any) -> tuple[Any, list[Any]]:
-    """The annotation without Optional and Annotated, and the Annotated metadata found on the way."""
-    metadata: list[Any] = []
-    while True:
-        origin = get_origin(annotation)
-        if origin is Annotated:
-            metadata += list(annotation.__metadata__)
-            annotation = get_args(annotation)[0]
-        elif origin in (Union, types.UnionType):
-            rest = [a for a in get_args(annotation) if a is not type(None)]
-            if len(rest) != 1:
-                return annotation, metadata
-            annotation = rest[0]
-        else:
-            return annotation, metadata
-
-
-def param_fields(action: Action) -> list[ParamField]:
-    fields = []
-    for name, info in action.Params.model_fields.items():
-        annotation, metadata = _unwrap(info.annotation)
-        markers = [m.name for m in [*info.metadata, *metadata] if isinstance(m, ParamKind)]
-        origin = get_origin(annotation)
-        choices: list[str] = []
-        item_int = False
-        if markers:
-            kind = markers[0]
-        elif annotation is bool:
-            kind = "bool"
-        elif annotation is int:
-            kind = "int"
-        elif annotation is str:
-            kind = "string"
-        elif origin is Literal:
-            kind, choices = "choice", [str(a) for a in get_args(annotation)]
-        elif origin is list:
-            kind, item_int = "list", get_args(annotation)[:1] == (int,)
-        else:
-            kind = "map"
-        if kind == "roles":
-            inner, _ = _unwrap(get_args(annotation)[0]) if get_args(annotation) else (None, [])
-            choices = [str(a) for a in get_args(inner)] if get_origin(inner) is Literal else []
-        default = None if info.is_required() else info.get_default(call_default_factory=True)
-        fields.append(ParamField(name, name.replace("_", " ").capitalize(), kind, info.is_required(), default,
-                                 choices, item_int))
-    return fields
+def param_fields(action: Action) -> list[ParamSpec]:
+    return describe_params(action.Params)
 
 
 def _text(form: FormData, name: str) -> str:
@@ -135,7 +73,7 @@ def parse_params(action: Action, form: FormData) -> tuple[dict[str, Any], dict[s
                 params[f.name] = None
         elif f.kind == "list":
             items = [item.strip() for item in text.split(",") if item.strip()]
-            params[f.name] = [_number(i) for i in items] if f.item_int else items
+            params[f.name] = [_number(i) for i in items] if f.item_kind == "int" else items
         elif f.kind == "map":
             if text.strip():
                 try:

@@ -20,7 +20,7 @@ from server.db import transaction
 from server.errors import ActionError, LoopStopped, NotFound, TransientActionError, ValidationFailed
 from server.models import AuditEntry, Element, RuleRun, Stage, StageRun, User, WorkCalendar
 from server.rules import activities, conditions, dispatch, elements, revisions
-from server.rules.actions import get_action
+from server.rules.actions import get_action, released_by
 from server.rules.actions.base import TEMPLATE, Action, Block
 from server.rules.context import RunContext
 from server.rules.templates import render_async
@@ -443,8 +443,9 @@ async def release_waiting(run: RuleRun, *, ended_by: str, outputs: dict[str, Any
     return True
 
 
-async def waiting_runs(element_type: str, element_id: int, action_type: str) -> list[RuleRun]:
+async def waiting_runs(element_type: str, element_id: int, event: str) -> list[RuleRun]:
+    """The element's waiting runs whose wait `event` ends: their action lists it in `released_by`."""
     return await RuleRun.filter(
-        element_type=element_type, element_id=element_id, status="waiting", action_type=action_type
+        element_type=element_type, element_id=element_id, status="waiting", action_type__in=released_by(event)
     )
 

@@ -11,7 +11,8 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from server import models
-from server.rules.actions.base import Action, param_kind
+from server.rules.actions.base import Action
+from server.rules.actions.params import ParamSpec, describe_params
 from server.schema.context import context_of
 from server.schema.ids import gid, opt_gid
 from server.services.elements import MAX_DEAL_CONTACTS
@@ -271,9 +272,18 @@ class CustomerActivity:
 @strawberry.type
 class ActionParam:
     name: str
-    type: str
+    type: str  # the widget kind: template, user, users, stage, pipeline, roles, field_map, bool, int, string, choice…
     required: bool
     default: JSON | None
+    label: str
+    choices: list[str]  # a choice's values, or the roles to pick from
+    item_type: str | None  # a list's items: int, string, choice
+    help: str | None
+
+    @classmethod
+    def of(cls, spec: ParamSpec) -> "ActionParam":
+        return cls(name=spec.name, type=spec.kind, required=spec.required, default=jsonable(spec.default),
+                   label=spec.label, choices=spec.choices, item_type=spec.item_kind, help=spec.help)
 
 
 @strawberry.type
@@ -283,17 +293,13 @@ class ActionType:
     group: str
     outputs: list[str]
     params: list[ActionParam]
+    released_by: list[str]  # the events that end its wait (customer_activity)
 
     @classmethod
     def of(cls, action: Action) -> "ActionType":
-        params = [
-            ActionParam(
-                name=name, type=param_kind(info), required=info.is_required(),
-                default=None if info.is_required() else jsonable(info.get_default(call_default_factory=True)),
-            )
-            for name, info in action.Params.model_fields.items()
-        ]
-        return cls(key=action.key, title=action.title, group=action.group, outputs=list(action.outputs), params=params)
+        return cls(key=action.key, title=action.title, group=action.group, outputs=list(action.outputs),
+                   params=[ActionParam.of(spec) for spec in describe_params(action.Params)],
+                   released_by=list(action.released_by))
 
 
 @strawberry.type(name="DeleteResult")

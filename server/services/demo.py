@@ -1,4 +1,5 @@
-"""Demo data for an empty database: a small sales team, clients, pipelines and rules that show each action.
+"""Demo data for an empty database: a small sales team, clients, pipelines and rules that show each action
+(hand-written here, or the action's own example).
 
 Everything goes through the services a client would use, so the rules are validated and revisioned
 and the leads and deals start their stage runs like any other.
@@ -9,6 +10,8 @@ from typing import Any
 
 from server.db import transaction
 from server.models import Company, Contact, CustomField, Pipeline, Stage, User, WorkCalendar
+from server.rules.actions import registry
+from server.rules.actions.params import describe_params, example_params
 from server.services.access import Actor, actor_for
 from server.services.elements import create_element
 from server.services.rules import RuleInput, create_rule
@@ -207,29 +210,43 @@ DEALS: tuple[tuple[str, str, str, str, str, tuple[str, ...], int, int | None, st
     ("Alpenblick: referral agreement", "Partners", "contract", "jonas", "Alpenblick Hotels AG", ("Eva Gruber",), 7000, 21, "high"),
 )
 
-USER_PARAMS = ("author", "responsible", "creator", "run_as", "sender")
-USER_LIST_PARAMS = ("participants", "users", "responsibles")
-
 
 def _email(key: str) -> str:
     return f"{key}@pipewright.example"
 
 
-def _params(params: dict[str, Any], users: dict[str, int], stages: dict[str, int],
-            pipelines: dict[str, int] | None = None) -> dict[str, Any]:
-    """Table params with user keys, stage codes and pipeline names replaced by ids."""
+def _params(action_type: str, params: dict[str, Any], users: dict[str, int], stages: dict[str, int],
+            pipelines: dict[str, int]) -> dict[str, Any]:
+    """Table params with user keys, stage codes and pipeline names replaced by ids (found by the param's kind)."""
     resolved = dict(params)
-    for name in USER_PARAMS:
-        if name in resolved:
-            resolved[name] = users[resolved[name]]
-    for name in USER_LIST_PARAMS:
-        if name in resolved:
-            resolved[name] = [users[key] for key in resolved[name]]
-    if "stage" in resolved:
-        resolved["stage"] = stages[resolved["stage"]]
-    if "pipeline" in resolved and pipelines is not None:
-        resolved["pipeline"] = pipelines[resolved["pipeline"]]
+    for spec in describe_params(registry()[action_type].Params):
+        if spec.name not in resolved:
+            continue
+        value = resolved[spec.name]
+        if spec.kind == "user":
+            resolved[spec.name] = users[value]
+        elif spec.kind == "users":
+            resolved[spec.name] = [users[key] for key in value]
+        elif spec.kind == "stage":
+            resolved[spec.name] = stages[value]
+        elif spec.kind == "pipeline":
+            resolved[spec.name] = pipelines[value]
     return resolved
+
+
+async def _seed_examples(shown: set[str], pipelines: dict[str, int], stages: dict[str, dict[str, int]],
+                         actor: Actor) -> None:
+    """Every action no hand-written rule above shows gets its own example, on the first stage of the
+    default pipeline of its kind: a new action is in the demo without an edit here."""
+    for key, action in registry().items():
+        if key in shown:
+            continue
+        pipeline = next(name for entity_type, name, default, _ in PIPELINES
+                        if entity_type == action.example.entity_type and default)
+        first_stage = next(iter(stages[pipeline].values()))
+        params = await example_params(action, pipeline_id=pipelines[pipeline])
+        await create_rule(first_stage, RuleInput(action_type=key, key=key, title=action.example.title, params=params),
+                          actor=actor)
 
 
 async def load_demo_if_empty() -> bool:
@@ -273,10 +290,13 @@ async def load_demo_if_empty() -> bool:
                 stages[name][code] = stage.id
         for (pipeline_name, code), rules in RULES.items():
             for rule in rules:
-                values = {**rule, "params": _params(rule["params"], users, stages[pipeline_name], pipelines)}
+                values = {**rule, "params": _params(rule["action_type"], rule["params"], users, stages[pipeline_name],
+                                                    pipelines)}
                 run_as = values.pop("run_as", None)
                 await create_rule(stages[pipeline_name][code], RuleInput(**values, run_as_id=users.get(run_as or "")),
                                   actor=actors["anna"])
+        shown = {rule["action_type"] for rules in RULES.values() for rule in rules}
+        await _seed_examples(shown, pipelines, stages, actors["anna"])
         for title, code, responsible, contact, source, amount, custom in LEADS:
             fields = {"title": title, "source": source, "amount": amount,
                       "responsible": users[responsible] if responsible else None,

@@ -19,6 +19,7 @@ from server.models import (
     TimelineEntry,
 )
 from server.rules import elements, engine
+from server.rules.actions.base import CUSTOMER_ACTIVITY
 from server.rules.elements import model_for
 from server.services.access import Actor, can_see_element, element_scope, require_element, visible_clients
 from server.services.paging import Slice, keyset, oldest_first
@@ -229,7 +230,7 @@ async def record_customer_activity(
     async with transaction():
         require_element(actor, await elements.load(element_type, element_id))
         activity = await CustomerActivity.create(element_type=element_type, element_id=element_id, kind=kind, text=text)
-        for run in await engine.waiting_runs(element_type, element_id, "wait"):
+        for run in await engine.waiting_runs(element_type, element_id, CUSTOMER_ACTIVITY):
             await engine.release_waiting(run, ended_by="activity", outputs={"activity": kind})
     return activity
 

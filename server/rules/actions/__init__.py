@@ -1,4 +1,4 @@
-"""The action catalogue: every module in this package that defines `ACTION` is registered."""
+"""The action catalogue: every module on this package's path that defines `ACTION` is registered."""
 
 import importlib
 import pkgutil
@@ -9,6 +9,7 @@ from server.rules.actions.base import Action
 
 @cache
 def registry() -> dict[str, Action]:
+    """Key → action, from the modules found on `__path__` (call `registry.cache_clear()` after extending it)."""
     actions: dict[str, Action] = {}
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name == "base":
@@ -22,3 +23,8 @@ def registry() -> dict[str, Action]:
 
 def get_action(key: str) -> Action | None:
     return registry().get(key)
+
+
+def released_by(event: str) -> list[str]:
+    """The keys of the blocking actions whose wait `event` ends (their `released_by` names it)."""
+    return [key for key, action in registry().items() if event in action.released_by]

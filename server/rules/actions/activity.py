@@ -16,6 +16,7 @@ from server.rules.actions.base import (
     NO_NAMES,
     Action,
     Done,
+    Example,
     Names,
     Params,
     Template,
@@ -72,6 +73,8 @@ class CreateActivity(Action):
     group = "tasks"
     Params = ActivityParams
     outputs = ("activity_id", "activity_ids", "start_at")
+    example = Example("Prepare the offer", {"subject": "Prepare the offer for {{deal.title}}", "start_in": 1,
+                                            "start_unit": "days", "duration_minutes": 45})
     kind: ClassVar[str] = "activity"
     notifies: ClassVar[bool] = False
 

@@ -4,7 +4,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
-from server.rules.actions.base import NO_NAMES, Action, Done, Names, Params, Template, UserId, unknown_users
+from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, Template, UserId, unknown_users
 from server.rules.context import RunContext
 
 
@@ -19,6 +19,7 @@ class AddComment(Action):
     group = "communication"
     Params = EntryParams
     outputs = ("comment_id",)
+    example = Example("Note the offer", {"text": "Offer sent for {{deal.title}}"})
     kind: ClassVar[str] = "comment"
 
     async def check(self, params: EntryParams, *, stage_id: int) -> list[tuple[str, str]]:

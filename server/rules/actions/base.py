@@ -1,7 +1,10 @@
 """What every action is: a typed params model, declared outputs, an effect, and a description.
 
-Params fields carry a `ParamKind` marker in their `Annotated` metadata; the engine renders
-`template` fields before `execute`, and the API and admin derive widgets from the markers.
+An action module declares all the rest of the system needs to know about it: its group in the
+catalogue, its outputs, the events that end its wait, and an example rule (for the demo data and
+the contract test). Params fields carry a `ParamKind` marker in their `Annotated` metadata; the
+engine renders `template` fields before `execute`, and the API and admin derive widgets from
+the markers (`params.describe_params`).
 """
 
 from dataclasses import dataclass, field
@@ -109,13 +112,44 @@ class Block:
 
 Outcome = Done | Block
 
+# The catalogue's groups, in the order the designer shows them: group → heading.
+GROUPS = {
+    "communication": "Communication",
+    "tasks": "Tasks and activities",
+    "element": "Element changes",
+    "documents": "Documents",
+    "control": "Control",
+}
+
+# Events that end a blocking action's wait, when the action lists them in `released_by`.
+CUSTOMER_ACTIVITY = "customer_activity"  # a call, email or visit of the customer recorded on the element
+RELEASE_EVENTS = (CUSTOMER_ACTIVITY,)
+
+
+@dataclass(frozen=True)
+class Example:
+    """A rule that shows the action at work: the demo seeds it on the default pipeline of `entity_type`
+    when no hand-written demo rule uses the action, and the contract test runs it through the engine.
+
+    Params name things instead of numbering them, so the example fits any database: a `user` param
+    names a role ("manager"), `users` a list of roles, a `stage` a stage semantic of the rule's
+    pipeline ("success", "failure"), a `pipeline` an entity type ("deal"). `params.example_params`
+    turns the names into ids.
+    """
+
+    title: str
+    params: dict[str, Any] = field(default_factory=dict)
+    entity_type: str = "deal"
+
 
 class Action:
     key: ClassVar[str]
     title: ClassVar[str]
-    group: ClassVar[str]  # communication | tasks | element | documents | control
+    group: ClassVar[str]  # a key of GROUPS
     Params: ClassVar[type[Params]]
-    outputs: ClassVar[tuple[str, ...]] = ()
+    outputs: ClassVar[tuple[str, ...]] = ()  # every key execute (and release, for a blocking action) may return
+    released_by: ClassVar[tuple[str, ...]] = ()  # RELEASE_EVENTS that end this action's wait
+    example: ClassVar[Example]
 
     async def check(self, params: Any, *, stage_id: int) -> list[tuple[str, str]]:
         """Checks that need the database (a user exists, a stage is in the pipeline): (field, message)."""
@@ -191,25 +225,3 @@ def template_texts(params: Params) -> list[tuple[str, str]]:
         elif FIELD_MAP in info.metadata and isinstance(value, dict):
             texts += [(f"{name}.{key}", v) for key, v in value.items() if isinstance(v, str) and "{" in v]
     return texts
-
-
-def param_kind(info: Any) -> str:
-    """The widget/type name of a params field, for `actionTypes` and the admin form."""
-    for meta in info.metadata:
-        if isinstance(meta, ParamKind):
-            return meta.name
-    annotation = info.annotation
-    origin = getattr(annotation, "__origin__", None)
-    if annotation is bool:
-        return "bool"
-    if annotation is int:
-        return "int"
-    if annotation is str:
-        return "string"
-    if origin is list:
-        return "list"
-    if origin is dict:
-        return "map"
-    if getattr(annotation, "__name__", "") == "Literal" or str(annotation).startswith("typing.Literal"):
-        return "choice"
-    return "string" if "str" in str(annotation) else "json"

@@ -12,6 +12,7 @@ from server.rules.actions.base import (
     NO_NAMES,
     Action,
     Done,
+    Example,
     FieldMapParams,
     Names,
     field_map_problems,
@@ -30,6 +31,7 @@ class ChangeCompany(Action):
     Params = ChangeClientParams
     outputs = ("changed", "company_id")
     client_type: ClassVar[str] = "company"
+    example = Example("Send invoices to accounts", {"fields": {"email": "accounts@example.com"}})
 
     async def check(self, params: ChangeClientParams, *, stage_id: int) -> list[tuple[str, str]]:
         problems = await field_map_problems(params.fields, await clients.field_types(self.client_type),
@@ -65,6 +67,7 @@ class ChangeContact(ChangeCompany):
     title = "Change contact"
     outputs = ("changed", "contact_id")
     client_type = "contact"
+    example = Example("Record the direct line", {"fields": {"phone": "+49 30 5550 0100"}})
 
     async def linked(self, ctx: RunContext) -> Contact | Company | None:
         return await elements.first_contact(ctx.element_type, ctx.element)

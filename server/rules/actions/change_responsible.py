@@ -13,7 +13,7 @@ from pydantic import Field
 from server.errors import ActionError
 from server.models import RoundRobinCursor, User
 from server.rules import elements
-from server.rules.actions.base import NO_NAMES, Action, Done, Names, Params, UserIds, unknown_users
+from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, UserIds, unknown_users
 from server.rules.context import RunContext
 
 
@@ -29,6 +29,7 @@ class ChangeResponsible(Action):
     group = "element"
     Params = ChangeResponsibleParams
     outputs = ("responsible_id",)
+    example = Example("Hand over to a manager", {"users": ["manager"], "mode": "first"})
 
     async def check(self, params: ChangeResponsibleParams, *, stage_id: int) -> list[tuple[str, str]]:
         return await unknown_users(users=params.users)

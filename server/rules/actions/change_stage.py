@@ -2,7 +2,7 @@
 
 from server.errors import ActionError
 from server.models import Stage
-from server.rules.actions.base import NO_NAMES, Action, Done, Names, Params, StageId, UserId, unknown_users
+from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, StageId, UserId, unknown_users
 from server.rules.context import RunContext
 
 
@@ -16,6 +16,8 @@ class ChangeStage(Action):
     title = "Change stage"
     group = "element"
     Params = ChangeStageParams
+    outputs = ("stage",)
+    example = Example("Move on to Won", {"stage": "success"})
 
     async def check(self, params: ChangeStageParams, *, stage_id: int) -> list[tuple[str, str]]:
         own = await Stage.get(id=stage_id)

@@ -4,7 +4,7 @@ from pydantic import Field, model_validator
 
 from server.errors import ActionError
 from server.models import Notification, User
-from server.rules.actions.base import NO_NAMES, Action, Done, Names, Params, Template, UserIds, unknown_users
+from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, Template, UserIds, unknown_users
 from server.rules.context import RunContext
 from server.services import notifications
 
@@ -27,6 +27,8 @@ class Control(Action):
     group = "control"
     Params = ControlParams
     outputs = ("notified",)
+    example = Example("Let a manager keep an eye on it", {"message": "{{deal.title}} reached this stage",
+                                                          "users": ["manager"]})
 
     async def check(self, params: ControlParams, *, stage_id: int) -> list[tuple[str, str]]:
         return await unknown_users(users=params.users)

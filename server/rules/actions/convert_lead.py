@@ -11,7 +11,7 @@ from pydantic import model_validator
 from server.errors import ActionError
 from server.models import AuditEntry, Company, Contact, CustomField, Deal, DealContact, Lead, Pipeline, Stage, StageRun
 from server.rules import elements
-from server.rules.actions.base import NO_NAMES, Action, Done, Names, PipelineId
+from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, PipelineId
 from server.rules.actions.create_contact_for_lead import ContactFieldsParams, check_lead_fields, contact_values
 from server.rules.context import RunContext
 
@@ -45,6 +45,7 @@ class ConvertLead(Action):
     group = "element"
     Params = ConvertLeadParams
     outputs = ("deal_id", "contact_id", "company_id")
+    example = Example("Convert into a deal", {"pipeline": "deal"}, entity_type="lead")
 
     async def check(self, params: ConvertLeadParams, *, stage_id: int) -> list[tuple[str, str]]:
         problems = await check_lead_fields(params, stage_id)

@@ -10,7 +10,17 @@ from typing import Any
 from server.errors import ActionError
 from server.models import AuditEntry, Contact, Lead
 from server.rules import elements
-from server.rules.actions.base import NO_NAMES, Action, Done, Names, Params, UserId, stage_entity_type, unknown_users
+from server.rules.actions.base import (
+    NO_NAMES,
+    Action,
+    Done,
+    Example,
+    Names,
+    Params,
+    UserId,
+    stage_entity_type,
+    unknown_users,
+)
 from server.rules.context import RunContext
 
 DEFAULT_FIELDS = {"name_field": "contact_name", "email_field": "email", "phone_field": "phone"}
@@ -58,6 +68,7 @@ class CreateContactForLead(Action):
     group = "element"
     Params = ContactFieldsParams
     outputs = ("contact_id",)
+    example = Example("Make a contact from the lead", {}, entity_type="lead")
 
     async def check(self, params: ContactFieldsParams, *, stage_id: int) -> list[tuple[str, str]]:
         return await check_lead_fields(params, stage_id)

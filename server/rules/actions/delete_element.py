@@ -1,6 +1,6 @@
 """Delete element: delete the lead or deal. Its pending runs are cancelled; timeline and run log stay."""
 
-from server.rules.actions.base import NO_NAMES, Action, Done, Names, Params
+from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params
 from server.rules.context import RunContext
 
 
@@ -13,6 +13,7 @@ class DeleteElement(Action):
     title = "Delete element"
     group = "element"
     Params = DeleteElementParams
+    example = Example("Delete the element")
 
     async def execute(self, ctx: RunContext, params: DeleteElementParams) -> Done:
         from server.rules.engine import cancel_element_runs

@@ -7,6 +7,7 @@ from server.rules.actions.base import (
     NO_NAMES,
     Action,
     Done,
+    Example,
     Names,
     Params,
     Roles,
@@ -40,6 +41,7 @@ class PostToFeed(Action):
     group = "communication"
     Params = FeedPostParams
     outputs = ("post_id",)
+    example = Example("Announce it", {"title": "News", "text": "{{deal.title}} moved on", "everyone": True})
 
     async def check(self, params: FeedPostParams, *, stage_id: int) -> list[tuple[str, str]]:
         return await unknown_users(sender=params.sender, users=params.users)

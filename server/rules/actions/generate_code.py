@@ -5,7 +5,7 @@ import string
 
 from pydantic import Field, model_validator
 
-from server.rules.actions.base import NO_NAMES, Action, Done, Names, Params
+from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params
 from server.rules.context import RunContext
 
 ALPHABETS = {
@@ -39,6 +39,7 @@ class GenerateCode(Action):
     group = "element"
     Params = GenerateCodeParams
     outputs = ("code",)
+    example = Example("Promo code", {"length": 8, "digits": True, "upper": True})
 
     async def execute(self, ctx: RunContext, params: GenerateCodeParams) -> Done:
         alphabet = params.alphabet()

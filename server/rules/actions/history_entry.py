@@ -1,6 +1,7 @@
 """History entry: an "information" entry in the element's history."""
 
 from server.rules.actions.add_comment import AddComment
+from server.rules.actions.base import Example
 
 
 class HistoryEntry(AddComment):
@@ -9,6 +10,7 @@ class HistoryEntry(AddComment):
     group = "element"
     outputs = ("entry_id",)
     kind = "history"
+    example = Example("Record the stage", {"text": "{{deal.title}} reached {{deal.stage.name}}"})
 
 
 ACTION = HistoryEntry()

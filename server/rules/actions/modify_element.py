@@ -8,6 +8,7 @@ from server.rules.actions.base import (
     NO_NAMES,
     Action,
     Done,
+    Example,
     FieldMapParams,
     Names,
     field_map_problems,
@@ -24,6 +25,8 @@ class ModifyElement(Action):
     title = "Modify element"
     group = "element"
     Params = ModifyElementParams
+    outputs = ("changed",)
+    example = Example("Close today", {"fields": {"close_date": "{{today}}"}})
 
     async def check(self, params: ModifyElementParams, *, stage_id: int) -> list[tuple[str, str]]:
         stage = await Stage.get(id=stage_id).prefetch_related("pipeline")

@@ -7,6 +7,7 @@ from server.rules.actions.base import (
     NO_NAMES,
     Action,
     Done,
+    Example,
     Names,
     Params,
     Roles,
@@ -38,6 +39,7 @@ class Notify(Action):
     group = "communication"
     Params = NotificationParams
     outputs = ("notified",)
+    example = Example("Tell the managers", {"text": "New deal: {{deal.title}}", "roles": ["manager"]})
 
     async def check(self, params: NotificationParams, *, stage_id: int) -> list[tuple[str, str]]:
         return await unknown_users(sender=params.sender, users=params.users)

@@ -1,6 +1,7 @@
 """Schedule call: a call activity for the responsible(s), who are notified; it shows in their calendar feed."""
 
 from server.rules.actions.activity import CreateActivity
+from server.rules.actions.base import Example
 
 
 class ScheduleCall(CreateActivity):
@@ -9,6 +10,8 @@ class ScheduleCall(CreateActivity):
     group = "communication"
     kind = "call"
     notifies = True
+    example = Example("Call the customer", {"subject": "Call about {{deal.title}}", "start_in": 30,
+                                            "start_unit": "minutes", "duration_minutes": 15})
 
 
 ACTION = ScheduleCall()

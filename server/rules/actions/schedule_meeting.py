@@ -1,6 +1,7 @@
 """Schedule meeting: a meeting for the responsible(s), who are notified; it shows in their calendar feed."""
 
 from server.rules.actions.activity import CreateActivity
+from server.rules.actions.base import Example
 
 
 class ScheduleMeeting(CreateActivity):
@@ -9,6 +10,8 @@ class ScheduleMeeting(CreateActivity):
     group = "communication"
     kind = "meeting"
     notifies = True
+    example = Example("Kick-off meeting", {"subject": "Kick-off: {{deal.title}}", "start_in": 2, "start_unit": "days",
+                                           "duration_minutes": 60})
 
 
 ACTION = ScheduleMeeting()

@@ -13,6 +13,7 @@ from server.rules.actions.base import (
     Action,
     Block,
     Done,
+    Example,
     Names,
     Outcome,
     Params,
@@ -39,7 +40,9 @@ class CreateTask(Action):
     title = "Task"
     group = "tasks"
     Params = TaskParams
-    outputs = ("task_id", "closed_at")
+    outputs = ("task_id", "closed_at", "ended_by")
+    example = Example("Prepare the contract", {"title": "Prepare the contract for {{deal.title}}", "deadline_days": 2,
+                                               "wait_until_closed": True})
 
     async def check(self, params: TaskParams, *, stage_id: int) -> list[tuple[str, str]]:
         return await unknown_users(

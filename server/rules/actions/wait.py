@@ -8,7 +8,7 @@ from pydantic import Field, model_validator
 from server import clock
 from server.models import Stage
 from server.rules import elements
-from server.rules.actions.base import NO_NAMES, Action, Block, Names, Params, Template
+from server.rules.actions.base import CUSTOMER_ACTIVITY, NO_NAMES, Action, Block, Example, Names, Params, Template
 from server.rules.context import RunContext
 from server.rules.timing import as_moment
 
@@ -30,7 +30,9 @@ class Wait(Action):
     title = "Wait"
     group = "control"
     Params = WaitParams
-    outputs = ("ended_by",)
+    outputs = ("ended_by", "activity")
+    released_by = (CUSTOMER_ACTIVITY,)
+    example = Example("Wait for the reply", {"days": 5, "description": "offer sent"})
 
     async def check(self, params: WaitParams, *, stage_id: int) -> list[tuple[str, str]]:
         if params.before_field is None:
