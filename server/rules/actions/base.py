@@ -194,7 +194,7 @@ async def field_map_problems(
 ) -> list[tuple[str, str]]:
     """(field, message) for a field map (Modify element, Change company/contact): unknown fields,
     broken templates, an empty `required` field, values of the wrong type. Templates are checked
-    for syntax only (their value is known when the rule runs)."""
+    for syntax here (their value is known when the rule runs); the rule service checks their names."""
     problems: list[tuple[str, str]] = []
     for name, value in fields.items():
         if name not in types:
