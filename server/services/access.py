@@ -12,31 +12,16 @@
 `actor=None` is the system (the engine, the demo loader, the CLI): it may do everything.
 """
 
-from dataclasses import dataclass
 from collections.abc import Collection
 from typing import Any
 
+from server.actor import ROLES, Actor, actor_for
 from server.errors import Forbidden
 
-ROLES = ("admin", "manager", "employee")
-
-
-@dataclass(frozen=True)
-class Actor:
-    user_id: int
-    role: str
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-    @property
-    def sees_all_elements(self) -> bool:
-        return self.role in ("admin", "manager")
-
-
-def actor_for(user: Any) -> Actor:
-    return Actor(user_id=user.id, role=user.role)
+__all__ = [
+    "ROLES", "Actor", "actor_for", "can_see_element", "element_scope", "require_admin", "require_element",
+    "visible_clients",
+]
 
 
 def require_admin(actor: Actor | None) -> None:
