@@ -17,6 +17,7 @@ from typing import Any
 
 from server.actor import ROLES, Actor, actor_for
 from server.errors import Forbidden
+from server.models import Company, Contact, Deal, DealContact, Lead
 
 __all__ = [
     "ROLES", "Actor", "actor_for", "can_see_element", "element_scope", "require_admin", "require_element",
@@ -41,8 +42,6 @@ def require_element(actor: Actor | None, element: Any) -> None:
 
 async def visible_clients(actor: Actor | None, kind: str, ids: Collection[int]) -> set[int]:
     """The ids among `ids` of contacts or companies (`kind`) that exist and `actor` may see (rule above)."""
-    from server.models import Company, Contact, Deal, DealContact, Lead
-
     wanted = set(ids)
     model = Contact if kind == "contact" else Company
     if not wanted:
