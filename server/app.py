@@ -12,7 +12,7 @@ from starlette.routing import Route, WebSocketRoute
 from tortoise.connection import get_connection
 from tortoise.contrib.starlette import RegisterTortoise
 
-from server import database
+from server import database, live
 from server.calendar_feed import calendar_feed
 from server.config import settings
 from server.http import AdminBodyLimit, SecurityHeaders, TrustedProxies, trusted_networks
@@ -48,6 +48,7 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
         config = settings()
         await database.migrate(config.database_url)
         async with RegisterTortoise(app, config=database.tortoise_config(config.database_url)):
+            live.install_publisher()  # from the first event on (demo data), as every process that writes events
             if demo:
                 from server.services.demo import load_demo_if_empty
 

@@ -128,10 +128,11 @@ def _createadmin(args: argparse.Namespace) -> int:
 
 
 async def _scheduler_main() -> None:
-    from server import database
+    from server import database, live
     from server.workers import scheduler
 
     await database.connect()
+    live.install_publisher()  # claims and lost-run failures are events the web processes' hubs want
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -3,10 +3,12 @@
 The event id is the subscriber's cursor. Ids follow commit order: on PostgreSQL the insert
 takes a transaction-level advisory lock held until commit (SQLite writers are serialised by
 BEGIN IMMEDIATE already), so a reader that has seen id N never later finds a new id below N.
-After commit the events are published to live subscribers (`server/live.py`).
+After commit the events go to whoever registered as the publisher: the live hub (`server/live.py`) does at
+the start of every process that serves or runs rules, so this module knows nothing of subscribers.
 """
 
 from collections import defaultdict
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
@@ -14,11 +16,20 @@ from tortoise.connection import get_connection
 
 from server import clock, db
 from server.config import settings
-from server.models import Event
+from server.models import Event, model_for
 
 KINDS = ("timeline", "feed", "notification", "rule_run", "element", "access")
 ACCESS = "access"  # a token revoked, a user deactivated or given another role: read by the hub, seen by no one
 ADVISORY_LOCK = 0x70697065  # "pipe": serialises event inserts with commits on PostgreSQL
+
+Publisher = Callable[[list[Event]], Awaitable[None]]
+publisher: Publisher | None = None  # told of each transaction's events after it commits; see set_publisher
+
+
+def set_publisher(publish: Publisher | None) -> None:
+    """Who tells live subscribers about committed events (`live.install_publisher`). None: nobody listens."""
+    global publisher
+    publisher = publish
 
 
 async def emit(
@@ -53,15 +64,13 @@ async def _write(records: list[dict[str, Any]]) -> None:
     if connection.capabilities.dialect == "postgres":
         await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [ADVISORY_LOCK])
     rows = [await Event.create(**record) for record in records]
-    from server import live
-
-    db.after_commit(lambda: live.publish(rows))
+    publish = publisher
+    if publish is not None:
+        db.after_commit(lambda: publish(rows))
 
 
 async def _fill_responsible(records: list[dict[str, Any]]) -> None:
     """Who may see an element event is decided by the element's responsible at the time of the event."""
-    from server.rules.elements import model_for
-
     wanted: dict[str, set[int]] = defaultdict(set)
     for record in records:
         if record["element_type"] and record["element_id"] and record["responsible_id"] is None:

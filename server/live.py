@@ -24,10 +24,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from server.actor import Actor
 from server.config import settings
-from server.events import ACCESS
+from server.events import ACCESS, set_publisher
 from server.models import Event
-from server.services.access import Actor
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -142,6 +142,7 @@ class Hub:
 
     async def start(self) -> None:
         """Remember where the log ends; in production, listen to the Redis channel."""
+        install_publisher()
         latest = await Event.all().order_by("-id").first()
         self.last_id = latest.id if latest else 0
         if not settings().embedded_broker:
@@ -340,6 +341,12 @@ async def publish(rows: list[Event]) -> None:
     if client is None:
         client = _publishers[loop_id] = aioredis.Redis.from_url(settings().broker_url)
     await client.publish(CHANNEL, "\n".join(e.to_json() for e in events))
+
+
+def install_publisher() -> None:
+    """This process tells subscribers about the events it commits: called where a process starts serving or
+    running rules (the hub's start, a worker process's boot, the scheduler), so events.py needs no live hub."""
+    set_publisher(publish)
 
 
 async def stream(

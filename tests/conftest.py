@@ -139,8 +139,9 @@ async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 async def db(backend: Backend, sqlite_template: Path, tmp_path: Path,
              monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Backend]:
     """A migrated, empty database with a worker running against it."""
-    from server import config, database
+    from server import config, database, live
 
+    live.install_publisher()  # the test process publishes the events it commits, as a web process does
     monkeypatch.setenv("PIPEWRIGHT_RETRY_BASE_MS", "200")
     monkeypatch.setenv("PIPEWRIGHT_POLL_MS", "100")
     if backend.kind == "sqlite":

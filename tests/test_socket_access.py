@@ -247,7 +247,7 @@ async def test_a_revocation_whose_publish_was_lost_still_closes_the_socket(
     db: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Redis pub/sub is fire and forget: the serving process finds the access event in the table."""
-    from server import live
+    from server import events
 
     admin, _ = await make_token("admin")
     employee, token = await make_token("employee", "Eve")
@@ -260,7 +260,7 @@ async def test_a_revocation_whose_publish_was_lost_still_closes_the_socket(
         async def lost(rows: Any) -> None:
             pass
 
-        monkeypatch.setattr(live, "publish", lost)
+        monkeypatch.setattr(events, "publisher", lost)
         await tokens.revoke_token(Actor(admin.id, "admin"), await token_id_of(employee))
         assert await closed_with(socket) == (4403, "the API token was revoked")
     finally:

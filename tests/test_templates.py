@@ -8,8 +8,7 @@ from pydantic import ValidationError
 
 from server.errors import ActionError
 from server.rules.actions.add_comment import EntryParams
-from server.rules.context import RunContext
-from server.rules.engine import render_params
+from server.rules.engine import EngineRunContext, render_params
 from server.rules import templates
 from server.rules.templates import MAX_OUTPUT_CHARS, TemplateLimit, check, render
 
@@ -87,7 +86,7 @@ def test_empty_field_values_render_empty():
 
 async def test_template_params_render_before_the_action_runs():
     params = EntryParams(text="Deal {{deal.title}}: code {{rules.promo.code}}")
-    ctx = RunContext(run=None, element_type="deal", element=None, actor_id=None, load_context=_context)  # type: ignore[arg-type]
+    ctx = EngineRunContext(run=None, element_type="deal", element=None, actor_id=None, load_context=_context)  # type: ignore[arg-type]
     assert (await render_params(params, ctx)).text == "Deal Acme rollout: code SUMMER24"
 
 

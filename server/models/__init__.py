@@ -3,6 +3,7 @@
 from server.models.access import AdminSession, ApiToken, LoginAttempt, RecoveryCode, SetupCode
 from server.models.automation import Rule, RuleRun, StageRevision, StageRun
 from server.models.crm import (
+    ELEMENT_MODELS,
     AuditEntry,
     Company,
     Contact,
@@ -16,6 +17,7 @@ from server.models.crm import (
     TimelineEntry,
     User,
     WorkCalendar,
+    model_for,
 )
 from server.models.events import Event
 from server.models.pipelines import Pipeline, Stage
@@ -27,6 +29,7 @@ MODEL_MODULES = [
 ]
 
 __all__ = [
+    "ELEMENT_MODELS",
     "Activity",
     "AdminSession",
     "ApiToken",
@@ -58,4 +61,5 @@ __all__ = [
     "TimelineEntry",
     "User",
     "WorkCalendar",
+    "model_for",
 ]

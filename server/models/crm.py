@@ -3,6 +3,8 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from server.errors import ValidationFailed
+
 
 class User(Model):
     """An employee. Working hours are `{"days": [0..6 Mon=0], "start": "09:00", "end": "18:00"}`."""
@@ -150,6 +152,17 @@ class Deal(Element):
 
     class Meta:
         table = "deal"
+
+
+# Runs, timeline, audit and events name an element by (element_type, element_id): the type picks the model.
+ELEMENT_MODELS: dict[str, type[Lead] | type[Deal]] = {"lead": Lead, "deal": Deal}
+
+
+def model_for(element_type: str) -> type[Lead] | type[Deal]:
+    try:
+        return ELEMENT_MODELS[element_type]
+    except KeyError:
+        raise ValidationFailed.one("element_type", f"'{element_type}' is not lead or deal") from None
 
 
 class DealContact(Model):

@@ -1,44 +1,55 @@
-"""What an action sees while it runs: its run, the element, the rendered context, and the moves it may make."""
+"""The port an action acts through: its run, the element, the rendered context, and every effect it may have
+on the rest of the system. The engine implements it (`engine.EngineRunContext`); an action imports neither the
+engine nor a service, so the engine can import every action without a cycle.
+"""
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, Protocol
 
-from server.models import Element, RuleRun, Stage, StageRun, TimelineEntry
+from server.models import Element, FeedPost, Notification, RuleRun, Stage, TimelineEntry
 
 
-@dataclass
-class RunContext:
+class RunContext(Protocol):
     run: RuleRun
     element_type: str
     element: Element
-    actor_id: int | None  # the user on whose behalf the rule acts
-    load_context: Callable[[], Awaitable[dict[str, Any]]] | None = None
-    _context: dict[str, Any] | None = field(default=None, repr=False)
+    actor_id: int | None  # the user on whose behalf the rule acts; the default author of what it creates
 
     async def context(self) -> dict[str, Any]:
         """The element as templates and conditions see it; built on first use (it costs queries)."""
-        if self._context is None:
-            self._context = await self.load_context() if self.load_context else {}
-        return self._context
+        ...
 
     async def add_entry(self, kind: str, text: str, *, author_id: int | None = None) -> TimelineEntry:
         """A timeline entry attributed to this run (and to its author, by default the run-as user)."""
-        from server.rules.elements import add_timeline_entry
+        ...
 
-        return await add_timeline_entry(self.element_type, self.element.id, kind, text,
-                                        author_id=author_id or self.actor_id, rule_run_id=self.run.id)
+    async def change_fields(self, changes: dict[str, Any], *, actor_id: int | None = None) -> list[str]:
+        """Write already coerced field values of the element, each real change audited as this run's, and
+        move the runs timed against a changed date. Returns the names that changed."""
+        ...
+
+    async def audience(self, user_ids: Iterable[int] = (), roles: Iterable[str] = ()) -> list[int]:
+        """The active users named or holding one of `roles`, each once: who a notification would reach."""
+        ...
+
+    async def notify(self, recipient_ids: Iterable[int], text: str, *, kind: str,
+                     sender_id: int | None = None) -> list[Notification]:
+        """A notification about the element to each recipient, from `sender_id` (default: the run-as user)."""
+        ...
+
+    async def post_to_feed(self, *, title: str, body: str, author_id: int | None = None, user_ids: Iterable[int] = (),
+                           roles: Iterable[str] = (), everyone: bool = False) -> FeedPost:
+        """An activity stream post about the element, by `author_id` (default: the run-as user)."""
+        ...
 
     async def move_to(self, stage: Stage, *, actor_id: int | None = None) -> None:
-        """An automatic stage change: it continues this run's causal chain (the loop guard counts it)."""
-        from server.rules.engine import Cause, enter_stage
+        """An automatic stage change of the element: it continues this run's causal chain (the loop guard counts it)."""
+        ...
 
-        stage_run = await StageRun.get(id=self.run.stage_run_id)
-        cause = Cause(
-            text=f"rule '{self.run.title}' (run {self.run.id})",
-            actor_id=actor_id or self.actor_id,
-            chain_id=stage_run.chain_id,
-            depth=stage_run.depth + 1,
-            rule_run_id=self.run.id,
-        )
-        await enter_stage(self.element_type, self.element, stage, cause=cause)
+    async def enter_stage(self, element_type: str, element: Element, stage: Stage, *, reason: str) -> None:
+        """Another element this run made (a deal from a lead) enters `stage`, continuing this run's chain."""
+        ...
+
+    async def delete_element(self, *, reason: str) -> None:
+        """Delete the element: its pending runs are cancelled with `reason` (this run finishes on its own)."""
+        ...

@@ -9,11 +9,11 @@ from typing import Any
 from server import events
 from server.errors import FieldError, NotFound, ValidationFailed
 from server.models import (
+    ELEMENT_MODELS,
     AuditEntry,
     Company,
     Contact,
     CustomField,
-    Deal,
     DealContact,
     Element,
     Lead,
@@ -21,9 +21,8 @@ from server.models import (
     Stage,
     TimelineEntry,
     User,
+    model_for,
 )
-
-ELEMENT_MODELS: dict[str, type[Lead] | type[Deal]] = {"lead": Lead, "deal": Deal}
 
 # Built-in fields an API client or a Modify element rule may change, with their types.
 BUILTIN_FIELDS: dict[str, dict[str, str]] = {
@@ -39,13 +38,6 @@ BUILTIN_FIELDS: dict[str, dict[str, str]] = {
 # Built-in fields stored as a foreign key `<name>_id`.
 RELATIONS = ("responsible", "contact", "company")
 _REFERENCE_MODELS = {"user": User, "contact": Contact, "company": Company}
-
-
-def model_for(element_type: str) -> type[Lead] | type[Deal]:
-    try:
-        return ELEMENT_MODELS[element_type]
-    except KeyError:
-        raise ValidationFailed.one("element_type", f"'{element_type}' is not lead or deal") from None
 
 
 async def load(element_type: str, element_id: int, *, lock: bool = False) -> Element:

@@ -8,7 +8,8 @@ taken over after its lease expired, has its effect once.
 import json
 import logging
 import uuid
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,8 +19,19 @@ from server import clock, events
 from server.config import settings
 from server.db import transaction
 from server.errors import ActionError, LoopStopped, NotFound, TransientActionError, ValidationFailed
-from server.models import AuditEntry, Element, RuleRun, Stage, StageRun, User, WorkCalendar
-from server.rules import activities, conditions, dispatch, elements, revisions
+from server.models import (
+    AuditEntry,
+    Element,
+    FeedPost,
+    Notification,
+    RuleRun,
+    Stage,
+    StageRun,
+    TimelineEntry,
+    User,
+    WorkCalendar,
+)
+from server.rules import activities, conditions, dispatch, elements, feed, notifications, revisions
 from server.rules.actions import get_action, released_by
 from server.rules.actions.base import TEMPLATE, Action, Block
 from server.rules.context import RunContext
@@ -34,7 +46,10 @@ FINISHED = ("succeeded", "skipped", "failed", "cancelled", "stopped")
 
 @dataclass(frozen=True)
 class Cause:
-    """Why an element enters a stage. Automatic moves continue the chain of the run that made them."""
+    """Why an element enters a stage. Automatic moves continue the chain of the run that made them.
+
+    Built here only: a person's move starts a chain (`enter_stage`), a rule's continues one (`EngineRunContext`).
+    """
 
     text: str
     actor_id: int | None = None
@@ -59,8 +74,14 @@ class Superseded(Exception):
 # ---------------------------------------------------------------- entering and leaving stages
 
 
-async def enter_stage(element_type: str, element: Element, stage: Stage, *, cause: Cause) -> StageRun:
-    """Move `element` into `stage` and start its rules. Call inside `transaction()`."""
+async def enter_stage(element_type: str, element: Element, stage: Stage, *, reason: str,
+                      actor_id: int | None = None) -> StageRun:
+    """Move `element` into `stage` on a person's behalf (`reason`: created, moved) and start its rules; a new
+    chain of automatic moves begins. Call inside `transaction()`."""
+    return await _enter_stage(element_type, element, stage, cause=Cause(reason, actor_id=actor_id))
+
+
+async def _enter_stage(element_type: str, element: Element, stage: Stage, *, cause: Cause) -> StageRun:
     if cause.chain_id is not None:
         limit = settings().max_chain_depth
         if cause.depth > limit:
@@ -245,6 +266,69 @@ async def reschedule_anchored(element_type: str, element: Element, changed_field
         await _make_eligible(run, base=base, timing_context=timing_context)
 
 
+# ---------------------------------------------------------------- what an action may do
+
+
+@dataclass
+class EngineRunContext:
+    """The engine's side of the `RunContext` port (rules/context.py): each effect an action has, done here."""
+
+    run: RuleRun
+    element_type: str
+    element: Element
+    actor_id: int | None  # the user on whose behalf the rule acts
+    load_context: Callable[[], Awaitable[dict[str, Any]]] | None = None
+    _context: dict[str, Any] | None = field(default=None, repr=False)
+
+    async def context(self) -> dict[str, Any]:
+        if self._context is None:
+            self._context = await self.load_context() if self.load_context else {}
+        return self._context
+
+    async def add_entry(self, kind: str, text: str, *, author_id: int | None = None) -> TimelineEntry:
+        return await elements.add_timeline_entry(self.element_type, self.element.id, kind, text,
+                                                 author_id=author_id or self.actor_id, rule_run_id=self.run.id)
+
+    async def change_fields(self, changes: dict[str, Any], *, actor_id: int | None = None) -> list[str]:
+        changed = await elements.apply_changes(self.element_type, self.element, changes,
+                                               actor_id=actor_id or self.actor_id, rule_run_id=self.run.id)
+        await reschedule_anchored(self.element_type, self.element, changed)
+        return changed
+
+    async def audience(self, user_ids: Iterable[int] = (), roles: Iterable[str] = ()) -> list[int]:
+        return await notifications.audience(user_ids, roles)
+
+    async def notify(self, recipient_ids: Iterable[int], text: str, *, kind: str,
+                     sender_id: int | None = None) -> list[Notification]:
+        return await notifications.notify(recipient_ids, text, sender_id=sender_id or self.actor_id, kind=kind,
+                                          element_type=self.element_type, element_id=self.element.id,
+                                          rule_run_id=self.run.id)
+
+    async def post_to_feed(self, *, title: str, body: str, author_id: int | None = None, user_ids: Iterable[int] = (),
+                           roles: Iterable[str] = (), everyone: bool = False) -> FeedPost:
+        return await feed.post(title=title, body=body, author_id=author_id or self.actor_id, user_ids=user_ids,
+                               roles=roles, everyone=everyone, element_type=self.element_type,
+                               element_id=self.element.id, rule_run_id=self.run.id)
+
+    async def move_to(self, stage: Stage, *, actor_id: int | None = None) -> None:
+        cause = await self._chain(f"rule '{self.run.title}' (run {self.run.id})", actor_id or self.actor_id)
+        await _enter_stage(self.element_type, self.element, stage, cause=cause)
+
+    async def enter_stage(self, element_type: str, element: Element, stage: Stage, *, reason: str) -> None:
+        cause = await self._chain(f"{reason} by rule '{self.run.title}' (run {self.run.id})", self.actor_id)
+        await _enter_stage(element_type, element, stage, cause=cause)
+
+    async def delete_element(self, *, reason: str) -> None:
+        await cancel_element_runs(self.element_type, self.element.id, reason=reason, except_run_id=self.run.id)
+        await self.element.delete()
+
+    async def _chain(self, text: str, actor_id: int | None) -> Cause:
+        """A move made by this run: one step further along the chain of the stay it runs in."""
+        stage_run = await StageRun.get(id=self.run.stage_run_id)
+        return Cause(text=text, actor_id=actor_id, chain_id=stage_run.chain_id, depth=stage_run.depth + 1,
+                     rule_run_id=self.run.id)
+
+
 # ---------------------------------------------------------------- executing a run
 
 
@@ -302,8 +386,8 @@ async def _start(run_id: int) -> tuple[RuleRun, int] | None:
 async def _perform(run: RuleRun, action: Action, attempt: int) -> str:
     element = await elements.load(run.element_type, run.element_id, lock=True)
     actor_id = run.spec.get("run_as_id") or element.responsible_id
-    ctx = RunContext(run=run, element_type=run.element_type, element=element, actor_id=actor_id,
-                     load_context=lambda: _template_context(run, element))
+    ctx = EngineRunContext(run=run, element_type=run.element_type, element=element, actor_id=actor_id,
+                           load_context=lambda: _template_context(run, element))
     params = action.Params.model_validate(run.spec.get("params") or {})
     if run.waiting_since is not None:  # a blocking rule whose wait timed out
         outputs = await action.release(ctx, params, ended_by="timeout")
@@ -429,7 +513,7 @@ async def release_waiting(run: RuleRun, *, ended_by: str, outputs: dict[str, Any
     action = get_action(run.action_type)
     element = await elements.load(run.element_type, run.element_id)
     params = action.Params.model_validate(run.spec.get("params") or {}) if action else None
-    ctx = RunContext(run=run, element_type=run.element_type, element=element, actor_id=None)
+    ctx = EngineRunContext(run=run, element_type=run.element_type, element=element, actor_id=None)
     released = await action.release(ctx, params, ended_by=ended_by) if action else {"ended_by": ended_by}
     taken = await RuleRun.filter(id=run.id, status="waiting").update(
         status="succeeded", outputs={**run.outputs, **released, **(outputs or {})},

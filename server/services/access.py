@@ -12,31 +12,17 @@
 `actor=None` is the system (the engine, the demo loader, the CLI): it may do everything.
 """
 
-from dataclasses import dataclass
 from collections.abc import Collection
 from typing import Any
 
+from server.actor import ROLES, Actor, actor_for
 from server.errors import Forbidden
+from server.models import Company, Contact, Deal, DealContact, Lead
 
-ROLES = ("admin", "manager", "employee")
-
-
-@dataclass(frozen=True)
-class Actor:
-    user_id: int
-    role: str
-
-    @property
-    def is_admin(self) -> bool:
-        return self.role == "admin"
-
-    @property
-    def sees_all_elements(self) -> bool:
-        return self.role in ("admin", "manager")
-
-
-def actor_for(user: Any) -> Actor:
-    return Actor(user_id=user.id, role=user.role)
+__all__ = [
+    "ROLES", "Actor", "actor_for", "can_see_element", "element_scope", "require_admin", "require_element",
+    "visible_clients",
+]
 
 
 def require_admin(actor: Actor | None) -> None:
@@ -56,8 +42,6 @@ def require_element(actor: Actor | None, element: Any) -> None:
 
 async def visible_clients(actor: Actor | None, kind: str, ids: Collection[int]) -> set[int]:
     """The ids among `ids` of contacts or companies (`kind`) that exist and `actor` may see (rule above)."""
-    from server.models import Company, Contact, Deal, DealContact, Lead
-
     wanted = set(ids)
     model = Contact if kind == "contact" else Company
     if not wanted:

@@ -17,10 +17,10 @@ from server.models import (
     StageRun,
     Task,
     TimelineEntry,
+    model_for,
 )
 from server.rules import elements, engine
 from server.rules.actions.base import CUSTOMER_ACTIVITY
-from server.rules.elements import model_for
 from server.services.access import Actor, can_see_element, element_scope, require_element, visible_clients
 from server.services.paging import Slice, keyset, oldest_first
 
@@ -80,7 +80,7 @@ async def create_element(
         for position, contact_id in enumerate(contact_ids):
             await DealContact.create(deal_id=element.id, contact_id=contact_id, position=position)
         await elements.element_event(element_type, element, "created", actor_id=actor_id)
-        await engine.enter_stage(element_type, element, stage, cause=engine.Cause("created", actor_id=actor_id))
+        await engine.enter_stage(element_type, element, stage, reason="created", actor_id=actor_id)
     return element
 
 
@@ -145,7 +145,7 @@ async def move_element(element_type: str, element_id: int, stage_id: int, *, act
             raise ValidationFailed.one("stage_id", "the stage must be in the element's pipeline")
         if stage.id == element.stage_id:
             raise ValidationFailed.one("stage_id", f"the {element_type} is already in stage '{stage.name}'")
-        await engine.enter_stage(element_type, element, stage, cause=engine.Cause("moved", actor_id=_actor_id(actor)))
+        await engine.enter_stage(element_type, element, stage, reason="moved", actor_id=_actor_id(actor))
     return element
 
 

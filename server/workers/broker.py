@@ -15,6 +15,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import AsyncIO, Middleware
 
 from server.config import settings
+from server.live import install_publisher
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,7 @@ class Database(Middleware):
         if thread is None:
             raise RuntimeError("the Database middleware must come after AsyncIO")
         thread.run_coroutine(connect(settings().database_url))
+        install_publisher()  # the runs' events reach the web processes' hubs over Redis
 
     def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
         from server.database import disconnect

@@ -26,7 +26,6 @@ from server.rules.actions.base import (
 )
 from server.rules.context import RunContext
 from server.rules.timing import UNITS, as_moment, parse_hh_mm, zone
-from server.services import notifications
 
 
 class ActivityParams(Params):
@@ -112,11 +111,9 @@ class CreateActivity(Action):
         if self.notifies:
             for person, activity in zip(people, created, strict=True):
                 local = activity.start_at.astimezone(zone(person.timezone))
-                await notifications.notify(
+                await ctx.notify(
                     [person.id], f"{self.title.removeprefix('Schedule ').capitalize()} scheduled: {params.subject}, "
-                    f"{local:%Y-%m-%d %H:%M} ({person.timezone})",
-                    sender_id=ctx.actor_id, kind=self.kind, element_type=ctx.element_type,
-                    element_id=ctx.element.id, rule_run_id=ctx.run.id,
+                    f"{local:%Y-%m-%d %H:%M} ({person.timezone})", kind=self.kind,
                 )
         return self._done(created)
 

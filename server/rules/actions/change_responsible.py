@@ -12,7 +12,6 @@ from pydantic import Field
 
 from server.errors import ActionError
 from server.models import RoundRobinCursor, User
-from server.rules import elements
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, UserIds, unknown_users
 from server.rules.context import RunContext
 
@@ -50,9 +49,7 @@ class ChangeResponsible(Action):
             )
         if chosen is None:
             raise ActionError("no user of the list can take it: every one is absent, inactive or gone")
-        await elements.apply_changes(
-            ctx.element_type, ctx.element, {"responsible": chosen}, actor_id=ctx.actor_id, rule_run_id=ctx.run.id
-        )
+        await ctx.change_fields({"responsible": chosen})
         return Done({"responsible_id": chosen})
 
     async def _round_robin(self, rule_id: int, users: list[int], available: Callable[[int], bool]) -> int | None:

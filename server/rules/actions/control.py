@@ -6,7 +6,6 @@ from server.errors import ActionError
 from server.models import Notification, User
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, Template, UserIds, unknown_users
 from server.rules.context import RunContext
-from server.services import notifications
 
 
 class ControlParams(Params):
@@ -42,14 +41,11 @@ class Control(Action):
             responsible = await User.get_or_none(id=ctx.element.responsible_id)
             if responsible is not None and responsible.supervisor_id:
                 wanted.append(responsible.supervisor_id)
-        recipients = await notifications.audience([*wanted, *params.users])
+        recipients = await ctx.audience([*wanted, *params.users])
         if not recipients:
             raise ActionError(f"nobody to notify: the {ctx.element_type}'s responsible has no supervisor"
                               + (" and the named users are inactive or gone" if params.users else ""))
-        await notifications.notify(
-            recipients, params.message, sender_id=ctx.actor_id, kind="control",
-            element_type=ctx.element_type, element_id=ctx.element.id, rule_run_id=ctx.run.id,
-        )
+        await ctx.notify(recipients, params.message, kind="control")
         return Done({"notified": recipients})
 
     def describe(self, params: ControlParams, names: Names = NO_NAMES) -> str:

@@ -9,8 +9,7 @@ import json
 from pydantic import model_validator
 
 from server.errors import ActionError
-from server.models import AuditEntry, Company, Contact, CustomField, Deal, DealContact, Lead, Pipeline, Stage, StageRun
-from server.rules import elements
+from server.models import AuditEntry, Company, Contact, CustomField, Deal, DealContact, Lead, Pipeline, Stage
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, PipelineId
 from server.rules.actions.create_contact_for_lead import ContactFieldsParams, check_lead_fields, contact_values
 from server.rules.context import RunContext
@@ -81,7 +80,7 @@ class ConvertLead(Action):
                                            responsible_id=responsible_id)
             contact_id = lead_changes["contact"] = contact.id
         if lead_changes:
-            await elements.apply_changes("lead", lead, lead_changes, actor_id=ctx.actor_id, rule_run_id=ctx.run.id)
+            await ctx.change_fields(lead_changes)
         deal_id = await self._create_deal(ctx, params, lead, responsible_id, company_id, contact_id) \
             if params.create_deal else None
         created = ", ".join(f"{kind} {ident}" for kind, ident in
@@ -95,8 +94,6 @@ class ConvertLead(Action):
 
     async def _create_deal(self, ctx: RunContext, params: ConvertLeadParams, lead: Lead, responsible_id: int | None,
                            company_id: int | None, contact_id: int | None) -> int:
-        from server.rules.engine import Cause, enter_stage
-
         pipeline = await _deal_pipeline(params.pipeline)
         stage = await _first_stage(pipeline) if pipeline else None
         if pipeline is None or stage is None:
@@ -114,11 +111,7 @@ class ConvertLead(Action):
         await AuditEntry.create(element_type="lead", element_id=lead.id, field="converted_deal",
                                 old_value=json.dumps(None), new_value=json.dumps(deal.id),
                                 actor_id=ctx.actor_id, rule_run_id=ctx.run.id)
-        stage_run = await StageRun.get(id=ctx.run.stage_run_id)
-        await enter_stage("deal", deal, stage, cause=Cause(
-            text=f"created from lead {lead.id} by rule '{ctx.run.title}' (run {ctx.run.id})",
-            actor_id=ctx.actor_id, chain_id=stage_run.chain_id, depth=stage_run.depth + 1, rule_run_id=ctx.run.id,
-        ))
+        await ctx.enter_stage("deal", deal, stage, reason=f"created from lead {lead.id}")
         return deal.id
 
     def describe(self, params: ConvertLeadParams, names: Names = NO_NAMES) -> str:

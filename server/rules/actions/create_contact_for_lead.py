@@ -85,9 +85,7 @@ class CreateContactForLead(Action):
             **contact_values(lead, params), company_id=lead.company_id,
             responsible_id=params.responsible or lead.responsible_id,
         )
-        await elements.apply_changes(
-            "lead", lead, {"contact": contact.id, "is_repeat": True}, actor_id=ctx.actor_id, rule_run_id=ctx.run.id
-        )
+        await ctx.change_fields({"contact": contact.id, "is_repeat": True})
         await ctx.add_entry("history", f"Contact '{contact.name}' created from the lead")
         return Done({"contact_id": contact.id})
 

@@ -16,14 +16,8 @@ class DeleteElement(Action):
     example = Example("Delete the element")
 
     async def execute(self, ctx: RunContext, params: DeleteElementParams) -> Done:
-        from server.rules.engine import cancel_element_runs
-
         await ctx.add_entry("history", f"Deleted by the rule '{ctx.run.title}'")
-        await cancel_element_runs(
-            ctx.element_type, ctx.element.id, reason=f"the {ctx.element_type} was deleted by the rule '{ctx.run.title}'",
-            except_run_id=ctx.run.id,
-        )
-        await ctx.element.delete()
+        await ctx.delete_element(reason=f"the {ctx.element_type} was deleted by the rule '{ctx.run.title}'")
         return Done({})
 
     def describe(self, params: DeleteElementParams, names: Names = NO_NAMES) -> str:

@@ -17,7 +17,6 @@ from server.rules.actions.base import (
     unknown_users,
 )
 from server.rules.context import RunContext
-from server.services import feed
 
 
 class FeedPostParams(Params):
@@ -50,10 +49,9 @@ class PostToFeed(Action):
         existing = await FeedPost.get_or_none(rule_run_id=ctx.run.id)
         if existing is not None:  # this run's effect is already there
             return Done({"post_id": existing.id})
-        post = await feed.post(
-            title=params.title, body=params.text, author_id=params.sender or ctx.actor_id,
+        post = await ctx.post_to_feed(
+            title=params.title, body=params.text, author_id=params.sender,
             user_ids=params.users, roles=params.roles, everyone=params.everyone,
-            element_type=ctx.element_type, element_id=ctx.element.id, rule_run_id=ctx.run.id,
         )
         return Done({"post_id": post.id})
 

@@ -39,12 +39,7 @@ class ModifyElement(Action):
         context = await ctx.context() if templated else {}
         values = {k: await render_async(v, context) if isinstance(v, str) else v for k, v in params.fields.items()}
         changes = await elements.coerce_changes(ctx.element_type, values)
-        changed = await elements.apply_changes(
-            ctx.element_type, ctx.element, changes, actor_id=params.run_as or ctx.actor_id, rule_run_id=ctx.run.id
-        )
-        from server.rules.engine import reschedule_anchored
-
-        await reschedule_anchored(ctx.element_type, ctx.element, changed)
+        changed = await ctx.change_fields(changes, actor_id=params.run_as)
         return Done({"changed": changed})
 
     def describe(self, params: ModifyElementParams, names: Names = NO_NAMES) -> str:

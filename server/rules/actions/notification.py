@@ -17,7 +17,6 @@ from server.rules.actions.base import (
     unknown_users,
 )
 from server.rules.context import RunContext
-from server.services import notifications
 
 
 class NotificationParams(Params):
@@ -48,11 +47,8 @@ class Notify(Action):
         sent = await Notification.filter(rule_run_id=ctx.run.id).order_by("id")
         if sent:  # this run's effect is already there
             return Done({"notified": [n.recipient_id for n in sent]})
-        recipients = await notifications.audience(params.users, params.roles)
-        await notifications.notify(
-            recipients, params.text, sender_id=params.sender or ctx.actor_id, kind="notification",
-            element_type=ctx.element_type, element_id=ctx.element.id, rule_run_id=ctx.run.id,
-        )
+        recipients = await ctx.audience(params.users, params.roles)
+        await ctx.notify(recipients, params.text, kind="notification", sender_id=params.sender)
         return Done({"notified": recipients})
 
     def describe(self, params: NotificationParams, names: Names = NO_NAMES) -> str:
