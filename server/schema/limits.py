@@ -5,6 +5,9 @@ contacts) takes a `first` or `last` argument of at most MAX_PAGE: it multiplies 
 default when left out, MAX_PAGE when it comes from a variable). Lists only admins make longer
 (pipelines and stages, rules and the current runs of a stage's rules, users, API tokens, the action
 catalogue) multiply by CONFIGURATION_GUESS; BOUNDED_LISTS names the others with their largest size.
+Fields that can hold long text (a rendered comment, a description, custom fields, outputs) count by
+their size too: LARGE_FIELDS weighs each in units of about a kilobyte, so the cost bounds the answer's
+size (about MAX_COST kilobytes), not only its item count.
 Fragments are followed where they are spread, so they cannot hide cost.
 """
 
@@ -41,6 +44,18 @@ CONFIGURATION_LISTS = frozenset({
 BOUNDED_LISTS = {
     "MarkedRead.notifications": MAX_PAGE,  # markNotificationsRead takes at most MAX_PAGE ids
     "ValidationError.errors": MAX_LISTED_ERRORS,
+}
+
+
+# A field's weight: the kilobytes it can hold (rule templates render up to 64 KiB; API texts up to 20,000
+# characters; custom fields are maps of such values). Rule outputs are what actions return: codes, ids, names.
+RENDERED = 64
+WRITTEN = 20
+LARGE_FIELDS = {
+    "TimelineEntry.text": RENDERED, "Activity.description": RENDERED, "Notification.text": RENDERED,
+    "CustomerActivity.text": RENDERED, "FeedPost.body": RENDERED,
+    "Deal.custom": RENDERED, "Lead.custom": RENDERED, "Contact.custom": RENDERED, "Company.custom": RENDERED,
+    "AuditEntry.oldValue": WRITTEN, "AuditEntry.newValue": WRITTEN, "Rule.params": WRITTEN,
 }
 
 
@@ -84,7 +99,7 @@ class QueryCostRule(ValidationRule):
                 definition = fields.get(selection.name.value)
                 if definition is None:
                     continue
-                total += multiplier
+                total += multiplier * LARGE_FIELDS.get(f"{parent.name}.{selection.name.value}", 1)
                 named = get_named_type(definition.type)
                 factor = 1
                 if named.name.endswith("Connection"):
