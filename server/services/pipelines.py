@@ -3,8 +3,6 @@
 import re
 from collections.abc import Collection
 
-from tortoise.expressions import Q
-
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed
 from server.models import Pipeline, Stage
@@ -44,10 +42,12 @@ async def load_stage(stage_id: int) -> Stage:
 
 async def stages_by_id(*, stage_ids: Collection[int] = (), pipeline_ids: Collection[int] = ()) -> dict[int, Stage]:
     """The stages named, and every stage of the pipelines named, by id (for lists that show stage names)."""
-    named = [Q(**{f"{column}__in": list(ids)}) for column, ids in (("id", stage_ids), ("pipeline_id", pipeline_ids)) if ids]
-    if not named:
-        return {}
-    return {stage.id: stage for stage in await Stage.filter(Q(*named, join_type="OR"))}
+    found: dict[int, Stage] = {}
+    if stage_ids:
+        found.update({stage.id: stage for stage in await Stage.filter(id__in=list(stage_ids))})
+    if pipeline_ids:
+        found.update({stage.id: stage for stage in await Stage.filter(pipeline_id__in=list(pipeline_ids))})
+    return found
 
 
 def _name(name: str, field: str = "name") -> str:
