@@ -63,11 +63,12 @@ async def _runs_context(request: Request, element_type: str, element_id: int) ->
     rule_runs = await elements.rule_runs(element_type, element_id, actor=actor)
     stage_runs = await elements.stage_runs(element_type, element_id, actor=actor)
     stages = await pipelines.stages_by_id(stage_ids=[sr.stage_id for sr in stage_runs])
+    stage_names = {stage_id: stage.name for stage_id, stage in stages.items()}
     by_stage: dict[int, list[Any]] = {}
     for run in rule_runs:
         by_stage.setdefault(run.stage_run_id, []).append(run)
     groups = [
-        (sr, stages[sr.stage_id].name if sr.stage_id in stages else f"stage {sr.stage_id}", by_stage.get(sr.id, []))
+        (sr, stage_names.get(sr.stage_id, f"stage {sr.stage_id}"), by_stage.get(sr.id, []))
         for sr in reversed(stage_runs)
     ]
     pending = any(run.status in runs.UNFINISHED for run in rule_runs)
