@@ -8,12 +8,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.errors import ValidationFailed
-from server.models import Pipeline, RuleRun, Stage, StageRun, User
-from server.services import elements, pipelines
+from server.services import elements, pipelines, runs, users
 from web.guard import page
 from web.templating import error_map, is_htmx, redirect, render, when
-
-PENDING = ("scheduled", "queued", "running", "waiting")
 
 
 def _type(request: Request) -> str:
@@ -30,7 +27,7 @@ async def element_list(request: Request) -> Response:
     chosen = int(pipeline_id) if pipeline_id and pipeline_id.isdigit() else None
     items = (await elements.list_elements(element_type, pipeline_id=chosen, search=request.query_params.get("q"),
                                           first=100, actor=actor)).items
-    stages = {s.id: s for s in await Stage.filter(pipeline_id__in=[p.id for p in pipeline_list])}
+    stages = await pipelines.stages_by_id(pipeline_ids=[p.id for p in pipeline_list])
     return render(request, "element_list.html", {
         "element_type": element_type, "items": items, "stages": stages, "pipelines": pipeline_list,
         "chosen": chosen, "q": request.query_params.get("q") or "", "errors": {},
@@ -52,7 +49,7 @@ async def element_create(request: Request) -> Response:
         )
     except ValidationFailed as exc:
         pipeline_list = await pipelines.list_pipelines(element_type)
-        stages = {s.id: s for s in await Stage.filter(pipeline_id__in=[p.id for p in pipeline_list])}
+        stages = await pipelines.stages_by_id(pipeline_ids=[p.id for p in pipeline_list])
         items = (await elements.list_elements(element_type, first=100, actor=request.state.actor)).items
         return render(request, "element_list.html", {
             "element_type": element_type, "items": items, "stages": stages, "pipelines": pipeline_list,
@@ -63,21 +60,22 @@ async def element_create(request: Request) -> Response:
 
 async def _runs_context(request: Request, element_type: str, element_id: int) -> dict[str, Any]:
     actor = request.state.actor
-    runs = await elements.rule_runs(element_type, element_id, actor=actor)
+    rule_runs = await elements.rule_runs(element_type, element_id, actor=actor)
     stage_runs = await elements.stage_runs(element_type, element_id, actor=actor)
-    stage_names = {s.id: s.name for s in await Stage.filter(id__in=[sr.stage_id for sr in stage_runs])}
-    by_stage: dict[int, list[RuleRun]] = {}
-    for run in runs:
+    stages = await pipelines.stages_by_id(stage_ids=[sr.stage_id for sr in stage_runs])
+    stage_names = {stage_id: stage.name for stage_id, stage in stages.items()}
+    by_stage: dict[int, list[Any]] = {}
+    for run in rule_runs:
         by_stage.setdefault(run.stage_run_id, []).append(run)
-    groups: list[tuple[StageRun, str, list[RuleRun]]] = [
+    groups = [
         (sr, stage_names.get(sr.stage_id, f"stage {sr.stage_id}"), by_stage.get(sr.id, []))
         for sr in reversed(stage_runs)
     ]
-    pending = any(run.status in PENDING for run in runs)
+    pending = any(run.status in runs.UNFINISHED for run in rule_runs)
     return {"element_type": element_type, "element_id": element_id, "groups": groups, "pending": pending}
 
 
-def _fields(element_type: str, element: Any, responsible: User | None) -> list[tuple[str, Any]]:
+def _fields(element_type: str, element: Any, responsible: Any) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = [("Title", element.title)]
     amount = element.amount
     if amount is not None:
@@ -97,10 +95,12 @@ def _fields(element_type: str, element: Any, responsible: User | None) -> list[t
 async def _page_context(request: Request, element_type: str, element_id: int) -> dict[str, Any]:
     actor = request.state.actor
     element = await elements.get_element(element_type, element_id, actor=actor)
-    pipeline = await Pipeline.get(id=element.pipeline_id)
-    responsible = await User.get_or_none(id=element.responsible_id) if element.responsible_id else None
+    pipeline = await pipelines.get_pipeline(element.pipeline_id)
     timeline = await elements.timeline(element_type, element_id, actor=actor)
-    authors = {u.id: u.name for u in await User.filter(id__in=[t.author_id for t in timeline if t.author_id])}
+    people = await users.users_by_id([t.author_id for t in timeline if t.author_id] +
+                                     ([element.responsible_id] if element.responsible_id else []), actor=actor)
+    responsible = people.get(element.responsible_id) if element.responsible_id else None
+    authors = {ident: user.name for ident, user in people.items()}
     return {
         **await _runs_context(request, element_type, element_id),
         "element": element, "pipeline": pipeline, "stages": await pipelines.list_stages(pipeline.id),

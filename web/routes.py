@@ -5,7 +5,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from web import auth, board, elements, people
+from web import auth, board, elements, people, pipelines, rules
 from web.guard import page
 from web.templating import HERE
 
@@ -23,7 +23,9 @@ def admin() -> Mount:
     routes: list[BaseRoute] = [
         Route("/", home),
         *auth.routes,
+        *pipelines.routes,
         *board.routes,
+        *rules.routes,
         *elements.routes,
         *people.routes,
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="admin-static"),

@@ -9,19 +9,9 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
-from server.rules.actions.base import GROUPS as GROUPS  # the catalogue's headings, for the views
-from server.rules.actions.base import NO_NAMES, Action, Names
-from server.rules.actions.params import ParamSpec, describe_params
-from server.rules.conditions import Comparison
-from server.rules.timing import Timing
+from server.services.designer import LIST_OPERATORS, NO_VALUE_OPERATORS, Action, ParamSpec, param_specs
 from server.services.rules import RuleInput
 
-OPERATORS = {
-    "eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤", "contains": "contains",
-    "not_contains": "does not contain", "in": "is one of", "not_in": "is none of", "between": "is between",
-    "empty": "is empty", "not_empty": "is not empty",
-}
-LIST_OPERATORS = ("in", "not_in", "between")
 TIMING_KINDS = {
     "immediately": "Immediately", "after": "After a delay", "before_field": "Before a date field",
     "after_field": "After a date field", "at_field": "At a date field",
@@ -31,7 +21,7 @@ WORKING_TIME = {"": "Any time", "company": "Only in the company's working time",
 
 
 def param_fields(action: Action) -> list[ParamSpec]:
-    return describe_params(action.Params)
+    return param_specs(action)
 
 
 def _text(form: FormData, name: str) -> str:
@@ -115,7 +105,7 @@ def parse_condition(form: FormData) -> list[list[dict[str, Any]]]:
             value: Any = None
             if op in LIST_OPERATORS:
                 value = [v.strip() for v in text.split(",") if v.strip()]
-            elif op not in ("empty", "not_empty"):
+            elif op not in NO_VALUE_OPERATORS:
                 value = text
             rows.append({"field": name, "op": op, "value": value})
         if rows:
@@ -134,37 +124,6 @@ def parse_rule(action: Action, form: FormData) -> tuple[RuleInput, dict[str, str
         enabled="enabled" in form, stop_lane_on_failure="stop_lane_on_failure" in form,
     )
     return data, errors
-
-
-def condition_text(condition: list[list[dict[str, Any]]]) -> str:
-    groups = []
-    for group in condition or []:
-        parts = []
-        for comparison in group:
-            try:
-                parts.append(Comparison.model_validate(comparison).describe())
-            except ValueError:
-                parts.append(str(comparison))
-        groups.append(" and ".join(parts))
-    if len(groups) > 1:
-        return " or ".join(f"({g})" for g in groups)
-    return groups[0] if groups else ""
-
-
-def timing_text(timing: dict[str, Any]) -> str:
-    try:
-        return Timing.model_validate(timing or {}).describe()
-    except ValueError:
-        return str(timing)
-
-
-def describe(action: Action | None, params: dict[str, Any], names: Names = NO_NAMES) -> str:
-    if action is None:
-        return "unknown action"
-    try:
-        return action.describe(action.Params.model_validate(params or {}), names)
-    except ValueError:
-        return f"{action.title} (its params no longer validate: edit the rule)"
 
 
 def value_text(value: Any) -> str:

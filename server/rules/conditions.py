@@ -17,6 +17,14 @@ Operator = Literal[
 OPERATOR_ALIASES = {"=": "eq", "==": "eq", "!=": "ne", "≠": "ne", ">": "gt", ">=": "gte", "≥": "gte",
                     "<": "lt", "<=": "lte", "≤": "lte"}
 SYMBOLS = {"eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}
+# Every operator, in the order the condition builder offers them, with the words it shows.
+OPERATOR_LABELS: dict[Operator, str] = {
+    "eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤", "contains": "contains",
+    "not_contains": "does not contain", "in": "is one of", "not_in": "is none of", "between": "is between",
+    "empty": "is empty", "not_empty": "is not empty",
+}
+LIST_OPERATORS: tuple[Operator, ...] = ("in", "not_in", "between")  # compare with a list of values
+NO_VALUE_OPERATORS: tuple[Operator, ...] = ("empty", "not_empty")  # compare with nothing
 
 
 class Comparison(BaseModel):
@@ -44,7 +52,7 @@ class Comparison(BaseModel):
         return self
 
     def describe(self) -> str:
-        if self.op in ("empty", "not_empty"):
+        if self.op in NO_VALUE_OPERATORS:
             return f"{self.field} is {'empty' if self.op == 'empty' else 'not empty'}"
         op = SYMBOLS.get(self.op, self.op.replace("_", " "))
         return f"{self.field} {op} {self.value!r}"
@@ -159,7 +167,7 @@ def comparison_problems(comparison: Comparison, names: Record) -> list[tuple[str
     shape, unknown = resolve(names, comparison.field.split("."))
     if unknown:
         return [("field", unknown)]
-    if comparison.op in ("empty", "not_empty") or shape is None:
+    if comparison.op in NO_VALUE_OPERATORS or shape is None:
         return []
     if isinstance(shape, Record):
         example = next(iter(shape.fields), "name")

@@ -8,7 +8,7 @@ taken over after its lease expired, has its effect once.
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -154,14 +154,24 @@ async def cancel_element_runs(element_type: str, element_id: int, *, reason: str
     return cancelled
 
 
+def lane_numbers(lanes: Sequence[str]) -> list[int]:
+    """The lane (0, 1, …) of each rule of a stage, given in stage order: "after_previous" joins the lane
+    of the rule above; any other rule, and the first whatever it says, starts a new lane."""
+    numbers: list[int] = []
+    for lane in lanes:
+        if numbers and lane == "after_previous":
+            numbers.append(numbers[-1])
+        else:
+            numbers.append(numbers[-1] + 1 if numbers else 0)
+    return numbers
+
+
 async def _create_rule_runs(stage_run: StageRun, element: Element, rules: list[dict[str, Any]]) -> None:
-    lane = -1
     previous: RuleRun | None = None
     heads: list[RuleRun] = []
-    for rule in sorted(rules, key=lambda r: (r["position"], r["id"])):
-        follows = rule["lane"] == "after_previous" and previous is not None
-        if not follows:
-            lane += 1
+    ordered = sorted(rules, key=lambda r: (r["position"], r["id"]))
+    for rule, lane in zip(ordered, lane_numbers([r["lane"] for r in ordered]), strict=True):
+        follows = previous is not None and previous.lane == lane
         run = await RuleRun.create(
             stage_run_id=stage_run.id, element_type=stage_run.element_type, element_id=element.id,
             rule_id=rule["id"], rule_key=rule["key"], action_type=rule["action_type"], title=rule["title"],

@@ -1,6 +1,7 @@
 """Pipelines and their stages: read by every face, configured by admins."""
 
 import re
+from collections.abc import Collection
 
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed
@@ -29,6 +30,24 @@ async def get_stage(stage_id: int) -> Stage | None:
 
 async def list_stages(pipeline_id: int) -> list[Stage]:
     return await Stage.filter(pipeline_id=pipeline_id).order_by("position", "id")
+
+
+async def load_stage(stage_id: int) -> Stage:
+    """The stage with its pipeline loaded (`stage.pipeline`), or NotFound."""
+    stage = await Stage.get_or_none(id=stage_id).prefetch_related("pipeline")
+    if stage is None:
+        raise NotFound("stage", stage_id)
+    return stage
+
+
+async def stages_by_id(*, stage_ids: Collection[int] = (), pipeline_ids: Collection[int] = ()) -> dict[int, Stage]:
+    """The stages named, and every stage of the pipelines named, by id (for lists that show stage names)."""
+    found: dict[int, Stage] = {}
+    if stage_ids:
+        found.update({stage.id: stage for stage in await Stage.filter(id__in=list(stage_ids))})
+    if pipeline_ids:
+        found.update({stage.id: stage for stage in await Stage.filter(pipeline_id__in=list(pipeline_ids))})
+    return found
 
 
 def _name(name: str, field: str = "name") -> str:

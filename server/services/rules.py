@@ -122,10 +122,20 @@ async def _validated(stage: Stage, values: dict[str, Any], *, rule: Rule | None 
 
 async def _is_date_field(stage: Stage, name: str) -> bool:
     pipeline = await Pipeline.get(id=stage.pipeline_id)
-    if name == "created_at":
-        return True
-    field_type, _ = (await elements.field_types(pipeline.entity_type)).get(name, ("", []))
-    return field_type in ("date", "datetime")
+    return name in await date_fields(pipeline.entity_type)
+
+
+async def date_fields(entity_type: str) -> list[str]:
+    """The fields a rule's timing may count from: when the element was created, and its date fields."""
+    types = await elements.field_types(entity_type)
+    return ["created_at", *[name for name, (field_type, _) in types.items() if field_type in ("date", "datetime")]]
+
+
+async def names_for(stage_id: int, *, rule_id: int | None = None) -> placeholders.Record:
+    """What the rule `rule_id` (None: a new rule, which goes last) may name where it stands today:
+    the same names the save check accepts, for pickers that offer only what will be accepted."""
+    stage = await _stage(stage_id)
+    return await _names(stage, await get_rule(rule_id) if rule_id is not None else None, None)
 
 
 async def _stage(stage_id: int) -> Stage:
@@ -145,6 +155,13 @@ async def _unique_key(stage_id: int, base: str) -> str:
 
 async def list_rules(stage_id: int) -> list[Rule]:
     return await Rule.filter(stage_id=stage_id).order_by("position", "id")
+
+
+async def get_rule(rule_id: int) -> Rule:
+    rule = await Rule.get_or_none(id=rule_id)
+    if rule is None:
+        raise NotFound("rule", rule_id)
+    return rule
 
 
 async def create_rule(stage_id: int, data: RuleInput, *, actor: Actor | None = None) -> Rule:
@@ -227,6 +244,19 @@ async def reorder_rules(stage_id: int, rule_ids: list[int], *, actor: Actor | No
         await _first_rule_starts_with_stage(stage_id)
         await revisions.record(stage_id, author_id=actor.user_id if actor else None)
     return await list_rules(stage_id)
+
+
+async def move_rule(rule_id: int, direction: str, *, actor: Actor | None = None) -> list[Rule]:
+    """Move a rule one place `up` or `down` in its stage; at the top (or bottom) it stays where it is."""
+    require_admin(actor)
+    if direction not in ("up", "down"):
+        raise ValidationFailed.one("direction", "must be 'up' or 'down'")
+    rule = await get_rule(rule_id)
+    ids = [r.id for r in await list_rules(rule.stage_id)]
+    index = ids.index(rule.id)
+    target = max(0, min(len(ids) - 1, index + (-1 if direction == "up" else 1)))
+    ids.insert(target, ids.pop(index))
+    return await reorder_rules(rule.stage_id, ids, actor=actor)
 
 
 async def _first_rule_starts_with_stage(stage_id: int) -> None:

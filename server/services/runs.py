@@ -6,6 +6,7 @@ from tortoise.expressions import Q, Subquery
 
 from server.errors import ValidationFailed
 from server.models import Deal, Lead, RuleRun, StageRun
+from server.rules.engine import UNFINISHED as UNFINISHED  # runs not over yet: the admin polls while any is
 from server.services.access import Actor
 from server.services.paging import Slice, keyset
 

@@ -1,6 +1,7 @@
 """Employees as admins manage them: role, supervisor, working hours, absence, password."""
 
 import re
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -34,6 +35,12 @@ class UserInput:
 async def list_users(*, actor: Actor | None = None) -> list[User]:
     """The staff directory: every signed-in user may see who works here (to pick a responsible)."""
     return await User.all().order_by("name", "id")
+
+
+async def users_by_id(user_ids: Collection[int], *, actor: Actor | None = None) -> dict[int, User]:
+    """The users named, by id, from the same directory (authors of a timeline, an element's responsible)."""
+    ids = set(user_ids)
+    return {user.id: user for user in await User.filter(id__in=ids)} if ids else {}
 
 
 async def get_user(user_id: int, *, actor: Actor | None = None) -> User:
