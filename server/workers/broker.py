@@ -7,6 +7,7 @@ thread (forked processes must not share them). Embedded, actors run on the web s
 
 import asyncio
 import logging
+import time
 from typing import Any
 
 import dramatiq
@@ -23,12 +24,24 @@ log = logging.getLogger(__name__)
 class _RunningLoop:
     """Stands in for dramatiq's event-loop thread: submits actor coroutines to a loop we already run."""
 
-    run_coroutine = EventLoopThread.run_coroutine
+    LOOP_WAIT_S = 30.0
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.interrupt_check_ival = 0.1
         self.logger = log
+
+    def run_coroutine(self, coro: Any) -> Any:
+        # A loop driven by run_until_complete (a test runner's) stops for a moment between two calls; dramatiq's
+        # own version would raise and drop the message there. Wait for the loop to run again; give up (closing
+        # the coroutine, so it is not reported as never awaited) only if it is closed or stays stopped.
+        deadline = time.monotonic() + self.LOOP_WAIT_S
+        while not self.loop.is_running():
+            if self.loop.is_closed() or time.monotonic() > deadline:
+                coro.close()
+                raise RuntimeError("the embedded worker's event loop is not running")
+            time.sleep(0.01)
+        return EventLoopThread.run_coroutine(self, coro)  # type: ignore[arg-type]  # duck-typed stand-in
 
 
 class EmbeddedLoop(Middleware):
