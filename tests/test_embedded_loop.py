@@ -4,6 +4,8 @@
 import asyncio
 import threading
 
+import pytest
+
 from server.workers.broker import _RunningLoop
 
 
@@ -40,9 +42,5 @@ def test_a_closed_loop_fails_the_message_without_leaving_a_coroutine_never_await
     async def work() -> int:
         return 42
 
-    try:
+    with pytest.raises(RuntimeError, match="not running"):
         _RunningLoop(loop).run_coroutine(work())
-    except RuntimeError as exc:
-        assert "not running" in str(exc)
-    else:
-        raise AssertionError("a closed loop cannot run the message")
