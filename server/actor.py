@@ -4,22 +4,24 @@ services/access.py; the live hub filters events with it)."""
 from dataclasses import dataclass
 from typing import Any
 
-ROLES = ("admin", "manager", "employee")
+from server.kinds import Role
+
+ROLES = tuple(Role)
 
 
 @dataclass(frozen=True)
 class Actor:
     user_id: int
-    role: str
+    role: Role
 
     @property
     def is_admin(self) -> bool:
-        return self.role == "admin"
+        return self.role == Role.admin
 
     @property
     def sees_all_elements(self) -> bool:
-        return self.role in ("admin", "manager")
+        return self.role in (Role.admin, Role.manager)
 
 
 def actor_for(user: Any) -> Actor:
-    return Actor(user_id=user.id, role=user.role)
+    return Actor(user_id=user.id, role=Role(user.role))

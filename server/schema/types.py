@@ -15,6 +15,7 @@ from server.rules.actions.base import Action
 from server.rules.actions.params import ParamSpec, describe_params
 from server.schema.context import context_of
 from server.schema.ids import gid, opt_gid
+from server.schema.kinds import ElementType, Lane, Role, RunStatus, StageRunStatus, StageSemantic
 from server.services.elements import MAX_DEAL_CONTACTS
 from server.services.paging import MAX_PAGE, page_size
 
@@ -33,7 +34,7 @@ class User:
     id: strawberry.ID
     name: str
     email: str
-    role: str
+    role: Role
     supervisor_id: strawberry.ID | None
     timezone: str
     absent: bool
@@ -85,7 +86,7 @@ class Stage:
     code: str
     name: str
     position: int
-    semantic: str
+    semantic: StageSemantic
     revision: int
 
     @strawberry.field
@@ -103,7 +104,7 @@ class Stage:
 class Pipeline:
     id: strawberry.ID
     name: str
-    entity_type: str
+    entity_type: ElementType
     is_default: bool
 
     @strawberry.field
@@ -122,7 +123,7 @@ class Rule:
     key: str
     title: str
     position: int
-    lane: str
+    lane: Lane
     action_type: str
     params: JSON
     condition: JSON
@@ -155,7 +156,7 @@ class RuleRun:
     rule_key: str
     title: str
     action_type: str
-    status: str
+    status: RunStatus
     due_at: datetime | None
     attempts: int
     outputs: JSON
@@ -223,7 +224,7 @@ class StageRun:
     id: strawberry.ID
     stage_id: strawberry.ID
     revision: int
-    status: str
+    status: StageRunStatus
     chain_id: str
     depth: int
     cause: str
@@ -257,7 +258,7 @@ class Task:
 @strawberry.type
 class CustomerActivity:
     id: strawberry.ID
-    element_type: str
+    element_type: ElementType
     element_id: strawberry.ID
     kind: str
     text: str
@@ -296,7 +297,7 @@ class ActionType:
     released_by: list[str]  # the events that end its wait (customer_activity)
 
     @classmethod
-    def of(cls, action: Action) -> "ActionType":
+    def of(cls, action: Action[Any]) -> "ActionType":
         return cls(key=action.key, title=action.title, group=action.group, outputs=list(action.outputs),
                    params=[ActionParam.of(spec) for spec in describe_params(action.Params)],
                    released_by=list(action.released_by))
@@ -312,7 +313,7 @@ class Deleted:
 class Element:
     """What leads and deals share: where they are, who owns them, and what their rules did."""
 
-    element_type: ClassVar[str]
+    element_type: ClassVar[ElementType]
 
     id: strawberry.ID
     title: str
@@ -375,7 +376,7 @@ def _common(row: models.Lead | models.Deal) -> dict[str, Any]:
 
 @strawberry.type
 class Lead(Element):
-    element_type: ClassVar[str] = "lead"
+    element_type: ClassVar[ElementType] = ElementType.lead
 
     contact_id: strawberry.ID | None
     source: str
@@ -395,7 +396,7 @@ class Lead(Element):
 
 @strawberry.type
 class Deal(Element):
-    element_type: ClassVar[str] = "deal"
+    element_type: ClassVar[ElementType] = ElementType.deal
 
     close_date: date | None
 

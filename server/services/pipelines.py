@@ -4,11 +4,12 @@ import re
 
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed
+from server.kinds import ElementType, StageSemantic
 from server.models import Pipeline, Stage
 from server.services.access import Actor, require_admin
 
-ENTITY_TYPES = ("lead", "deal")
-SEMANTICS = ("in_progress", "success", "failure")
+ENTITY_TYPES = tuple(ElementType)
+SEMANTICS = tuple(StageSemantic)
 
 
 async def list_pipelines(entity_type: str | None = None) -> list[Pipeline]:
@@ -72,7 +73,7 @@ def _code_for(name: str, taken: set[str]) -> str:
 
 
 async def create_stage(
-    pipeline_id: int, name: str, *, semantic: str = "in_progress", actor: Actor | None = None
+    pipeline_id: int, name: str, *, semantic: str = StageSemantic.in_progress, actor: Actor | None = None
 ) -> Stage:
     """A new stage at the end of the pipeline; its code is derived from the name."""
     require_admin(actor)

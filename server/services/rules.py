@@ -8,6 +8,7 @@ from pydantic import ValidationError
 
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed, field_errors
+from server.kinds import Lane
 from server.models import Pipeline, Rule, Stage, User
 from server.rules import elements, placeholders, revisions, templates
 from server.rules.actions import get_action, registry
@@ -17,7 +18,7 @@ from server.rules.timing import Timing
 from server.services.access import Actor, require_admin
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-LANES = ("parallel", "after_previous")
+LANES = tuple(Lane)
 
 
 @dataclass
@@ -155,7 +156,7 @@ async def create_rule(stage_id: int, data: RuleInput, *, actor: Actor | None = N
         "action_type": data.action_type,
         "title": data.title if data.title is not None else (action.title if action else ""),
         "key": data.key or await _unique_key(stage_id, (data.action_type or "rule").replace("-", "_")),
-        "lane": data.lane or "parallel",
+        "lane": data.lane or Lane.parallel,
         "params": data.params or {},
         "condition": data.condition or [],
         "timing": data.timing or {},
@@ -234,15 +235,15 @@ async def _first_rule_starts_with_stage(stage_id: int) -> None:
     Whatever made a rule first (a delete, a reorder, a move, a create at the top) stores it as
     parallel in the same revision, so the stored lane, the board and the API say what the engine does."""
     first = await Rule.filter(stage_id=stage_id).order_by("position", "id").first()
-    if first is not None and first.lane != "parallel":
-        await Rule.filter(id=first.id).update(lane="parallel")
+    if first is not None and first.lane != Lane.parallel:
+        await Rule.filter(id=first.id).update(lane=Lane.parallel)
 
 
 def first_rule_after(rules: list[Rule], removed_id: int) -> Rule | None:
     """The rule that would become first if `removed_id` were deleted, when it waits for the rule above
     today (it will start with the stage instead): for the delete confirmation."""
     rest = [r for r in rules if r.id != removed_id]
-    if rules and rules[0].id == removed_id and rest and rest[0].lane == "after_previous":
+    if rules and rules[0].id == removed_id and rest and rest[0].lane == Lane.after_previous:
         return rest[0]
     return None
 

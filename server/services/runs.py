@@ -5,11 +5,12 @@ from datetime import datetime
 from tortoise.expressions import Q, Subquery
 
 from server.errors import ValidationFailed
+from server.kinds import ElementType, RunStatus
 from server.models import Deal, Lead, RuleRun, StageRun
 from server.services.access import Actor
 from server.services.paging import Slice, keyset
 
-STATUSES = ("scheduled", "queued", "running", "waiting", "succeeded", "skipped", "failed", "cancelled", "stopped")
+STATUSES = tuple(RunStatus)
 
 
 async def list_rule_runs(
@@ -41,6 +42,7 @@ async def list_rule_runs(
         mine_deals = Subquery(Deal.filter(responsible_id=actor.user_id).values("id"))
         mine_leads = Subquery(Lead.filter(responsible_id=actor.user_id).values("id"))
         query = query.filter(
-            Q(element_type="deal", element_id__in=mine_deals) | Q(element_type="lead", element_id__in=mine_leads)
+            Q(element_type=ElementType.deal, element_id__in=mine_deals)
+            | Q(element_type=ElementType.lead, element_id__in=mine_leads)
         )
     return await keyset(query, first=first, after=after, newest_first=not oldest_first)

@@ -7,6 +7,7 @@ from typing import Any
 from server import events
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed
+from server.kinds import Role
 from server.models import RecoveryCode, User
 from server.rules.timing import parse_hh_mm, zone
 from server.services import auth
@@ -96,7 +97,7 @@ async def create_user(data: UserInput, *, actor: Actor | None = None) -> User:
     if errors:
         raise ValidationFailed(errors)
     return await User.create(
-        email=(data.email or "").strip().lower(), name=(data.name or "").strip(), role=data.role or "employee",
+        email=(data.email or "").strip().lower(), name=(data.name or "").strip(), role=data.role or Role.employee,
         supervisor_id=data.supervisor_id, timezone=data.timezone or "UTC", working_hours=data.working_hours or {},
         absent=bool(data.absent), active=True if data.active is None else data.active,
         password_hash=await auth.hash_password(data.password) if data.password else None,
@@ -107,7 +108,7 @@ async def update_user(user_id: int, data: UserInput, *, actor: Actor | None = No
     require_admin(actor)
     user = await get_user(user_id, actor=actor)
     errors = await _validate(data, user_id=user_id)
-    if actor is not None and user_id == actor.user_id and (data.role not in (None, "admin") or data.active is False):
+    if actor is not None and user_id == actor.user_id and (data.role not in (None, Role.admin) or data.active is False):
         errors.append(FieldError("role", "you cannot take away your own admin access"))
     if errors:
         raise ValidationFailed(errors)
