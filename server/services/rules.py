@@ -15,7 +15,7 @@ from server.rules.actions import get_action, registry
 from server.rules.actions.base import template_texts
 from server.rules.conditions import Comparison, comparison_problems
 from server.rules.timing import Timing
-from server.services.access import Actor, require_admin
+from server.services.access import Acting, require_admin
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 LANES = tuple(Lane)
@@ -148,7 +148,7 @@ async def list_rules(stage_id: int) -> list[Rule]:
     return await Rule.filter(stage_id=stage_id).order_by("position", "id")
 
 
-async def create_rule(stage_id: int, data: RuleInput, *, actor: Actor | None = None) -> Rule:
+async def create_rule(stage_id: int, data: RuleInput, *, actor: Acting) -> Rule:
     require_admin(actor)
     stage = await _stage(stage_id)
     action = get_action(data.action_type or "")
@@ -173,11 +173,11 @@ async def create_rule(stage_id: int, data: RuleInput, *, actor: Actor | None = N
         if data.position is not None:
             await _place(rule, data.position)
         await _first_rule_starts_with_stage(stage_id)
-        await revisions.record(stage_id, author_id=actor.user_id if actor else None)
+        await revisions.record(stage_id, author_id=actor.user_id)
     return await Rule.get(id=rule.id)
 
 
-async def update_rule(rule_id: int, data: RuleInput, *, actor: Actor | None = None) -> Rule:
+async def update_rule(rule_id: int, data: RuleInput, *, actor: Acting) -> Rule:
     require_admin(actor)
     rule = await Rule.get_or_none(id=rule_id)
     if rule is None:
@@ -200,11 +200,11 @@ async def update_rule(rule_id: int, data: RuleInput, *, actor: Actor | None = No
         if data.position is not None:
             await _place(rule, data.position)
         await _first_rule_starts_with_stage(stage.id)
-        await revisions.record(stage.id, author_id=actor.user_id if actor else None)
+        await revisions.record(stage.id, author_id=actor.user_id)
     return await Rule.get(id=rule.id)
 
 
-async def delete_rule(rule_id: int, *, actor: Actor | None = None) -> None:
+async def delete_rule(rule_id: int, *, actor: Acting) -> None:
     require_admin(actor)
     rule = await Rule.get_or_none(id=rule_id)
     if rule is None:
@@ -212,10 +212,10 @@ async def delete_rule(rule_id: int, *, actor: Actor | None = None) -> None:
     async with transaction():
         await rule.delete()
         await _first_rule_starts_with_stage(rule.stage_id)
-        await revisions.record(rule.stage_id, author_id=actor.user_id if actor else None)
+        await revisions.record(rule.stage_id, author_id=actor.user_id)
 
 
-async def reorder_rules(stage_id: int, rule_ids: list[int], *, actor: Actor | None = None) -> list[Rule]:
+async def reorder_rules(stage_id: int, rule_ids: list[int], *, actor: Acting) -> list[Rule]:
     """Set the order of a stage's rules; the list must name each of them once."""
     require_admin(actor)
     await _stage(stage_id)
@@ -226,7 +226,7 @@ async def reorder_rules(stage_id: int, rule_ids: list[int], *, actor: Actor | No
         for position, rule_id in enumerate(rule_ids):
             await Rule.filter(id=rule_id).update(position=position)
         await _first_rule_starts_with_stage(stage_id)
-        await revisions.record(stage_id, author_id=actor.user_id if actor else None)
+        await revisions.record(stage_id, author_id=actor.user_id)
     return await list_rules(stage_id)
 
 

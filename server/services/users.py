@@ -11,7 +11,7 @@ from server.kinds import Role
 from server.models import RecoveryCode, User
 from server.rules.timing import parse_hh_mm, zone
 from server.services import auth
-from server.services.access import ROLES, Actor, require_admin
+from server.services.access import ROLES, Acting, Actor, SystemActor, require_admin
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
@@ -32,14 +32,14 @@ class UserInput:
     password: str | None = None
 
 
-async def list_users(*, actor: Actor | None = None) -> list[User]:
+async def list_users(*, actor: Acting) -> list[User]:
     """The staff directory: every signed-in user may see who works here (to pick a responsible)."""
     return await User.all().order_by("name", "id")
 
 
-async def get_user(user_id: int, *, actor: Actor | None = None) -> User:
+async def get_user(user_id: int, *, actor: Acting) -> User:
     """Admins read anyone; everyone else reads only themselves."""
-    if actor is None or actor.user_id != user_id:
+    if isinstance(actor, SystemActor) or actor.user_id != user_id:
         require_admin(actor)
     user = await User.get_or_none(id=user_id)
     if user is None:
@@ -87,7 +87,7 @@ async def _validate(data: UserInput, *, user_id: int | None) -> list[FieldError]
     return errors
 
 
-async def create_user(data: UserInput, *, actor: Actor | None = None) -> User:
+async def create_user(data: UserInput, *, actor: Acting) -> User:
     require_admin(actor)
     errors = await _validate(data, user_id=None)
     if data.email is None:
@@ -104,11 +104,11 @@ async def create_user(data: UserInput, *, actor: Actor | None = None) -> User:
     )
 
 
-async def update_user(user_id: int, data: UserInput, *, actor: Actor | None = None) -> User:
+async def update_user(user_id: int, data: UserInput, *, actor: Acting) -> User:
     require_admin(actor)
     user = await get_user(user_id, actor=actor)
     errors = await _validate(data, user_id=user_id)
-    if actor is not None and user_id == actor.user_id and (data.role not in (None, Role.admin) or data.active is False):
+    if isinstance(actor, Actor) and user_id == actor.user_id and (data.role not in (None, Role.admin) or data.active is False):
         errors.append(FieldError("role", "you cannot take away your own admin access"))
     if errors:
         raise ValidationFailed(errors)
@@ -136,14 +136,14 @@ async def update_user(user_id: int, data: UserInput, *, actor: Actor | None = No
     return user
 
 
-async def set_password(user_id: int, password: str, *, actor: Actor | None = None) -> User:
+async def set_password(user_id: int, password: str, *, actor: Acting) -> User:
     """A new password; the user's sessions end."""
     if len(password) < auth.MIN_PASSWORD_LENGTH:
         raise ValidationFailed.one("password", f"use at least {auth.MIN_PASSWORD_LENGTH} characters")
     return await update_user(user_id, UserInput(password=password), actor=actor)
 
 
-async def reset_two_factor(user_id: int, *, actor: Actor | None = None) -> User:
+async def reset_two_factor(user_id: int, *, actor: Acting) -> User:
     """Forget the user's TOTP secret and recovery codes: they enrol again at their next login."""
     user = await get_user(user_id, actor=actor)
     async with transaction():
