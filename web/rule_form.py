@@ -30,7 +30,7 @@ WORKING_TIME = {"": "Any time", "company": "Only in the company's working time",
                 "responsible": "Only in the responsible's working hours"}
 
 
-def param_fields(action: Action) -> list[ParamSpec]:
+def param_fields(action: Action[Any]) -> list[ParamSpec]:
     return describe_params(action.Params)
 
 
@@ -46,7 +46,7 @@ def _number(text: str) -> Any:
         return text  # the params model reports it as "not a valid integer"
 
 
-def parse_params(action: Action, form: FormData) -> tuple[dict[str, Any], dict[str, str]]:
+def parse_params(action: Action[Any], form: FormData) -> tuple[dict[str, Any], dict[str, str]]:
     """The params dict from the form, plus errors the form itself can tell (bad JSON)."""
     params: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -123,7 +123,7 @@ def parse_condition(form: FormData) -> list[list[dict[str, Any]]]:
     return groups
 
 
-def parse_rule(action: Action, form: FormData) -> tuple[RuleInput, dict[str, str]]:
+def parse_rule(action: Action[Any], form: FormData) -> tuple[RuleInput, dict[str, str]]:
     params, errors = parse_params(action, form)
     run_as = _text(form, "run_as_id")
     data = RuleInput(
@@ -158,7 +158,7 @@ def timing_text(timing: dict[str, Any]) -> str:
         return str(timing)
 
 
-def describe(action: Action | None, params: dict[str, Any], names: Names = NO_NAMES) -> str:
+def describe(action: Action[Any] | None, params: dict[str, Any], names: Names = NO_NAMES) -> str:
     if action is None:
         return "unknown action"
     try:

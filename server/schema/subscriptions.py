@@ -42,7 +42,12 @@ class ActivityEvent:
     @classmethod
     def of(cls, event: live.LiveEvent) -> "ActivityEvent":
         return cls(cursor=str(event.id), kind=event.kind, element_type=event.element_type,
-                   element_id=opt_gid(event.element_id), created_at=event.created_at, data=event.payload)
+                   element_id=opt_gid(event.element_id), created_at=event.created_at, data=JSON(event.payload))
+
+
+def _element_type(event: live.LiveEvent) -> ElementType:
+    assert event.element_type is not None  # rule run and element events always name their element
+    return ElementType(event.element_type)
 
 
 @strawberry.type
@@ -68,7 +73,7 @@ class RuleRunEvent:
         p = event.payload
         return cls(cursor=str(event.id), run_id=gid(p["id"]), status=RunStatus(p["status"]), rule_id=gid(p["rule_id"]),
                    rule_key=p["rule_key"], title=p["title"], action_type=p["action_type"],
-                   stage_id=opt_gid(p.get("stage_id")), element_type=ElementType(event.element_type),
+                   stage_id=opt_gid(p.get("stage_id")), element_type=_element_type(event),
                    element_id=gid(event.element_id or 0), attempts=p.get("attempts", 0), reason=p.get("reason"),
                    error=p.get("error"), outputs=p.get("outputs"), created_at=event.created_at)
 
@@ -87,7 +92,7 @@ class ElementEvent:
     @classmethod
     def of(cls, event: live.LiveEvent) -> "ElementEvent":
         p = event.payload
-        return cls(cursor=str(event.id), change=p["change"], element_type=ElementType(event.element_type),
+        return cls(cursor=str(event.id), change=p["change"], element_type=_element_type(event),
                    element_id=gid(event.element_id or 0), title=p.get("title", ""), stage_id=opt_gid(p.get("stage_id")),
                    fields=list(p.get("fields") or []), created_at=event.created_at)
 

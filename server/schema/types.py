@@ -42,7 +42,7 @@ class User:
 
     @classmethod
     def of(cls, row: models.User) -> "User":
-        return cls(id=gid(row.id), name=row.name, email=row.email, role=row.role,
+        return cls(id=gid(row.id), name=row.name, email=row.email, role=Role(row.role),
                    supervisor_id=opt_gid(row.supervisor_id), timezone=row.timezone, absent=row.absent,
                    active=row.active)
 
@@ -97,7 +97,7 @@ class Stage:
     @classmethod
     def of(cls, row: models.Stage) -> "Stage":
         return cls(id=gid(row.id), pipeline_id=gid(row.pipeline_id), code=row.code, name=row.name,
-                   position=row.position, semantic=row.semantic, revision=row.revision)
+                   position=row.position, semantic=StageSemantic(row.semantic), revision=row.revision)
 
 
 @strawberry.type
@@ -113,7 +113,7 @@ class Pipeline:
 
     @classmethod
     def of(cls, row: models.Pipeline) -> "Pipeline":
-        return cls(id=gid(row.id), name=row.name, entity_type=row.entity_type, is_default=row.is_default)
+        return cls(id=gid(row.id), name=row.name, entity_type=ElementType(row.entity_type), is_default=row.is_default)
 
 
 @strawberry.type
@@ -136,7 +136,7 @@ class Rule:
     def of(cls, row: models.Rule) -> "Rule":
         return cls(
             id=gid(row.id), stage_id=gid(row.stage_id), key=row.key, title=row.title, position=row.position,
-            lane=row.lane, action_type=row.action_type, params=jsonable(row.params),
+            lane=Lane(row.lane), action_type=row.action_type, params=jsonable(row.params),
             condition=jsonable(row.condition), timing=jsonable(row.timing), run_as_id=opt_gid(row.run_as_id),
             enabled=row.enabled, stop_lane_on_failure=row.stop_lane_on_failure,
         )
@@ -172,7 +172,7 @@ class RuleRun:
     def of(cls, row: models.RuleRun) -> "RuleRun":
         return cls(
             id=gid(row.id), stage_run_id=gid(row.stage_run_id), rule_id=gid(row.rule_id), rule_key=row.rule_key,
-            title=row.title, action_type=row.action_type, status=row.status, due_at=row.due_at,
+            title=row.title, action_type=row.action_type, status=RunStatus(row.status), due_at=row.due_at,
             attempts=row.attempts, outputs=jsonable(row.outputs), error=row.error, reason=row.reason,
             created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
             lane=row.lane, position=row.position,
@@ -235,7 +235,7 @@ class StageRun:
 
     @classmethod
     def of(cls, row: models.StageRun) -> "StageRun":
-        return cls(id=gid(row.id), stage_id=gid(row.stage_id), revision=row.revision, status=row.status,
+        return cls(id=gid(row.id), stage_id=gid(row.stage_id), revision=row.revision, status=StageRunStatus(row.status),
                    chain_id=row.chain_id, depth=row.depth, cause=row.cause, actor_id=opt_gid(row.actor_id),
                    caused_by_rule_run_id=opt_gid(row.caused_by_rule_run_id), entered_at=row.entered_at,
                    left_at=row.left_at)
@@ -266,7 +266,7 @@ class CustomerActivity:
 
     @classmethod
     def of(cls, row: models.CustomerActivity) -> "CustomerActivity":
-        return cls(id=gid(row.id), element_type=row.element_type, element_id=gid(row.element_id),
+        return cls(id=gid(row.id), element_type=ElementType(row.element_type), element_id=gid(row.element_id),
                    kind=row.kind, text=row.text, created_at=row.created_at)
 
 

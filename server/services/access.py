@@ -17,6 +17,7 @@ from collections.abc import Collection
 from typing import Any
 
 from server.actor import ROLES, SYSTEM, Acting, Actor, SystemActor, actor_for
+from server.db import column
 from server.errors import Forbidden
 from server.models import Company, Contact, Deal, DealContact, Lead
 
@@ -47,17 +48,17 @@ async def visible_clients(actor: Acting, kind: str, ids: Collection[int]) -> set
     model = Contact if kind == "contact" else Company
     if not wanted:
         return set()
-    existing = set(await model.filter(id__in=wanted).values_list("id", flat=True))
+    existing: set[int] = set(await column(model.filter(id__in=wanted), "id"))
     if isinstance(actor, SystemActor) or actor.sees_all_elements:
         return existing
-    mine = set(await model.filter(id__in=existing, responsible_id=actor.user_id).values_list("id", flat=True))
-    column = f"{kind}_id"
+    mine: set[int] = set(await column(model.filter(id__in=existing, responsible_id=actor.user_id), "id"))
+    field = f"{kind}_id"
     for element_model in (Lead, Deal) if kind == "company" else (Lead,):
-        linked = element_model.filter(responsible_id=actor.user_id, **{f"{column}__in": existing - mine})
-        mine |= set(await linked.values_list(column, flat=True))
+        linked = element_model.filter(responsible_id=actor.user_id, **{f"{field}__in": existing - mine})
+        mine |= set(await column(linked, field))
     if kind == "contact" and existing - mine:
         links = DealContact.filter(contact_id__in=existing - mine, deal__responsible_id=actor.user_id)
-        mine |= set(await links.values_list("contact_id", flat=True))
+        mine |= set(await column(links, "contact_id"))
     return mine
 
 

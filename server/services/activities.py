@@ -5,7 +5,7 @@ from datetime import datetime, timedelta
 
 from server import clock
 from server.errors import Forbidden, NotFound, ValidationFailed
-from server.models import Activity, User
+from server.models import ELEMENT_MODELS, Activity, User, model_for
 from server.rules import elements
 from server.services import calendar
 from server.services.access import Acting, Actor, require_element
@@ -37,7 +37,7 @@ async def list_for_user(
 
 async def list_for_element(element_type: str, element_id: int, *, actor: Acting) -> list[Activity]:
     """The activities of a lead or deal (kept after it is deleted; then only managers and admins see them)."""
-    element = await elements.model_for(element_type).get_or_none(id=element_id)
+    element = await model_for(element_type).get_or_none(id=element_id)
     if element is not None:
         require_element(actor, element)
     elif isinstance(actor, Actor) and not actor.sees_all_elements:
@@ -120,11 +120,11 @@ async def _about(activities: list[Activity]) -> dict[int, str]:
     """activity id → "Deal: <title>" for the elements that still exist."""
     wanted: dict[str, set[int]] = {}
     for activity in activities:
-        if activity.element_type in elements.ELEMENT_MODELS and activity.element_id is not None:
+        if activity.element_type in ELEMENT_MODELS and activity.element_id is not None:
             wanted.setdefault(activity.element_type, set()).add(activity.element_id)
     titles: dict[tuple[str, int], str] = {}
     for element_type, ids in wanted.items():
-        for element in await elements.model_for(element_type).filter(id__in=list(ids)).only("id", "title"):
+        for element in await model_for(element_type).filter(id__in=list(ids)).only("id", "title"):
             titles[(element_type, element.id)] = f"{element_type.capitalize()}: {element.title}"
     return {
         a.id: titles[(a.element_type, a.element_id)]

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from tortoise.expressions import Q, Subquery
 
 from server.errors import Forbidden
+from server.db import column
 from server.models import FeedPost, FeedRecipient
 from server.rules.feed import MAX_BODY_CHARS, MAX_TITLE_CHARS, payload, post
 from server.services.access import Acting, Actor
@@ -42,4 +43,4 @@ async def list_visible(user_id: int, *, actor: Acting, first: int = 50, after: i
 
 async def recipients(post_id: int) -> list[int]:
     """The user ids a post was addressed to by name or role (besides `to_everyone`)."""
-    return list(await FeedRecipient.filter(post_id=post_id).order_by("user_id").values_list("user_id", flat=True))
+    return await column(FeedRecipient.filter(post_id=post_id).order_by("user_id"), "user_id")

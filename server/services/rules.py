@@ -6,7 +6,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from server.db import transaction
+from server.db import column, transaction
 from server.errors import FieldError, NotFound, ValidationFailed, field_errors
 from server.kinds import Lane
 from server.models import Pipeline, Rule, Stage, User
@@ -108,8 +108,8 @@ async def _validated(stage: Stage, values: dict[str, Any], *, rule: Rule | None 
                 except ValidationError as exc:
                     errors += field_errors(exc, f"condition.{g}.{c}")
                     continue
-                problems = comparison_problems(checked_comparison, names)
-                errors += [FieldError(f"condition.{g}.{c}.{part}", message) for part, message in problems]
+                refused = comparison_problems(checked_comparison, names)
+                errors += [FieldError(f"condition.{g}.{c}.{part}", message) for part, message in refused]
                 row.append(checked_comparison.model_dump(mode="json"))
             if row:
                 checked.append(row)
@@ -137,7 +137,7 @@ async def _stage(stage_id: int) -> Stage:
 
 
 async def _unique_key(stage_id: int, base: str) -> str:
-    taken = set(await Rule.filter(stage_id=stage_id).values_list("key", flat=True))
+    taken: set[str] = set(await column(Rule.filter(stage_id=stage_id), "key"))
     n = 1
     while f"{base}{n}" in taken:
         n += 1
