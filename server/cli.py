@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 
@@ -43,7 +44,7 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def _log_config() -> dict:
+def _log_config() -> dict[str, Any]:
     """uvicorn's logging, with calendar feed secrets redacted from the access log."""
     import copy
 
@@ -222,7 +223,8 @@ def main(argv: list[str] | None = None) -> int:
 
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    return args.func(args)
+    status: int = args.func(args)
+    return status
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from contextvars import ContextVar
 from typing import Any
 
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 log = logging.getLogger(__name__)
@@ -96,3 +97,8 @@ def after_commit_batch(key: str, items: list[Any], flush: Callable[[list[Any]], 
         batch = unit.batches[key] = []
         unit.callbacks.append(lambda: flush(batch))
     batch.extend(items)
+
+
+async def column(query: QuerySet[Any], name: str) -> list[Any]:
+    """One column of a query as a flat list: `values_list(name, flat=True)`, whose annotation says tuples."""
+    return list(await query.values_list(name, flat=True))

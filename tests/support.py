@@ -4,6 +4,7 @@ import asyncio
 import time
 from typing import Any
 
+from server.actor import SYSTEM
 from server.models import Pipeline, RuleRun, Stage, User
 from server.rules.engine import FINISHED
 from server.services import rules as rule_service
@@ -29,13 +30,13 @@ async def make_token(role: str = "admin", name: str | None = None) -> tuple[User
     from server.services.tokens import create_token
 
     user = await make_user(name or f"{role.title()}{await User.all().count() + 1}", role=role)
-    _, secret = await create_token(None, user_id=user.id, name=f"tests ({role})")
+    _, secret = await create_token(SYSTEM, user_id=user.id, name=f"tests ({role})")
     return user, secret
 
 
 async def add_rule(stage: Stage, action_type: str, params: dict[str, Any] | None = None, **values: Any) -> Any:
     return await rule_service.create_rule(
-        stage.id, rule_service.RuleInput(action_type=action_type, params=params or {}, **values)
+        stage.id, rule_service.RuleInput(action_type=action_type, params=params or {}, **values), actor=SYSTEM
     )
 
 

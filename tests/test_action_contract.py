@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
+from server.actor import SYSTEM
 from server.app import create_app
 from server.db import transaction
 from server.errors import ValidationFailed
@@ -32,7 +33,7 @@ from tests.support import add_rule, make_pipeline, make_token, make_user, wait_f
 # How each event that ends a wait happens for real: a new event needs its way in here.
 RELEASES: dict[str, Callable[[str, int], Awaitable[Any]]] = {
     CUSTOMER_ACTIVITY: lambda element_type, element_id: element_service.record_customer_activity(
-        element_type, element_id, kind="email", text="Thanks, that works for us"),
+        element_type, element_id, kind="email", text="Thanks, that works for us", actor=SYSTEM),
 }
 
 
@@ -78,13 +79,13 @@ async def new_element(entity_type: str, stage: Stage) -> tuple[str, int]:
     owner = await make_user("Carl", role="employee", supervisor_id=(await make_user("Dora", role="manager")).id)
     if entity_type == "lead":
         lead = await element_service.create_element("lead", {"title": "Web form: Ida", "responsible": owner.id},
-                                                    stage_id=stage.id)
+                                                    stage_id=stage.id, actor=SYSTEM)
         return "lead", lead.id
     company = await Company.create(name="Acme", emails=["office@acme.example"])
     contact = await Contact.create(name="Carla", emails=["carla@acme.example"], company_id=company.id)
     deal = await element_service.create_element("deal", {"title": "Acme roof", "responsible": owner.id,
                                                          "company": company.id, "close_date": "2031-05-01"},
-                                                stage_id=stage.id, contact_ids=[contact.id])
+                                                stage_id=stage.id, contact_ids=[contact.id], actor=SYSTEM)
     return "deal", deal.id
 
 

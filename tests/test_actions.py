@@ -8,6 +8,7 @@ from datetime import timedelta
 import pytest
 
 from server import clock
+from server.actor import SYSTEM
 from server.errors import ValidationFailed
 from server.models import AuditEntry, CustomField, Deal, RuleRun, StageRun, Task, TimelineEntry
 from server.rules.actions.generate_code import ACTION as GENERATE_CODE
@@ -42,7 +43,7 @@ async def test_add_comment_is_attributed_to_its_author_and_run(db):
     ann, bob = await make_user("Ann"), await make_user("Bob")
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "add_comment", {"text": "Offer sent for {{deal.title}}", "author": bob.id})
-    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     [run] = await wait_for_runs("deal", deal.id, 1)
 
@@ -59,7 +60,7 @@ async def test_add_comment_without_author_is_written_by_the_run_as_user(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "add_comment", {"text": "by the responsible"}, key="plain")
     await add_rule(stages["offer"], "add_comment", {"text": "on Carl's behalf"}, key="as_carl", run_as_id=carl.id)
-    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     await wait_for_runs("deal", deal.id, 2)
 
@@ -84,7 +85,7 @@ async def test_history_entry_is_an_information_entry(db):
     ann = await make_user("Ann")
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "history_entry", {"text": "Offer stage reached by {{deal.responsible.name}}"})
-    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     [run] = await wait_for_runs("deal", deal.id, 1)
 
@@ -108,7 +109,7 @@ async def test_modify_element_sets_several_fields_with_an_audit_trail(db):
         "tier": "gold", "seats": 25, "responsible": bob.id,
     }})
     deal = await element_service.create_element("deal", {"title": "Acme", "amount": 5000, "responsible": ann.id},
-                                                stage_id=stages["offer"].id)
+                                                stage_id=stages["offer"].id, actor=SYSTEM)
 
     [run] = await wait_for_runs("deal", deal.id, 1)
 
@@ -130,7 +131,7 @@ async def test_modify_element_sets_several_fields_with_an_audit_trail(db):
 async def test_modify_element_leaves_unchanged_fields_out_of_the_audit(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "modify_element", {"fields": {"currency": "eur", "amount": 100}})
-    deal = await element_service.create_element("deal", {"title": "Acme", "amount": 50}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme", "amount": 50}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     [run] = await wait_for_runs("deal", deal.id, 1)
 
@@ -180,7 +181,7 @@ async def test_modify_element_as_another_user_audits_that_user(db):
     ann, bob = await make_user("Ann"), await make_user("Bob")
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "modify_element", {"fields": {"amount": 10}, "run_as": bob.id})
-    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     [run] = await wait_for_runs("deal", deal.id, 1)
 
@@ -201,7 +202,7 @@ async def test_change_stage_moves_the_element_and_starts_the_target_stage(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "change_stage", {"stage": stages["invoice"].id})
     await add_rule(stages["invoice"], "history_entry", {"text": "invoice stage rules ran"})
-    deal = await element_service.create_element("deal", {"title": "Acme"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     runs = await wait_for_runs("deal", deal.id, 2)
 
@@ -236,7 +237,7 @@ async def test_change_stage_target_must_be_another_stage_of_the_pipeline(db):
 async def test_generate_code_gives_a_code_of_the_chosen_length_and_alphabet(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "generate_code", {"length": 6, "digits": True, "upper": False}, key="pin")
-    deal = await element_service.create_element("deal", {"title": "Acme"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     [run] = await wait_for_runs("deal", deal.id, 1)
 
@@ -305,7 +306,7 @@ async def test_wait_holds_until_customer_activity(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "wait", {"days": 3, "description": "the signed offer"})
     await add_rule(stages["offer"], "add_comment", {"text": "ended by {{rules.wait1.ended_by}}"}, lane="after_previous")
-    deal = await element_service.create_element("deal", {"title": "Acme"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     waiting, follower = await wait_for_runs("deal", deal.id, 1, statuses=("waiting",))
     assert follower.status == "scheduled" and follower.due_at is None
@@ -314,7 +315,7 @@ async def test_wait_holds_until_customer_activity(db):
     assert deal.waiting_for_customer
     assert [e.text for e in await timeline(deal.id, "history")] == ["Waiting for the customer: the signed offer"]
 
-    await element_service.record_customer_activity("deal", deal.id, kind="email", text="signed!")
+    await element_service.record_customer_activity("deal", deal.id, kind="email", text="signed!", actor=SYSTEM)
 
     runs = await wait_for_runs("deal", deal.id, 2)
     assert [r.status for r in runs] == ["succeeded", "succeeded"]
@@ -336,7 +337,7 @@ async def test_task_defaults_to_the_element_responsible_with_a_deadline(db):
     })
     before = clock.utcnow()
     deal = await element_service.create_element("deal", {"title": "Acme", "amount": 900, "responsible": ann.id},
-                                                stage_id=stages["offer"].id)
+                                                stage_id=stages["offer"].id, actor=SYSTEM)
 
     [run] = await wait_for_runs("deal", deal.id, 1)
 
@@ -355,7 +356,7 @@ async def test_task_named_responsible_and_creator_win(db):
     ann, bob, carl = await make_user("Ann"), await make_user("Bob"), await make_user("Carl")
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "task", {"title": "Check", "responsible": bob.id, "creator": carl.id})
-    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     [run] = await wait_for_runs("deal", deal.id, 1)
 

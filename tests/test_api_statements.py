@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from server.actor import SYSTEM
 from server.app import create_app
 from server.models import Contact, DealContact
 from server.services.elements import create_element
@@ -50,7 +51,7 @@ async def test_a_page_of_100_deals_costs_as_many_statements_as_a_page_of_10(db: 
     owner = await make_user("Owner", role="manager")
     contacts = [await Contact.create(name=f"Contact {n}", emails=[f"c{n}@example.com"]) for n in range(3)]
     for n in range(100):
-        deal = await create_element("deal", {"title": f"Deal {n}", "amount": n, "responsible": owner.id})
+        deal = await create_element("deal", {"title": f"Deal {n}", "amount": n, "responsible": owner.id}, actor=SYSTEM)
         for position, contact in enumerate(contacts[: n % 3 + 1]):
             await DealContact.create(deal_id=deal.id, contact_id=contact.id, position=position)
 

@@ -13,7 +13,7 @@ from server.models import Activity
 from server.services import activities as activity_service
 from server.services import calendar
 from server.services import elements as element_service
-from server.services.access import Actor
+from server.services.access import SYSTEM, Actor
 from tests.support import add_rule, make_pipeline, make_user, wait_for_runs
 
 pytestmark = pytest.mark.production_backend
@@ -27,7 +27,7 @@ async def client(db: Any) -> AsyncIterator[httpx.AsyncClient]:
 
 
 async def feed(client: httpx.AsyncClient, user_id: int) -> tuple[httpx.Response, Calendar]:
-    path = activity_service.calendar_path(await activity_service.calendar_url_token(user_id))
+    path = activity_service.calendar_path(await activity_service.calendar_url_token(user_id, actor=SYSTEM))
     response = await client.get(path)
     assert response.status_code == 200, response.text
     return response, Calendar.from_ical(response.content)
@@ -47,7 +47,7 @@ async def test_a_meeting_scheduled_by_a_rule_is_in_the_responsibles_feed_at_the_
         "important": True, "reminder_minutes": 15, "auto_complete": True,
     })
     deal = await element_service.create_element(
-        "deal", {"title": "Acme", "close_date": "2030-07-01", "responsible": ann.id}, stage_id=stages["offer"].id
+        "deal", {"title": "Acme", "close_date": "2030-07-01", "responsible": ann.id}, stage_id=stages["offer"].id, actor=SYSTEM
     )
     [run] = await wait_for_runs("deal", deal.id, 1)
     assert run.status == "succeeded", run.error
@@ -71,7 +71,7 @@ async def test_a_meeting_scheduled_by_a_rule_is_in_the_responsibles_feed_at_the_
     _, others = await feed(client, bob.id)
     assert events(others) == {}
 
-    await element_service.move_element("deal", deal.id, stages["invoice"].id)
+    await element_service.move_element("deal", deal.id, stages["invoice"].id, actor=SYSTEM)
 
     _, cal = await feed(client, ann.id)
     event = events(cal)[f"activity-{meeting.id}@pipewright"]  # the same UID: clients update, not duplicate
@@ -105,8 +105,8 @@ async def test_the_feed_is_valid_text_with_crlf_and_folded_lines(client):
 
 async def test_an_unknown_or_rotated_token_is_not_found(client):
     ann = await make_user("Ann")
-    old = await activity_service.calendar_url_token(ann.id)
-    assert await activity_service.calendar_url_token(ann.id) == old  # created once, then kept
+    old = await activity_service.calendar_url_token(ann.id, actor=SYSTEM)
+    assert await activity_service.calendar_url_token(ann.id, actor=SYSTEM) == old  # created once, then kept
     assert len(old) >= 40
 
     assert (await client.get("/calendar/not-a-token.ics")).status_code == 404
@@ -116,7 +116,7 @@ async def test_an_unknown_or_rotated_token_is_not_found(client):
     assert new != old
     assert (await client.get(activity_service.calendar_path(old))).status_code == 404
     assert (await client.get(activity_service.calendar_path(new))).status_code == 200
-    assert await activity_service.calendar_url(ann.id, base_url="https://crm.example/") == \
+    assert await activity_service.calendar_url(ann.id, base_url="https://crm.example/", actor=SYSTEM) == \
         f"https://crm.example/calendar/{new}.ics"
 
 

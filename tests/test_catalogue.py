@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from server import clock
+from server.actor import SYSTEM
 from server.errors import ValidationFailed
 from server.models import (
     Activity,
@@ -78,7 +79,7 @@ async def test_activity_is_created_for_each_named_responsible(db):
     })
     before = clock.utcnow()
     deal = await element_service.create_element("deal", {"title": "Acme", "amount": 10, "responsible": ann.id},
-                                                stage_id=stages["offer"].id)
+                                                stage_id=stages["offer"].id, actor=SYSTEM)
 
     run = await one_run("deal", deal.id)
 
@@ -104,7 +105,7 @@ async def test_activity_starts_from_a_date_field_at_a_time_in_the_responsibles_z
         "start_time": "10:00",
     })
     deal = await element_service.create_element(
-        "deal", {"title": "Acme", "close_date": "2030-03-10", "responsible": ann.id}, stage_id=stages["offer"].id
+        "deal", {"title": "Acme", "close_date": "2030-03-10", "responsible": ann.id}, stage_id=stages["offer"].id, actor=SYSTEM
     )
 
     run = await one_run("deal", deal.id)
@@ -119,7 +120,7 @@ async def test_activity_with_an_empty_start_field_fails_with_the_reason(db):
     ann = await make_user("Ann")
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "activity", {"subject": "x", "start_field": "close_date", "start_in": 0})
-    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     run = await one_run("deal", deal.id)
 
@@ -148,7 +149,7 @@ async def test_schedule_call_creates_the_call_and_notifies_the_responsible(db):
     await add_rule(stages["offer"], "schedule_call", {"subject": "Call {{deal.title}}", "start_in": 30,
                                                       "start_unit": "minutes", "reminder_minutes": 5},
                    run_as_id=boss.id)
-    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     run = await one_run("deal", deal.id)
 
@@ -170,14 +171,14 @@ async def test_schedule_meeting_notifies_every_responsible_and_leaving_the_stage
         "responsibles": [ann.id, bob.id], "auto_complete": True,
     })
     await add_rule(stages["offer"], "activity", {"subject": "Stays open", "responsibles": [ann.id]})
-    deal = await element_service.create_element("deal", {"title": "Acme"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme"}, stage_id=stages["offer"].id, actor=SYSTEM)
     runs = await wait_for_runs("deal", deal.id, 2)
     assert [r.status for r in runs] == ["succeeded", "succeeded"]
     meetings = await Activity.filter(kind="meeting").order_by("id")
     assert [m.responsible_id for m in meetings] == [ann.id, bob.id]
     assert sorted((n.recipient_id, n.kind) for n in await Notification.all()) == [(ann.id, "meeting"), (bob.id, "meeting")]
 
-    await element_service.move_element("deal", deal.id, stages["invoice"].id)
+    await element_service.move_element("deal", deal.id, stages["invoice"].id, actor=SYSTEM)
 
     for meeting in meetings:
         await meeting.refresh_from_db()
@@ -192,7 +193,7 @@ async def test_activity_run_delivered_twice_creates_each_activity_once(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "schedule_meeting", {"subject": "Once", "responsibles": [ann.id, bob.id]},
                    timing=LATER)
-    deal = await element_service.create_element("deal", {"title": "dup"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "dup"}, stage_id=stages["offer"].id, actor=SYSTEM)
     [run] = await RuleRun.filter(element_id=deal.id)
 
     results = await deliver_three_times(run)
@@ -215,7 +216,7 @@ async def test_control_notifies_the_supervisor_and_named_users(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "control", {"message": "{{deal.title}} reached the offer stage",
                                                 "users": [auditor.id, boss.id]})
-    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     run = await one_run("deal", deal.id)
 
@@ -232,7 +233,7 @@ async def test_control_without_anyone_to_tell_fails_clearly(db):
     ann = await make_user("Ann")
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "control", {"message": "look"})
-    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     run = await one_run("deal", deal.id)
 
@@ -257,7 +258,7 @@ async def test_notification_reaches_named_users_and_roles_once_each(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "notification", {"text": "New offer: {{deal.title}}", "sender": sender.id,
                                                      "users": [carl.id, ann.id], "roles": ["manager"]})
-    deal = await element_service.create_element("deal", {"title": "Acme"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     run = await one_run("deal", deal.id)
 
@@ -283,7 +284,7 @@ async def test_notification_run_delivered_twice_notifies_once(db):
     ann = await make_user("Ann")
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "notification", {"text": "once", "users": [ann.id]}, timing=LATER)
-    deal = await element_service.create_element("deal", {"title": "dup"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "dup"}, stage_id=stages["offer"].id, actor=SYSTEM)
     [run] = await RuleRun.filter(element_id=deal.id)
 
     assert sorted(await deliver_three_times(run), key=str) == [None, None, "succeeded"]
@@ -301,7 +302,7 @@ async def test_change_responsible_first_present_user_with_an_audit_entry(db):
     bob = await make_user("Bob")
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "change_responsible", {"users": [away.id, bob.id], "mode": "first"})
-    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": ann.id}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     run = await one_run("deal", deal.id)
 
@@ -317,7 +318,7 @@ async def test_change_responsible_without_skipping_takes_the_absent_user(db):
     bob = await make_user("Bob")
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "change_responsible", {"users": [away.id, bob.id], "skip_absent": False})
-    deal = await element_service.create_element("deal", {"title": "Acme"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     assert (await one_run("deal", deal.id)).outputs == {"responsible_id": away.id}
 
@@ -326,7 +327,7 @@ async def test_change_responsible_fails_when_everyone_is_absent(db):
     away = await make_user("Away", absent=True)
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "change_responsible", {"users": [away.id], "mode": "random"})
-    deal = await element_service.create_element("deal", {"title": "Acme"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     run = await one_run("deal", deal.id)
     assert run.status == "failed" and "absent" in run.error
@@ -337,7 +338,7 @@ async def test_change_responsible_random_picks_a_present_user_of_the_list(db):
     away = await make_user("Away", absent=True)
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "change_responsible", {"users": [away.id, *[u.id for u in users]], "mode": "random"})
-    deals = [await element_service.create_element("deal", {"title": f"R{i}"}, stage_id=stages["offer"].id) for i in range(6)]
+    deals = [await element_service.create_element("deal", {"title": f"R{i}"}, stage_id=stages["offer"].id, actor=SYSTEM) for i in range(6)]
 
     chosen = [(await one_run("deal", d.id)).outputs["responsible_id"] for d in deals]
     assert set(chosen) <= {u.id for u in users}
@@ -350,7 +351,7 @@ async def test_round_robin_hands_out_in_turn_and_skips_absent_users(db):
 
     chosen = []
     for i in range(5):
-        deal = await element_service.create_element("deal", {"title": f"RR{i}"}, stage_id=stages["offer"].id)
+        deal = await element_service.create_element("deal", {"title": f"RR{i}"}, stage_id=stages["offer"].id, actor=SYSTEM)
         chosen.append((await one_run("deal", deal.id)).outputs["responsible_id"])
 
     assert chosen == [ann.id, carl.id, ann.id, carl.id, ann.id]
@@ -361,7 +362,7 @@ async def test_round_robin_stays_even_when_many_deals_arrive_at_once(db):
     users = [await make_user(n) for n in ("Ann", "Bob", "Carl")]
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "change_responsible", {"users": [u.id for u in users], "mode": "round_robin"})
-    deals = [await element_service.create_element("deal", {"title": f"M{i}"}, stage_id=stages["offer"].id)
+    deals = [await element_service.create_element("deal", {"title": f"M{i}"}, stage_id=stages["offer"].id, actor=SYSTEM)
              for i in range(24)]
 
     for deal in deals:
@@ -376,7 +377,7 @@ async def test_round_robin_run_delivered_twice_advances_once(db):
     _, stages = await make_pipeline()
     rule = await add_rule(stages["offer"], "change_responsible", {"users": [ann.id, bob.id], "mode": "round_robin"},
                           timing=LATER)
-    deal = await element_service.create_element("deal", {"title": "dup"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "dup"}, stage_id=stages["offer"].id, actor=SYSTEM)
     [run] = await RuleRun.filter(element_id=deal.id)
 
     assert sorted(await deliver_three_times(run), key=str) == [None, None, "succeeded"]
@@ -405,7 +406,7 @@ async def test_converting_a_lead_makes_a_deal_in_the_chosen_pipeline_with_the_le
     contact = await Contact.create(name="Katrin Vogel", emails=["k@acme.example"], company=company)
     lead = await element_service.create_element(
         "lead", {"title": "Acme wants panels", "amount": 1200, "contact": contact.id, "company": company.id,
-                 "responsible": ann.id}, stage_id=lead_stages["offer"].id)
+                 "responsible": ann.id}, stage_id=lead_stages["offer"].id, actor=SYSTEM)
 
     run = await one_run("lead", lead.id)
 
@@ -439,7 +440,7 @@ async def test_converting_a_lead_without_contact_creates_contact_and_company_fro
     await add_rule(lead_stages["offer"], "convert_lead", {"create_company": True})
     lead = await element_service.create_element(
         "lead", {"title": "Heat pump", "contact_name": "Paul Wagner", "email": "paul@mail.example",
-                 "phone": "+49 170 555", "responsible": ann.id}, stage_id=lead_stages["offer"].id)
+                 "phone": "+49 170 555", "responsible": ann.id}, stage_id=lead_stages["offer"].id, actor=SYSTEM)
 
     run = await one_run("lead", lead.id)
 
@@ -459,11 +460,11 @@ async def test_converting_a_lead_without_contact_creates_contact_and_company_fro
 async def test_a_lead_converted_once_is_not_converted_again(db):
     _, lead_stages, _, _ = await _lead_world()
     await add_rule(lead_stages["offer"], "convert_lead", {})
-    lead = await element_service.create_element("lead", {"title": "Twice"}, stage_id=lead_stages["offer"].id)
+    lead = await element_service.create_element("lead", {"title": "Twice"}, stage_id=lead_stages["offer"].id, actor=SYSTEM)
     first = await one_run("lead", lead.id)
     assert first.status == "succeeded"
 
-    await element_service.move_element("lead", lead.id, lead_stages["offer"].id)
+    await element_service.move_element("lead", lead.id, lead_stages["offer"].id, actor=SYSTEM)
 
     runs = await wait_for_runs("lead", lead.id, 2)
     assert runs[1].status == "failed"
@@ -474,7 +475,7 @@ async def test_a_lead_converted_once_is_not_converted_again(db):
 async def test_convert_run_delivered_twice_makes_one_deal(db):
     _, lead_stages, _, _ = await _lead_world()
     await add_rule(lead_stages["offer"], "convert_lead", {}, timing=LATER)
-    lead = await element_service.create_element("lead", {"title": "dup"}, stage_id=lead_stages["offer"].id)
+    lead = await element_service.create_element("lead", {"title": "dup"}, stage_id=lead_stages["offer"].id, actor=SYSTEM)
     [run] = await RuleRun.filter(element_type="lead", element_id=lead.id)
 
     assert sorted(await deliver_three_times(run), key=str) == [None, None, "succeeded"]
@@ -508,7 +509,7 @@ async def test_create_contact_for_lead_links_a_new_contact_and_marks_the_lead_re
     await add_rule(stages["offer"], "create_contact_for_lead", {"phone_field": "mobile"})
     lead = await element_service.create_element(
         "lead", {"title": "Julia Klein", "email": "julia@mail.example", "mobile": "+49 176 4242", "responsible": ann.id},
-        stage_id=stages["offer"].id)
+        stage_id=stages["offer"].id, actor=SYSTEM)
 
     run = await one_run("lead", lead.id)
 
@@ -528,7 +529,7 @@ async def test_create_contact_for_a_lead_that_has_one_fails_clearly(db):
     _, stages = await make_pipeline("lead", name="Leads")
     await add_rule(stages["offer"], "create_contact_for_lead", {})
     existing = await Contact.create(name="Already")
-    lead = await element_service.create_element("lead", {"title": "L", "contact": existing.id}, stage_id=stages["offer"].id)
+    lead = await element_service.create_element("lead", {"title": "L", "contact": existing.id}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     run = await one_run("lead", lead.id)
 
@@ -552,7 +553,7 @@ async def test_change_company_and_contact_modify_the_linked_records(db):
     first = await Contact.create(name="First", emails=["old@acme.example"])
     second = await Contact.create(name="Second")
     deal = await element_service.create_element("deal", {"title": "Acme", "company": company.id, "responsible": ann.id},
-                                                stage_id=stages["won"].id, contact_ids=[first.id, second.id])
+                                                stage_id=stages["won"].id, contact_ids=[first.id, second.id], actor=SYSTEM)
 
     runs = await wait_for_runs("deal", deal.id, 2)
 
@@ -572,7 +573,7 @@ async def test_change_contact_on_a_lead_uses_its_contact(db):
     _, stages = await make_pipeline("lead", name="Leads")
     await add_rule(stages["offer"], "change_contact", {"fields": {"phone": "+43 1 555"}})
     contact = await Contact.create(name="Eva")
-    lead = await element_service.create_element("lead", {"title": "L", "contact": contact.id}, stage_id=stages["offer"].id)
+    lead = await element_service.create_element("lead", {"title": "L", "contact": contact.id}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     assert (await one_run("lead", lead.id)).status == "succeeded"
     assert (await Contact.get(id=contact.id)).phones == ["+43 1 555"]
@@ -582,7 +583,7 @@ async def test_change_company_without_a_linked_company_fails_clearly(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "change_company", {"fields": {"name": "New name"}})
     await add_rule(stages["offer"], "change_contact", {"fields": {"name": "New name"}})
-    deal = await element_service.create_element("deal", {"title": "Alone"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Alone"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     runs = await wait_for_runs("deal", deal.id, 2)
 
@@ -619,7 +620,7 @@ async def test_feed_post_reaches_named_users_and_roles(db):
     _, stages = await make_pipeline()
     await add_rule(stages["won"], "feed_post", {"title": "Won: {{deal.title}}", "text": "Well done, {{deal.responsible.name}}!",
                                                 "users": [bob.id], "roles": ["manager"]})
-    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": bob.id}, stage_id=stages["won"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme", "responsible": bob.id}, stage_id=stages["won"].id, actor=SYSTEM)
 
     run = await one_run("deal", deal.id)
 
@@ -627,8 +628,8 @@ async def test_feed_post_reaches_named_users_and_roles(db):
     post = await FeedPost.get(id=run.outputs["post_id"])
     assert (post.title, post.body, post.author_id, post.to_everyone) == ("Won: Acme", "Well done, Bob!", bob.id, False)
     assert sorted(r.user_id for r in await FeedRecipient.filter(post_id=post.id)) == [ann.id, bob.id]
-    assert [p.id for p in (await feed.list_visible(ann.id, actor=None)).items] == [post.id]
-    assert (await feed.list_visible(outsider.id, actor=None)).items == []
+    assert [p.id for p in (await feed.list_visible(ann.id, actor=SYSTEM)).items] == [post.id]
+    assert (await feed.list_visible(outsider.id, actor=SYSTEM)).items == []
     [event] = await Event.filter(kind="feed", element_id=deal.id)
     assert sorted(event.audience) == [ann.id, bob.id] and event.payload["title"] == "Won: Acme"
 
@@ -637,18 +638,18 @@ async def test_feed_post_to_everyone_is_seen_by_users_who_join_later(db):
     ann = await make_user("Ann")
     _, stages = await make_pipeline()
     await add_rule(stages["won"], "feed_post", {"text": "We won {{deal.title}}", "everyone": True, "sender": ann.id})
-    deal = await element_service.create_element("deal", {"title": "Acme"}, stage_id=stages["won"].id)
+    deal = await element_service.create_element("deal", {"title": "Acme"}, stage_id=stages["won"].id, actor=SYSTEM)
     run = await one_run("deal", deal.id)
     newcomer = await make_user("Newcomer")
 
-    assert [p.body for p in (await feed.list_visible(newcomer.id, actor=None)).items] == ["We won Acme"]
+    assert [p.body for p in (await feed.list_visible(newcomer.id, actor=SYSTEM)).items] == ["We won Acme"]
     assert run.outputs["post_id"] == (await FeedPost.get(rule_run_id=run.id)).id
 
 
 async def test_feed_post_run_delivered_twice_posts_once(db):
     _, stages = await make_pipeline()
     await add_rule(stages["won"], "feed_post", {"text": "once", "everyone": True}, timing=LATER)
-    deal = await element_service.create_element("deal", {"title": "dup"}, stage_id=stages["won"].id)
+    deal = await element_service.create_element("deal", {"title": "dup"}, stage_id=stages["won"].id, actor=SYSTEM)
     [run] = await RuleRun.filter(element_id=deal.id)
 
     assert sorted(await deliver_three_times(run), key=str) == [None, None, "succeeded"]
@@ -673,7 +674,7 @@ async def test_delete_element_deletes_the_deal_cancels_its_runs_and_keeps_the_lo
     await add_rule(stages["lost"], "delete_element", {}, key="delete", lane="after_previous")
     await add_rule(stages["lost"], "add_comment", {"text": "never"}, key="never", lane="after_previous")
     await add_rule(stages["lost"], "add_comment", {"text": "tomorrow"}, key="later", timing=LATER)
-    deal = await element_service.create_element("deal", {"title": "doomed"}, stage_id=stages["lost"].id)
+    deal = await element_service.create_element("deal", {"title": "doomed"}, stage_id=stages["lost"].id, actor=SYSTEM)
 
     await wait_until(lambda: _gone(deal.id), what="the deal to be deleted")
     runs = await wait_for_runs("deal", deal.id, 4)
@@ -693,7 +694,7 @@ async def _gone(deal_id: int) -> bool:
 async def test_delete_element_deletes_a_lead(db):
     _, stages = await make_pipeline("lead", name="Leads")
     await add_rule(stages["lost"], "delete_element", {})
-    lead = await element_service.create_element("lead", {"title": "junk"}, stage_id=stages["lost"].id)
+    lead = await element_service.create_element("lead", {"title": "junk"}, stage_id=stages["lost"].id, actor=SYSTEM)
 
     run = await one_run("lead", lead.id)
 

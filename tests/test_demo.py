@@ -3,6 +3,7 @@
 import re
 
 from server import clock
+from server.actor import SYSTEM
 from server.models import (
     Activity,
     DealContact,
@@ -55,14 +56,14 @@ async def test_every_demo_rule_saves_again_unchanged(db):
     assert {r.action_type for r in rules} == set(registry())  # a new user sees every action at work
 
     for rule in rules:
-        saved = await rule_service.update_rule(rule.id, rule_service.RuleInput())
+        saved = await rule_service.update_rule(rule.id, rule_service.RuleInput(), actor=SYSTEM)
         assert (saved.params, saved.condition, saved.timing) == (rule.params, rule.condition, rule.timing)
 
 
 async def test_deal_entering_the_promo_stage_gets_its_promo_code_comment(db):
     await load_demo_if_empty()
     promo = await Rule.get(key="promo", action_type="generate_code")
-    deal = await element_service.create_element("deal", {"title": "Repeat order"}, stage_id=promo.stage_id)
+    deal = await element_service.create_element("deal", {"title": "Repeat order"}, stage_id=promo.stage_id, actor=SYSTEM)
 
     await wait_for_runs("deal", deal.id, len(await Rule.filter(stage_id=promo.stage_id)))
     runs = [r for r in await RuleRun.filter(element_id=deal.id, element_type="deal").order_by("id")

@@ -4,6 +4,7 @@ import asyncio
 
 import pytest
 
+from server.actor import SYSTEM
 from server.models import RuleRun, TimelineEntry
 from server.services import elements as element_service
 from tests.serve import cli_token, graphql, serve, stop, wait_ready
@@ -24,7 +25,7 @@ async def test_a_worker_killed_during_a_run_completes_it_once_after_the_lease(db
     try:
         # Writes to the timeline wait on this lock: the worker takes the run, then hangs mid-run.
         await blocker.execute("LOCK TABLE timeline_entry IN EXCLUSIVE MODE")
-        deal = await element_service.create_element("deal", {"title": "ACME"}, stage_id=stages["offer"].id)
+        deal = await element_service.create_element("deal", {"title": "ACME"}, stage_id=stages["offer"].id, actor=SYSTEM)
         await wait_until(lambda: RuleRun.exists(element_id=deal.id, status="running"), what="the run to start")
         db.worker.kill_hard()
     finally:
@@ -105,7 +106,7 @@ async def test_embedded_start_up_resends_orphaned_runs_at_once(db):
 
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "add_comment", {"text": "picked up"}, timing={"kind": "after", "amount": 1, "unit": "days"})
-    deal = await element_service.create_element("deal", {"title": "orphan"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "orphan"}, stage_id=stages["offer"].id, actor=SYSTEM)
     # As a process killed mid-run leaves it, with a lease far from expiring.
     await RuleRun.filter(element_id=deal.id).update(status="running", attempts=1,
                                                     lease_until=clock.utcnow() + timedelta(minutes=10))

@@ -7,6 +7,7 @@ from datetime import timedelta
 import pytest
 
 from server import clock
+from server.actor import SYSTEM
 from server.models import Deal, RuleRun, Task, TimelineEntry
 from server.rules import engine, queue
 from server.services import elements as element_service
@@ -23,7 +24,7 @@ async def test_promo_code_reaches_the_comment_of_the_rule_after_it(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "generate_code", {"length": 8, "digits": True, "upper": True}, key="promo")
     await add_rule(stages["offer"], "add_comment", {"text": "Your promo code: {{rules.promo.code}}"}, lane="after_previous")
-    deal = await element_service.create_element("deal", {"title": "Promo"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Promo"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     runs = await wait_for_runs("deal", deal.id, 2)
 
@@ -37,11 +38,11 @@ async def test_promo_code_reaches_the_comment_of_the_rule_after_it(db):
 async def test_leaving_stage_cancels_pending_runs(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "add_comment", {"text": "late"}, timing={"kind": "after", "amount": 2, "unit": "minutes"})
-    deal = await element_service.create_element("deal", {"title": "D"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "D"}, stage_id=stages["offer"].id, actor=SYSTEM)
     [run] = await RuleRun.filter(element_id=deal.id)
     assert run.status == "scheduled" and run.due_at > clock.utcnow() + timedelta(seconds=100)
 
-    await element_service.move_element("deal", deal.id, stages["invoice"].id)
+    await element_service.move_element("deal", deal.id, stages["invoice"].id, actor=SYSTEM)
 
     await run.refresh_from_db()
     assert run.status == "cancelled"
@@ -53,8 +54,8 @@ async def test_condition_is_evaluated_when_due_and_false_skips_with_reason(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "add_comment", {"text": "big"},
                    condition=[[{"field": "amount", "op": ">", "value": 5000}]])
-    exact = await element_service.create_element("deal", {"title": "exact", "amount": 5000}, stage_id=stages["offer"].id)
-    above = await element_service.create_element("deal", {"title": "above", "amount": "5000.01"}, stage_id=stages["offer"].id)
+    exact = await element_service.create_element("deal", {"title": "exact", "amount": 5000}, stage_id=stages["offer"].id, actor=SYSTEM)
+    above = await element_service.create_element("deal", {"title": "above", "amount": "5000.01"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     [skipped] = await wait_for_runs("deal", exact.id, 1)
     [ran] = await wait_for_runs("deal", above.id, 1)
@@ -69,9 +70,9 @@ async def test_change_stage_rules_bouncing_a_deal_stop_with_a_loop_status(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "change_stage", {"stage": stages["invoice"].id})
     await add_rule(stages["invoice"], "change_stage", {"stage": stages["offer"].id})
-    deal = await element_service.create_element("deal", {"title": "bouncy"}, stage_id=stages["new"].id)
+    deal = await element_service.create_element("deal", {"title": "bouncy"}, stage_id=stages["new"].id, actor=SYSTEM)
 
-    await element_service.move_element("deal", deal.id, stages["offer"].id)
+    await element_service.move_element("deal", deal.id, stages["offer"].id, actor=SYSTEM)
 
     runs = await wait_for_runs("deal", deal.id, 2)
     assert [r.status for r in runs] == ["succeeded", "stopped"]
@@ -87,9 +88,9 @@ async def test_loop_guard_stops_a_chain_deeper_than_the_limit(db, monkeypatch):
     chain = [stages["new"]] + [await Stage.create(pipeline=pipeline, code=f"s{i}", name=f"S{i}", position=10 + i) for i in range(12)]
     for here, there in zip(chain, chain[1:], strict=False):
         await add_rule(here, "change_stage", {"stage": there.id})
-    deal = await element_service.create_element("deal", {"title": "deep"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "deep"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
-    await element_service.move_element("deal", deal.id, stages["new"].id)
+    await element_service.move_element("deal", deal.id, stages["new"].id, actor=SYSTEM)
 
     runs = await wait_for_runs("deal", deal.id, 11, timeout_s=30)
     assert [r.status for r in runs][:10] == ["succeeded"] * 10
@@ -101,7 +102,7 @@ async def test_after_previous_waits_for_the_rule_above_and_parallel_lanes_do_not
     await add_rule(stages["offer"], "add_comment", {"text": "first"}, timing={"kind": "after", "amount": 1, "unit": "hours"})
     await add_rule(stages["offer"], "add_comment", {"text": "second"}, lane="after_previous")
     await add_rule(stages["offer"], "add_comment", {"text": "other lane"})
-    deal = await element_service.create_element("deal", {"title": "lanes"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "lanes"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     await wait_for_runs("deal", deal.id, 1)
     first, second, other = await RuleRun.filter(element_id=deal.id).order_by("position")
@@ -120,7 +121,7 @@ async def test_wait_holds_the_lane_until_customer_activity(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "wait", {"days": 3, "description": "the signed offer"})
     await add_rule(stages["offer"], "add_comment", {"text": "customer answered"}, lane="after_previous")
-    deal = await element_service.create_element("deal", {"title": "waiting"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "waiting"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     [wait_run, _] = await wait_until(
         lambda: _runs_if(deal.id, lambda rs: rs[0].status == "waiting"), what="the wait to block"
@@ -128,7 +129,7 @@ async def test_wait_holds_the_lane_until_customer_activity(db):
     assert wait_run.due_at > clock.utcnow() + timedelta(days=2)
     assert (await Deal.get(id=deal.id)).waiting_for_customer
 
-    await element_service.record_customer_activity("deal", deal.id, kind="email", text="signed, see attachment")
+    await element_service.record_customer_activity("deal", deal.id, kind="email", text="signed, see attachment", actor=SYSTEM)
 
     runs = await wait_for_runs("deal", deal.id, 2)
     assert runs[0].status == "succeeded" and runs[0].outputs["ended_by"] == "activity"
@@ -139,7 +140,7 @@ async def test_wait_holds_the_lane_until_customer_activity(db):
 async def test_wait_ends_by_timeout(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "wait", {"days": 1})
-    deal = await element_service.create_element("deal", {"title": "silent"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "silent"}, stage_id=stages["offer"].id, actor=SYSTEM)
     await wait_until(lambda: _runs_if(deal.id, lambda rs: rs[0].status == "waiting"), what="the wait to block")
 
     await RuleRun.filter(element_id=deal.id).update(due_at=clock.utcnow() - timedelta(seconds=1))
@@ -153,13 +154,13 @@ async def test_task_with_wait_until_closed_holds_the_lane(db):
     ann = await make_user()
     await add_rule(stages["offer"], "task", {"title": "Call {{deal.title}}", "wait_until_closed": True, "responsible": ann.id})
     await add_rule(stages["offer"], "add_comment", {"text": "task done"}, lane="after_previous")
-    deal = await element_service.create_element("deal", {"title": "ACME"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "ACME"}, stage_id=stages["offer"].id, actor=SYSTEM)
     await wait_until(lambda: _runs_if(deal.id, lambda rs: rs[0].status == "waiting"), what="the task to block")
     task = await Task.get(element_id=deal.id)
     assert task.title == "Call ACME" and task.responsible_id == ann.id
     assert await comments(deal.id) == []
 
-    await element_service.close_task(task.id)
+    await element_service.close_task(task.id, actor=SYSTEM)
 
     runs = await wait_for_runs("deal", deal.id, 2)
     assert runs[0].outputs["task_id"] == task.id and runs[0].outputs["closed_at"]
@@ -170,13 +171,13 @@ async def test_deleting_an_element_cancels_pending_runs_and_keeps_the_log(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "add_comment", {"text": "now"})
     await add_rule(stages["offer"], "add_comment", {"text": "later"}, timing={"kind": "after", "amount": 1, "unit": "days"})
-    deal = await element_service.create_element("deal", {"title": "doomed"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "doomed"}, stage_id=stages["offer"].id, actor=SYSTEM)
     await wait_for_runs("deal", deal.id, 1)
 
-    await element_service.delete_element("deal", deal.id)
+    await element_service.delete_element("deal", deal.id, actor=SYSTEM)
 
     assert not await Deal.exists(id=deal.id)
-    runs = await element_service.rule_runs("deal", deal.id)
+    runs = await element_service.rule_runs("deal", deal.id, actor=SYSTEM)
     assert [r.status for r in runs] == ["succeeded", "cancelled"]
     assert "deleted" in runs[1].reason
     assert await comments(deal.id) == ["now"]
@@ -189,8 +190,8 @@ async def test_a_failed_rule_does_not_stop_its_lane_unless_it_says_so(db):
     await add_rule(stages["offer"], "add_comment", {"text": "after failure"}, lane="after_previous")
     await add_rule(stages["invoice"], "modify_element", {"fields": {"amount": "{{deal.title}}"}}, stop_lane_on_failure=True)
     await add_rule(stages["invoice"], "add_comment", {"text": "never"}, lane="after_previous")
-    going_on = await element_service.create_element("deal", {"title": "abc"}, stage_id=stages["offer"].id)
-    stopping = await element_service.create_element("deal", {"title": "xyz"}, stage_id=stages["invoice"].id)
+    going_on = await element_service.create_element("deal", {"title": "abc"}, stage_id=stages["offer"].id, actor=SYSTEM)
+    stopping = await element_service.create_element("deal", {"title": "xyz"}, stage_id=stages["invoice"].id, actor=SYSTEM)
 
     runs = await wait_for_runs("deal", going_on.id, 2)
     assert [r.status for r in runs] == ["failed", "succeeded"]
@@ -203,17 +204,17 @@ async def test_a_failed_rule_does_not_stop_its_lane_unless_it_says_so(db):
 async def test_rules_added_later_do_not_run_for_elements_already_in_the_stage(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "add_comment", {"text": "v1"})
-    deal = await element_service.create_element("deal", {"title": "early"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "early"}, stage_id=stages["offer"].id, actor=SYSTEM)
     await wait_for_runs("deal", deal.id, 1)
 
     await add_rule(stages["offer"], "add_comment", {"text": "v2"})
-    later = await element_service.create_element("deal", {"title": "late"}, stage_id=stages["offer"].id)
+    later = await element_service.create_element("deal", {"title": "late"}, stage_id=stages["offer"].id, actor=SYSTEM)
     await wait_for_runs("deal", later.id, 2)
 
     assert await comments(deal.id) == ["v1"]
     assert sorted(await comments(later.id)) == ["v1", "v2"]
-    early_run = (await element_service.rule_runs("deal", deal.id))[0]
-    late_run = (await element_service.rule_runs("deal", later.id))[0]
+    early_run = (await element_service.rule_runs("deal", deal.id, actor=SYSTEM))[0]
+    late_run = (await element_service.rule_runs("deal", later.id, actor=SYSTEM))[0]
     assert (await early_run.stage_run).revision == 1 and (await late_run.stage_run).revision == 2
 
 
@@ -221,7 +222,7 @@ async def test_an_empty_anchor_date_skips_the_run_with_a_reason(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "add_comment", {"text": "before close"},
                    timing={"kind": "before_field", "field": "close_date", "amount": 1, "unit": "days"})
-    deal = await element_service.create_element("deal", {"title": "no date"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "no date"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     [run] = await wait_for_runs("deal", deal.id, 1)
     assert run.status == "skipped" and "close_date" in run.reason and "empty" in run.reason
@@ -232,11 +233,11 @@ async def test_changing_the_anchor_date_reschedules_the_run(db):
     await add_rule(stages["offer"], "add_comment", {"text": "reminder"},
                    timing={"kind": "before_field", "field": "close_date", "amount": 1, "unit": "days"})
     far = (clock.utcnow() + timedelta(days=30)).date()
-    deal = await element_service.create_element("deal", {"title": "dated", "close_date": far.isoformat()}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "dated", "close_date": far.isoformat()}, stage_id=stages["offer"].id, actor=SYSTEM)
     [run] = await RuleRun.filter(element_id=deal.id)
     assert run.status == "scheduled" and run.due_at.date() == far - timedelta(days=1)
 
-    await element_service.update_element("deal", deal.id, {"close_date": clock.utcnow().date().isoformat()})
+    await element_service.update_element("deal", deal.id, {"close_date": clock.utcnow().date().isoformat()}, actor=SYSTEM)
 
     [run] = await wait_for_runs("deal", deal.id, 1)
     assert run.status == "succeeded"
@@ -246,7 +247,7 @@ async def test_changing_the_anchor_date_reschedules_the_run(db):
 async def test_a_run_delivered_twice_has_its_effect_once(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "add_comment", {"text": "once"}, timing={"kind": "after", "amount": 1, "unit": "days"})
-    deal = await element_service.create_element("deal", {"title": "dup"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "dup"}, stage_id=stages["offer"].id, actor=SYSTEM)
     [run] = await RuleRun.filter(element_id=deal.id)
     await RuleRun.filter(id=run.id).update(status="queued", lease_until=clock.utcnow() + timedelta(minutes=5))
 
@@ -261,7 +262,7 @@ async def test_a_run_delivered_twice_has_its_effect_once(db):
 async def test_a_run_held_by_a_lost_worker_runs_again_after_its_lease_expires(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "add_comment", {"text": "exactly once"}, timing={"kind": "after", "amount": 1, "unit": "days"})
-    deal = await element_service.create_element("deal", {"title": "lost"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "lost"}, stage_id=stages["offer"].id, actor=SYSTEM)
     [run] = await RuleRun.filter(element_id=deal.id)
     # As a worker killed mid-run leaves it: running, one attempt used, its effect rolled back.
     await RuleRun.filter(id=run.id).update(status="running", attempts=1, lease_until=clock.utcnow() - timedelta(seconds=1))
@@ -287,7 +288,7 @@ async def test_many_deals_at_once_each_get_every_effect_exactly_once(db):
     await add_rule(stages["offer"], "generate_code", {"length": 6}, key="code")
     await add_rule(stages["offer"], "add_comment", {"text": "{{deal.title}}: {{rules.code.code}}"}, lane="after_previous")
     await add_rule(stages["offer"], "modify_element", {"fields": {"currency": "USD"}})
-    deals = [await element_service.create_element("deal", {"title": f"D{i}"}, stage_id=stages["offer"].id) for i in range(40)]
+    deals = [await element_service.create_element("deal", {"title": f"D{i}"}, stage_id=stages["offer"].id, actor=SYSTEM) for i in range(40)]
 
     for deal in deals:
         runs = await wait_for_runs("deal", deal.id, 3, timeout_s=30)
@@ -307,7 +308,7 @@ async def test_a_run_claimed_by_one_scheduler_is_skipped_by_another(db):
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "add_comment", {"text": "x"}, timing={"kind": "after", "amount": 1, "unit": "days"})
     for i in range(5):
-        await element_service.create_element("deal", {"title": f"C{i}"}, stage_id=stages["offer"].id)
+        await element_service.create_element("deal", {"title": f"C{i}"}, stage_id=stages["offer"].id, actor=SYSTEM)
     db.worker.pause()
     try:
         await RuleRun.filter(status="scheduled").update(due_at=clock.utcnow() - timedelta(seconds=1))
@@ -327,7 +328,7 @@ async def test_a_run_that_keeps_losing_its_worker_fails_and_its_lane_goes_on(db,
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "add_comment", {"text": "poison"}, timing={"kind": "after", "amount": 1, "unit": "days"})
     await add_rule(stages["offer"], "add_comment", {"text": "next"}, lane="after_previous")
-    deal = await element_service.create_element("deal", {"title": "lost again"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "lost again"}, stage_id=stages["offer"].id, actor=SYSTEM)
     first, _ = await RuleRun.filter(element_id=deal.id).order_by("position")
     await RuleRun.filter(id=first.id).update(status="running", attempts=5, lease_until=clock.utcnow() - timedelta(seconds=1))
 

@@ -10,6 +10,7 @@ import httpx
 import icalendar
 import pytest
 
+from server.actor import SYSTEM
 from server.app import create_app
 from server.models import Company, Contact, Deal, DealContact, Lead, Pipeline, RuleRun, Stage
 from server.rules.actions import registry
@@ -164,7 +165,7 @@ async def test_every_other_in_crm_action_through_the_api(api: Api) -> None:
                          {"message": "{{deal.title}} needs a look"})
     from server.services.tokens import create_token
 
-    _, boss_token = await create_token(None, user_id=boss.id, name="boss")
+    _, boss_token = await create_token(SYSTEM, user_id=boss.id, name="boss")
     told = await api.as_(boss_token, "{ notifications { nodes { kind text } } }")
     assert {"kind": "control", "text": "Calls needs a look"} in told["notifications"]["nodes"]
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from server.actor import SYSTEM
 from server.models import Company, Contact, Deal, DealContact, Lead
 from tests.api_support import api, data, refused_fields
 from tests.support import make_pipeline, make_token
@@ -40,8 +41,8 @@ async def people(db: Any) -> dict[str, Any]:
     from server.services.elements import create_element
 
     await create_element("lead", {"title": "Maria's lead", "contact": via_lead.id, "company": via_company.id,
-                                  "responsible": maria.id})
-    toms_deal = await create_element("deal", {"title": "Tom's deal", "responsible": tom.id})
+                                  "responsible": maria.id}, actor=SYSTEM)
+    toms_deal = await create_element("deal", {"title": "Tom's deal", "responsible": tom.id}, actor=SYSTEM)
     via_toms_deal = await Contact.create(name="On Tom's deal", emails=["deal@tom.example"])
     await DealContact.create(deal_id=toms_deal.id, contact_id=via_toms_deal.id, position=0)
     return {"maria": maria_token, "manager": manager_token, "toms_contact": toms_contact.id,

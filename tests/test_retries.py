@@ -5,6 +5,7 @@ the boundary a real SMTP server or SMS gateway will take in the channels issue.
 """
 
 from server import clock
+from server.actor import SYSTEM
 from server.services import elements as element_service
 from tests.support import add_rule, make_pipeline, wait_for_runs
 from tests.test_engine import comments
@@ -27,7 +28,7 @@ async def test_transient_errors_retry_with_backoff_then_succeed(db, monkeypatch)
     monkeypatch.setattr(AddComment, "execute", flaky)
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "add_comment", {"text": "third time lucky"})
-    deal = await element_service.create_element("deal", {"title": "retry"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "retry"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     [run] = await wait_for_runs("deal", deal.id, 1)
 
@@ -51,7 +52,7 @@ async def test_transient_errors_fail_the_run_after_the_last_attempt(db, monkeypa
     config.reload()
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "add_comment", {"text": "never"})
-    deal = await element_service.create_element("deal", {"title": "down"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "down"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     [run] = await wait_for_runs("deal", deal.id, 1)
 

@@ -5,6 +5,7 @@ unless the template says what to do when it is empty."""
 import pytest
 from starlette.datastructures import FormData
 
+from server.actor import SYSTEM
 from server.errors import ValidationFailed
 from server.models import CustomField, TimelineEntry
 from server.rules.actions import get_action
@@ -152,7 +153,7 @@ async def test_the_admin_condition_builder_gets_the_error_on_its_value_field(db)
     assert form_errors == {}
 
     with pytest.raises(ValidationFailed) as refused:
-        await rule_service.create_rule(stages["offer"].id, data)
+        await rule_service.create_rule(stages["offer"].id, data, actor=SYSTEM)
 
     assert errors_of(refused) == {"condition.0.0.value": "amount is a money field: 'abc' is not a number"}
 
@@ -166,7 +167,7 @@ async def test_a_missing_linked_record_fails_the_run_saying_what_to_write(db):
     await add_rule(stages["offer"], "add_comment",
                    {"text": "Deal for {{deal.company.name|default('no company')}}"
                             "{% if deal.company %} ({{deal.company.phone}}){% endif %}"}, key="careful")
-    deal = await element_service.create_element("deal", {"title": "No company"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "No company"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     runs = {r.rule_key: r for r in await wait_for_runs("deal", deal.id, 2)}
 
@@ -184,7 +185,7 @@ async def test_an_output_that_is_not_there_fails_the_run_naming_it(db):
                    condition=[[{"field": "amount", "op": "gt", "value": 1000}]])
     await add_rule(stages["offer"], "add_comment", {"text": "Code {{rules.promo.code}}"}, key="say",
                    lane="after_previous")
-    deal = await element_service.create_element("deal", {"title": "Small", "amount": 10}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Small", "amount": 10}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     runs = {r.rule_key: r for r in await wait_for_runs("deal", deal.id, 2)}
 
@@ -197,7 +198,7 @@ async def test_a_custom_field_without_a_value_renders_empty(db):
     await CustomField.create(entity_type="deal", code="contract_number", name="Contract number", type="string")
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "add_comment", {"text": "Contract [{{deal.contract_number}}]"})
-    deal = await element_service.create_element("deal", {"title": "No number"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "No number"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     [run] = await wait_for_runs("deal", deal.id, 1)
 
@@ -217,7 +218,7 @@ async def test_the_names_checked_at_save_are_the_names_a_run_gets(db):
     company = await Company.create(name="Acme")
     contact = await Contact.create(name="Bea", emails=["bea@acme.example"])
     deal = await element_service.create_element("deal", {"title": "Shape", "company": company.id},
-                                                stage_id=stages["offer"].id, contact_ids=[contact.id])
+                                                stage_id=stages["offer"].id, contact_ids=[contact.id], actor=SYSTEM)
 
     built = await elements.build_context("deal", deal)
     shape = await placeholders.element_record("deal")

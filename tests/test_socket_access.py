@@ -15,7 +15,7 @@ import websockets
 from server import clock, config
 from server.models import ApiToken, User
 from server.services import tokens, users
-from server.services.access import Actor
+from server.services.access import SYSTEM, Actor
 from server.services.elements import create_element
 from tests.live_server import running_app
 from tests.serve import serve, stop, wait_ready
@@ -130,7 +130,7 @@ async def test_revoking_a_token_closes_its_open_websockets_at_once(base: str) ->
 async def test_deactivating_a_user_closes_every_websocket_of_theirs(base: str) -> None:
     admin, _ = await make_token("admin")
     employee, token = await make_token("employee", "Eve")
-    _, other_token = await tokens.create_token(None, user_id=employee.id, name="second integration")
+    _, other_token = await tokens.create_token(SYSTEM, user_id=employee.id, name="second integration")
     colleague, colleague_token = await make_token("employee", "Colin")
     sockets = [await opened(base, token), await opened(base, other_token)]
     bystander = await opened(base, colleague_token)
@@ -164,8 +164,8 @@ async def test_a_demoted_manager_stops_receiving_events_of_deals_they_are_not_re
     _, admin_token = await make_token("admin")
     manager, token = await make_token("manager", "Mona")
     employee, _ = await make_token("employee", "Tom")
-    toms = await create_element("deal", {"title": "Tom's", "responsible": employee.id})
-    monas = await create_element("deal", {"title": "Mona's", "responsible": manager.id})
+    toms = await create_element("deal", {"title": "Tom's", "responsible": employee.id}, actor=SYSTEM)
+    monas = await create_element("deal", {"title": "Mona's", "responsible": manager.id}, actor=SYSTEM)
     socket = await opened(base, token)
     await subscribe(socket, "1", STREAM)
 
@@ -197,7 +197,7 @@ async def test_a_user_and_a_token_may_hold_only_so_many_websockets(
     monkeypatch.setenv("PIPEWRIGHT_MAX_SOCKETS_PER_TOKEN", "2")
     config.reload()
     employee, first = await make_token("employee", "Eve")
-    _, second = await tokens.create_token(None, user_id=employee.id, name="second integration")
+    _, second = await tokens.create_token(SYSTEM, user_id=employee.id, name="second integration")
     async with running_app() as base:
         held = [await opened(base, first), await opened(base, first)]
         code, reason = await refused(base, first)

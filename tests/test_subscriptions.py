@@ -12,6 +12,7 @@ import websockets
 from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 
+from server.actor import SYSTEM
 from server.services.elements import create_element
 from tests.live_server import running_app
 from tests.support import add_rule, make_pipeline, make_token, wait_until
@@ -69,7 +70,7 @@ async def subscribed(stream: Any) -> "asyncio.Future[dict[str, Any]]":
 async def test_a_reconnecting_subscriber_gets_what_it_missed_then_live_events_none_twice(base: str) -> None:
     await make_pipeline()
     _, token = await make_token("admin")
-    deal = await create_element("deal", {"title": "Followed"})
+    deal = await create_element("deal", {"title": "Followed"}, actor=SYSTEM)
 
     async with ws_client(base, token) as session:
         stream = session.subscribe(GraphQLRequest(STREAM))
@@ -101,7 +102,7 @@ async def test_rule_run_status_changes_arrive_live_in_order(base: str) -> None:
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "generate_code", {"length": 8}, key="promo")
     _, token = await make_token("admin")
-    deal = await create_element("deal", {"title": "Runs"})
+    deal = await create_element("deal", {"title": "Runs"}, actor=SYSTEM)
 
     async with ws_client(base, token) as session:
         stream = session.subscribe(GraphQLRequest(RUNS, variable_values={"id": str(deal.id)}))
@@ -134,8 +135,8 @@ async def test_employees_receive_only_events_of_their_own_deals(base: str) -> No
     maria, maria_token = await make_token("employee", "Maria")
     tom, _ = await make_token("employee", "Tom")
     _, admin = await make_token("admin")
-    toms = await create_element("deal", {"title": "Tom's", "responsible": tom.id})
-    marias = await create_element("deal", {"title": "Maria's", "responsible": maria.id})
+    toms = await create_element("deal", {"title": "Tom's", "responsible": tom.id}, actor=SYSTEM)
+    marias = await create_element("deal", {"title": "Maria's", "responsible": maria.id}, actor=SYSTEM)
 
     async with ws_client(base, maria_token) as session:
         stream = session.subscribe(GraphQLRequest(STREAM))
@@ -210,9 +211,9 @@ async def test_events_past_the_retention_are_pruned(db: Any, monkeypatch: pytest
     from server.models import Event
 
     await make_pipeline()
-    deal = await create_element("deal", {"title": "Old news"})
+    deal = await create_element("deal", {"title": "Old news"}, actor=SYSTEM)
     await Event.filter(element_id=deal.id).update(created_at=clock.utcnow() - timedelta(hours=200))
-    fresh = await create_element("deal", {"title": "Fresh"})
+    fresh = await create_element("deal", {"title": "Fresh"}, actor=SYSTEM)
     monkeypatch.setenv("PIPEWRIGHT_EVENT_RETENTION_H", "168")
     config.reload()
     assert await events.prune() >= 1
@@ -223,7 +224,7 @@ async def test_events_past_the_retention_are_pruned(db: Any, monkeypatch: pytest
 async def test_queries_over_one_websocket_do_not_share_a_cache(base: str) -> None:
     _, stages = await make_pipeline()
     _, token = await make_token("admin")
-    deal = await create_element("deal", {"title": "Cached?"})
+    deal = await create_element("deal", {"title": "Cached?"}, actor=SYSTEM)
     read = GraphQLRequest("query($id: ID!) { deal(id: $id) { ... on Deal { stage { name } } } }",
                           variable_values={"id": str(deal.id)})
     async with ws_client(base, token) as session:

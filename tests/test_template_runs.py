@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from server.actor import SYSTEM
 from server.models import CustomField
 from server.services import elements as element_service
 from tests.support import add_rule, make_pipeline, wait_for_runs
@@ -28,7 +29,7 @@ async def test_a_template_over_a_limit_fails_its_run_at_the_first_attempt(db):
     _, stages = await make_pipeline()
     for key, (template, _) in PROBES.items():
         await add_rule(stages["offer"], "add_comment", {"text": f"Probe: {template}"}, key=key)
-    deal = await element_service.create_element("deal", {"title": "probe"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "probe"}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     runs = await wait_for_runs("deal", deal.id, len(PROBES))
 
@@ -46,7 +47,7 @@ async def test_a_slow_render_leaves_the_event_loop_responsive(db):
         "text": "{% for i in range(10000) %}{% if deal.notes|wordcount > 0 %}{% endif %}{% endfor %}done",
     })
     deal = await element_service.create_element("deal", {"title": "slow", "notes": "word " * 3_900},
-                                                stage_id=stages["offer"].id)
+                                                stage_id=stages["offer"].id, actor=SYSTEM)
     gaps: list[float] = []
     ticking = asyncio.ensure_future(_tick(gaps))
     try:

@@ -7,7 +7,7 @@ import pytest
 from server.errors import Forbidden, NotFound, ValidationFailed
 from server.models import Activity, Event
 from server.services import activities, feed, notifications
-from server.services.access import Actor
+from server.services.access import SYSTEM, Actor
 from tests.support import make_user
 
 pytestmark = pytest.mark.production_backend
@@ -32,7 +32,7 @@ async def test_notifications_unread_count_and_marking_read(db):
     assert [n.id for n in (await notifications.list_notifications(ann.id, actor=actor(ann), unread_only=True)).items] == [second.id]
     assert await notifications.mark_all_read(ann.id, actor=actor(ann)) == 1
     assert await notifications.unread_count(ann.id, actor=actor(ann)) == 0
-    assert await notifications.unread_count(bob.id, actor=None) == 1
+    assert await notifications.unread_count(bob.id, actor=SYSTEM) == 1
     new_events = Event.filter(kind="notification", id__gt=last_event.id if last_event else 0).order_by("id")
     assert [e.audience for e in await new_events] == [[ann.id], [ann.id], [bob.id]]
     assert for_bob.kind == "notification"
@@ -50,7 +50,7 @@ async def test_a_user_may_only_read_and_mark_their_own_notifications(db):
         await notifications.mark_all_read(ann.id, actor=actor(bob))
     with pytest.raises(NotFound):
         await notifications.mark_read([note.id + 1000], actor=actor(ann))
-    assert await notifications.unread_count(ann.id, actor=None) == 1
+    assert await notifications.unread_count(ann.id, actor=SYSTEM) == 1
 
 
 async def _activity(user_id: int, **values) -> Activity:

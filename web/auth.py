@@ -16,7 +16,7 @@ def _safe_next(value: object) -> str:
 
 
 def _form_text(form: object, name: str) -> str:
-    value = form.get(name) if hasattr(form, "get") else None  # type: ignore[union-attr]
+    value = form.get(name) if hasattr(form, "get") else None
     return value if isinstance(value, str) else ""
 
 

@@ -20,7 +20,7 @@ WORKING_TIME = {"": "Any time", "company": "Only in the company's working time",
                 "responsible": "Only in the responsible's working hours"}
 
 
-def param_fields(action: Action) -> list[ParamSpec]:
+def param_fields(action: Action[Any]) -> list[ParamSpec]:
     return param_specs(action)
 
 
@@ -36,7 +36,7 @@ def _number(text: str) -> Any:
         return text  # the params model reports it as "not a valid integer"
 
 
-def parse_params(action: Action, form: FormData) -> tuple[dict[str, Any], dict[str, str]]:
+def parse_params(action: Action[Any], form: FormData) -> tuple[dict[str, Any], dict[str, str]]:
     """The params dict from the form, plus errors the form itself can tell (bad JSON)."""
     params: dict[str, Any] = {}
     errors: dict[str, str] = {}
@@ -113,7 +113,7 @@ def parse_condition(form: FormData) -> list[list[dict[str, Any]]]:
     return groups
 
 
-def parse_rule(action: Action, form: FormData) -> tuple[RuleInput, dict[str, str]]:
+def parse_rule(action: Action[Any], form: FormData) -> tuple[RuleInput, dict[str, str]]:
     params, errors = parse_params(action, form)
     run_as = _text(form, "run_as_id")
     data = RuleInput(

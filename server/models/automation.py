@@ -3,6 +3,8 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from server.kinds import Lane, RunStatus, StageRunStatus
+
 
 class Rule(Model):
     """One automation rule of a stage. `key` names it in templates: `{{rules.<key>.code}}`."""
@@ -15,7 +17,7 @@ class Rule(Model):
     key = fields.CharField(max_length=64)
     title = fields.CharField(max_length=255)
     position = fields.IntField(default=0)
-    lane = fields.CharField(max_length=20, default="parallel")  # parallel | after_previous
+    lane = fields.CharField(max_length=20, default=Lane.parallel.value)
     action_type = fields.CharField(max_length=64)
     params = fields.JSONField(default=dict)
     condition = fields.JSONField(default=list)  # OR of AND groups: [[{field, op, value}, ...], ...]
@@ -64,7 +66,7 @@ class StageRun(Model):
     )
     stage_id: int
     revision = fields.IntField(default=0)
-    status = fields.CharField(max_length=20, default="active")  # active | left | deleted
+    status = fields.CharField(max_length=20, default=StageRunStatus.active.value)
     chain_id = fields.CharField(max_length=36)
     depth = fields.IntField(default=0)
     cause = fields.CharField(max_length=255, default="")
@@ -96,7 +98,7 @@ class RuleRun(Model):
     lane = fields.IntField(default=0)
     after_run_id = fields.IntField(null=True)  # the run this one waits for (after previous)
     spec = fields.JSONField(default=dict)  # the rule as it was in the pinned revision
-    status = fields.CharField(max_length=20, default="scheduled")
+    status = fields.CharField(max_length=20, default=RunStatus.scheduled.value)
     due_at = fields.DatetimeField(null=True)
     attempts = fields.IntField(default=0)
     lease_until = fields.DatetimeField(null=True)

@@ -4,6 +4,7 @@ from tortoise import fields
 from tortoise.models import Model
 
 from server.errors import ValidationFailed
+from server.kinds import ElementType, Role
 
 
 class User(Model):
@@ -12,7 +13,7 @@ class User(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=200)
     email = fields.CharField(max_length=254, unique=True)
-    role = fields.CharField(max_length=20, default="employee")  # admin | manager | employee
+    role = fields.CharField(max_length=20, default=Role.employee.value)
     supervisor: fields.ForeignKeyNullableRelation["User"] = fields.ForeignKeyField(
         "models.User", related_name="reports", null=True, on_delete=fields.SET_NULL
     )
@@ -155,7 +156,7 @@ class Deal(Element):
 
 
 # Runs, timeline, audit and events name an element by (element_type, element_id): the type picks the model.
-ELEMENT_MODELS: dict[str, type[Lead] | type[Deal]] = {"lead": Lead, "deal": Deal}
+ELEMENT_MODELS: dict[str, type[Lead] | type[Deal]] = {ElementType.lead: Lead, ElementType.deal: Deal}
 
 
 def model_for(element_type: str) -> type[Lead] | type[Deal]:

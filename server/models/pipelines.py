@@ -3,6 +3,8 @@
 from tortoise import fields
 from tortoise.models import Model
 
+from server.kinds import StageSemantic
+
 
 class Pipeline(Model):
     id = fields.IntField(primary_key=True)
@@ -28,7 +30,7 @@ class Stage(Model):
     code = fields.CharField(max_length=64)
     name = fields.CharField(max_length=200)
     position = fields.IntField(default=0)
-    semantic = fields.CharField(max_length=20, default="in_progress")  # in_progress | success | failure
+    semantic = fields.CharField(max_length=20, default=StageSemantic.in_progress.value)
     revision = fields.IntField(default=0)  # current revision number of this stage's rules
 
     class Meta:

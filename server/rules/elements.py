@@ -7,6 +7,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from server import events
+from server.db import column
 from server.errors import FieldError, NotFound, ValidationFailed
 from server.models import (
     ELEMENT_MODELS,
@@ -363,8 +364,7 @@ async def build_context(element_type: str, element: Element) -> dict[str, Any]:
                 "entity_type", "code"):
             client_fields[kind].append(code)
     # Every custom field of the element type is there; one without a value is empty (None), not missing.
-    data: dict[str, Any] = {code: None for code in await CustomField.filter(entity_type=element_type).values_list(
-        "code", flat=True)}
+    data: dict[str, Any] = {code: None for code in await column(CustomField.filter(entity_type=element_type), "code")}
     data.update(await typed_custom_values(element_type, element.custom or {}))
     data.update({
         "id": element.id,

@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from server import clock, events
 from server.config import settings
 from server.db import transaction
+from server.kinds import Lane, RunStatus, StageRunStatus
 from server.errors import ActionError, LoopStopped, NotFound, TransientActionError, ValidationFailed
 from server.models import (
     AuditEntry,
@@ -40,8 +41,8 @@ from server.rules.timing import Timing, WorkingTime, compute_due
 
 log = logging.getLogger(__name__)
 
-UNFINISHED = ("scheduled", "queued", "running", "waiting")
-FINISHED = ("succeeded", "skipped", "failed", "cancelled", "stopped")
+UNFINISHED = (RunStatus.scheduled, RunStatus.queued, RunStatus.running, RunStatus.waiting)
+FINISHED = (RunStatus.succeeded, RunStatus.skipped, RunStatus.failed, RunStatus.cancelled, RunStatus.stopped)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class Cause:
     rule_run_id: int | None = None
 
 
-async def run_event(run: RuleRun, status: str, **extra: Any) -> None:
+async def run_event(run: RuleRun, status: RunStatus, **extra: Any) -> None:
     """A rule run changed status: an event for `ruleRuns` subscribers, in the change's transaction."""
     await events.emit("rule_run", {
         "id": run.id, "status": status, "rule_id": run.rule_id, "rule_key": run.rule_key, "title": run.title,
@@ -89,7 +90,9 @@ async def _enter_stage(element_type: str, element: Element, stage: Stage, *, cau
         if await StageRun.exists(chain_id=cause.chain_id, element_type=element_type,
                                  element_id=element.id, stage_id=stage.id):
             raise LoopStopped(f"stopped: loop ({element_type} already entered stage '{stage.name}' in this chain)")
-    current = await StageRun.filter(element_type=element_type, element_id=element.id, status="active").first()
+    current = await StageRun.filter(
+        element_type=element_type, element_id=element.id, status=StageRunStatus.active
+    ).first()
     previous_stage = await Stage.get_or_none(id=element.stage_id) if element.stage_id else None
     if current is not None:
         await leave_stage(current, reason=f"left stage for '{stage.name}'", except_run_id=cause.rule_run_id)
@@ -127,10 +130,10 @@ async def leave_stage(stage_run: StageRun, *, reason: str, except_run_id: int | 
     if except_run_id is not None:
         query = query.exclude(id=except_run_id)
     runs = await query
-    await query.update(status="cancelled", reason=f"cancelled: {reason}", finished_at=now, lease_until=None)
+    await query.update(status=RunStatus.cancelled, reason=f"cancelled: {reason}", finished_at=now, lease_until=None)
     for run in runs:
-        await run_event(run, "cancelled", reason=f"cancelled: {reason}")
-    await StageRun.filter(id=stage_run.id).update(status="left", left_at=now)
+        await run_event(run, RunStatus.cancelled, reason=f"cancelled: {reason}")
+    await StageRun.filter(id=stage_run.id).update(status=StageRunStatus.left, left_at=now)
     await activities.complete_on_stage_change(stage_run.element_type, stage_run.element_id)
 
 
@@ -145,11 +148,11 @@ async def cancel_element_runs(element_type: str, element_id: int, *, reason: str
     if except_run_id is not None:
         query = query.exclude(id=except_run_id)
     runs = await query
-    cancelled = await query.update(status="cancelled", reason=f"cancelled: {reason}", finished_at=now, lease_until=None)
+    cancelled = await query.update(status=RunStatus.cancelled, reason=f"cancelled: {reason}", finished_at=now, lease_until=None)
     for run in runs:
-        await run_event(run, "cancelled", reason=f"cancelled: {reason}")
-    await StageRun.filter(element_type=element_type, element_id=element_id, status="active").update(
-        status="deleted", left_at=now
+        await run_event(run, RunStatus.cancelled, reason=f"cancelled: {reason}")
+    await StageRun.filter(element_type=element_type, element_id=element_id, status=StageRunStatus.active).update(
+        status=StageRunStatus.deleted, left_at=now
     )
     return cancelled
 
@@ -176,10 +179,10 @@ async def _create_rule_runs(stage_run: StageRun, element: Element, rules: list[d
             stage_run_id=stage_run.id, element_type=stage_run.element_type, element_id=element.id,
             rule_id=rule["id"], rule_key=rule["key"], action_type=rule["action_type"], title=rule["title"],
             position=rule["position"], lane=lane, after_run_id=previous.id if follows and previous else None,
-            spec=rule, status="scheduled",
+            spec=rule, status=RunStatus.scheduled,
             reason=f"waits for '{previous.title}' to finish" if follows and previous else None,
         )
-        await run_event(run, "scheduled")
+        await run_event(run, RunStatus.scheduled)
         if not follows:
             heads.append(run)
         previous = run
@@ -228,31 +231,31 @@ async def _make_eligible(run: RuleRun, *, base: datetime, timing_context: _Timin
         timing_context = await _TimingContext.load(run.element_type, await elements.load(run.element_type, run.element_id))
     due_at, skip_reason = _due(run, base, timing_context)
     if due_at is None:
-        await RuleRun.filter(id=run.id, status="scheduled").update(
-            status="skipped", reason=f"skipped: {skip_reason}", finished_at=clock.utcnow()
+        await RuleRun.filter(id=run.id, status=RunStatus.scheduled).update(
+            status=RunStatus.skipped, reason=f"skipped: {skip_reason}", finished_at=clock.utcnow()
         )
-        run.status = "skipped"
+        run.status = RunStatus.skipped
         await advance_lane(run)
         return
-    await RuleRun.filter(id=run.id, status="scheduled").update(due_at=due_at, reason=None)
+    await RuleRun.filter(id=run.id, status=RunStatus.scheduled).update(due_at=due_at, reason=None)
     if due_at <= clock.utcnow():
         dispatch.due_now([run.id])
 
 
 async def advance_lane(finished: RuleRun) -> None:
     """The rule after `finished` in its lane may start now (or the lane stops after a failure)."""
-    follower = await RuleRun.filter(after_run_id=finished.id, status="scheduled", due_at=None).first()
+    follower = await RuleRun.filter(after_run_id=finished.id, status=RunStatus.scheduled, due_at=None).first()
     if follower is None:
         return
-    if finished.status == "failed" and finished.spec.get("stop_lane_on_failure"):
+    if finished.status == RunStatus.failed and finished.spec.get("stop_lane_on_failure"):
         now = clock.utcnow()
         while follower is not None:
             reason = f"cancelled: lane stopped because '{finished.title}' failed"
-            if await RuleRun.filter(id=follower.id, status="scheduled").update(
-                status="cancelled", reason=reason, finished_at=now,
+            if await RuleRun.filter(id=follower.id, status=RunStatus.scheduled).update(
+                status=RunStatus.cancelled, reason=reason, finished_at=now,
             ):
-                await run_event(follower, "cancelled", reason=reason)
-            follower = await RuleRun.filter(after_run_id=follower.id, status="scheduled").first()
+                await run_event(follower, RunStatus.cancelled, reason=reason)
+            follower = await RuleRun.filter(after_run_id=follower.id, status=RunStatus.scheduled).first()
         return
     await _make_eligible(follower, base=clock.utcnow())
 
@@ -262,7 +265,7 @@ async def reschedule_anchored(element_type: str, element: Element, changed_field
     if not changed_fields:
         return
     waiting = await RuleRun.filter(
-        element_type=element_type, element_id=element.id, status="scheduled", due_at__not_isnull=True
+        element_type=element_type, element_id=element.id, status=RunStatus.scheduled, due_at__not_isnull=True
     )
     anchored = [r for r in waiting if (r.spec.get("timing") or {}).get("field") in changed_fields]
     if not anchored:
@@ -342,7 +345,7 @@ class EngineRunContext:
 # ---------------------------------------------------------------- executing a run
 
 
-async def execute(run_id: int) -> str | None:
+async def execute(run_id: int) -> RunStatus | None:
     """Run one queued rule run (what the worker actor calls). Returns the final status, if any."""
     started = await _start(run_id)
     if started is None:
@@ -358,17 +361,17 @@ async def execute(run_id: int) -> str | None:
     except Superseded:
         return None
     except LoopStopped as exc:
-        return await _conclude(run, attempt, "stopped", reason=str(exc))
+        return await _conclude(run, attempt, RunStatus.stopped, reason=str(exc))
     except NotFound as exc:
-        return await _conclude(run, attempt, "cancelled", reason=f"cancelled: {exc}")
+        return await _conclude(run, attempt, RunStatus.cancelled, reason=f"cancelled: {exc}")
     except TransientActionError as exc:
         return await _retry_or_fail(run, attempt, str(exc))
     except (ActionError, ValidationFailed) as exc:
-        return await _conclude(run, attempt, "failed", error=str(exc))
+        return await _conclude(run, attempt, RunStatus.failed, error=str(exc))
     except (OverflowError, RecursionError, MemoryError) as exc:  # the same input fails the same way: no retry
-        return await _conclude(run, attempt, "failed", error=f"{type(exc).__name__}: {exc} (not retried)")
+        return await _conclude(run, attempt, RunStatus.failed, error=f"{type(exc).__name__}: {exc} (not retried)")
     except ValidationError as exc:  # params the action's current version no longer accepts
-        return await _conclude(run, attempt, "failed", error=f"invalid params: {exc}")
+        return await _conclude(run, attempt, RunStatus.failed, error=f"invalid params: {exc}")
     except Exception as exc:  # a database hiccup or a bug: retried, then failed with the error shown
         log.exception("rule run %s attempt %s raised", run_id, attempt)
         return await _retry_or_fail(run, attempt, f"{type(exc).__name__}: {exc}")
@@ -377,23 +380,23 @@ async def execute(run_id: int) -> str | None:
 async def _start(run_id: int) -> tuple[RuleRun, int] | None:
     """queued → running, counting the attempt and taking a lease. None if the run is not ours."""
     run = await RuleRun.get_or_none(id=run_id)
-    if run is None or run.status != "queued":
+    if run is None or run.status != RunStatus.queued:
         return None
     attempt = run.attempts + 1
     now = clock.utcnow()
     lease_until = now + timedelta(seconds=settings().lease_s)
     async with transaction():  # the status and its event commit together
-        taken = await RuleRun.filter(id=run_id, status="queued", attempts=run.attempts).update(
-            status="running", attempts=attempt, started_at=now, lease_until=lease_until
+        taken = await RuleRun.filter(id=run_id, status=RunStatus.queued, attempts=run.attempts).update(
+            status=RunStatus.running, attempts=attempt, started_at=now, lease_until=lease_until
         )
         if not taken:
             return None
-        run.status, run.attempts, run.started_at, run.lease_until = "running", attempt, now, lease_until
-        await run_event(run, "running")
+        run.status, run.attempts, run.started_at, run.lease_until = RunStatus.running, attempt, now, lease_until
+        await run_event(run, RunStatus.running)
     return run, attempt
 
 
-async def _perform(run: RuleRun, action: Action, attempt: int) -> str:
+async def _perform(run: RuleRun, action: Action[Any], attempt: int) -> RunStatus:
     element = await elements.load(run.element_type, run.element_id, lock=True)
     actor_id = run.spec.get("run_as_id") or element.responsible_id
     ctx = EngineRunContext(run=run, element_type=run.element_type, element=element, actor_id=actor_id,
@@ -401,8 +404,8 @@ async def _perform(run: RuleRun, action: Action, attempt: int) -> str:
     params = action.Params.model_validate(run.spec.get("params") or {})
     if run.waiting_since is not None:  # a blocking rule whose wait timed out
         outputs = await action.release(ctx, params, ended_by="timeout")
-        await _finish(run, attempt, "succeeded", outputs={**run.outputs, **outputs}, reason="wait ended by timeout")
-        return "succeeded"
+        await _finish(run, attempt, RunStatus.succeeded, outputs={**run.outputs, **outputs}, reason="wait ended by timeout")
+        return RunStatus.succeeded
     timing = Timing.model_validate(run.spec.get("timing") or {})
     if timing.kind.endswith("_field"):
         rescheduled = await _recheck_anchor(run, attempt, element)
@@ -415,27 +418,27 @@ async def _perform(run: RuleRun, action: Action, attempt: int) -> str:
             [[conditions.Comparison.model_validate(c) for c in group] for group in condition], await ctx.context()
         )
         if not met:
-            await _finish(run, attempt, "skipped", reason=f"skipped: {explanation}")
-            return "skipped"
+            await _finish(run, attempt, RunStatus.skipped, reason=f"skipped: {explanation}")
+            return RunStatus.skipped
     outcome = await action.execute(ctx, await render_params(params, ctx))
     if isinstance(outcome, Block):
-        await _finish(run, attempt, "waiting", outputs=outcome.outputs, reason=outcome.reason, due_at=outcome.until)
-        return "waiting"
-    await _finish(run, attempt, "succeeded", outputs=outcome.outputs, reason=explanation)
-    return "succeeded"
+        await _finish(run, attempt, RunStatus.waiting, outputs=outcome.outputs, reason=outcome.reason, due_at=outcome.until)
+        return RunStatus.waiting
+    await _finish(run, attempt, RunStatus.succeeded, outputs=outcome.outputs, reason=explanation)
+    return RunStatus.succeeded
 
 
-async def _recheck_anchor(run: RuleRun, attempt: int, element: Element) -> str | None:
+async def _recheck_anchor(run: RuleRun, attempt: int, element: Element) -> RunStatus | None:
     """A date-anchored run checks its anchor again when due: empty skips, moved later waits."""
     timing_context = await _TimingContext.load(run.element_type, element)
     base = run.created_at
     due_at, skip_reason = _due(run, base, timing_context)
     if due_at is None:
-        await _finish(run, attempt, "skipped", reason=f"skipped: {skip_reason}")
-        return "skipped"
+        await _finish(run, attempt, RunStatus.skipped, reason=f"skipped: {skip_reason}")
+        return RunStatus.skipped
     if due_at > clock.utcnow() + timedelta(seconds=1):
-        await _finish(run, attempt, "scheduled", due_at=due_at, reason="rescheduled: the anchor date changed")
-        return "scheduled"
+        await _finish(run, attempt, RunStatus.scheduled, due_at=due_at, reason="rescheduled: the anchor date changed")
+        return RunStatus.scheduled
     return None
 
 
@@ -453,7 +456,9 @@ async def render_params(params: Any, ctx: RunContext) -> Any:
 
 async def _template_context(run: RuleRun, element: Element) -> dict[str, Any]:
     data = await elements.build_context(run.element_type, element)
-    earlier = await RuleRun.filter(stage_run_id=run.stage_run_id, status__in=("succeeded", "waiting")).exclude(id=run.id)
+    earlier = await RuleRun.filter(
+        stage_run_id=run.stage_run_id, status__in=(RunStatus.succeeded, RunStatus.waiting)
+    ).exclude(id=run.id)
     now = clock.utcnow()
     return {
         **data,
@@ -466,7 +471,7 @@ async def _template_context(run: RuleRun, element: Element) -> dict[str, Any]:
 
 
 async def _finish(
-    run: RuleRun, attempt: int, status: str, *, outputs: dict[str, Any] | None = None,
+    run: RuleRun, attempt: int, status: RunStatus, *, outputs: dict[str, Any] | None = None,
     reason: str | None = None, error: str | None = None, due_at: datetime | None = None,
 ) -> None:
     """running → status for this attempt only; anything else means we lost the run."""
@@ -474,13 +479,13 @@ async def _finish(
     values: dict[str, Any] = {"status": status, "reason": reason, "error": error, "lease_until": None}
     if outputs is not None:
         values["outputs"] = outputs
-    if status == "waiting":
+    if status == RunStatus.waiting:
         values.update(waiting_since=now, due_at=due_at)
-    elif status == "scheduled":
+    elif status == RunStatus.scheduled:
         values["due_at"] = due_at
     else:
         values["finished_at"] = now
-    taken = await RuleRun.filter(id=run.id, status="running", attempts=attempt).update(**values)
+    taken = await RuleRun.filter(id=run.id, status=RunStatus.running, attempts=attempt).update(**values)
     if not taken:
         raise Superseded()
     run.status = status
@@ -489,8 +494,8 @@ async def _finish(
         await advance_lane(run)
 
 
-async def _conclude(run: RuleRun, attempt: int, status: str, *, reason: str | None = None,
-                    error: str | None = None) -> str | None:
+async def _conclude(run: RuleRun, attempt: int, status: RunStatus, *, reason: str | None = None,
+                    error: str | None = None) -> RunStatus | None:
     """Record an outcome after the action's transaction rolled back."""
     try:
         async with transaction():
@@ -500,19 +505,19 @@ async def _conclude(run: RuleRun, attempt: int, status: str, *, reason: str | No
     return status
 
 
-async def _retry_or_fail(run: RuleRun, attempt: int, error: str) -> str | None:
+async def _retry_or_fail(run: RuleRun, attempt: int, error: str) -> RunStatus | None:
     config = settings()
     if attempt >= config.max_attempts:
-        return await _conclude(run, attempt, "failed", error=f"{error} (gave up after {attempt} attempts)")
+        return await _conclude(run, attempt, RunStatus.failed, error=f"{error} (gave up after {attempt} attempts)")
     delay_ms = config.retry_base_ms * 2 ** (attempt - 1)
     try:
         async with transaction():
-            await _finish(run, attempt, "scheduled", error=error,
+            await _finish(run, attempt, RunStatus.scheduled, error=error,
                           due_at=clock.utcnow() + timedelta(milliseconds=delay_ms),
                           reason=f"retry {attempt + 1} of {config.max_attempts} in {delay_ms / 1000:g} s")
     except Superseded:
         return None
-    return "scheduled"
+    return RunStatus.scheduled
 
 
 # ---------------------------------------------------------------- ending waits
@@ -525,14 +530,14 @@ async def release_waiting(run: RuleRun, *, ended_by: str, outputs: dict[str, Any
     params = action.Params.model_validate(run.spec.get("params") or {}) if action else None
     ctx = EngineRunContext(run=run, element_type=run.element_type, element=element, actor_id=None)
     released = await action.release(ctx, params, ended_by=ended_by) if action else {"ended_by": ended_by}
-    taken = await RuleRun.filter(id=run.id, status="waiting").update(
-        status="succeeded", outputs={**run.outputs, **released, **(outputs or {})},
+    taken = await RuleRun.filter(id=run.id, status=RunStatus.waiting).update(
+        status=RunStatus.succeeded, outputs={**run.outputs, **released, **(outputs or {})},
         reason=f"wait ended by {ended_by}", finished_at=clock.utcnow(), due_at=None,
     )
     if not taken:
         return False
-    run.status = "succeeded"
-    await run_event(run, "succeeded", reason=f"wait ended by {ended_by}")
+    run.status = RunStatus.succeeded
+    await run_event(run, RunStatus.succeeded, reason=f"wait ended by {ended_by}")
     await advance_lane(run)
     return True
 
@@ -540,6 +545,6 @@ async def release_waiting(run: RuleRun, *, ended_by: str, outputs: dict[str, Any
 async def waiting_runs(element_type: str, element_id: int, event: str) -> list[RuleRun]:
     """The element's waiting runs whose wait `event` ends: their action lists it in `released_by`."""
     return await RuleRun.filter(
-        element_type=element_type, element_id=element_id, status="waiting", action_type__in=released_by(event)
+        element_type=element_type, element_id=element_id, status=RunStatus.waiting, action_type__in=released_by(event)
     )
 

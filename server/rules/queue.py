@@ -6,6 +6,7 @@ from typing import Any
 from server import clock
 from server.config import settings
 from server.db import transaction
+from server.kinds import RunStatus
 from server.models import RuleRun
 from server.rules.engine import advance_lane, run_event
 
@@ -23,20 +24,20 @@ async def _claim(query: Any, limit: int) -> list[int]:
         )
         ids = [row.id for row in rows]
         if ids:
-            await RuleRun.filter(id__in=ids, status__in=("scheduled", "waiting")).update(
-                status="queued", lease_until=now + timedelta(seconds=QUEUED_LEASE_S)
+            await RuleRun.filter(id__in=ids, status__in=(RunStatus.scheduled, RunStatus.waiting)).update(
+                status=RunStatus.queued, lease_until=now + timedelta(seconds=QUEUED_LEASE_S)
             )
     return ids
 
 
 async def claim_due(*, limit: int = 200) -> list[int]:
     """Scheduled runs whose time has come, and blocked runs whose wait timed out → queued."""
-    return await _claim(RuleRun.filter(status__in=("scheduled", "waiting")), limit)
+    return await _claim(RuleRun.filter(status__in=(RunStatus.scheduled, RunStatus.waiting)), limit)
 
 
 async def claim(run_ids: list[int]) -> list[int]:
     """Those of `run_ids` that are due now → queued (the fast path right after a commit)."""
-    return await _claim(RuleRun.filter(id__in=run_ids, status="scheduled"), len(run_ids))
+    return await _claim(RuleRun.filter(id__in=run_ids, status=RunStatus.scheduled), len(run_ids))
 
 
 async def recover_expired(*, limit: int = 500, orphaned: bool = False) -> list[int]:
@@ -53,24 +54,24 @@ async def recover_expired(*, limit: int = 500, orphaned: bool = False) -> list[i
     recovered: list[int] = []
     async with transaction():
         expired = await (
-            RuleRun.filter(status__in=("queued", "running"),
+            RuleRun.filter(status__in=(RunStatus.queued, RunStatus.running),
                            **({} if orphaned else {"lease_until__lt": now}))
             .order_by("lease_until").limit(limit).select_for_update(skip_locked=True)
         )
         for run in expired:
-            if run.status == "running" and run.attempts >= max_attempts:
-                failed = await RuleRun.filter(id=run.id, status="running", attempts=run.attempts).update(
-                    status="failed", finished_at=now, lease_until=None,
+            if run.status == RunStatus.running and run.attempts >= max_attempts:
+                failed = await RuleRun.filter(id=run.id, status=RunStatus.running, attempts=run.attempts).update(
+                    status=RunStatus.failed, finished_at=now, lease_until=None,
                     error=f"the worker running it was lost {run.attempts} times",
                 )
                 if failed:
-                    run.status = "failed"
-                    await run_event(run, "failed", error=f"the worker running it was lost {run.attempts} times")
+                    run.status = RunStatus.failed
+                    await run_event(run, RunStatus.failed, error=f"the worker running it was lost {run.attempts} times")
                     await advance_lane(run)
                 continue
             taken = await RuleRun.filter(id=run.id, status=run.status, attempts=run.attempts).update(
-                status="queued", lease_until=now + timedelta(seconds=QUEUED_LEASE_S),
-                reason=f"re-sent: lease expired while {run.status}" if run.status == "running" else run.reason,
+                status=RunStatus.queued, lease_until=now + timedelta(seconds=QUEUED_LEASE_S),
+                reason=f"re-sent: lease expired while {run.status}" if run.status == RunStatus.running else run.reason,
             )
             if taken:
                 recovered.append(run.id)

@@ -2,7 +2,7 @@
 
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import strawberry
 from graphql import GraphQLError
@@ -62,9 +62,23 @@ class ForbiddenError:
         return cls(message=str(exc))
 
 
+# What a mutation answers instead of its result when the user caused the error.
+Refused = ValidationError | NotFoundError | ForbiddenError
+
+
+# Two signatures, so that the result type comes from `work` (and `present`) and never from the resolver's declared
+# union: with one signature mypy would solve T from the return context and then refuse `present`.
+@overload
+async def result_of(work: Callable[[], Awaitable[T]], present: None = None) -> T | Refused: ...
+
+
+@overload
+async def result_of(work: Callable[[], Awaitable[T]], present: Callable[[T], R]) -> R | Refused: ...
+
+
 async def result_of(
     work: Callable[[], Awaitable[T]], present: Callable[[T], R] | None = None
-) -> R | T | ValidationError | NotFoundError | ForbiddenError:
+) -> R | T | Refused:
     """Run a service call; errors the user caused become typed results instead of GraphQL errors.
     `present` turns the service's row into its GraphQL type (none: `work` already returns one)."""
     from server.schema.context import NotAuthenticated

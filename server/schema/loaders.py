@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from strawberry.dataloader import DataLoader
 from tortoise.expressions import Subquery
 
+from server.kinds import ElementType
 from server.models import Company, Contact, DealContact, Pipeline, RuleRun, Stage, StageRun, TimelineEntry, User
 
 ElementKey = tuple[str, int]  # (element_type, element_id)
@@ -57,7 +58,7 @@ async def _latest(model: type, table: str, keys: Sequence[LatestKey]) -> dict[La
     a window function ranks each element's rows, so one element's long history cannot swell the answer."""
     grouped: dict[LatestKey, list] = defaultdict(list)
     for element_type, last in {(t, n) for t, _, n in keys}:
-        assert element_type in ("lead", "deal")  # a ClassVar of the GraphQL type, never client text
+        assert element_type in tuple(ElementType)  # a ClassVar of the GraphQL type, never client text
         ids = ", ".join(str(int(i)) for t, i, n in keys if (t, n) == (element_type, last))
         ranked = (f"SELECT id, ROW_NUMBER() OVER (PARTITION BY element_id ORDER BY id DESC) AS newest FROM {table} "
                   f"WHERE element_type = '{element_type}' AND element_id IN ({ids})")

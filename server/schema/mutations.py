@@ -7,6 +7,7 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from server.errors import ValidationFailed
+from server.kinds import ElementType
 from server.schema.admin import AdminMutation
 from server.schema.context import actor_of
 from server.schema.errors import ForbiddenError, NotFoundError, ValidationError, result_of
@@ -120,35 +121,35 @@ async def _delete(element_type: str, info: Info, id: strawberry.ID) -> Deleted:
 class Mutation(WorkMutation, AdminMutation):
     @strawberry.mutation
     async def create_lead(self, info: Info, input: CreateLeadInput) -> LeadResult:
-        return await result_of(lambda: _create("lead", info, input), Lead.of)
+        return await result_of(lambda: _create(ElementType.lead, info, input), Lead.of)
 
     @strawberry.mutation
     async def create_deal(self, info: Info, input: CreateDealInput) -> DealResult:
-        return await result_of(lambda: _create("deal", info, input), Deal.of)
+        return await result_of(lambda: _create(ElementType.deal, info, input), Deal.of)
 
     @strawberry.mutation
     async def update_lead(self, info: Info, id: strawberry.ID, fields: JSON) -> LeadResult:
-        return await result_of(lambda: _update("lead", info, id, fields), Lead.of)
+        return await result_of(lambda: _update(ElementType.lead, info, id, fields), Lead.of)
 
     @strawberry.mutation
     async def update_deal(self, info: Info, id: strawberry.ID, fields: JSON) -> DealResult:
-        return await result_of(lambda: _update("deal", info, id, fields), Deal.of)
+        return await result_of(lambda: _update(ElementType.deal, info, id, fields), Deal.of)
 
     @strawberry.mutation
     async def move_lead(self, info: Info, id: strawberry.ID, stage_id: strawberry.ID) -> LeadResult:
-        return await result_of(lambda: _move("lead", info, id, stage_id), Lead.of)
+        return await result_of(lambda: _move(ElementType.lead, info, id, stage_id), Lead.of)
 
     @strawberry.mutation
     async def move_deal(self, info: Info, id: strawberry.ID, stage_id: strawberry.ID) -> DealResult:
-        return await result_of(lambda: _move("deal", info, id, stage_id), Deal.of)
+        return await result_of(lambda: _move(ElementType.deal, info, id, stage_id), Deal.of)
 
     @strawberry.mutation
     async def delete_lead(self, info: Info, id: strawberry.ID) -> DeleteOutcome:
-        return await result_of(lambda: _delete("lead", info, id))
+        return await result_of(lambda: _delete(ElementType.lead, info, id))
 
     @strawberry.mutation
     async def delete_deal(self, info: Info, id: strawberry.ID) -> DeleteOutcome:
-        return await result_of(lambda: _delete("deal", info, id))
+        return await result_of(lambda: _delete(ElementType.deal, info, id))
 
     @strawberry.mutation
     async def create_rule(self, info: Info, stage_id: strawberry.ID, input: RuleInput) -> RuleResult:

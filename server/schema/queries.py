@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.types import Info
 
+from server.kinds import ElementType
 from server.rules.actions import registry
 from server.schema.context import actor_of
 from server.schema.errors import ForbiddenError, NotFoundError, ValidationError, result_of
@@ -88,7 +89,7 @@ class Query(WorkQuery):
         self, info: Info, first: int = 50, after: str | None = None, pipeline_id: strawberry.ID | None = None,
         stage_id: strawberry.ID | None = None, responsible_id: strawberry.ID | None = None, search: str | None = None,
     ) -> Connection[Lead]:
-        return await _elements("lead", Lead.of, info, first=first, after=after, pipeline_id=pipeline_id,
+        return await _elements(ElementType.lead, Lead.of, info, first=first, after=after, pipeline_id=pipeline_id,
                                stage_id=stage_id, responsible_id=responsible_id, search=search)
 
     @strawberry.field(description="Deals newest first; employees see the ones they are responsible for.")
@@ -96,16 +97,16 @@ class Query(WorkQuery):
         self, info: Info, first: int = 50, after: str | None = None, pipeline_id: strawberry.ID | None = None,
         stage_id: strawberry.ID | None = None, responsible_id: strawberry.ID | None = None, search: str | None = None,
     ) -> Connection[Deal]:
-        return await _elements("deal", Deal.of, info, first=first, after=after, pipeline_id=pipeline_id,
+        return await _elements(ElementType.deal, Deal.of, info, first=first, after=after, pipeline_id=pipeline_id,
                                stage_id=stage_id, responsible_id=responsible_id, search=search)
 
     @strawberry.field
     async def lead(self, info: Info, id: strawberry.ID) -> LeadLookup:
-        return await _lookup("lead", Lead.of, info, id)
+        return await _lookup(ElementType.lead, Lead.of, info, id)
 
     @strawberry.field
     async def deal(self, info: Info, id: strawberry.ID) -> DealLookup:
-        return await _lookup("deal", Deal.of, info, id)
+        return await _lookup(ElementType.deal, Deal.of, info, id)
 
     @strawberry.field
     async def rules(self, info: Info, stage_id: strawberry.ID) -> list[Rule]:

@@ -15,6 +15,7 @@ from server import live
 from server.errors import ValidationFailed
 from server.schema.context import connection_of
 from server.schema.ids import gid, opt_gid, opt_int
+from server.schema.kinds import ElementType, RunStatus
 
 ACTIVITY_KINDS = ("timeline", "feed", "notification")
 
@@ -41,20 +42,25 @@ class ActivityEvent:
     @classmethod
     def of(cls, event: live.LiveEvent) -> "ActivityEvent":
         return cls(cursor=str(event.id), kind=event.kind, element_type=event.element_type,
-                   element_id=opt_gid(event.element_id), created_at=event.created_at, data=event.payload)
+                   element_id=opt_gid(event.element_id), created_at=event.created_at, data=JSON(event.payload))
+
+
+def _element_type(event: live.LiveEvent) -> ElementType:
+    assert event.element_type is not None  # rule run and element events always name their element
+    return ElementType(event.element_type)
 
 
 @strawberry.type
 class RuleRunEvent:
     cursor: str
     run_id: strawberry.ID
-    status: str
+    status: RunStatus
     rule_id: strawberry.ID
     rule_key: str
     title: str
     action_type: str
     stage_id: strawberry.ID | None
-    element_type: str
+    element_type: ElementType
     element_id: strawberry.ID
     attempts: int
     reason: str | None
@@ -65,9 +71,9 @@ class RuleRunEvent:
     @classmethod
     def of(cls, event: live.LiveEvent) -> "RuleRunEvent":
         p = event.payload
-        return cls(cursor=str(event.id), run_id=gid(p["id"]), status=p["status"], rule_id=gid(p["rule_id"]),
+        return cls(cursor=str(event.id), run_id=gid(p["id"]), status=RunStatus(p["status"]), rule_id=gid(p["rule_id"]),
                    rule_key=p["rule_key"], title=p["title"], action_type=p["action_type"],
-                   stage_id=opt_gid(p.get("stage_id")), element_type=event.element_type or "",
+                   stage_id=opt_gid(p.get("stage_id")), element_type=_element_type(event),
                    element_id=gid(event.element_id or 0), attempts=p.get("attempts", 0), reason=p.get("reason"),
                    error=p.get("error"), outputs=p.get("outputs"), created_at=event.created_at)
 
@@ -76,7 +82,7 @@ class RuleRunEvent:
 class ElementEvent:
     cursor: str
     change: str = strawberry.field(description="created | updated | moved | deleted")
-    element_type: str
+    element_type: ElementType
     element_id: strawberry.ID
     title: str
     stage_id: strawberry.ID | None
@@ -86,7 +92,7 @@ class ElementEvent:
     @classmethod
     def of(cls, event: live.LiveEvent) -> "ElementEvent":
         p = event.payload
-        return cls(cursor=str(event.id), change=p["change"], element_type=event.element_type or "",
+        return cls(cursor=str(event.id), change=p["change"], element_type=_element_type(event),
                    element_id=gid(event.element_id or 0), title=p.get("title", ""), stage_id=opt_gid(p.get("stage_id")),
                    fields=list(p.get("fields") or []), created_at=event.created_at)
 

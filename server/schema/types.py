@@ -15,6 +15,7 @@ from server.rules.actions.base import Action
 from server.rules.actions.params import ParamSpec, describe_params
 from server.schema.context import context_of
 from server.schema.ids import gid, opt_gid
+from server.schema.kinds import ElementType, Lane, Role, RunStatus, StageRunStatus, StageSemantic
 from server.services.elements import MAX_DEAL_CONTACTS
 from server.services.paging import MAX_PAGE, page_size
 
@@ -33,7 +34,7 @@ class User:
     id: strawberry.ID
     name: str
     email: str
-    role: str
+    role: Role
     supervisor_id: strawberry.ID | None
     timezone: str
     absent: bool
@@ -41,7 +42,7 @@ class User:
 
     @classmethod
     def of(cls, row: models.User) -> "User":
-        return cls(id=gid(row.id), name=row.name, email=row.email, role=row.role,
+        return cls(id=gid(row.id), name=row.name, email=row.email, role=Role(row.role),
                    supervisor_id=opt_gid(row.supervisor_id), timezone=row.timezone, absent=row.absent,
                    active=row.active)
 
@@ -85,7 +86,7 @@ class Stage:
     code: str
     name: str
     position: int
-    semantic: str
+    semantic: StageSemantic
     revision: int
 
     @strawberry.field
@@ -96,14 +97,14 @@ class Stage:
     @classmethod
     def of(cls, row: models.Stage) -> "Stage":
         return cls(id=gid(row.id), pipeline_id=gid(row.pipeline_id), code=row.code, name=row.name,
-                   position=row.position, semantic=row.semantic, revision=row.revision)
+                   position=row.position, semantic=StageSemantic(row.semantic), revision=row.revision)
 
 
 @strawberry.type
 class Pipeline:
     id: strawberry.ID
     name: str
-    entity_type: str
+    entity_type: ElementType
     is_default: bool
 
     @strawberry.field
@@ -112,7 +113,7 @@ class Pipeline:
 
     @classmethod
     def of(cls, row: models.Pipeline) -> "Pipeline":
-        return cls(id=gid(row.id), name=row.name, entity_type=row.entity_type, is_default=row.is_default)
+        return cls(id=gid(row.id), name=row.name, entity_type=ElementType(row.entity_type), is_default=row.is_default)
 
 
 @strawberry.type
@@ -122,7 +123,7 @@ class Rule:
     key: str
     title: str
     position: int
-    lane: str
+    lane: Lane
     action_type: str
     params: JSON
     condition: JSON
@@ -135,7 +136,7 @@ class Rule:
     def of(cls, row: models.Rule) -> "Rule":
         return cls(
             id=gid(row.id), stage_id=gid(row.stage_id), key=row.key, title=row.title, position=row.position,
-            lane=row.lane, action_type=row.action_type, params=jsonable(row.params),
+            lane=Lane(row.lane), action_type=row.action_type, params=jsonable(row.params),
             condition=jsonable(row.condition), timing=jsonable(row.timing), run_as_id=opt_gid(row.run_as_id),
             enabled=row.enabled, stop_lane_on_failure=row.stop_lane_on_failure,
         )
@@ -155,7 +156,7 @@ class RuleRun:
     rule_key: str
     title: str
     action_type: str
-    status: str
+    status: RunStatus
     due_at: datetime | None
     attempts: int
     outputs: JSON
@@ -171,7 +172,7 @@ class RuleRun:
     def of(cls, row: models.RuleRun) -> "RuleRun":
         return cls(
             id=gid(row.id), stage_run_id=gid(row.stage_run_id), rule_id=gid(row.rule_id), rule_key=row.rule_key,
-            title=row.title, action_type=row.action_type, status=row.status, due_at=row.due_at,
+            title=row.title, action_type=row.action_type, status=RunStatus(row.status), due_at=row.due_at,
             attempts=row.attempts, outputs=jsonable(row.outputs), error=row.error, reason=row.reason,
             created_at=row.created_at, started_at=row.started_at, finished_at=row.finished_at,
             lane=row.lane, position=row.position,
@@ -223,7 +224,7 @@ class StageRun:
     id: strawberry.ID
     stage_id: strawberry.ID
     revision: int
-    status: str
+    status: StageRunStatus
     chain_id: str
     depth: int
     cause: str
@@ -234,7 +235,7 @@ class StageRun:
 
     @classmethod
     def of(cls, row: models.StageRun) -> "StageRun":
-        return cls(id=gid(row.id), stage_id=gid(row.stage_id), revision=row.revision, status=row.status,
+        return cls(id=gid(row.id), stage_id=gid(row.stage_id), revision=row.revision, status=StageRunStatus(row.status),
                    chain_id=row.chain_id, depth=row.depth, cause=row.cause, actor_id=opt_gid(row.actor_id),
                    caused_by_rule_run_id=opt_gid(row.caused_by_rule_run_id), entered_at=row.entered_at,
                    left_at=row.left_at)
@@ -257,7 +258,7 @@ class Task:
 @strawberry.type
 class CustomerActivity:
     id: strawberry.ID
-    element_type: str
+    element_type: ElementType
     element_id: strawberry.ID
     kind: str
     text: str
@@ -265,7 +266,7 @@ class CustomerActivity:
 
     @classmethod
     def of(cls, row: models.CustomerActivity) -> "CustomerActivity":
-        return cls(id=gid(row.id), element_type=row.element_type, element_id=gid(row.element_id),
+        return cls(id=gid(row.id), element_type=ElementType(row.element_type), element_id=gid(row.element_id),
                    kind=row.kind, text=row.text, created_at=row.created_at)
 
 
@@ -296,7 +297,7 @@ class ActionType:
     released_by: list[str]  # the events that end its wait (customer_activity)
 
     @classmethod
-    def of(cls, action: Action) -> "ActionType":
+    def of(cls, action: Action[Any]) -> "ActionType":
         return cls(key=action.key, title=action.title, group=action.group, outputs=list(action.outputs),
                    params=[ActionParam.of(spec) for spec in describe_params(action.Params)],
                    released_by=list(action.released_by))
@@ -312,7 +313,7 @@ class Deleted:
 class Element:
     """What leads and deals share: where they are, who owns them, and what their rules did."""
 
-    element_type: ClassVar[str]
+    element_type: ClassVar[ElementType]
 
     id: strawberry.ID
     title: str
@@ -375,7 +376,7 @@ def _common(row: models.Lead | models.Deal) -> dict[str, Any]:
 
 @strawberry.type
 class Lead(Element):
-    element_type: ClassVar[str] = "lead"
+    element_type: ClassVar[ElementType] = ElementType.lead
 
     contact_id: strawberry.ID | None
     source: str
@@ -395,7 +396,7 @@ class Lead(Element):
 
 @strawberry.type
 class Deal(Element):
-    element_type: ClassVar[str] = "deal"
+    element_type: ClassVar[ElementType] = ElementType.deal
 
     close_date: date | None
 

@@ -5,22 +5,22 @@ from datetime import datetime, timedelta
 
 from server import clock
 from server.errors import Forbidden, NotFound, ValidationFailed
-from server.models import Activity, User
+from server.models import ELEMENT_MODELS, Activity, User, model_for
 from server.rules import elements
 from server.services import calendar
-from server.services.access import Actor, require_element
+from server.services.access import Acting, Actor, require_element
 
 # The feed lists activities from this far back (and everything after).
 CALENDAR_HISTORY = timedelta(days=180)
 
 
-def _require_user_or_all(actor: Actor | None, user_id: int) -> None:
-    if actor is not None and actor.user_id != user_id and not actor.sees_all_elements:
+def _require_user_or_all(actor: Acting, user_id: int) -> None:
+    if isinstance(actor, Actor) and actor.user_id != user_id and not actor.sees_all_elements:
         raise Forbidden("you may only see your own activities")
 
 
 async def list_for_user(
-    user_id: int, *, actor: Actor | None, include_completed: bool = True,
+    user_id: int, *, actor: Acting, include_completed: bool = True,
     start_from: datetime | None = None, start_to: datetime | None = None, limit: int = 200, offset: int = 0,
 ) -> list[Activity]:
     """A user's activities by start time. Users see their own; managers and admins anyone's."""
@@ -35,22 +35,22 @@ async def list_for_user(
     return await query.order_by("start_at", "id").offset(offset).limit(limit)
 
 
-async def list_for_element(element_type: str, element_id: int, *, actor: Actor | None) -> list[Activity]:
+async def list_for_element(element_type: str, element_id: int, *, actor: Acting) -> list[Activity]:
     """The activities of a lead or deal (kept after it is deleted; then only managers and admins see them)."""
-    element = await elements.model_for(element_type).get_or_none(id=element_id)
+    element = await model_for(element_type).get_or_none(id=element_id)
     if element is not None:
         require_element(actor, element)
-    elif actor is not None and not actor.sees_all_elements:
+    elif isinstance(actor, Actor) and not actor.sees_all_elements:
         raise NotFound(element_type, element_id)
     return await Activity.filter(element_type=element_type, element_id=element_id).order_by("start_at", "id")
 
 
-async def complete_activity(activity_id: int, *, actor: Actor | None) -> Activity:
+async def complete_activity(activity_id: int, *, actor: Acting) -> Activity:
     """The responsible marks their activity done; its calendar event updates (SEQUENCE moves)."""
     activity = await Activity.get_or_none(id=activity_id)
     if activity is None:
         raise NotFound("activity", activity_id)
-    if actor is not None and actor.user_id != activity.responsible_id:
+    if isinstance(actor, Actor) and actor.user_id != activity.responsible_id:
         raise Forbidden("you may only complete your own activities")
     if activity.completed:
         raise ValidationFailed.one("activity_id", "the activity is already completed")
@@ -64,8 +64,8 @@ async def complete_activity(activity_id: int, *, actor: Actor | None) -> Activit
 # ---------------------------------------------------------------- the calendar feed
 
 
-def _require_self_or_admin(actor: Actor | None, user_id: int) -> None:
-    if actor is not None and actor.user_id != user_id and not actor.is_admin:
+def _require_self_or_admin(actor: Acting, user_id: int) -> None:
+    if isinstance(actor, Actor) and actor.user_id != user_id and not actor.is_admin:
         raise Forbidden("you may only see and change your own calendar link")
 
 
@@ -76,7 +76,7 @@ async def _user(user_id: int) -> User:
     return user
 
 
-async def calendar_url_token(user_id: int, *, actor: Actor | None = None) -> str:
+async def calendar_url_token(user_id: int, *, actor: Acting) -> str:
     """The secret of the user's feed URL, created on first use."""
     _require_self_or_admin(actor, user_id)
     user = await _user(user_id)
@@ -87,7 +87,7 @@ async def calendar_url_token(user_id: int, *, actor: Actor | None = None) -> str
     return (await _user(user_id)).calendar_token or ""
 
 
-async def rotate_calendar_token(user_id: int, *, actor: Actor | None = None) -> str:
+async def rotate_calendar_token(user_id: int, *, actor: Acting) -> str:
     """A new secret: the old feed URL stops working (a leaked link is revoked this way)."""
     _require_self_or_admin(actor, user_id)
     await _user(user_id)
@@ -101,7 +101,7 @@ def calendar_path(token: str) -> str:
     return f"/calendar/{token}.ics"
 
 
-async def calendar_url(user_id: int, *, actor: Actor | None = None, base_url: str = "") -> str:
+async def calendar_url(user_id: int, *, actor: Acting, base_url: str = "") -> str:
     return base_url.rstrip("/") + calendar_path(await calendar_url_token(user_id, actor=actor))
 
 
@@ -120,11 +120,11 @@ async def _about(activities: list[Activity]) -> dict[int, str]:
     """activity id → "Deal: <title>" for the elements that still exist."""
     wanted: dict[str, set[int]] = {}
     for activity in activities:
-        if activity.element_type in elements.ELEMENT_MODELS and activity.element_id is not None:
+        if activity.element_type in ELEMENT_MODELS and activity.element_id is not None:
             wanted.setdefault(activity.element_type, set()).add(activity.element_id)
     titles: dict[tuple[str, int], str] = {}
     for element_type, ids in wanted.items():
-        for element in await elements.model_for(element_type).filter(id__in=list(ids)).only("id", "title"):
+        for element in await model_for(element_type).filter(id__in=list(ids)).only("id", "title"):
             titles[(element_type, element.id)] = f"{element_type.capitalize()}: {element.title}"
     return {
         a.id: titles[(a.element_type, a.element_id)]

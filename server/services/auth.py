@@ -22,9 +22,10 @@ from tortoise.expressions import Q
 from server import clock
 from server.db import transaction
 from server.errors import FieldError, PipewrightError, ValidationFailed
+from server.kinds import Role
 from server.models import AdminSession, LoginAttempt, RecoveryCode, SetupCode, User
 from server.services import passwords
-from server.services.passwords import HashingBusy  # noqa: F401 (the faces catch it as auth.HashingBusy)
+from server.services.passwords import HashingBusy as HashingBusy  # re-exported: the faces catch auth.HashingBusy
 
 ISSUER = "pipewright"
 MAX_FAILURES = 5
@@ -349,7 +350,7 @@ def csrf_matches(expected: str | None, given: str | None) -> bool:
 async def setup_needed() -> bool:
     """True while no admin can log in (no admin with a password and a confirmed TOTP)."""
     return not await User.filter(
-        role="admin", active=True, password_hash__isnull=False, totp_confirmed=True
+        role=Role.admin, active=True, password_hash__isnull=False, totp_confirmed=True
     ).exists()
 
 
@@ -384,9 +385,9 @@ async def _save_admin(data: _AdminInput) -> User:
     async with transaction():
         user = await find_user(data.email)
         if user is None:
-            user = await User.create(email=data.email, name=data.name, role="admin")
+            user = await User.create(email=data.email, name=data.name, role=Role.admin)
         user.name = data.name
-        user.role = "admin"
+        user.role = Role.admin
         user.active = True
         user.password_hash = data.password_hash
         user.totp_secret = new_totp_secret()

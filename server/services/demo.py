@@ -12,7 +12,7 @@ from server.db import transaction
 from server.models import Company, Contact, CustomField, Pipeline, Stage, User, WorkCalendar
 from server.rules.actions import registry
 from server.rules.actions.params import describe_params, example_params
-from server.services.access import Actor, actor_for
+from server.services.access import SYSTEM, Actor, actor_for
 from server.services.elements import create_element
 from server.services.rules import RuleInput, create_rule
 
@@ -302,7 +302,7 @@ async def load_demo_if_empty() -> bool:
                       "responsible": users[responsible] if responsible else None,
                       "contact": contacts[contact] if contact else None, **custom}
             await create_element("lead", fields, stage_id=stages["Leads"][code],
-                                 actor=actors[responsible] if responsible else None)
+                                 actor=actors[responsible] if responsible else SYSTEM)
         for title, pipeline_name, code, responsible, company, names, amount, days, priority in DEALS:
             fields = {"title": title, "amount": amount, "currency": "EUR", "responsible": users[responsible],
                       "company": companies[company], "priority": priority,

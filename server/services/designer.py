@@ -22,24 +22,24 @@ from server.rules.conditions import Comparison
 from server.rules.engine import lane_numbers
 from server.rules.timing import Timing
 from server.services import pipelines, rules, users
-from server.services.access import Actor, require_admin
+from server.services.access import Acting, require_admin
 
 # ---------------------------------------------------------------- the catalogue
 
 
-def action_type(key: str) -> Action | None:
+def action_type(key: str) -> Action[Any] | None:
     return get_action(key)
 
 
-def catalogue() -> dict[str, list[Action]]:
+def catalogue() -> dict[str, list[Action[Any]]]:
     """Every action by group, the groups in the order of GROUPS (a group it does not know comes last)."""
-    grouped: dict[str, list[Action]] = {group: [] for group in GROUPS}
+    grouped: dict[str, list[Action[Any]]] = {group: [] for group in GROUPS}
     for action in registry().values():
         grouped.setdefault(action.group, []).append(action)
     return grouped
 
 
-def param_specs(action: Action) -> list[ParamSpec]:
+def param_specs(action: Action[Any]) -> list[ParamSpec]:
     """The widgets of an action's params: the same reader feeds GraphQL's `actionTypes`."""
     return describe_params(action.Params)
 
@@ -47,7 +47,7 @@ def param_specs(action: Action) -> list[ParamSpec]:
 # ---------------------------------------------------------------- describing a rule
 
 
-def describe(action: Action | None, params: dict[str, Any], names: Names = NO_NAMES) -> str:
+def describe(action: Action[Any] | None, params: dict[str, Any], names: Names = NO_NAMES) -> str:
     if action is None:
         return "unknown action"
     try:
@@ -93,7 +93,7 @@ class RuleCard:
     group: str
 
 
-async def board(pipeline_id: int, *, actor: Actor | None) -> list[tuple[Stage, list[RuleCard]]]:
+async def board(pipeline_id: int, *, actor: Acting) -> list[tuple[Stage, list[RuleCard]]]:
     """Each stage of the pipeline with its rules, in order, numbered in lanes as the engine runs them."""
     require_admin(actor)
     names = await load_names()
@@ -119,7 +119,7 @@ class RuleForm:
 
     stage: Stage  # with its pipeline loaded
     rule: Rule | None  # None: a new rule, which goes last
-    action: Action
+    action: Action[Any]
     fields: list[ParamSpec]
     values: dict[str, Any]
     placeholders: list[tuple[str, str]]  # (placeholder, label) for the template pickers
@@ -132,14 +132,14 @@ class RuleForm:
     pipelines: list[Pipeline]
 
 
-async def new_rule_form(stage: Stage, action: Action, *, actor: Actor | None) -> RuleForm:
+async def new_rule_form(stage: Stage, action: Action[Any], *, actor: Acting) -> RuleForm:
     """The form for a new `action` rule at the end of `stage` (as pipelines.load_stage gives it)."""
     values = {"title": action.title, "lane": "parallel", "params": {}, "timing": {"kind": "immediately"},
               "condition": [], "enabled": True}
     return await _rule_form(stage, action, None, values, actor=actor)
 
 
-async def edit_rule_form(rule_id: int, *, actor: Actor | None) -> RuleForm:
+async def edit_rule_form(rule_id: int, *, actor: Acting) -> RuleForm:
     rule = await rules.get_rule(rule_id)
     action = get_action(rule.action_type)
     if action is None:
@@ -159,8 +159,8 @@ def _paths(record: placeholders.Record, prefix: str = "") -> Iterator[str]:
             yield from _paths(shape, f"{prefix}{name}.")
 
 
-async def _rule_form(stage: Stage, action: Action, rule: Rule | None, values: dict[str, Any], *,
-                     actor: Actor | None) -> RuleForm:
+async def _rule_form(stage: Stage, action: Action[Any], rule: Rule | None, values: dict[str, Any], *,
+                     actor: Acting) -> RuleForm:
     """The placeholders and condition fields are the names the save check accepts at the rule's place."""
     require_admin(actor)
     entity_type = stage.pipeline.entity_type

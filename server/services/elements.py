@@ -21,7 +21,7 @@ from server.models import (
 )
 from server.rules import elements, engine
 from server.rules.actions.base import CUSTOMER_ACTIVITY
-from server.services.access import Actor, can_see_element, element_scope, require_element, visible_clients
+from server.services.access import Acting, Actor, SystemActor, can_see_element, element_scope, require_element, visible_clients
 from server.services.paging import Slice, keyset, oldest_first
 
 ACTIVITY_KINDS = ("email", "call", "message", "form")
@@ -53,14 +53,14 @@ async def create_element(
     stage_id: int | None = None,
     pipeline_id: int | None = None,
     contact_ids: list[int] | None = None,
-    actor: Actor | None = None,
+    actor: Acting,
 ) -> Element:
     """Create a lead or deal in a stage (default: the first stage of the default pipeline); its rules start.
 
     The responsible defaults to the creating user; an employee may only create what they are responsible for.
     """
     model = model_for(element_type)
-    actor_id = actor.user_id if actor else None
+    actor_id = actor.user_id
     if not (fields.get("title") or "").strip():
         raise ValidationFailed.one("fields.title", "give it a title")
     changes = await elements.coerce_changes(element_type, fields)
@@ -73,7 +73,7 @@ async def create_element(
     custom = {k: elements.to_json(v) for k, v in changes.items() if k not in builtin}
     if "responsible_id" not in columns and actor_id is not None:
         columns["responsible_id"] = actor_id
-    if actor is not None and not actor.sees_all_elements and columns.get("responsible_id") != actor.user_id:
+    if isinstance(actor, Actor) and not actor.sees_all_elements and columns.get("responsible_id") != actor.user_id:
         raise Forbidden("employees may only create leads and deals they are responsible for")
     async with transaction():
         element = await model.create(pipeline_id=stage.pipeline_id, stage_id=stage.id, custom=custom, **columns)
@@ -84,7 +84,7 @@ async def create_element(
     return element
 
 
-async def _require_linkable(actor: Actor | None, changes: dict[str, Any], contact_ids: Sequence[int] = ()) -> None:
+async def _require_linkable(actor: Acting, changes: dict[str, Any], contact_ids: Sequence[int] = ()) -> None:
     """Linking a contact or company needs the right to see it (access.visible_clients). A client that
     does not exist and one the actor may not see get the same message, so ids reveal nothing."""
     if len(contact_ids) > MAX_DEAL_CONTACTS:
@@ -102,20 +102,20 @@ async def _require_linkable(actor: Actor | None, changes: dict[str, Any], contac
         raise ValidationFailed(errors)
 
 
-def _actor_id(actor: Actor | None) -> int | None:
-    return actor.user_id if actor else None
+def _actor_id(actor: Acting) -> int | None:
+    return actor.user_id
 
 
-async def get_element(element_type: str, element_id: int, *, actor: Actor | None = None) -> Element:
+async def get_element(element_type: str, element_id: int, *, actor: Acting) -> Element:
     element = await elements.load(element_type, element_id)
     require_element(actor, element)
     return element
 
 
-async def require_visible(actor: Actor | None, element_type: str, element_id: int) -> None:
+async def require_visible(actor: Acting, element_type: str, element_id: int) -> None:
     """For logs that outlive their element: managers and admins see all, employees what they are responsible for."""
     model = model_for(element_type)  # `offer` is refused for everyone, not read as an empty log
-    if actor is None or actor.sees_all_elements:
+    if isinstance(actor, SystemActor) or actor.sees_all_elements:
         return
     element = await model.get_or_none(id=element_id).only("id", "responsible_id")
     if element is None or not can_see_element(actor, element):
@@ -123,7 +123,7 @@ async def require_visible(actor: Actor | None, element_type: str, element_id: in
 
 
 async def update_element(
-    element_type: str, element_id: int, fields: dict[str, Any], *, actor: Actor | None = None
+    element_type: str, element_id: int, fields: dict[str, Any], *, actor: Acting
 ) -> Element:
     changes = await elements.coerce_changes(element_type, fields)
     async with transaction():
@@ -135,7 +135,7 @@ async def update_element(
     return element
 
 
-async def move_element(element_type: str, element_id: int, stage_id: int, *, actor: Actor | None = None) -> Element:
+async def move_element(element_type: str, element_id: int, stage_id: int, *, actor: Acting) -> Element:
     """Move to another stage of the same pipeline: the old stage's pending runs are cancelled."""
     async with transaction():
         element = await elements.load(element_type, element_id, lock=True)
@@ -149,7 +149,7 @@ async def move_element(element_type: str, element_id: int, stage_id: int, *, act
     return element
 
 
-async def delete_element(element_type: str, element_id: int, *, actor: Actor | None = None) -> None:
+async def delete_element(element_type: str, element_id: int, *, actor: Acting) -> None:
     """Delete a lead or deal: its pending runs are cancelled; timeline and run log are kept."""
     async with transaction():
         element = await elements.load(element_type, element_id, lock=True)
@@ -162,7 +162,7 @@ async def delete_element(element_type: str, element_id: int, *, actor: Actor | N
 async def list_elements(
     element_type: str, *, pipeline_id: int | None = None, stage_id: int | None = None,
     responsible_id: int | None = None, search: str | None = None, first: int = 50, after: int | None = None,
-    actor: Actor | None = None,
+    actor: Acting,
 ) -> Slice:
     """Newest first, in pages of `first` after the element id `after`; employees see their own only."""
     query = model_for(element_type).filter(**element_scope(actor))
@@ -178,7 +178,7 @@ async def list_elements(
 
 
 async def rule_runs(
-    element_type: str, element_id: int, *, stage_run_id: int | None = None, actor: Actor | None = None
+    element_type: str, element_id: int, *, stage_run_id: int | None = None, actor: Acting
 ) -> list[RuleRun]:
     await require_visible(actor, element_type, element_id)
     query = RuleRun.filter(element_type=element_type, element_id=element_id)
@@ -191,7 +191,7 @@ async def rule_runs(
 # clients; the admin's element page (first=None) shows them whole.
 
 
-async def timeline(element_type: str, element_id: int, *, actor: Actor | None = None, first: int | None = None,
+async def timeline(element_type: str, element_id: int, *, actor: Acting, first: int | None = None,
                    after: int | None = None) -> list[TimelineEntry]:
     """Comments, history and automation entries, oldest first; kept after the element is deleted."""
     await require_visible(actor, element_type, element_id)
@@ -199,7 +199,7 @@ async def timeline(element_type: str, element_id: int, *, actor: Actor | None = 
     return await oldest_first(query, first=first, after=after)
 
 
-async def audit_trail(element_type: str, element_id: int, *, actor: Actor | None = None, first: int | None = None,
+async def audit_trail(element_type: str, element_id: int, *, actor: Acting, first: int | None = None,
                       after: int | None = None) -> list[AuditEntry]:
     """Every field and stage change, oldest first, with the user or rule run that made it."""
     await require_visible(actor, element_type, element_id)
@@ -207,14 +207,14 @@ async def audit_trail(element_type: str, element_id: int, *, actor: Actor | None
     return await oldest_first(query, first=first, after=after)
 
 
-async def stage_runs(element_type: str, element_id: int, *, actor: Actor | None = None, first: int | None = None,
+async def stage_runs(element_type: str, element_id: int, *, actor: Acting, first: int | None = None,
                      after: int | None = None) -> list[StageRun]:
     await require_visible(actor, element_type, element_id)
     query = StageRun.filter(element_type=element_type, element_id=element_id)
     return await oldest_first(query, first=first, after=after)
 
 
-async def tasks(element_type: str, element_id: int, *, actor: Actor | None = None, first: int | None = None,
+async def tasks(element_type: str, element_id: int, *, actor: Acting, first: int | None = None,
                 after: int | None = None) -> list[Task]:
     await require_visible(actor, element_type, element_id)
     query = Task.filter(element_type=element_type, element_id=element_id)
@@ -222,7 +222,7 @@ async def tasks(element_type: str, element_id: int, *, actor: Actor | None = Non
 
 
 async def record_customer_activity(
-    element_type: str, element_id: int, *, kind: str, text: str = "", actor: Actor | None = None
+    element_type: str, element_id: int, *, kind: str, text: str = "", actor: Acting
 ) -> CustomerActivity:
     """Inbound customer activity: stored, and every Wait rule on the element ends."""
     if kind not in ACTIVITY_KINDS:
@@ -235,15 +235,15 @@ async def record_customer_activity(
     return activity
 
 
-async def close_task(task_id: int, *, actor: Actor | None = None) -> Task:
+async def close_task(task_id: int, *, actor: Acting) -> Task:
     """Close a task (its responsible, or whoever may work on its element); a Task rule waiting for it goes on."""
     async with transaction():
         task = await Task.get_or_none(id=task_id)
         if task is None:
             raise NotFound("task", task_id)
-        if actor is not None and task.responsible_id != actor.user_id and task.element_type and task.element_id:
+        if isinstance(actor, Actor) and task.responsible_id != actor.user_id and task.element_type and task.element_id:
             await require_visible(actor, task.element_type, task.element_id)
-        elif actor is not None and task.responsible_id != actor.user_id and not actor.sees_all_elements:
+        elif isinstance(actor, Actor) and task.responsible_id != actor.user_id and not actor.sees_all_elements:
             raise Forbidden("only the task's responsible may close it")
         if task.status == "closed":
             raise ValidationFailed([FieldError("task_id", "the task is already closed")])
@@ -257,7 +257,7 @@ async def close_task(task_id: int, *, actor: Actor | None = None) -> Task:
     return task
 
 
-async def add_comment(element_type: str, element_id: int, text: str, *, actor: Actor | None = None) -> TimelineEntry:
+async def add_comment(element_type: str, element_id: int, text: str, *, actor: Acting) -> TimelineEntry:
     """A user's comment on a lead or deal's timeline."""
     text = text.strip()
     if not text:

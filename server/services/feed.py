@@ -8,9 +8,10 @@ from collections.abc import Iterable
 from tortoise.expressions import Q, Subquery
 
 from server.errors import Forbidden
+from server.db import column
 from server.models import FeedPost, FeedRecipient
 from server.rules.feed import MAX_BODY_CHARS, MAX_TITLE_CHARS, payload, post
-from server.services.access import Actor
+from server.services.access import Acting, Actor
 from server.services.paging import Slice, keyset
 
 __all__ = ["MAX_BODY_CHARS", "MAX_TITLE_CHARS", "create_post", "list_visible", "payload", "post", "recipients"]
@@ -29,12 +30,12 @@ def _visible_to(user_id: int) -> Q:
     return Q(to_everyone=True) | Q(author_id=user_id) | Q(recipients__user_id=user_id)
 
 
-async def list_visible(user_id: int, *, actor: Actor | None, first: int = 50, after: int | None = None) -> Slice:
+async def list_visible(user_id: int, *, actor: Acting, first: int = 50, after: int | None = None) -> Slice:
     """Posts `user_id` sees (to everyone, to them, or by them), newest first.
 
     Each user reads their own stream; admins may read anyone's.
     """
-    if actor is not None and actor.user_id != user_id and not actor.is_admin:
+    if isinstance(actor, Actor) and actor.user_id != user_id and not actor.is_admin:
         raise Forbidden("you may only read your own activity stream")
     visible = FeedPost.filter(id__in=Subquery(FeedPost.filter(_visible_to(user_id)).values("id")))
     return await keyset(visible, first=first, after=after)
@@ -42,4 +43,4 @@ async def list_visible(user_id: int, *, actor: Actor | None, first: int = 50, af
 
 async def recipients(post_id: int) -> list[int]:
     """The user ids a post was addressed to by name or role (besides `to_everyone`)."""
-    return list(await FeedRecipient.filter(post_id=post_id).order_by("user_id").values_list("user_id", flat=True))
+    return await column(FeedRecipient.filter(post_id=post_id).order_by("user_id"), "user_id")

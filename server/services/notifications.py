@@ -7,7 +7,7 @@ from server import clock
 from server.errors import Forbidden, NotFound
 from server.models import Notification
 from server.rules.notifications import KINDS, audience, notify, payload
-from server.services.access import Actor
+from server.services.access import Acting, Actor
 from server.services.paging import Slice, keyset
 
 __all__ = [
@@ -15,13 +15,13 @@ __all__ = [
 ]
 
 
-def _require_self(actor: Actor | None, user_id: int) -> None:
-    if actor is not None and actor.user_id != user_id:
+def _require_self(actor: Acting, user_id: int) -> None:
+    if isinstance(actor, Actor) and actor.user_id != user_id:
         raise Forbidden("you may only read and mark your own notifications")
 
 
 async def list_notifications(
-    user_id: int, *, actor: Actor | None, unread_only: bool = False, first: int = 50, after: int | None = None
+    user_id: int, *, actor: Acting, unread_only: bool = False, first: int = 50, after: int | None = None
 ) -> Slice:
     """A user's notifications, newest first, `first` after the id `after`."""
     _require_self(actor, user_id)
@@ -31,19 +31,19 @@ async def list_notifications(
     return await keyset(query, first=first, after=after)
 
 
-async def unread_count(user_id: int, *, actor: Actor | None) -> int:
+async def unread_count(user_id: int, *, actor: Acting) -> int:
     _require_self(actor, user_id)
     return await Notification.filter(recipient_id=user_id, read=False).count()
 
 
-async def mark_read(notification_ids: list[int], *, actor: Actor | None) -> list[Notification]:
+async def mark_read(notification_ids: list[int], *, actor: Acting) -> list[Notification]:
     """Mark these notifications read; every one must belong to the actor (nothing changes otherwise)."""
     ids = list(dict.fromkeys(notification_ids))
     notes = {n.id: n for n in await Notification.filter(id__in=ids)}
     for ident in ids:
         if ident not in notes:
             raise NotFound("notification", ident)
-        if actor is not None and notes[ident].recipient_id != actor.user_id:
+        if isinstance(actor, Actor) and notes[ident].recipient_id != actor.user_id:
             raise Forbidden("you may only mark your own notifications read")
     now = clock.utcnow()
     unread = [i for i in ids if not notes[i].read]
@@ -54,7 +54,7 @@ async def mark_read(notification_ids: list[int], *, actor: Actor | None) -> list
     return [notes[i] for i in ids]
 
 
-async def mark_all_read(user_id: int, *, actor: Actor | None) -> int:
+async def mark_all_read(user_id: int, *, actor: Acting) -> int:
     """Mark every unread notification of the user read; how many were unread."""
     _require_self(actor, user_id)
     return await Notification.filter(recipient_id=user_id, read=False).update(read=True, read_at=clock.utcnow())

@@ -5,11 +5,12 @@ from collections.abc import Collection
 
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed
+from server.kinds import ElementType, StageSemantic
 from server.models import Pipeline, Stage
-from server.services.access import Actor, require_admin
+from server.services.access import Acting, require_admin
 
-ENTITY_TYPES = ("lead", "deal")
-SEMANTICS = ("in_progress", "success", "failure")
+ENTITY_TYPES = tuple(ElementType)
+SEMANTICS = tuple(StageSemantic)
 
 
 async def list_pipelines(entity_type: str | None = None) -> list[Pipeline]:
@@ -59,7 +60,7 @@ def _name(name: str, field: str = "name") -> str:
     return name
 
 
-async def create_pipeline(name: str, entity_type: str, *, actor: Actor | None = None) -> Pipeline:
+async def create_pipeline(name: str, entity_type: str, *, actor: Acting) -> Pipeline:
     require_admin(actor)
     errors = []
     if not (name or "").strip():
@@ -74,7 +75,7 @@ async def create_pipeline(name: str, entity_type: str, *, actor: Actor | None = 
                                  position=(last.position + 1) if last else 0)
 
 
-async def rename_pipeline(pipeline_id: int, name: str, *, actor: Actor | None = None) -> Pipeline:
+async def rename_pipeline(pipeline_id: int, name: str, *, actor: Acting) -> Pipeline:
     require_admin(actor)
     pipeline = await get_pipeline(pipeline_id)
     pipeline.name = _name(name)
@@ -91,7 +92,7 @@ def _code_for(name: str, taken: set[str]) -> str:
 
 
 async def create_stage(
-    pipeline_id: int, name: str, *, semantic: str = "in_progress", actor: Actor | None = None
+    pipeline_id: int, name: str, *, semantic: str = StageSemantic.in_progress, actor: Acting
 ) -> Stage:
     """A new stage at the end of the pipeline; its code is derived from the name."""
     require_admin(actor)
@@ -106,7 +107,7 @@ async def create_stage(
 
 
 async def update_stage(
-    stage_id: int, *, name: str | None = None, semantic: str | None = None, actor: Actor | None = None
+    stage_id: int, *, name: str | None = None, semantic: str | None = None, actor: Acting
 ) -> Stage:
     require_admin(actor)
     stage = await get_stage(stage_id)
@@ -122,7 +123,7 @@ async def update_stage(
     return stage
 
 
-async def reorder_stages(pipeline_id: int, stage_ids: list[int], *, actor: Actor | None = None) -> list[Stage]:
+async def reorder_stages(pipeline_id: int, stage_ids: list[int], *, actor: Acting) -> list[Stage]:
     """Set the order of a pipeline's stages; the list must name each of them once."""
     require_admin(actor)
     current = await list_stages(pipeline_id)
@@ -134,7 +135,7 @@ async def reorder_stages(pipeline_id: int, stage_ids: list[int], *, actor: Actor
     return await list_stages(pipeline_id)
 
 
-async def move_stage(stage_id: int, offset: int, *, actor: Actor | None = None) -> list[Stage]:
+async def move_stage(stage_id: int, offset: int, *, actor: Acting) -> list[Stage]:
     """Move a stage `offset` places (-1 earlier, +1 later) within its pipeline."""
     stage = await get_stage(stage_id)
     if stage is None:

@@ -6,18 +6,19 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from server.db import transaction
+from server.db import column, transaction
 from server.errors import FieldError, NotFound, ValidationFailed, field_errors
+from server.kinds import Lane
 from server.models import Pipeline, Rule, Stage, User
 from server.rules import elements, placeholders, revisions, templates
 from server.rules.actions import get_action, registry
 from server.rules.actions.base import template_texts
 from server.rules.conditions import Comparison, comparison_problems
 from server.rules.timing import Timing
-from server.services.access import Actor, require_admin
+from server.services.access import Acting, require_admin
 
 KEY_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-LANES = ("parallel", "after_previous")
+LANES = tuple(Lane)
 
 
 @dataclass
@@ -107,8 +108,8 @@ async def _validated(stage: Stage, values: dict[str, Any], *, rule: Rule | None 
                 except ValidationError as exc:
                     errors += field_errors(exc, f"condition.{g}.{c}")
                     continue
-                problems = comparison_problems(checked_comparison, names)
-                errors += [FieldError(f"condition.{g}.{c}.{part}", message) for part, message in problems]
+                refused = comparison_problems(checked_comparison, names)
+                errors += [FieldError(f"condition.{g}.{c}.{part}", message) for part, message in refused]
                 row.append(checked_comparison.model_dump(mode="json"))
             if row:
                 checked.append(row)
@@ -146,7 +147,7 @@ async def _stage(stage_id: int) -> Stage:
 
 
 async def _unique_key(stage_id: int, base: str) -> str:
-    taken = set(await Rule.filter(stage_id=stage_id).values_list("key", flat=True))
+    taken: set[str] = set(await column(Rule.filter(stage_id=stage_id), "key"))
     n = 1
     while f"{base}{n}" in taken:
         n += 1
@@ -164,7 +165,7 @@ async def get_rule(rule_id: int) -> Rule:
     return rule
 
 
-async def create_rule(stage_id: int, data: RuleInput, *, actor: Actor | None = None) -> Rule:
+async def create_rule(stage_id: int, data: RuleInput, *, actor: Acting) -> Rule:
     require_admin(actor)
     stage = await _stage(stage_id)
     action = get_action(data.action_type or "")
@@ -172,7 +173,7 @@ async def create_rule(stage_id: int, data: RuleInput, *, actor: Actor | None = N
         "action_type": data.action_type,
         "title": data.title if data.title is not None else (action.title if action else ""),
         "key": data.key or await _unique_key(stage_id, (data.action_type or "rule").replace("-", "_")),
-        "lane": data.lane or "parallel",
+        "lane": data.lane or Lane.parallel,
         "params": data.params or {},
         "condition": data.condition or [],
         "timing": data.timing or {},
@@ -189,11 +190,11 @@ async def create_rule(stage_id: int, data: RuleInput, *, actor: Actor | None = N
         if data.position is not None:
             await _place(rule, data.position)
         await _first_rule_starts_with_stage(stage_id)
-        await revisions.record(stage_id, author_id=actor.user_id if actor else None)
+        await revisions.record(stage_id, author_id=actor.user_id)
     return await Rule.get(id=rule.id)
 
 
-async def update_rule(rule_id: int, data: RuleInput, *, actor: Actor | None = None) -> Rule:
+async def update_rule(rule_id: int, data: RuleInput, *, actor: Acting) -> Rule:
     require_admin(actor)
     rule = await Rule.get_or_none(id=rule_id)
     if rule is None:
@@ -216,11 +217,11 @@ async def update_rule(rule_id: int, data: RuleInput, *, actor: Actor | None = No
         if data.position is not None:
             await _place(rule, data.position)
         await _first_rule_starts_with_stage(stage.id)
-        await revisions.record(stage.id, author_id=actor.user_id if actor else None)
+        await revisions.record(stage.id, author_id=actor.user_id)
     return await Rule.get(id=rule.id)
 
 
-async def delete_rule(rule_id: int, *, actor: Actor | None = None) -> None:
+async def delete_rule(rule_id: int, *, actor: Acting) -> None:
     require_admin(actor)
     rule = await Rule.get_or_none(id=rule_id)
     if rule is None:
@@ -228,10 +229,10 @@ async def delete_rule(rule_id: int, *, actor: Actor | None = None) -> None:
     async with transaction():
         await rule.delete()
         await _first_rule_starts_with_stage(rule.stage_id)
-        await revisions.record(rule.stage_id, author_id=actor.user_id if actor else None)
+        await revisions.record(rule.stage_id, author_id=actor.user_id)
 
 
-async def reorder_rules(stage_id: int, rule_ids: list[int], *, actor: Actor | None = None) -> list[Rule]:
+async def reorder_rules(stage_id: int, rule_ids: list[int], *, actor: Acting) -> list[Rule]:
     """Set the order of a stage's rules; the list must name each of them once."""
     require_admin(actor)
     await _stage(stage_id)
@@ -242,11 +243,11 @@ async def reorder_rules(stage_id: int, rule_ids: list[int], *, actor: Actor | No
         for position, rule_id in enumerate(rule_ids):
             await Rule.filter(id=rule_id).update(position=position)
         await _first_rule_starts_with_stage(stage_id)
-        await revisions.record(stage_id, author_id=actor.user_id if actor else None)
+        await revisions.record(stage_id, author_id=actor.user_id)
     return await list_rules(stage_id)
 
 
-async def move_rule(rule_id: int, direction: str, *, actor: Actor | None = None) -> list[Rule]:
+async def move_rule(rule_id: int, direction: str, *, actor: Acting) -> list[Rule]:
     """Move a rule one place `up` or `down` in its stage; at the top (or bottom) it stays where it is."""
     require_admin(actor)
     if direction not in ("up", "down"):
@@ -264,15 +265,15 @@ async def _first_rule_starts_with_stage(stage_id: int) -> None:
     Whatever made a rule first (a delete, a reorder, a move, a create at the top) stores it as
     parallel in the same revision, so the stored lane, the board and the API say what the engine does."""
     first = await Rule.filter(stage_id=stage_id).order_by("position", "id").first()
-    if first is not None and first.lane != "parallel":
-        await Rule.filter(id=first.id).update(lane="parallel")
+    if first is not None and first.lane != Lane.parallel:
+        await Rule.filter(id=first.id).update(lane=Lane.parallel)
 
 
 def first_rule_after(rules: list[Rule], removed_id: int) -> Rule | None:
     """The rule that would become first if `removed_id` were deleted, when it waits for the rule above
     today (it will start with the stage instead): for the delete confirmation."""
     rest = [r for r in rules if r.id != removed_id]
-    if rules and rules[0].id == removed_id and rest and rest[0].lane == "after_previous":
+    if rules and rules[0].id == removed_id and rest and rest[0].lane == Lane.after_previous:
         return rest[0]
     return None
 

@@ -8,7 +8,7 @@ from server import clock, events
 from server.db import transaction
 from server.errors import NotFound, ValidationFailed
 from server.models import ApiToken, User
-from server.services.access import Actor, actor_for, require_admin
+from server.services.access import ROLES, SYSTEM, Acting, Actor, actor_for, require_admin
 
 PREFIX = "pw_"
 TOUCH_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per token
@@ -18,7 +18,7 @@ def digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-async def create_token(actor: Actor | None, *, user_id: int, name: str) -> tuple[ApiToken, str]:
+async def create_token(actor: Acting, *, user_id: int, name: str) -> tuple[ApiToken, str]:
     """A new token acting as `user_id`. The secret is returned once and never stored."""
     require_admin(actor)
     name = name.strip()
@@ -31,12 +31,12 @@ async def create_token(actor: Actor | None, *, user_id: int, name: str) -> tuple
     secret = PREFIX + secrets.token_urlsafe(32)
     token = await ApiToken.create(
         name=name, user_id=user_id, token_hash=digest(secret), prefix=secret[:8],
-        created_by_id=actor.user_id if actor else None,
+        created_by_id=actor.user_id,
     )
     return token, secret
 
 
-async def revoke_token(actor: Actor | None, token_id: int) -> ApiToken:
+async def revoke_token(actor: Acting, token_id: int) -> ApiToken:
     require_admin(actor)
     token = await ApiToken.get_or_none(id=token_id)
     if token is None:
@@ -50,7 +50,7 @@ async def revoke_token(actor: Actor | None, token_id: int) -> ApiToken:
     return token
 
 
-async def list_tokens(actor: Actor | None) -> list[ApiToken]:
+async def list_tokens(actor: Acting) -> list[ApiToken]:
     require_admin(actor)
     return await ApiToken.all().prefetch_related("user").order_by("-id")
 
@@ -88,8 +88,6 @@ async def issue_for_email(email: str, *, name: str, create_role: str | None = No
 
     With `create_role`, a missing user is created with that role first.
     """
-    from server.services.access import ROLES
-
     user = await User.get_or_none(email=email.strip().lower())
     if user is None:
         if create_role is None:
@@ -97,5 +95,5 @@ async def issue_for_email(email: str, *, name: str, create_role: str | None = No
         if create_role not in ROLES:
             raise ValidationFailed.one("create", f"role must be one of {', '.join(ROLES)}")
         user = await User.create(name=email.split("@")[0].title(), email=email.strip().lower(), role=create_role)
-    _, secret = await create_token(None, user_id=user.id, name=name)
+    _, secret = await create_token(SYSTEM, user_id=user.id, name=name)
     return secret

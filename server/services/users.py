@@ -8,10 +8,11 @@ from typing import Any
 from server import events
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed
+from server.kinds import Role
 from server.models import RecoveryCode, User
 from server.rules.timing import parse_hh_mm, zone
 from server.services import auth
-from server.services.access import ROLES, Actor, require_admin
+from server.services.access import ROLES, Acting, Actor, SystemActor, require_admin
 
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+$")
 
@@ -32,20 +33,20 @@ class UserInput:
     password: str | None = None
 
 
-async def list_users(*, actor: Actor | None = None) -> list[User]:
+async def list_users(*, actor: Acting) -> list[User]:
     """The staff directory: every signed-in user may see who works here (to pick a responsible)."""
     return await User.all().order_by("name", "id")
 
 
-async def users_by_id(user_ids: Collection[int], *, actor: Actor | None = None) -> dict[int, User]:
+async def users_by_id(user_ids: Collection[int], *, actor: Acting) -> dict[int, User]:
     """The users named, by id, from the same directory (authors of a timeline, an element's responsible)."""
     ids = set(user_ids)
     return {user.id: user for user in await User.filter(id__in=ids)} if ids else {}
 
 
-async def get_user(user_id: int, *, actor: Actor | None = None) -> User:
+async def get_user(user_id: int, *, actor: Acting) -> User:
     """Admins read anyone; everyone else reads only themselves."""
-    if actor is None or actor.user_id != user_id:
+    if isinstance(actor, SystemActor) or actor.user_id != user_id:
         require_admin(actor)
     user = await User.get_or_none(id=user_id)
     if user is None:
@@ -93,7 +94,7 @@ async def _validate(data: UserInput, *, user_id: int | None) -> list[FieldError]
     return errors
 
 
-async def create_user(data: UserInput, *, actor: Actor | None = None) -> User:
+async def create_user(data: UserInput, *, actor: Acting) -> User:
     require_admin(actor)
     errors = await _validate(data, user_id=None)
     if data.email is None:
@@ -103,18 +104,18 @@ async def create_user(data: UserInput, *, actor: Actor | None = None) -> User:
     if errors:
         raise ValidationFailed(errors)
     return await User.create(
-        email=(data.email or "").strip().lower(), name=(data.name or "").strip(), role=data.role or "employee",
+        email=(data.email or "").strip().lower(), name=(data.name or "").strip(), role=data.role or Role.employee,
         supervisor_id=data.supervisor_id, timezone=data.timezone or "UTC", working_hours=data.working_hours or {},
         absent=bool(data.absent), active=True if data.active is None else data.active,
         password_hash=await auth.hash_password(data.password) if data.password else None,
     )
 
 
-async def update_user(user_id: int, data: UserInput, *, actor: Actor | None = None) -> User:
+async def update_user(user_id: int, data: UserInput, *, actor: Acting) -> User:
     require_admin(actor)
     user = await get_user(user_id, actor=actor)
     errors = await _validate(data, user_id=user_id)
-    if actor is not None and user_id == actor.user_id and (data.role not in (None, "admin") or data.active is False):
+    if isinstance(actor, Actor) and user_id == actor.user_id and (data.role not in (None, Role.admin) or data.active is False):
         errors.append(FieldError("role", "you cannot take away your own admin access"))
     if errors:
         raise ValidationFailed(errors)
@@ -142,14 +143,14 @@ async def update_user(user_id: int, data: UserInput, *, actor: Actor | None = No
     return user
 
 
-async def set_password(user_id: int, password: str, *, actor: Actor | None = None) -> User:
+async def set_password(user_id: int, password: str, *, actor: Acting) -> User:
     """A new password; the user's sessions end."""
     if len(password) < auth.MIN_PASSWORD_LENGTH:
         raise ValidationFailed.one("password", f"use at least {auth.MIN_PASSWORD_LENGTH} characters")
     return await update_user(user_id, UserInput(password=password), actor=actor)
 
 
-async def reset_two_factor(user_id: int, *, actor: Actor | None = None) -> User:
+async def reset_two_factor(user_id: int, *, actor: Acting) -> User:
     """Forget the user's TOTP secret and recovery codes: they enrol again at their next login."""
     user = await get_user(user_id, actor=actor)
     async with transaction():

@@ -3,14 +3,15 @@
 import importlib
 import pkgutil
 from functools import cache
+from typing import Any
 
 from server.rules.actions.base import Action
 
 
 @cache
-def registry() -> dict[str, Action]:
+def registry() -> dict[str, Action[Any]]:
     """Key → action, from the modules found on `__path__` (call `registry.cache_clear()` after extending it)."""
-    actions: dict[str, Action] = {}
+    actions: dict[str, Action[Any]] = {}
     for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
         if info.name == "base":
             continue
@@ -21,7 +22,7 @@ def registry() -> dict[str, Action]:
     return actions
 
 
-def get_action(key: str) -> Action | None:
+def get_action(key: str) -> Action[Any] | None:
     return registry().get(key)
 
 

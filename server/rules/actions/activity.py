@@ -66,7 +66,7 @@ class ActivityParams(Params):
         return f"{text} at {self.start_time}" if self.start_time else text
 
 
-class CreateActivity(Action):
+class CreateActivity(Action[ActivityParams]):
     key = "activity"
     title = "Activity"
     group = "tasks"

@@ -13,7 +13,7 @@ class EntryParams(Params):
     author: UserId | None = None
 
 
-class AddComment(Action):
+class AddComment(Action[EntryParams]):
     key = "add_comment"
     title = "Add comment"
     group = "communication"

@@ -9,10 +9,11 @@ the markers (`params.describe_params`).
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from server.kinds import Role
 from server.rules import templates
 
 if TYPE_CHECKING:
@@ -43,7 +44,6 @@ UserId = Annotated[int, USER]
 UserIds = Annotated[list[int], USERS]
 StageId = Annotated[int, STAGE]
 PipelineId = Annotated[int, PIPELINE]
-Role = Literal["admin", "manager", "employee"]
 Roles = Annotated[list[Role], ROLES]
 
 
@@ -142,27 +142,33 @@ class Example:
     entity_type: str = "deal"
 
 
-class Action:
+P = TypeVar("P", bound=Params)
+
+
+class Action(Generic[P]):
+    """One kind of rule step, generic over its params model `P`: the engine validates the rule's params
+    with `Params` and hands `execute`, `release`, `check` and `describe` that model, never a bare dict."""
+
     key: ClassVar[str]
     title: ClassVar[str]
     group: ClassVar[str]  # a key of GROUPS
-    Params: ClassVar[type[Params]]
+    Params: type[P]  # set on the class; not a ClassVar because a ClassVar cannot name a type variable
     outputs: ClassVar[tuple[str, ...]] = ()  # every key execute (and release, for a blocking action) may return
     released_by: ClassVar[tuple[str, ...]] = ()  # RELEASE_EVENTS that end this action's wait
     example: ClassVar[Example]
 
-    async def check(self, params: Any, *, stage_id: int) -> list[tuple[str, str]]:
+    async def check(self, params: P, *, stage_id: int) -> list[tuple[str, str]]:
         """Checks that need the database (a user exists, a stage is in the pipeline): (field, message)."""
         return []
 
-    async def execute(self, ctx: "RunContext", params: Any) -> Outcome:
+    async def execute(self, ctx: "RunContext", params: P) -> Outcome:
         raise NotImplementedError
 
-    async def release(self, ctx: "RunContext", params: Any, *, ended_by: str) -> dict[str, Any]:
+    async def release(self, ctx: "RunContext", params: P, *, ended_by: str) -> dict[str, Any]:
         """A blocking action's outputs when its wait ends (by an event or by timeout)."""
         return {"ended_by": ended_by}
 
-    def describe(self, params: Any, names: Names = NO_NAMES) -> str:
+    def describe(self, params: P, names: Names = NO_NAMES) -> str:
         """What the rule does, in words, for the designer and the run log."""
         return self.title
 

@@ -24,7 +24,7 @@ from server.rules.templates import render_async
 ChangeClientParams = FieldMapParams
 
 
-class ChangeCompany(Action):
+class ChangeCompany(Action[ChangeClientParams]):
     key = "change_company"
     title = "Change company"
     group = "element"

@@ -22,7 +22,7 @@ class ChangeResponsibleParams(Params):
     skip_absent: bool = True
 
 
-class ChangeResponsible(Action):
+class ChangeResponsible(Action[ChangeResponsibleParams]):
     key = "change_responsible"
     title = "Change responsible"
     group = "element"

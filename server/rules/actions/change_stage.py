@@ -11,7 +11,7 @@ class ChangeStageParams(Params):
     run_as: UserId | None = None
 
 
-class ChangeStage(Action):
+class ChangeStage(Action[ChangeStageParams]):
     key = "change_stage"
     title = "Change stage"
     group = "element"

@@ -20,7 +20,7 @@ class ControlParams(Params):
         return self
 
 
-class Control(Action):
+class Control(Action[ControlParams]):
     key = "control"
     title = "Control"
     group = "control"

@@ -38,7 +38,7 @@ async def _first_stage(pipeline: Pipeline) -> Stage | None:
     return await Stage.filter(pipeline_id=pipeline.id).order_by("position", "id").first()
 
 
-class ConvertLead(Action):
+class ConvertLead(Action[ConvertLeadParams]):
     key = "convert_lead"
     title = "Create from (convert lead)"
     group = "element"

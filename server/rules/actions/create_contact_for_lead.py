@@ -62,7 +62,7 @@ def contact_values(lead: Lead, params: ContactFieldsParams) -> dict[str, Any]:
     }
 
 
-class CreateContactForLead(Action):
+class CreateContactForLead(Action[ContactFieldsParams]):
     key = "create_contact_for_lead"
     title = "Create contact for lead"
     group = "element"

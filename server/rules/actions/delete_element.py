@@ -8,7 +8,7 @@ class DeleteElementParams(Params):
     pass
 
 
-class DeleteElement(Action):
+class DeleteElement(Action[DeleteElementParams]):
     key = "delete_element"
     title = "Delete element"
     group = "element"

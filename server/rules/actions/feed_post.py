@@ -34,7 +34,7 @@ class FeedPostParams(Params):
         return self
 
 
-class PostToFeed(Action):
+class PostToFeed(Action[FeedPostParams]):
     key = "feed_post"
     title = "Activity stream message"
     group = "communication"

@@ -33,7 +33,7 @@ class GenerateCodeParams(Params):
         return "".join(chars for name, chars in ALPHABETS.items() if getattr(self, name))
 
 
-class GenerateCode(Action):
+class GenerateCode(Action[GenerateCodeParams]):
     key = "generate_code"
     title = "Generate code"
     group = "element"

@@ -20,7 +20,7 @@ from server.rules.templates import render_async
 ModifyElementParams = FieldMapParams
 
 
-class ModifyElement(Action):
+class ModifyElement(Action[ModifyElementParams]):
     key = "modify_element"
     title = "Modify element"
     group = "element"

@@ -32,7 +32,7 @@ class NotificationParams(Params):
         return self
 
 
-class Notify(Action):
+class Notify(Action[NotificationParams]):
     key = "notification"
     title = "Notification"
     group = "communication"

@@ -1,12 +1,13 @@
 """The one reader of an action's params model: what each field is, for `actionTypes` and the admin form.
 
 A field's kind is its `ParamKind` marker if it has one (found through `Optional` and `Annotated`
-wrappers too), else its plain type: bool, int, string, choice (a `Literal`), list, or map (a dict,
+wrappers too), else its plain type: bool, int, string, choice (a `Literal` or an enum), list, or map (a dict,
 or anything else, entered as JSON).
 """
 
 import types
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic.fields import FieldInfo
@@ -52,15 +53,22 @@ def _plain_kind(annotation: Any) -> str:
     if annotation is str:
         return "string"
     origin = get_origin(annotation)
-    if origin is Literal:
+    if origin is Literal or _is_enum(annotation):
         return "choice"
     if origin is list:
         return "list"
     return "map"
 
 
+def _is_enum(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, Enum)
+
+
 def _literal_values(annotation: Any) -> list[str]:
+    """A choice's values: of a `Literal`, or of an enum (server/kinds.py), as the strings the params hold."""
     inner, _ = _unwrap(annotation)
+    if _is_enum(inner):
+        return [str(member.value) for member in inner]
     return [str(a) for a in get_args(inner)] if get_origin(inner) is Literal else []
 
 
@@ -73,7 +81,7 @@ def describe_param(name: str, info: FieldInfo) -> ParamSpec:
     if get_origin(annotation) is list and get_args(annotation):
         item = get_args(annotation)[0]
         item_kind = _plain_kind(_unwrap(item)[0])
-        choices = choices or _literal_values(item)  # roles: list[Literal[...]]
+        choices = choices or _literal_values(item)  # roles: list[Role]
     required = info.is_required()
     return ParamSpec(
         name=name, label=name.replace("_", " ").capitalize(), kind=kind, required=required,
@@ -87,7 +95,7 @@ def describe_params(model: type[Params]) -> list[ParamSpec]:
     return [describe_param(name, info) for name, info in model.model_fields.items()]
 
 
-async def example_params(action: Action, *, pipeline_id: int) -> dict[str, Any]:
+async def example_params(action: Action[Any], *, pipeline_id: int) -> dict[str, Any]:
     """The action's example params with the people, stages and pipelines it names (see `Example`) as ids
     of this database; `pipeline_id` is the pipeline of the stage the example rule goes on."""
     params = dict(action.example.params)
@@ -112,7 +120,7 @@ async def example_params(action: Action, *, pipeline_id: int) -> dict[str, Any]:
     return params
 
 
-async def _user_with_role(action: Action, role: str) -> int:
+async def _user_with_role(action: Action[Any], role: str) -> int:
     user = await User.filter(role=role, active=True).order_by("id").first()
     if user is None:
         raise LookupError(f"the example of {action.key} names a {role}: there is no active {role}")

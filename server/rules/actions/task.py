@@ -35,7 +35,7 @@ class TaskParams(Params):
     wait_until_closed: bool = False
 
 
-class CreateTask(Action):
+class CreateTask(Action[TaskParams]):
     key = "task"
     title = "Task"
     group = "tasks"

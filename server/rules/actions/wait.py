@@ -25,7 +25,7 @@ class WaitParams(Params):
         return self
 
 
-class Wait(Action):
+class Wait(Action[WaitParams]):
     key = "wait"
     title = "Wait"
     group = "control"
@@ -55,7 +55,7 @@ class Wait(Action):
             await ctx.add_entry("history", f"Waiting for the customer: {params.description}")
         return Block(until=until, reason=f"waiting for customer activity until {until.isoformat(timespec='minutes')}")
 
-    async def release(self, ctx: RunContext, params: Any, *, ended_by: str) -> dict[str, Any]:
+    async def release(self, ctx: RunContext, params: WaitParams, *, ended_by: str) -> dict[str, Any]:
         ctx.element.waiting_for_customer = False
         await ctx.element.save(update_fields=["waiting_for_customer"])
         return {"ended_by": ended_by}

@@ -1,0 +1,59 @@
+"""The closed sets of words the domain is built from: run statuses, element types, roles, lanes, stage semantics.
+
+Each is a `StrEnum`, so a member *is* its string: the database columns, the JSON of events and the GraphQL
+wire values stay exactly the words stored today, while code names them once and mypy checks the spelling.
+"""
+
+from enum import StrEnum
+
+
+class RunStatus(StrEnum):
+    """A rule run's life: scheduled → queued → running → one of the final statuses (or waiting, then final)."""
+
+    scheduled = "scheduled"  # due_at set, or NULL while it waits for the rule above (after previous)
+    queued = "queued"  # claimed and sent to the worker, under a lease
+    running = "running"  # an attempt is executing, under a lease
+    waiting = "waiting"  # a blocking action holds its lane until released or timed out
+    succeeded = "succeeded"
+    skipped = "skipped"
+    failed = "failed"
+    cancelled = "cancelled"
+    stopped = "stopped"  # the loop guard ended a Change stage run
+
+
+class StageRunStatus(StrEnum):
+    """One stay of an element in a stage."""
+
+    active = "active"
+    left = "left"
+    deleted = "deleted"  # the element was deleted while in the stage
+
+
+class ElementType(StrEnum):
+    """What a pipeline holds; runs, timeline, audit and events name an element by (type, id)."""
+
+    lead = "lead"
+    deal = "deal"
+
+
+class Role(StrEnum):
+    """A user's role: admin configures, manager sees every element, employee sees the elements in their charge."""
+
+    admin = "admin"
+    manager = "manager"
+    employee = "employee"
+
+
+class Lane(StrEnum):
+    """How a rule runs relative to the rule above it in its stage."""
+
+    parallel = "parallel"
+    after_previous = "after_previous"
+
+
+class StageSemantic(StrEnum):
+    """What reaching a stage means for the element."""
+
+    in_progress = "in_progress"
+    success = "success"
+    failure = "failure"
