@@ -12,7 +12,7 @@ from server.services import designer
 from server.services import elements as element_service
 from server.services import pipelines as pipeline_service
 from server.services import rules as rule_service
-from server.services.access import Actor
+from server.services.access import SYSTEM, Actor
 from tests.support import add_rule, make_pipeline, make_user, wait_for_runs
 
 ADMIN = Actor(user_id=1, role="admin")
@@ -64,7 +64,7 @@ async def test_the_board_numbers_lanes_as_the_runs_get_them(db):
     columns = dict((stage.id, cards) for stage, cards in await designer.board(stages["offer"].pipeline_id,
                                                                                 actor=ADMIN))
     shown = {card.rule.key: card.lane for card in columns[stages["offer"].id]}
-    deal = await element_service.create_element("deal", {"title": "Lanes"}, stage_id=stages["offer"].id)
+    deal = await element_service.create_element("deal", {"title": "Lanes"}, stage_id=stages["offer"].id, actor=SYSTEM)
     await wait_for_runs("deal", deal.id, 6)
     run_lanes = {run.rule_key: run.lane for run in await RuleRun.filter(element_id=deal.id)}
 
