@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.services import Server, start_postgres, start_redis
+from tests.support.servers import ROOT, Server, start_postgres, start_redis
 
 BACKEND = os.environ.get("PIPEWRIGHT_TEST_BACKEND", "sqlite")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_report_header() -> str:

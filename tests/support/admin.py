@@ -16,9 +16,9 @@ from pathlib import Path
 import httpx
 import pyotp
 
-from tests.conftest import ROOT
-from tests.serve import stop, wait_ready
-from tests.services import free_port
+from tests.support.servers import ROOT
+from tests.support.serve import stop, wait_ready
+from tests.support.servers import free_port
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

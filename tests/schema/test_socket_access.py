@@ -17,9 +17,9 @@ from server.models import ApiToken, User
 from server.services import tokens, users
 from server.services.access import Actor
 from server.services.elements import create_element
-from tests.live_server import running_app
-from tests.serve import serve, stop, wait_ready
-from tests.services import free_port
+from tests.support.live_server import running_app
+from tests.support.serve import serve, stop, wait_ready
+from tests.support.servers import free_port
 from tests.support import make_pipeline, make_token, wait_until
 
 pytestmark = pytest.mark.production_backend

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from server.models import Company, Contact, Deal, DealContact, Lead
-from tests.api_support import api, data, refused_fields
+from tests.support.api import api, data, refused_fields
 from tests.support import make_pipeline, make_token
 
 pytestmark = pytest.mark.production_backend

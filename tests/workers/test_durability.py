@@ -6,8 +6,8 @@ import pytest
 
 from server.models import RuleRun, TimelineEntry
 from server.services import elements as element_service
-from tests.serve import cli_token, graphql, serve, stop, wait_ready
-from tests.services import free_port
+from tests.support.serve import cli_token, graphql, serve, stop, wait_ready
+from tests.support.servers import free_port
 from tests.support import add_rule, make_pipeline, wait_for_runs, wait_until
 
 

@@ -13,7 +13,7 @@ from gql.transport.exceptions import TransportQueryError
 from gql.transport.httpx import HTTPXAsyncTransport
 
 from server.models import ApiToken
-from tests.live_server import running_app
+from tests.support.live_server import running_app
 from tests.support import make_pipeline, make_token
 
 pytestmark = pytest.mark.production_backend

@@ -13,7 +13,7 @@ from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 
 from server.services.elements import create_element
-from tests.live_server import running_app
+from tests.support.live_server import running_app
 from tests.support import add_rule, make_pipeline, make_token, wait_until
 
 pytestmark = pytest.mark.production_backend

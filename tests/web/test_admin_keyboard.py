@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
-from tests import test_admin_browser as shared
-from tests.admin_support import PASSWORD, Admin, Server, start_server, stop_server
-from tests.test_admin_browser import new_page
+from tests.web import test_admin_browser as shared
+from tests.support.admin import PASSWORD, Admin, Server, start_server, stop_server
+from tests.web.test_admin_browser import new_page
 
 # module-scoped fixtures: this module gets its own server, browser and admin
 server, browser, admin = shared.server, shared.browser, shared.admin

@@ -10,9 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from tests.admin_support import PASSWORD, Admin, Server, start_server, stop_server
-from tests.conftest import ROOT
-from tests.services import missing
+from tests.support.admin import PASSWORD, Admin, Server, start_server, stop_server
+from tests.support.servers import ROOT, missing
 
 CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "docs" / "screenshots"

@@ -10,7 +10,7 @@ import httpx
 import pyotp
 import pytest
 
-from tests.admin_support import PASSWORD, Admin, Server, csrf_of, log_in, start_server, stop_server
+from tests.support.admin import PASSWORD, Admin, Server, csrf_of, log_in, start_server, stop_server
 
 
 @pytest.fixture(scope="module")

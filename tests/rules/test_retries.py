@@ -7,7 +7,7 @@ the boundary a real SMTP server or SMS gateway will take in the channels issue.
 from server import clock
 from server.services import elements as element_service
 from tests.support import add_rule, make_pipeline, wait_for_runs
-from tests.test_engine import comments
+from tests.rules.test_engine import comments
 
 
 async def test_transient_errors_retry_with_backoff_then_succeed(db, monkeypatch):

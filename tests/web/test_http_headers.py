@@ -16,9 +16,9 @@ from server import config
 from server.http import ANONYMOUS_BODY_BYTES, client_address, trusted_networks
 from server.models import User
 from server.services import auth
-from tests.live_server import running_app
-from tests.serve import serve, stop, wait_ready
-from tests.services import free_port
+from tests.support.live_server import running_app
+from tests.support.serve import serve, stop, wait_ready
+from tests.support.servers import free_port
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')

@@ -14,7 +14,7 @@ from argon2 import PasswordHasher
 from server import config
 from server.models import LoginAttempt, User
 from server.services import auth
-from tests.live_server import running_app
+from tests.support.live_server import running_app
 
 pytestmark = pytest.mark.production_backend
 
