@@ -5,6 +5,7 @@
   separate `pipewright worker` process (dramatiq + scheduler), as in production.
 """
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -12,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -100,8 +102,6 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
         "PIPEWRIGHT_RETRY_BASE_MS": "200",
         "PYTHONPATH": str(ROOT),
     }
-    import asyncio
-
     from server import database
 
     asyncio.run(database.migrate(postgres.url))
@@ -134,9 +134,71 @@ async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+class SharedEmbeddedWorker:
+    """The embedded worker's parts split by lifetime, for SQLite: its dramatiq threads start once per test run
+    (starting and stopping them cost 0.2 s a test), while the dispatcher and the scheduler follow each test's
+    database. `pipewright serve` in the tests that start it runs the real `EmbeddedWorker` as a whole."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.worker: Any = None
+        self.stopping = asyncio.Event()
+        self.scheduler: asyncio.Task[None] | None = None
+
+    async def attach(self) -> None:
+        """Work on the database just connected: as `EmbeddedWorker.start`, the threads only the first time."""
+        import dramatiq
+
+        from server.workers import embedded, scheduler
+        from server.workers.broker import broker, embedded_loop
+
+        if self.worker is None:
+            embedded_loop().loop = asyncio.get_running_loop()
+            if not embedded._booted:  # TimeLimit's watchdog: once per process, as EmbeddedWorker does it
+                broker.emit_after("process_boot")
+                embedded._booted = True
+            self.worker = dramatiq.Worker(broker, worker_threads=self.threads, worker_timeout=100)
+            self.worker.start()
+        scheduler.install_dispatcher()
+        self.stopping.clear()
+        self.scheduler = asyncio.get_running_loop().create_task(scheduler.run_forever(self.stopping))
+
+    async def detach(self) -> None:
+        """Before the database closes: nothing new is sent, nothing unsent is kept, and what a worker thread
+        already holds finishes on this database (a run id of this test must never run in the next one)."""
+        from server.rules import dispatch
+        from server.workers.broker import broker
+
+        dispatch.set_dispatcher(None)
+        self.stopping.set()
+        if self.scheduler is not None:
+            await self.scheduler
+            self.scheduler = None
+        broker.flush_all()
+        # The actors run on this loop, so wait for them off it.
+        await asyncio.to_thread(broker.join, "rule_runs", timeout=60_000, fail_fast=False)
+
+    async def stop(self) -> None:
+        from server.workers.broker import broker
+
+        if self.worker is not None:
+            await asyncio.to_thread(self.worker.stop)
+            broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not self.worker]
+            broker.flush_all()
+
+
+@pytest.fixture(scope="session")
+async def embedded_worker() -> AsyncIterator[SharedEmbeddedWorker]:
+    shared = SharedEmbeddedWorker(threads=4)
+    try:
+        yield shared
+    finally:
+        await shared.stop()
+
+
 @pytest.fixture
-async def db(backend: Backend, sqlite_template: Path, tmp_path: Path,
-             monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Backend]:
+async def db(backend: Backend, sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+             embedded_worker: SharedEmbeddedWorker) -> AsyncIterator[Backend]:
     """A migrated, empty database with a worker running against it."""
     from server import config, database
 
@@ -149,14 +211,11 @@ async def db(backend: Backend, sqlite_template: Path, tmp_path: Path,
         monkeypatch.setenv("PIPEWRIGHT_DATABASE_URL", url)
         config.reload()
         await database.connect(url)
-        from server.workers.embedded import EmbeddedWorker
-
-        worker = EmbeddedWorker(threads=4)
-        await worker.start()
+        await embedded_worker.attach()
         try:
             yield backend
         finally:
-            await worker.stop()
+            await embedded_worker.detach()
             await database.disconnect()
             config.reload()
         return

@@ -16,9 +16,8 @@ from pathlib import Path
 import httpx
 import pyotp
 
-from tests.support.servers import ROOT
 from tests.support.serve import stop, wait_ready
-from tests.support.servers import free_port
+from tests.support.servers import ROOT, free_port
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
