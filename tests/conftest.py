@@ -15,8 +15,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from server.app import create_app
+from tests.support import make_token
+from tests.support.api import Api
+from tests.support.api import api as api_as
+from tests.support.live_server import running_app
 from tests.support.servers import ROOT, Server, start_postgres, start_redis
 
 BACKEND = os.environ.get("PIPEWRIGHT_TEST_BACKEND", "sqlite")
@@ -233,3 +239,35 @@ async def db(backend: Backend, sqlite_template: Path, tmp_path: Path, monkeypatc
     finally:
         await database.disconnect()
         config.reload()
+
+
+# ---------------------------------------------------------------- the app, for the faces' tests
+
+
+@pytest.fixture
+async def served(db: Backend) -> AsyncIterator[str]:
+    """The app under uvicorn in the test's loop, on the `db` fixture's database: "127.0.0.1:<port>"."""
+    async with running_app() as address:
+        yield address
+
+
+@pytest.fixture
+async def client(db: Backend) -> AsyncIterator[httpx.AsyncClient]:
+    """An anonymous client of the app in-process."""
+    transport = httpx.ASGITransport(app=create_app(runtime=False))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as anonymous:
+        yield anonymous
+
+
+@pytest.fixture
+async def admin_client(db: Backend) -> AsyncIterator[httpx.AsyncClient]:
+    """An admin's client of the app in-process: the API token goes in the Authorization header."""
+    _, token = await make_token("admin")
+    async with api_as(token) as admin:
+        yield admin
+
+
+@pytest.fixture
+async def api(db: Backend) -> Api:
+    """The app in-process, for a test that speaks as several token holders."""
+    return Api(httpx.ASGITransport(app=create_app(runtime=False)))
