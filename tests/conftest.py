@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from server.app import create_app
-from tests.support import make_token
+from tests.support import ClockControl, make_token
 from tests.support.api import Api
 from tests.support.api import api as api_as
 from tests.support.live_server import running_app
@@ -239,6 +239,40 @@ async def db(backend: Backend, sqlite_template: Path, tmp_path: Path, monkeypatc
     finally:
         await database.disconnect()
         config.reload()
+
+
+# ---------------------------------------------------------------- time and the worker, under the test's control
+
+
+@pytest.fixture
+def clock_control(monkeypatch: pytest.MonkeyPatch) -> ClockControl:
+    """Move this process's clock instead of sleeping (or of writing due times into rows).
+
+    Only this process: on the production backend the separate worker keeps the real time.
+    """
+    from server import clock
+
+    control = ClockControl(clock.utcnow)
+    monkeypatch.setattr(clock, "utcnow", control.now)
+    return control
+
+
+@pytest.fixture
+async def worker_paused(db: Backend, embedded_worker: SharedEmbeddedWorker) -> AsyncIterator[None]:
+    """No worker takes runs while the test plays the workers itself (several at once, or one coming late)."""
+    if db.kind == "sqlite":
+        await embedded_worker.detach()
+        try:
+            yield
+        finally:
+            await embedded_worker.attach()
+        return
+    assert db.worker is not None
+    db.worker.pause()
+    try:
+        yield
+    finally:
+        db.worker.resume()
 
 
 # ---------------------------------------------------------------- the app, for the faces' tests
