@@ -3,7 +3,6 @@
 The client is the `gql` package over HTTP against a running uvicorn; status codes are checked with httpx.
 """
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx

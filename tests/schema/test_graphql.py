@@ -7,7 +7,7 @@ import httpx
 import pytest
 
 from server.rules.actions import registry
-from tests.support import make_pipeline, make_token, wait_for_runs
+from tests.support import make_pipeline, wait_for_runs
 
 RULE_FIELDS = "... on Rule { id key position actionType params timing } ...Errors"
 ERRORS = """

@@ -5,7 +5,6 @@ seeing what the new role hides, and a user or token may hold only so many socket
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx

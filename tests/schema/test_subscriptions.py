@@ -3,7 +3,6 @@ user's view, a raw websocket for protocol edge cases."""
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -13,7 +12,6 @@ from gql import Client, GraphQLRequest
 from gql.transport.websockets import WebsocketsTransport
 
 from server.services.elements import create_element
-from tests.support.live_server import running_app
 from tests.support import add_rule, make_pipeline, make_token, wait_until
 
 pytestmark = pytest.mark.production_backend

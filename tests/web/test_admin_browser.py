@@ -6,8 +6,6 @@ watches its runs finish on the element page without a reload. Screenshots go to 
 
 import re
 
-import pytest
-
 from tests.support.admin import PASSWORD, Admin, Server, new_page
 from tests.support.servers import ROOT
 
