@@ -5,6 +5,7 @@
   separate `pipewright worker` process (dramatiq + scheduler), as in production.
 """
 
+import asyncio
 import os
 import shutil
 import subprocess
@@ -12,13 +13,19 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 
-from tests.services import Server, start_postgres, start_redis
+from server.app import create_app
+from tests.support import ClockControl, make_token
+from tests.support.api import Api
+from tests.support.api import api as api_as
+from tests.support.live_server import running_app
+from tests.support.servers import ROOT, Server, start_postgres, start_redis
 
 BACKEND = os.environ.get("PIPEWRIGHT_TEST_BACKEND", "sqlite")
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def pytest_report_header() -> str:
@@ -101,8 +108,6 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
         "PIPEWRIGHT_RETRY_BASE_MS": "200",
         "PYTHONPATH": str(ROOT),
     }
-    import asyncio
-
     from server import database
 
     asyncio.run(database.migrate(postgres.url))
@@ -135,9 +140,71 @@ async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+class SharedEmbeddedWorker:
+    """The embedded worker's parts split by lifetime, for SQLite: its dramatiq threads start once per test run
+    (starting and stopping them cost 0.2 s a test), while the dispatcher and the scheduler follow each test's
+    database. `pipewright serve` in the tests that start it runs the real `EmbeddedWorker` as a whole."""
+
+    def __init__(self, threads: int) -> None:
+        self.threads = threads
+        self.worker: Any = None
+        self.stopping = asyncio.Event()
+        self.scheduler: asyncio.Task[None] | None = None
+
+    async def attach(self) -> None:
+        """Work on the database just connected: as `EmbeddedWorker.start`, the threads only the first time."""
+        import dramatiq
+
+        from server.workers import embedded, scheduler
+        from server.workers.broker import broker, embedded_loop
+
+        if self.worker is None:
+            embedded_loop().loop = asyncio.get_running_loop()
+            if not embedded._booted:  # TimeLimit's watchdog: once per process, as EmbeddedWorker does it
+                broker.emit_after("process_boot")
+                embedded._booted = True
+            self.worker = dramatiq.Worker(broker, worker_threads=self.threads, worker_timeout=100)
+            self.worker.start()
+        scheduler.install_dispatcher()
+        self.stopping.clear()
+        self.scheduler = asyncio.get_running_loop().create_task(scheduler.run_forever(self.stopping))
+
+    async def detach(self) -> None:
+        """Before the database closes: nothing new is sent, nothing unsent is kept, and what a worker thread
+        already holds finishes on this database (a run id of this test must never run in the next one)."""
+        from server.rules import dispatch
+        from server.workers.broker import broker
+
+        dispatch.set_dispatcher(None)
+        self.stopping.set()
+        if self.scheduler is not None:
+            await self.scheduler
+            self.scheduler = None
+        broker.flush_all()
+        # The actors run on this loop, so wait for them off it.
+        await asyncio.to_thread(broker.join, "rule_runs", timeout=60_000, fail_fast=False)
+
+    async def stop(self) -> None:
+        from server.workers.broker import broker
+
+        if self.worker is not None:
+            await asyncio.to_thread(self.worker.stop)
+            broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not self.worker]
+            broker.flush_all()
+
+
+@pytest.fixture(scope="session")
+async def embedded_worker() -> AsyncIterator[SharedEmbeddedWorker]:
+    shared = SharedEmbeddedWorker(threads=4)
+    try:
+        yield shared
+    finally:
+        await shared.stop()
+
+
 @pytest.fixture
-async def db(backend: Backend, sqlite_template: Path, tmp_path: Path,
-             monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Backend]:
+async def db(backend: Backend, sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+             embedded_worker: SharedEmbeddedWorker) -> AsyncIterator[Backend]:
     """A migrated, empty database with a worker running against it."""
     from server import config, database, live
 
@@ -151,14 +218,11 @@ async def db(backend: Backend, sqlite_template: Path, tmp_path: Path,
         monkeypatch.setenv("PIPEWRIGHT_DATABASE_URL", url)
         config.reload()
         await database.connect(url)
-        from server.workers.embedded import EmbeddedWorker
-
-        worker = EmbeddedWorker(threads=4)
-        await worker.start()
+        await embedded_worker.attach()
         try:
             yield backend
         finally:
-            await worker.stop()
+            await embedded_worker.detach()
             await database.disconnect()
             config.reload()
         return
@@ -176,3 +240,69 @@ async def db(backend: Backend, sqlite_template: Path, tmp_path: Path,
     finally:
         await database.disconnect()
         config.reload()
+
+
+# ---------------------------------------------------------------- time and the worker, under the test's control
+
+
+@pytest.fixture
+def clock_control(monkeypatch: pytest.MonkeyPatch) -> ClockControl:
+    """Move this process's clock instead of sleeping (or of writing due times into rows).
+
+    Only this process: on the production backend the separate worker keeps the real time.
+    """
+    from server import clock
+
+    control = ClockControl(clock.utcnow)
+    monkeypatch.setattr(clock, "utcnow", control.now)
+    return control
+
+
+@pytest.fixture
+async def worker_paused(db: Backend, embedded_worker: SharedEmbeddedWorker) -> AsyncIterator[None]:
+    """No worker takes runs while the test plays the workers itself (several at once, or one coming late)."""
+    if db.kind == "sqlite":
+        await embedded_worker.detach()
+        try:
+            yield
+        finally:
+            await embedded_worker.attach()
+        return
+    assert db.worker is not None
+    db.worker.pause()
+    try:
+        yield
+    finally:
+        db.worker.resume()
+
+
+# ---------------------------------------------------------------- the app, for the faces' tests
+
+
+@pytest.fixture
+async def served(db: Backend) -> AsyncIterator[str]:
+    """The app under uvicorn in the test's loop, on the `db` fixture's database: "127.0.0.1:<port>"."""
+    async with running_app() as address:
+        yield address
+
+
+@pytest.fixture
+async def client(db: Backend) -> AsyncIterator[httpx.AsyncClient]:
+    """An anonymous client of the app in-process."""
+    transport = httpx.ASGITransport(app=create_app(runtime=False))
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as anonymous:
+        yield anonymous
+
+
+@pytest.fixture
+async def admin_client(db: Backend) -> AsyncIterator[httpx.AsyncClient]:
+    """An admin's client of the app in-process: the API token goes in the Authorization header."""
+    _, token = await make_token("admin")
+    async with api_as(token) as admin:
+        yield admin
+
+
+@pytest.fixture
+async def api(db: Backend) -> Api:
+    """The app in-process, for a test that speaks as several token holders."""
+    return Api(httpx.ASGITransport(app=create_app(runtime=False)))

@@ -5,7 +5,7 @@ import subprocess
 import sys
 import textwrap
 
-from tests.conftest import ROOT
+from tests.support.servers import ROOT
 
 WRITER = textwrap.dedent("""
     import asyncio, sys

@@ -8,7 +8,7 @@ from server import clock
 from server.actor import SYSTEM
 from server.services import elements as element_service
 from tests.support import add_rule, make_pipeline, wait_for_runs
-from tests.test_engine import comments
+from tests.rules.test_engine import comments
 
 
 async def test_transient_errors_retry_with_backoff_then_succeed(db, monkeypatch):

@@ -9,7 +9,7 @@ from tortoise.connection import get_connection
 
 from server.schema.relay import encode
 from server.schema.schema import production_schema, schema
-from tests.api_support import answer, api, data, refused_fields
+from tests.support.api import answer, api, data, refused_fields
 from tests.support import make_pipeline, make_token
 
 LOOKUP = "__typename ... on ValidationError { errors { field message } }"

@@ -148,9 +148,18 @@ def test_a_broken_template_at_run_time_fails_the_run():
 # ---------------------------------------------------------------- check at save time
 
 
-def test_check_accepts_valid_templates():
-    check("Hello {{ deal.contact.name }}, {% if deal.amount %}{{ deal.amount }}{% endif %}")
-    check("no placeholders at all")
+@pytest.mark.parametrize(
+    ("template", "rendered"),
+    [
+        ("Hello {{ deal.contact.name }}, {% if deal.amount %}{{ deal.amount }}{% endif %}", "Hello Bea, 5000.00"),
+        ("no placeholders at all", "no placeholders at all"),
+    ],
+)
+def test_check_accepts_valid_templates(template, rendered):
+    """Saved as written (no error, nothing rewritten), and the run renders what the designer wrote."""
+    assert check(template) is None
+    assert EntryParams(text=template).text == template
+    assert render(template, CONTEXT) == rendered
 
 
 @pytest.mark.parametrize(

@@ -11,8 +11,11 @@ import subprocess
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
+
+ROOT = Path(__file__).resolve().parents[2]  # the repository: child processes run from here
 
 
 def in_ci() -> bool:

@@ -2,43 +2,20 @@
 `createRule`, an element moved there with `moveDeal`/`moveLead`, the effect read back through
 GraphQL (activities, notifications, feed, the calendar feed URL) with its run succeeded."""
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-import httpx
 import icalendar
 import pytest
 
 from server.actor import SYSTEM
-from server.app import create_app
 from server.models import Company, Contact, Deal, DealContact, Lead, Pipeline, RuleRun, Stage
 from server.rules.actions import registry
 from tests.support import make_pipeline, make_token, make_user, wait_until
+from tests.support.api import Api
 from web import rule_form
 
 pytestmark = pytest.mark.production_backend
-
-class Api:
-    def __init__(self, transport: httpx.ASGITransport) -> None:
-        self.transport = transport
-
-    async def as_(self, token: str, query: str, **variables: Any) -> dict[str, Any]:
-        async with httpx.AsyncClient(transport=self.transport, base_url="http://crm.test",
-                                     headers={"Authorization": f"Bearer {token}"}) as client:
-            body = (await client.post("/graphql", json={"query": query, "variables": variables})).json()
-        assert "errors" not in body, body
-        return body["data"]
-
-    async def get(self, path: str) -> httpx.Response:
-        async with httpx.AsyncClient(transport=self.transport, base_url="http://crm.test") as client:
-            return await client.get(path)
-
-
-@pytest.fixture
-async def api(db: Any) -> AsyncIterator[Api]:
-    yield Api(httpx.ASGITransport(app=create_app(runtime=False)))
-
 
 CREATE_RULE = """mutation($s: ID!, $input: RuleInput!) { createRule(stageId: $s, input: $input) {
   __typename ... on ValidationError { errors { field message } } } }"""

@@ -5,7 +5,7 @@ as it goes; nothing is clicked or filled through a locator. Every page visited i
 Tab stop shows a focus indicator and is on screen, every control is reached by Tab, every control has an
 accessible name in Chromium's accessibility tree, and no positive tabindex is used.
 
-Server, browser and the admin come from tests/test_admin_browser.py (a server of this module's own).
+Server, browser and the admin come from tests/web/conftest.py (a server of this module's own).
 """
 
 import re
@@ -14,12 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests import test_admin_browser as shared
-from tests.admin_support import PASSWORD, Admin, Server, start_server, stop_server
-from tests.test_admin_browser import new_page
-
-# module-scoped fixtures: this module gets its own server, browser and admin
-server, browser, admin = shared.server, shared.browser, shared.admin
+from tests.support.admin import PASSWORD, Admin, Server, new_page
 
 # The focused element as a keyboard user meets it: its accessible name (approximated as the browser
 # does for labelled controls, aria-label(ledby) and text), its focus indicator, and whether it is on screen.
@@ -215,48 +210,44 @@ async def test_login_and_code_forms_by_keyboard(browser, server: Server, admin: 
     await page.context.close()
 
 
-async def test_first_admin_setup_by_keyboard_with_the_console_code(browser, tmp_path) -> None:  # type: ignore[no-untyped-def]
+async def test_first_admin_setup_by_keyboard_with_the_console_code(browser, empty_server: Server) -> None:  # type: ignore[no-untyped-def]
     """A fresh server (no demo, no admin): the setup page wants the code from the server's console."""
     import pyotp
 
-    fresh = await start_server(tmp_path, demo=False)
-    try:
-        page = await new_page(browser, fresh)
-        await page.goto("/admin")
-        await page.wait_for_url(re.compile(r"/admin/setup$"))
-        first = await focus_lands_on(page, "setup_code")
-        assert (first["id"], first["label"]) == ("setup_code", "Setup code (printed in the server's console)")
-        await audit(page)
+    page = await new_page(browser, empty_server)
+    await page.goto("/admin")
+    await page.wait_for_url(re.compile(r"/admin/setup$"))
+    first = await focus_lands_on(page, "setup_code")
+    assert (first["id"], first["label"]) == ("setup_code", "Setup code (printed in the server's console)")
+    await audit(page)
 
-        async def fill_form(code: str) -> None:  # from the code field, as the page has it focused
-            await focus_lands_on(page, "setup_code")
-            await type_into(page, code, replace=True)
-            for text in ("first@example.com", "First Admin", PASSWORD, PASSWORD):
-                await press(page, "Tab")
-                await type_into(page, text, replace=True)
-            await page.keyboard.press("Enter")
-
-        await page.goto("/admin/setup")
-        await fill_form("WRNG-CODE-22")
-        await page.get_by_role("alert").wait_for()
-        field = await focused(page)  # the code field has focus again, marked invalid with the message
-        assert (field["id"], field["value"], field["invalid"]) == ("setup_code", "", "true")
-        assert "the setup code does not match" in field["describedby"]
-        assert await page.locator("#email").input_value() == "first@example.com"
-        assert await page.locator("#password").input_value() == ""
-
-        await fill_form(fresh.setup_code().lower())
-        await page.wait_for_url(re.compile(r"/admin/enrol$"))
-        await focus_lands_on(page, "code")
-        secret = (await page.locator("#totp-secret").inner_text()).strip()
-        await type_into(page, pyotp.TOTP(secret).now())
+    async def fill_form(code: str) -> None:  # from the code field, as the page has it focused
+        await focus_lands_on(page, "setup_code")
+        await type_into(page, code, replace=True)
+        for text in ("first@example.com", "First Admin", PASSWORD, PASSWORD):
+            await press(page, "Tab")
+            await type_into(page, text, replace=True)
         await page.keyboard.press("Enter")
-        await page.get_by_role("heading", name="Two-factor login is on").wait_for()
-        await page.goto("/admin/setup")
-        await page.get_by_text("Setup is done: log in instead.").wait_for()
-        await page.context.close()
-    finally:
-        stop_server(fresh)
+
+    await page.goto("/admin/setup")
+    await fill_form("WRNG-CODE-22")
+    await page.get_by_role("alert").wait_for()
+    field = await focused(page)  # the code field has focus again, marked invalid with the message
+    assert (field["id"], field["value"], field["invalid"]) == ("setup_code", "", "true")
+    assert "the setup code does not match" in field["describedby"]
+    assert await page.locator("#email").input_value() == "first@example.com"
+    assert await page.locator("#password").input_value() == ""
+
+    await fill_form(empty_server.setup_code().lower())
+    await page.wait_for_url(re.compile(r"/admin/enrol$"))
+    await focus_lands_on(page, "code")
+    secret = (await page.locator("#totp-secret").inner_text()).strip()
+    await type_into(page, pyotp.TOTP(secret).now())
+    await page.keyboard.press("Enter")
+    await page.get_by_role("heading", name="Two-factor login is on").wait_for()
+    await page.goto("/admin/setup")
+    await page.get_by_text("Setup is done: log in instead.").wait_for()
+    await page.context.close()
 
 
 async def test_rule_form_by_keyboard_with_an_inline_error(signed_in, server: Server) -> None:  # type: ignore[no-untyped-def]

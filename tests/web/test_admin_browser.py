@@ -4,54 +4,12 @@ A new admin logs in with TOTP, builds a promo-code stage through the forms, move
 watches its runs finish on the element page without a reload. Screenshots go to docs/screenshots/.
 """
 
-import os
 import re
-from collections.abc import AsyncIterator
 
-import pytest
+from tests.support.admin import PASSWORD, Admin, Server, new_page
+from tests.support.servers import ROOT
 
-from tests.admin_support import PASSWORD, Admin, Server, start_server, stop_server
-from tests.conftest import ROOT
-from tests.services import missing
-
-CHROMIUM = "/usr/bin/chromium"
 SHOTS = ROOT / "docs" / "screenshots"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
-
-
-@pytest.fixture(scope="module")
-async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
-    if not os.path.exists(CHROMIUM):
-        missing("chromium")
-    running = await start_server(tmp_path_factory.mktemp("admin-browser"), demo=True)
-    try:
-        yield running
-    finally:
-        stop_server(running)
-
-
-@pytest.fixture(scope="module")
-async def browser(server: Server) -> AsyncIterator[object]:
-    from playwright.async_api import async_playwright
-
-    async with async_playwright() as playwright:
-        chromium = await playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
-        try:
-            yield chromium
-        finally:
-            await chromium.close()
-
-
-@pytest.fixture(scope="module")
-def admin(server: Server) -> Admin:
-    return server.create_admin("anna@pipewright.example", "Anna Schmidt")
-
-
-async def new_page(browser, server: Server):  # type: ignore[no-untyped-def]
-    context = await browser.new_context(base_url=server.url, viewport={"width": 1400, "height": 900})
-    context.set_default_timeout(15_000)
-    return await context.new_page()
 
 
 async def log_in(page, admin: Admin, *, code: str | None = None) -> None:  # type: ignore[no-untyped-def]

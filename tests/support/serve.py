@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.conftest import ROOT
+from tests.support.servers import ROOT
 
 
 def serve(db_url: str, port: int, log: Path, *, broker_url: str | None = None) -> subprocess.Popen:

@@ -3,7 +3,6 @@ user's view, a raw websocket for protocol edge cases."""
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -14,7 +13,6 @@ from gql.transport.websockets import WebsocketsTransport
 
 from server.actor import SYSTEM
 from server.services.elements import create_element
-from tests.live_server import running_app
 from tests.support import add_rule, make_pipeline, make_token, wait_until
 
 pytestmark = pytest.mark.production_backend
@@ -25,22 +23,17 @@ RUNS = """subscription($id: ID!) { ruleRuns(elementType: "deal", elementId: $id)
   cursor runId ruleKey status outputs } }"""
 
 
-@pytest.fixture
-async def base(db: Any) -> AsyncIterator[str]:
-    async with running_app() as address:
-        yield address
 
-
-def ws_client(base: str, token: str) -> Client:
+def ws_client(served: str, token: str) -> Client:
     transport = WebsocketsTransport(
-        url=f"ws://{base}/graphql", init_payload={"authorization": f"Bearer {token}"},
+        url=f"ws://{served}/graphql", init_payload={"authorization": f"Bearer {token}"},
         subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
     )
     return Client(transport=transport)
 
 
-async def comment(base: str, token: str, deal_id: int, text: str) -> None:
-    async with httpx.AsyncClient(base_url=f"http://{base}", headers={"Authorization": f"Bearer {token}"}) as client:
+async def comment(served: str, token: str, deal_id: int, text: str) -> None:
+    async with httpx.AsyncClient(base_url=f"http://{served}", headers={"Authorization": f"Bearer {token}"}) as client:
         response = await client.post("/graphql", json={
             "query": "mutation($id: ID!, $t: String!) { addComment(elementType: \"deal\", elementId: $id, text: $t) "
                      "{ __typename } }",
@@ -67,26 +60,26 @@ async def subscribed(stream: Any) -> "asyncio.Future[dict[str, Any]]":
     return pending
 
 
-async def test_a_reconnecting_subscriber_gets_what_it_missed_then_live_events_none_twice(base: str) -> None:
+async def test_a_reconnecting_subscriber_gets_what_it_missed_then_live_events_none_twice(served: str) -> None:
     await make_pipeline()
     _, token = await make_token("admin")
     deal = await create_element("deal", {"title": "Followed"}, actor=SYSTEM)
 
-    async with ws_client(base, token) as session:
+    async with ws_client(served, token) as session:
         stream = session.subscribe(GraphQLRequest(STREAM))
         pending = await subscribed(stream)
-        await comment(base, token, deal.id, "one")
+        await comment(served, token, deal.id, "one")
         first = (await pending)["activityStream"]
         assert first["kind"] == "timeline" and first["data"]["text"] == "one"
         await stream.aclose()
 
     for text in ("two", "three", "four"):  # missed while disconnected
-        await comment(base, token, deal.id, text)
+        await comment(served, token, deal.id, text)
 
-    async with ws_client(base, token) as session:
+    async with ws_client(served, token) as session:
         stream = session.subscribe(GraphQLRequest(STREAM, variable_values={"after": first["cursor"]}))
         received = [(await next_event(stream))["activityStream"] for _ in range(3)]
-        await comment(base, token, deal.id, "five")
+        await comment(served, token, deal.id, "five")
         received.append((await next_event(stream))["activityStream"])
         with pytest.raises(asyncio.TimeoutError):
             await next_event(stream, timeout_s=0.5)  # nothing more, in particular no repeat
@@ -98,16 +91,16 @@ async def test_a_reconnecting_subscriber_gets_what_it_missed_then_live_events_no
     assert {e["elementId"] for e in received} == {str(deal.id)}
 
 
-async def test_rule_run_status_changes_arrive_live_in_order(base: str) -> None:
+async def test_rule_run_status_changes_arrive_live_in_order(served: str) -> None:
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "generate_code", {"length": 8}, key="promo")
     _, token = await make_token("admin")
     deal = await create_element("deal", {"title": "Runs"}, actor=SYSTEM)
 
-    async with ws_client(base, token) as session:
+    async with ws_client(served, token) as session:
         stream = session.subscribe(GraphQLRequest(RUNS, variable_values={"id": str(deal.id)}))
         pending = await subscribed(stream)
-        async with httpx.AsyncClient(base_url=f"http://{base}", headers={"Authorization": f"Bearer {token}"}) as c:
+        async with httpx.AsyncClient(base_url=f"http://{served}", headers={"Authorization": f"Bearer {token}"}) as c:
             await c.post("/graphql", json={"query": "mutation($id: ID!, $s: ID!) { moveDeal(id: $id, stageId: $s) "
                                                     "{ __typename } }",
                                            "variables": {"id": str(deal.id), "s": str(stages["offer"].id)}})
@@ -122,7 +115,7 @@ async def test_rule_run_status_changes_arrive_live_in_order(base: str) -> None:
 
     finished_only = """subscription($id: ID!, $after: String) { ruleRuns(elementType: "deal", elementId: $id,
       status: ["succeeded", "failed"], after: $after) { status } }"""
-    async with ws_client(base, token) as session:
+    async with ws_client(served, token) as session:
         stream = session.subscribe(GraphQLRequest(finished_only, variable_values={"id": str(deal.id), "after": "0"}))
         assert [(await next_event(stream))["ruleRuns"]["status"]] == ["succeeded"]
         with pytest.raises(asyncio.TimeoutError):
@@ -130,7 +123,7 @@ async def test_rule_run_status_changes_arrive_live_in_order(base: str) -> None:
         await stream.aclose()
 
 
-async def test_employees_receive_only_events_of_their_own_deals(base: str) -> None:
+async def test_employees_receive_only_events_of_their_own_deals(served: str) -> None:
     await make_pipeline()
     maria, maria_token = await make_token("employee", "Maria")
     tom, _ = await make_token("employee", "Tom")
@@ -138,11 +131,11 @@ async def test_employees_receive_only_events_of_their_own_deals(base: str) -> No
     toms = await create_element("deal", {"title": "Tom's", "responsible": tom.id}, actor=SYSTEM)
     marias = await create_element("deal", {"title": "Maria's", "responsible": maria.id}, actor=SYSTEM)
 
-    async with ws_client(base, maria_token) as session:
+    async with ws_client(served, maria_token) as session:
         stream = session.subscribe(GraphQLRequest(STREAM))
         pending = await subscribed(stream)
-        await comment(base, admin, toms.id, "about Tom's deal")
-        await comment(base, admin, marias.id, "about Maria's deal")
+        await comment(served, admin, toms.id, "about Tom's deal")
+        await comment(served, admin, marias.id, "about Maria's deal")
         got = (await pending)["activityStream"]
         await stream.aclose()
     assert got["data"]["text"] == "about Maria's deal"
@@ -151,8 +144,8 @@ async def test_employees_receive_only_events_of_their_own_deals(base: str) -> No
 # ------------------------------------------------------------------ the protocol, raw
 
 
-async def raw(base: str, **kwargs: Any) -> Any:
-    return await websockets.connect(f"ws://{base}/graphql", subprotocols=["graphql-transport-ws"], **kwargs)
+async def raw(served: str, **kwargs: Any) -> Any:
+    return await websockets.connect(f"ws://{served}/graphql", subprotocols=["graphql-transport-ws"], **kwargs)
 
 
 async def closed_with(socket: Any) -> tuple[int, str]:
@@ -162,33 +155,33 @@ async def closed_with(socket: Any) -> tuple[int, str]:
     return socket.close_code, socket.close_reason
 
 
-async def test_malformed_and_unauthenticated_messages_close_the_connection(base: str) -> None:
+async def test_malformed_and_unauthenticated_messages_close_the_connection(served: str) -> None:
     _, token = await make_token("admin")
-    socket = await raw(base)
+    socket = await raw(served)
     await socket.send("this is not json")
     assert (await closed_with(socket))[0] == 4400
 
-    socket = await raw(base)
+    socket = await raw(served)
     await socket.send(json.dumps({"type": "subscribe", "id": "1", "payload": {"query": STREAM}}))
     assert await closed_with(socket) == (4401, "Unauthorized")
 
-    socket = await raw(base)
+    socket = await raw(served)
     await socket.send(json.dumps({"type": "connection_init", "payload": {"authorization": "Bearer pw_wrong"}}))
     assert await closed_with(socket) == (4403, "Forbidden")
 
-    socket = await raw(base)
+    socket = await raw(served)
     await socket.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
     ack = json.loads(await socket.recv())
     assert ack["type"] == "connection_ack" and ack["payload"]["role"] == "admin"
     await socket.close()
 
 
-async def test_a_connection_may_hold_only_so_many_subscriptions(base: str) -> None:
+async def test_a_connection_may_hold_only_so_many_subscriptions(served: str) -> None:
     from server.config import settings
 
     _, token = await make_token("admin")
     limit = settings().max_subscriptions
-    socket = await raw(base)
+    socket = await raw(served)
     await socket.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
     assert json.loads(await socket.recv())["type"] == "connection_ack"
     for n in range(limit + 1):
@@ -198,9 +191,9 @@ async def test_a_connection_may_hold_only_so_many_subscriptions(base: str) -> No
     await socket.close()
 
 
-async def test_pages_from_other_origins_may_not_open_a_websocket(base: str) -> None:
+async def test_pages_from_other_origins_may_not_open_a_websocket(served: str) -> None:
     with pytest.raises(websockets.InvalidStatus) as refused:
-        await raw(base, origin="https://evil.example")
+        await raw(served, origin="https://evil.example")
     assert refused.value.response.status_code == 403
 
 
@@ -221,13 +214,13 @@ async def test_events_past_the_retention_are_pruned(db: Any, monkeypatch: pytest
     assert await Event.filter(element_id=fresh.id).exists()
 
 
-async def test_queries_over_one_websocket_do_not_share_a_cache(base: str) -> None:
+async def test_queries_over_one_websocket_do_not_share_a_cache(served: str) -> None:
     _, stages = await make_pipeline()
     _, token = await make_token("admin")
     deal = await create_element("deal", {"title": "Cached?"}, actor=SYSTEM)
     read = GraphQLRequest("query($id: ID!) { deal(id: $id) { ... on Deal { stage { name } } } }",
                           variable_values={"id": str(deal.id)})
-    async with ws_client(base, token) as session:
+    async with ws_client(served, token) as session:
         assert (await session.execute(read))["deal"]["stage"]["name"] == "New"
         renamed = await session.execute(GraphQLRequest(
             'mutation($id: ID!) { updateStage(id: $id, name: "Fresh leads") { __typename } }',

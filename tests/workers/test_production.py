@@ -5,8 +5,8 @@ import re
 
 import pytest
 
-from tests.serve import graphql, serve, stop, wait_ready
-from tests.services import free_port
+from tests.support.serve import graphql, serve, stop, wait_ready
+from tests.support.servers import free_port
 from tests.support import make_pipeline, make_token, wait_until
 
 pytestmark = [pytest.mark.production_backend, pytest.mark.production_only]

@@ -8,7 +8,7 @@ import uvicorn
 
 from server.app import create_app
 from server.live import hub
-from tests.services import free_port
+from tests.support.servers import free_port
 
 
 @asynccontextmanager

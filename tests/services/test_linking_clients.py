@@ -8,7 +8,7 @@ import pytest
 
 from server.actor import SYSTEM
 from server.models import Company, Contact, Deal, DealContact, Lead
-from tests.api_support import api, data, refused_fields
+from tests.support.api import api, data, refused_fields
 from tests.support import make_pipeline, make_token
 
 pytestmark = pytest.mark.production_backend

@@ -30,10 +30,10 @@ from server.models import (
     StageRun,
     TimelineEntry,
 )
-from server.rules import engine
+from server.rules import engine, queue
 from server.services import elements as element_service
 from server.services import feed
-from tests.support import add_rule, make_pipeline, make_user, wait_for_runs, wait_until
+from tests.support import ClockControl, add_rule, make_pipeline, make_user, wait_for_runs, wait_until
 
 pytestmark = pytest.mark.production_backend
 
@@ -51,15 +51,16 @@ async def one_run(element_type: str, element_id: int) -> RuleRun:
     return run
 
 
-async def deliver_three_times(run: RuleRun) -> list[str | None]:
-    """As broker redelivery and a second worker would: the same queued run executed three times at once."""
-    await RuleRun.filter(id=run.id).update(status="queued", lease_until=clock.utcnow() + timedelta(minutes=5))
+async def deliver_three_times(run: RuleRun, clock_control: ClockControl) -> list[str | None]:
+    """As broker redelivery and a second worker would: a run the engine made due and queued, executed three
+    times at once (the test's workers are paused, so these three are the only ones)."""
+    clock_control.advance(timedelta(days=1, minutes=1))  # LATER has come
+    assert await queue.claim_due() == [run.id]
     return await asyncio.gather(engine.execute(run.id), engine.execute(run.id), engine.execute(run.id))
 
 
-async def run_again(run: RuleRun) -> str | None:
-    """A finished run handed to a worker once more: the action finds its own effect instead of repeating it."""
-    await RuleRun.filter(id=run.id).update(status="queued", lease_until=clock.utcnow() + timedelta(minutes=5))
+async def delivered_again(run: RuleRun) -> str | None:
+    """A finished run's message delivered once more, as a broker may: the worker finds it done and does nothing."""
     return await engine.execute(run.id)
 
 
@@ -188,7 +189,7 @@ async def test_schedule_meeting_notifies_every_responsible_and_leaving_the_stage
     assert not open_one.completed and open_one.sequence == 0
 
 
-async def test_activity_run_delivered_twice_creates_each_activity_once(db):
+async def test_activity_run_delivered_twice_creates_each_activity_once(db, clock_control, worker_paused):
     ann, bob = await make_user("Ann"), await make_user("Bob")
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "schedule_meeting", {"subject": "Once", "responsibles": [ann.id, bob.id]},
@@ -196,9 +197,9 @@ async def test_activity_run_delivered_twice_creates_each_activity_once(db):
     deal = await element_service.create_element("deal", {"title": "dup"}, stage_id=stages["offer"].id, actor=SYSTEM)
     [run] = await RuleRun.filter(element_id=deal.id)
 
-    results = await deliver_three_times(run)
+    results = await deliver_three_times(run, clock_control)
     assert sorted(results, key=str) == [None, None, "succeeded"]
-    assert await run_again(run) == "succeeded"
+    assert await delivered_again(run) is None
 
     assert await Activity.filter(element_id=deal.id).count() == 2
     assert await Notification.filter(element_id=deal.id).count() == 2
@@ -280,15 +281,15 @@ async def test_notification_params_need_recipients_and_known_roles(db):
         "params.sender": "user 1001 does not exist", "params.users.0": "user 1000 does not exist"}
 
 
-async def test_notification_run_delivered_twice_notifies_once(db):
+async def test_notification_run_delivered_twice_notifies_once(db, clock_control, worker_paused):
     ann = await make_user("Ann")
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "notification", {"text": "once", "users": [ann.id]}, timing=LATER)
     deal = await element_service.create_element("deal", {"title": "dup"}, stage_id=stages["offer"].id, actor=SYSTEM)
     [run] = await RuleRun.filter(element_id=deal.id)
 
-    assert sorted(await deliver_three_times(run), key=str) == [None, None, "succeeded"]
-    assert await run_again(run) == "succeeded"
+    assert sorted(await deliver_three_times(run, clock_control), key=str) == [None, None, "succeeded"]
+    assert await delivered_again(run) is None
 
     assert [n.text for n in await Notification.filter(recipient_id=ann.id)] == ["once"]
 
@@ -372,7 +373,7 @@ async def test_round_robin_stays_even_when_many_deals_arrive_at_once(db):
     assert counts == {u.id: 8 for u in users}
 
 
-async def test_round_robin_run_delivered_twice_advances_once(db):
+async def test_round_robin_run_delivered_twice_advances_once(db, clock_control, worker_paused):
     ann, bob = await make_user("Ann"), await make_user("Bob")
     _, stages = await make_pipeline()
     rule = await add_rule(stages["offer"], "change_responsible", {"users": [ann.id, bob.id], "mode": "round_robin"},
@@ -380,7 +381,7 @@ async def test_round_robin_run_delivered_twice_advances_once(db):
     deal = await element_service.create_element("deal", {"title": "dup"}, stage_id=stages["offer"].id, actor=SYSTEM)
     [run] = await RuleRun.filter(element_id=deal.id)
 
-    assert sorted(await deliver_three_times(run), key=str) == [None, None, "succeeded"]
+    assert sorted(await deliver_three_times(run, clock_control), key=str) == [None, None, "succeeded"]
 
     assert (await RoundRobinCursor.get(rule_id=rule.id)).position == 1
     assert (await Deal.get(id=deal.id)).responsible_id == ann.id
@@ -472,14 +473,14 @@ async def test_a_lead_converted_once_is_not_converted_again(db):
     assert await Deal.all().count() == 1
 
 
-async def test_convert_run_delivered_twice_makes_one_deal(db):
+async def test_convert_run_delivered_twice_makes_one_deal(db, clock_control, worker_paused):
     _, lead_stages, _, _ = await _lead_world()
     await add_rule(lead_stages["offer"], "convert_lead", {}, timing=LATER)
     lead = await element_service.create_element("lead", {"title": "dup"}, stage_id=lead_stages["offer"].id, actor=SYSTEM)
     [run] = await RuleRun.filter(element_type="lead", element_id=lead.id)
 
-    assert sorted(await deliver_three_times(run), key=str) == [None, None, "succeeded"]
-    assert await run_again(run) == "succeeded"
+    assert sorted(await deliver_three_times(run, clock_control), key=str) == [None, None, "succeeded"]
+    assert await delivered_again(run) is None
 
     assert await Deal.all().count() == 1
     assert await Contact.all().count() == 1
@@ -521,7 +522,7 @@ async def test_create_contact_for_lead_links_a_new_contact_and_marks_the_lead_re
     assert (lead.contact_id, lead.is_repeat) == (contact.id, True)
     assert {a.field for a in await AuditEntry.filter(element_type="lead", element_id=lead.id, rule_run_id=run.id)} == {
         "contact", "is_repeat"}
-    assert await run_again(run) == "succeeded"
+    assert await delivered_again(run) is None
     assert await Contact.all().count() == 1
 
 
@@ -646,14 +647,14 @@ async def test_feed_post_to_everyone_is_seen_by_users_who_join_later(db):
     assert run.outputs["post_id"] == (await FeedPost.get(rule_run_id=run.id)).id
 
 
-async def test_feed_post_run_delivered_twice_posts_once(db):
+async def test_feed_post_run_delivered_twice_posts_once(db, clock_control, worker_paused):
     _, stages = await make_pipeline()
     await add_rule(stages["won"], "feed_post", {"text": "once", "everyone": True}, timing=LATER)
     deal = await element_service.create_element("deal", {"title": "dup"}, stage_id=stages["won"].id, actor=SYSTEM)
     [run] = await RuleRun.filter(element_id=deal.id)
 
-    assert sorted(await deliver_three_times(run), key=str) == [None, None, "succeeded"]
-    assert await run_again(run) == "succeeded"
+    assert sorted(await deliver_three_times(run, clock_control), key=str) == [None, None, "succeeded"]
+    assert await delivered_again(run) is None
 
     assert await FeedPost.all().count() == 1
 

@@ -11,7 +11,7 @@ from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, get_named_ty
 from server.models import FeedPost, TimelineEntry
 from server.schema.limits import BOUNDED_LISTS, CONFIGURATION_LISTS, SIZE_ARGUMENTS
 from server.schema.schema import schema
-from tests.api_support import answer, api, data, refused_fields
+from tests.support.api import answer, api, data, refused_fields
 from tests.support import make_pipeline, make_token
 
 CREATE_DEAL = 'mutation { createDeal(input: {title: "Long history"}) { ... on Deal { id } } }'

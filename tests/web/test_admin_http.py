@@ -3,32 +3,12 @@
 import hashlib
 import re
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pyotp
-import pytest
 
-from tests.admin_support import PASSWORD, Admin, Server, csrf_of, log_in, start_server, stop_server
-
-
-@pytest.fixture(scope="module")
-async def server(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Server]:
-    running = await start_server(tmp_path_factory.mktemp("admin-http"), demo=True)
-    try:
-        yield running
-    finally:
-        stop_server(running)
-
-
-@pytest.fixture
-async def empty_server(tmp_path: Path) -> AsyncIterator[Server]:
-    running = await start_server(tmp_path, demo=False)
-    try:
-        yield running
-    finally:
-        stop_server(running)
+from tests.support.admin import PASSWORD, Admin, Server, csrf_of, log_in, start_server, stop_server
 
 
 def client(server: Server) -> httpx.AsyncClient:
@@ -127,6 +107,7 @@ async def test_setup_needs_the_code_printed_on_the_console_and_it_works_once(emp
 
 
 async def test_a_restart_prints_a_new_code_and_the_old_one_stops_working(tmp_path: Path) -> None:
+    # A new file, not the migrated template: the first start of an operator's server migrates it.
     first = await start_server(tmp_path, demo=False)
     old = first.setup_code()
     stop_server(first)

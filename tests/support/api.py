@@ -34,3 +34,21 @@ def refused_fields(result: dict[str, Any]) -> dict[str, str]:
     """field → message of a ValidationError result."""
     assert result["__typename"] == "ValidationError", result
     return {e["field"]: e["message"] for e in result["errors"]}
+
+
+class Api:
+    """The app in-process for a test that speaks as several token holders, and anonymously."""
+
+    def __init__(self, transport: httpx.ASGITransport) -> None:
+        self.transport = transport
+
+    async def as_(self, token: str, query: str, **variables: Any) -> dict[str, Any]:
+        async with httpx.AsyncClient(transport=self.transport, base_url="http://crm.test",
+                                     headers={"Authorization": f"Bearer {token}"}) as client:
+            body = (await client.post("/graphql", json={"query": query, "variables": variables})).json()
+        assert "errors" not in body, body
+        return body["data"]
+
+    async def get(self, path: str) -> httpx.Response:
+        async with httpx.AsyncClient(transport=self.transport, base_url="http://crm.test") as client:
+            return await client.get(path)

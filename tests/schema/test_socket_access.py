@@ -5,7 +5,6 @@ seeing what the new role hides, and a user or token may hold only so many socket
 import asyncio
 import json
 import os
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -17,9 +16,9 @@ from server.models import ApiToken, User
 from server.services import tokens, users
 from server.services.access import SYSTEM, Actor
 from server.services.elements import create_element
-from tests.live_server import running_app
-from tests.serve import serve, stop, wait_ready
-from tests.services import free_port
+from tests.support.live_server import running_app
+from tests.support.serve import serve, stop, wait_ready
+from tests.support.servers import free_port
 from tests.support import make_pipeline, make_token, wait_until
 
 pytestmark = pytest.mark.production_backend
@@ -28,23 +27,18 @@ STREAM = "subscription { activityStream { kind data } }"
 TOKENS = "query { apiTokens { id } }"
 
 
-@pytest.fixture
-async def base(db: Any) -> AsyncIterator[str]:
-    async with running_app() as address:
-        yield address
 
-
-async def opened(base: str, token: str, **kwargs: Any) -> Any:
+async def opened(served: str, token: str, **kwargs: Any) -> Any:
     """A graphql-transport-ws socket past connection_init (asserting the ack)."""
-    socket = await websockets.connect(f"ws://{base}/graphql", subprotocols=["graphql-transport-ws"], **kwargs)
+    socket = await websockets.connect(f"ws://{served}/graphql", subprotocols=["graphql-transport-ws"], **kwargs)
     await socket.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
     ack = json.loads(await asyncio.wait_for(socket.recv(), 5))
     assert ack["type"] == "connection_ack", ack
     return socket
 
 
-async def refused(base: str, token: str) -> tuple[int, str]:
-    socket = await websockets.connect(f"ws://{base}/graphql", subprotocols=["graphql-transport-ws"])
+async def refused(served: str, token: str) -> tuple[int, str]:
+    socket = await websockets.connect(f"ws://{served}/graphql", subprotocols=["graphql-transport-ws"])
     await socket.send(json.dumps({"type": "connection_init", "payload": {"authorization": f"Bearer {token}"}}))
     return await closed_with(socket)
 
@@ -88,8 +82,8 @@ async def texts_until(socket: Any, last: str) -> list[str]:
     return seen
 
 
-async def comment(base: str, token: str, deal_id: int, text: str) -> None:
-    async with httpx.AsyncClient(base_url=f"http://{base}", headers={"Authorization": f"Bearer {token}"}) as client:
+async def comment(served: str, token: str, deal_id: int, text: str) -> None:
+    async with httpx.AsyncClient(base_url=f"http://{served}", headers={"Authorization": f"Bearer {token}"}) as client:
         response = await client.post("/graphql", json={
             "query": "mutation($id: ID!, $t: String!) { addComment(elementType: \"deal\", elementId: $id, text: $t) "
                      "{ __typename } }",
@@ -97,8 +91,8 @@ async def comment(base: str, token: str, deal_id: int, text: str) -> None:
     assert response.json()["data"]["addComment"]["__typename"] == "TimelineEntry", response.text
 
 
-async def api(base: str, token: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=f"http://{base}", headers={"Authorization": f"Bearer {token}"}) as client:
+async def api(served: str, token: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=f"http://{served}", headers={"Authorization": f"Bearer {token}"}) as client:
         body = (await client.post("/graphql", json={"query": query, "variables": variables})).json()
     assert "errors" not in body, body
     return body["data"]
@@ -111,29 +105,29 @@ async def token_id_of(user: User) -> int:
 # ------------------------------------------------------------------ revocation reaches open sockets
 
 
-async def test_revoking_a_token_closes_its_open_websockets_at_once(base: str) -> None:
+async def test_revoking_a_token_closes_its_open_websockets_at_once(served: str) -> None:
     await make_pipeline()
     admin, admin_token = await make_token("admin")
     employee, token = await make_token("employee", "Eve")
-    idle, subscribed = await opened(base, token), await opened(base, token)
+    idle, subscribed = await opened(served, token), await opened(served, token)
     await subscribe(subscribed, "1", STREAM)
 
-    revoked = await api(base, admin_token, "mutation($id: ID!) { revokeApiToken(id: $id) { __typename } }",
+    revoked = await api(served, admin_token, "mutation($id: ID!) { revokeApiToken(id: $id) { __typename } }",
                         {"id": str(await token_id_of(employee))})
     assert revoked["revokeApiToken"]["__typename"] == "ApiToken"
 
     assert await closed_with(idle) == (4403, "the API token was revoked")
     assert await closed_with(subscribed) == (4403, "the API token was revoked")
-    assert await refused(base, token) == (4403, "Forbidden")
+    assert await refused(served, token) == (4403, "Forbidden")
 
 
-async def test_deactivating_a_user_closes_every_websocket_of_theirs(base: str) -> None:
+async def test_deactivating_a_user_closes_every_websocket_of_theirs(served: str) -> None:
     admin, _ = await make_token("admin")
     employee, token = await make_token("employee", "Eve")
     _, other_token = await tokens.create_token(SYSTEM, user_id=employee.id, name="second integration")
     colleague, colleague_token = await make_token("employee", "Colin")
-    sockets = [await opened(base, token), await opened(base, other_token)]
-    bystander = await opened(base, colleague_token)
+    sockets = [await opened(served, token), await opened(served, other_token)]
+    bystander = await opened(served, colleague_token)
 
     await users.update_user(employee.id, users.UserInput(active=False), actor=Actor(admin.id, "admin"))
 
@@ -143,10 +137,10 @@ async def test_deactivating_a_user_closes_every_websocket_of_theirs(base: str) -
     await bystander.close()
 
 
-async def test_each_operation_on_a_socket_checks_the_token_again(base: str) -> None:
+async def test_each_operation_on_a_socket_checks_the_token_again(served: str) -> None:
     """A change the hub never heard of (made straight in the database) is still seen by the next operation."""
     admin, token = await make_token("admin")
-    socket = await opened(base, token)
+    socket = await opened(served, token)
     assert "data" in (await answer(socket, "1", TOKENS))["payload"]
 
     await User.filter(id=admin.id).update(role="employee")
@@ -159,31 +153,31 @@ async def test_each_operation_on_a_socket_checks_the_token_again(base: str) -> N
     assert await closed_with(socket) == (4403, "the API token was revoked or its user deactivated")
 
 
-async def test_a_demoted_manager_stops_receiving_events_of_deals_they_are_not_responsible_for(base: str) -> None:
+async def test_a_demoted_manager_stops_receiving_events_of_deals_they_are_not_responsible_for(served: str) -> None:
     await make_pipeline()
     _, admin_token = await make_token("admin")
     manager, token = await make_token("manager", "Mona")
     employee, _ = await make_token("employee", "Tom")
     toms = await create_element("deal", {"title": "Tom's", "responsible": employee.id}, actor=SYSTEM)
     monas = await create_element("deal", {"title": "Mona's", "responsible": manager.id}, actor=SYSTEM)
-    socket = await opened(base, token)
+    socket = await opened(served, token)
     await subscribe(socket, "1", STREAM)
 
-    await comment(base, admin_token, toms.id, "seen as a manager")
+    await comment(served, admin_token, toms.id, "seen as a manager")
     assert await texts_until(socket, "seen as a manager") == ["seen as a manager"]
 
-    demoted = await api(base, admin_token, 'mutation($id: ID!) { updateUser(id: $id, input: {role: "employee"}) '
+    demoted = await api(served, admin_token, 'mutation($id: ID!) { updateUser(id: $id, input: {role: "employee"}) '
                                            "{ __typename } }", {"id": str(manager.id)})
     assert demoted["updateUser"]["__typename"] == "User"
-    await comment(base, admin_token, toms.id, "hidden from an employee")
-    await comment(base, admin_token, monas.id, "about her own deal")
+    await comment(served, admin_token, toms.id, "hidden from an employee")
+    await comment(served, admin_token, monas.id, "about her own deal")
     assert await texts_until(socket, "about her own deal") == ["about her own deal"]
     await socket.close()
 
 
-async def test_the_legacy_graphql_ws_protocol_is_refused(base: str) -> None:
+async def test_the_legacy_graphql_ws_protocol_is_refused(served: str) -> None:
     """It would run operations without the checks above."""
-    socket = await websockets.connect(f"ws://{base}/graphql", subprotocols=["graphql-ws"])
+    socket = await websockets.connect(f"ws://{served}/graphql", subprotocols=["graphql-ws"])
     assert await closed_with(socket) == (4406, "Subprotocol not acceptable")
 
 
@@ -198,13 +192,13 @@ async def test_a_user_and_a_token_may_hold_only_so_many_websockets(
     config.reload()
     employee, first = await make_token("employee", "Eve")
     _, second = await tokens.create_token(SYSTEM, user_id=employee.id, name="second integration")
-    async with running_app() as base:
-        held = [await opened(base, first), await opened(base, first)]
-        code, reason = await refused(base, first)
+    async with running_app() as served:
+        held = [await opened(served, first), await opened(served, first)]
+        code, reason = await refused(served, first)
         assert (code, reason) == (4429, "too many open websockets: at most 2 per API token "
                                         "(PIPEWRIGHT_MAX_SOCKETS_PER_TOKEN); close one first")
-        held.append(await opened(base, second))
-        code, reason = await refused(base, second)
+        held.append(await opened(served, second))
+        code, reason = await refused(served, second)
         assert code == 4429 and "at most 3 per user (PIPEWRIGHT_MAX_SOCKETS_PER_USER)" in reason
 
         await held.pop().close()  # only open sockets count
@@ -214,7 +208,7 @@ async def test_a_user_and_a_token_may_hold_only_so_many_websockets(
             return len(hub.viewers[employee.id].connections) == 2
 
         await wait_until(forgotten, timeout_s=5, what="the server to forget the closed socket")
-        held.append(await opened(base, second))
+        held.append(await opened(served, second))
         for socket in held:
             await socket.close()
 
@@ -232,8 +226,8 @@ async def test_a_revocation_in_one_process_closes_sockets_held_by_another(db: An
     server = serve(db.database_url, port, tmp_path / "serve.log", broker_url=db.redis.url)
     try:
         await wait_ready(port, server)
-        base = f"127.0.0.1:{port}"
-        socket, managers = await opened(base, token), await opened(base, manager_token)
+        served = f"127.0.0.1:{port}"
+        socket, managers = await opened(served, token), await opened(served, manager_token)
         await tokens.revoke_token(Actor(admin.id, "admin"), await token_id_of(employee))
         assert await closed_with(socket) == (4403, "the API token was revoked")
         await users.update_user(manager.id, users.UserInput(active=False), actor=Actor(admin.id, "admin"))
@@ -278,8 +272,8 @@ async def test_a_websocket_message_larger_than_the_body_limit_closes_the_socket(
     server = serve(os.environ["PIPEWRIGHT_DATABASE_URL"], port, tmp_path / "serve.log", broker_url=broker)
     try:
         await wait_ready(port, server)
-        base = f"127.0.0.1:{port}"
-        socket = await opened(base, token)
+        served = f"127.0.0.1:{port}"
+        socket = await opened(served, token)
         padded = "query { me { name } }" + " " * 90_000
         assert "data" in (await answer(socket, "1", padded))["payload"]
         await socket.send(json.dumps({"type": "subscribe", "id": "2", "payload": {"query": padded + " " * 20_000}}))

@@ -4,7 +4,6 @@ the lockout holds when every attempt arrives at once (password, TOTP code and se
 import asyncio
 import re
 import time
-from collections.abc import AsyncIterator
 
 import httpx
 import pyotp
@@ -14,7 +13,6 @@ from argon2 import PasswordHasher
 from server import config
 from server.models import LoginAttempt, User
 from server.services import auth
-from tests.live_server import running_app
 
 pytestmark = pytest.mark.production_backend
 
@@ -22,13 +20,11 @@ PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
-@pytest.fixture
-async def served(db: object, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[str]:
-    """The app behind a trusted proxy on loopback, so each request can come from its own client address."""
+@pytest.fixture(autouse=True)
+def behind_a_trusted_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The app trusts a proxy on loopback, so each request can come from its own client address."""
     monkeypatch.setenv("PIPEWRIGHT_TRUSTED_PROXIES", "127.0.0.1")
     config.reload()
-    async with running_app() as address:
-        yield f"http://{address}"
 
 
 async def make_admin(email: str = "ada@example.com") -> User:
@@ -45,7 +41,7 @@ async def login_form(http: httpx.AsyncClient, path: str = "/admin/login") -> str
 
 async def test_a_flood_of_logins_with_unknown_emails_leaves_the_server_responsive(served: str) -> None:
     await make_admin()
-    async with httpx.AsyncClient(base_url=served, timeout=60) as http:
+    async with httpx.AsyncClient(base_url=f"http://{served}", timeout=60) as http:
         token = await login_form(http)
 
         async def login(n: int) -> httpx.Response:
@@ -77,7 +73,7 @@ async def test_a_flood_of_logins_with_unknown_emails_leaves_the_server_responsiv
 
 async def test_a_hundred_simultaneous_guesses_check_at_most_five_passwords(served: str) -> None:
     await make_admin()
-    async with httpx.AsyncClient(base_url=served, timeout=120, limits=httpx.Limits(max_connections=100)) as http:
+    async with httpx.AsyncClient(base_url=f"http://{served}", timeout=120, limits=httpx.Limits(max_connections=100)) as http:
         token = await login_form(http)
 
         async def login(n: int, password: str) -> httpx.Response:
@@ -110,7 +106,7 @@ async def test_a_hundred_simultaneous_guesses_check_at_most_five_passwords(serve
 
 async def test_simultaneous_totp_codes_check_at_most_five(served: str) -> None:
     user = await make_admin()
-    async with httpx.AsyncClient(base_url=served, timeout=120, limits=httpx.Limits(max_connections=100)) as http:
+    async with httpx.AsyncClient(base_url=f"http://{served}", timeout=120, limits=httpx.Limits(max_connections=100)) as http:
         token = await login_form(http)
         first = await http.post("/admin/login", data={"email": user.email, "password": PASSWORD, "csrf_token": token})
         assert first.status_code == 303
@@ -131,7 +127,7 @@ async def test_simultaneous_totp_codes_check_at_most_five(served: str) -> None:
 
 async def test_simultaneous_setup_codes_from_one_address_check_at_most_five(served: str) -> None:
     await auth.issue_setup_code()
-    async with httpx.AsyncClient(base_url=served, timeout=120, limits=httpx.Limits(max_connections=100)) as http:
+    async with httpx.AsyncClient(base_url=f"http://{served}", timeout=120, limits=httpx.Limits(max_connections=100)) as http:
         token = await login_form(http, "/admin/setup")
 
         async def send(n: int) -> httpx.Response:

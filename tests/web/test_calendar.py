@@ -1,6 +1,5 @@
 """Every user's iCalendar feed: RFC 5545 text calendar clients read, at a secret URL, with stable UIDs."""
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -8,7 +7,6 @@ import httpx
 import pytest
 from icalendar import Calendar
 
-from server.app import create_app
 from server.models import Activity
 from server.services import activities as activity_service
 from server.services import calendar
@@ -17,13 +15,6 @@ from server.services.access import SYSTEM, Actor
 from tests.support import add_rule, make_pipeline, make_user, wait_for_runs
 
 pytestmark = pytest.mark.production_backend
-
-
-@pytest.fixture
-async def client(db: Any) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(runtime=False))
-    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        yield client
 
 
 async def feed(client: httpx.AsyncClient, user_id: int) -> tuple[httpx.Response, Calendar]:

@@ -4,7 +4,7 @@ body limit before and after login, X-Forwarded-For only from trusted proxies, no
 import asyncio
 import re
 import secrets
-from collections.abc import AsyncIterator
+import shutil
 from pathlib import Path
 
 import httpx
@@ -16,18 +16,12 @@ from server import config
 from server.http import ANONYMOUS_BODY_BYTES, client_address, trusted_networks
 from server.models import User
 from server.services import auth
-from tests.live_server import running_app
-from tests.serve import serve, stop, wait_ready
-from tests.services import free_port
+from tests.support.live_server import running_app
+from tests.support.serve import serve, stop, wait_ready
+from tests.support.servers import free_port
 
 PASSWORD = "correct horse battery"
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-
-
-@pytest.fixture
-async def served(db: object) -> AsyncIterator[str]:
-    async with running_app() as address:
-        yield address
 
 
 def csrf_of(page: httpx.Response) -> str:
@@ -178,9 +172,10 @@ async def test_by_default_forwarded_for_does_not_escape_the_address_lockout(serv
         assert spoofed.status_code == 429  # the address is the peer's: X-Forwarded-For from no trusted proxy
 
 
-async def test_the_access_log_does_not_show_calendar_secrets(tmp_path: Path) -> None:
+async def test_the_access_log_does_not_show_calendar_secrets(tmp_path: Path, sqlite_template: Path) -> None:
     port = free_port()
     log = tmp_path / "serve.log"
+    shutil.copyfile(sqlite_template, tmp_path / "log.db")
     process = serve(f"sqlite://{tmp_path / 'log.db'}", port, log)
     try:
         await wait_ready(port, process)

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from server.models import CustomField, Deal, Lead, RuleRun
-from tests.api_support import api, data, refused_fields
+from tests.support.api import api, data, refused_fields
 from tests.support import add_rule, make_pipeline, make_token, wait_for_runs
 
 pytestmark = pytest.mark.production_backend

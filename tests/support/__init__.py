@@ -2,6 +2,9 @@
 
 import asyncio
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from server.actor import SYSTEM
@@ -60,3 +63,17 @@ async def wait_for_runs(element_type: str, element_id: int, count: int, *, timeo
         return runs if sum(r.status in statuses for r in runs) >= count else None
 
     return await wait_until(done, timeout_s=timeout_s, what=f"{count} finished runs of {element_type} {element_id}")
+
+
+@dataclass
+class ClockControl:
+    """`server.clock` as the test moves it: the real time plus what the test advanced (time still runs)."""
+
+    real: Callable[[], datetime]
+    offset: timedelta = timedelta()
+
+    def now(self) -> datetime:
+        return self.real() + self.offset
+
+    def advance(self, by: timedelta) -> None:
+        self.offset += by
