@@ -373,16 +373,16 @@ async def stream(
                 if len(rows) < REPLAY_PAGE:
                     break
         while True:
-            event = await subscription.queue.get()
-            if event is None:
+            queued = await subscription.queue.get()
+            if queued is None:
                 if subscription.dropped:
                     raise SubscriberTooSlow(
                         f"this subscriber fell {QUEUE_LIMIT} events behind; resubscribe with after: \"{last}\""
                     )
                 return
-            if last is not None and event.id <= last:
+            if last is not None and queued.id <= last:
                 continue
-            last = event.id
-            yield event
+            last = queued.id
+            yield queued
     finally:
         hub.unsubscribe(subscription)

@@ -1,7 +1,12 @@
 """Who may do what: API tokens, admin sessions, recovery codes, login attempts."""
 
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from server.models.crm import User
 
 
 class ApiToken(Model):
@@ -9,7 +14,7 @@ class ApiToken(Model):
 
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=200)
-    user: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(  # noqa: F821
+    user: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "models.User", related_name="api_tokens", on_delete=fields.CASCADE
     )
     user_id: int
@@ -33,7 +38,7 @@ class AdminSession(Model):
 
     id = fields.IntField(primary_key=True)
     session_hash = fields.CharField(max_length=64, unique=True)
-    user: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(  # noqa: F821
+    user: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "models.User", related_name=False, on_delete=fields.CASCADE
     )
     user_id: int
@@ -49,7 +54,7 @@ class AdminSession(Model):
 
 class RecoveryCode(Model):
     id = fields.IntField(primary_key=True)
-    user: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(  # noqa: F821
+    user: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "models.User", related_name=False, on_delete=fields.CASCADE
     )
     user_id: int

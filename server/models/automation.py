@@ -1,16 +1,22 @@
 """Automation: rules on stages, their revisions, and the durable record of every run."""
 
+from typing import TYPE_CHECKING, Any
+
 from tortoise import fields
 from tortoise.models import Model
 
 from server.kinds import Lane, RunStatus, StageRunStatus
+
+if TYPE_CHECKING:
+    from server.models.crm import User
+    from server.models.pipelines import Stage
 
 
 class Rule(Model):
     """One automation rule of a stage. `key` names it in templates: `{{rules.<key>.code}}`."""
 
     id = fields.IntField(primary_key=True)
-    stage: fields.ForeignKeyRelation["Stage"] = fields.ForeignKeyField(  # noqa: F821
+    stage: fields.ForeignKeyRelation["Stage"] = fields.ForeignKeyField(
         "models.Stage", related_name="rules", on_delete=fields.CASCADE
     )
     stage_id: int
@@ -19,10 +25,11 @@ class Rule(Model):
     position = fields.IntField(default=0)
     lane = fields.CharField(max_length=20, default=Lane.parallel.value)
     action_type = fields.CharField(max_length=64)
-    params = fields.JSONField(default=dict)
-    condition = fields.JSONField(default=list)  # OR of AND groups: [[{field, op, value}, ...], ...]
-    timing = fields.JSONField(default=dict)
-    run_as: fields.ForeignKeyNullableRelation["User"] = fields.ForeignKeyField(  # noqa: F821
+    params: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    # OR of AND groups: [[{field, op, value}, ...], ...]
+    condition: fields.JSONField[list[list[dict[str, Any]]]] = fields.JSONField(default=list)
+    timing: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
+    run_as: fields.ForeignKeyNullableRelation["User"] = fields.ForeignKeyField(
         "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
     )
     run_as_id: int | None
@@ -41,12 +48,12 @@ class StageRevision(Model):
     """A snapshot of the rules of a stage after each change, pinned by stage runs."""
 
     id = fields.IntField(primary_key=True)
-    stage: fields.ForeignKeyRelation["Stage"] = fields.ForeignKeyField(  # noqa: F821
+    stage: fields.ForeignKeyRelation["Stage"] = fields.ForeignKeyField(
         "models.Stage", related_name="revisions", on_delete=fields.CASCADE
     )
     stage_id: int
     number = fields.IntField()
-    rules = fields.JSONField(default=list)
+    rules: fields.JSONField[list[dict[str, Any]]] = fields.JSONField(default=list)
     author_id = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -61,7 +68,7 @@ class StageRun(Model):
     id = fields.IntField(primary_key=True)
     element_type = fields.CharField(max_length=10)
     element_id = fields.IntField()
-    stage: fields.ForeignKeyRelation["Stage"] = fields.ForeignKeyField(  # noqa: F821
+    stage: fields.ForeignKeyRelation["Stage"] = fields.ForeignKeyField(
         "models.Stage", related_name=False, on_delete=fields.CASCADE
     )
     stage_id: int
@@ -97,13 +104,13 @@ class RuleRun(Model):
     position = fields.IntField(default=0)
     lane = fields.IntField(default=0)
     after_run_id = fields.IntField(null=True)  # the run this one waits for (after previous)
-    spec = fields.JSONField(default=dict)  # the rule as it was in the pinned revision
+    spec: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)  # the rule as it was in the pinned revision
     status = fields.CharField(max_length=20, default=RunStatus.scheduled.value)
     due_at = fields.DatetimeField(null=True)
     attempts = fields.IntField(default=0)
     lease_until = fields.DatetimeField(null=True)
     waiting_since = fields.DatetimeField(null=True)
-    outputs = fields.JSONField(default=dict)
+    outputs: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     error = fields.TextField(null=True)
     reason = fields.TextField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)

@@ -1,10 +1,15 @@
 """CRM data the rules act on: people, clients, leads and deals, and what happens to them."""
 
+from typing import TYPE_CHECKING, Any
+
 from tortoise import fields
 from tortoise.models import Model
 
 from server.errors import ValidationFailed
 from server.kinds import ElementType, Role
+
+if TYPE_CHECKING:
+    from server.models.pipelines import Pipeline, Stage
 
 
 class User(Model):
@@ -19,7 +24,7 @@ class User(Model):
     )
     supervisor_id: int | None
     timezone = fields.CharField(max_length=64, default="UTC")
-    working_hours = fields.JSONField(default=dict)
+    working_hours: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     absent = fields.BooleanField(default=False)
     password_hash = fields.CharField(max_length=255, null=True)
     totp_secret = fields.CharField(max_length=64, null=True)
@@ -42,10 +47,10 @@ class WorkCalendar(Model):
 
     id = fields.IntField(primary_key=True)
     timezone = fields.CharField(max_length=64, default="UTC")
-    work_days = fields.JSONField(default=default_work_days)
+    work_days: fields.JSONField[list[int]] = fields.JSONField(default=default_work_days)
     day_start = fields.CharField(max_length=5, default="09:00")
     day_end = fields.CharField(max_length=5, default="18:00")
-    holidays = fields.JSONField(default=list)  # ISO dates
+    holidays: fields.JSONField[list[str]] = fields.JSONField(default=list)  # ISO dates
 
     class Meta:
         table = "work_calendar"
@@ -59,7 +64,7 @@ class CustomField(Model):
     code = fields.CharField(max_length=64)
     name = fields.CharField(max_length=200)
     type = fields.CharField(max_length=20)  # string text number money date datetime bool select user
-    options = fields.JSONField(default=list)  # choices for select
+    options: fields.JSONField[list[Any]] = fields.JSONField(default=list)  # choices for select
     required = fields.BooleanField(default=False)
 
     class Meta:
@@ -70,13 +75,13 @@ class CustomField(Model):
 class Company(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=200)
-    emails = fields.JSONField(default=list)
-    phones = fields.JSONField(default=list)
+    emails: fields.JSONField[list[str]] = fields.JSONField(default=list)
+    phones: fields.JSONField[list[str]] = fields.JSONField(default=list)
     responsible: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
     )
     responsible_id: int | None
-    custom = fields.JSONField(default=dict)
+    custom: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -86,8 +91,8 @@ class Company(Model):
 class Contact(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=200)
-    emails = fields.JSONField(default=list)
-    phones = fields.JSONField(default=list)
+    emails: fields.JSONField[list[str]] = fields.JSONField(default=list)
+    phones: fields.JSONField[list[str]] = fields.JSONField(default=list)
     company: fields.ForeignKeyNullableRelation[Company] = fields.ForeignKeyField(
         "models.Company", related_name="contacts", null=True, on_delete=fields.SET_NULL
     )
@@ -96,7 +101,7 @@ class Contact(Model):
         "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
     )
     responsible_id: int | None
-    custom = fields.JSONField(default=dict)
+    custom: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:
@@ -108,11 +113,11 @@ class Element(Model):
 
     id = fields.IntField(primary_key=True)
     title = fields.CharField(max_length=255)
-    pipeline: fields.ForeignKeyRelation["Pipeline"] = fields.ForeignKeyField(  # noqa: F821
+    pipeline: fields.ForeignKeyRelation["Pipeline"] = fields.ForeignKeyField(
         "models.Pipeline", related_name=False, on_delete=fields.RESTRICT
     )
     pipeline_id: int
-    stage: fields.ForeignKeyRelation["Stage"] = fields.ForeignKeyField(  # noqa: F821
+    stage: fields.ForeignKeyRelation["Stage"] = fields.ForeignKeyField(
         "models.Stage", related_name=False, on_delete=fields.RESTRICT
     )
     stage_id: int
@@ -127,7 +132,7 @@ class Element(Model):
     amount = fields.DecimalField(max_digits=18, decimal_places=2, null=True)
     currency = fields.CharField(max_length=3, default="EUR")
     waiting_for_customer = fields.BooleanField(default=False)
-    custom = fields.JSONField(default=dict)
+    custom: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -243,7 +248,7 @@ class Task(Model):
         "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
     )
     responsible_id: int | None
-    participants = fields.JSONField(default=list)  # user ids
+    participants: fields.JSONField[list[int]] = fields.JSONField(default=list)  # user ids
     deadline = fields.DatetimeField(null=True)
     priority = fields.CharField(max_length=10, default="normal")  # low | normal | high
     status = fields.CharField(max_length=20, default="open")  # open | closed

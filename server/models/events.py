@@ -1,5 +1,7 @@
 """The event log behind subscriptions: every event has a cursor (its id), in commit order."""
 
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
@@ -14,8 +16,8 @@ class Event(Model):
     element_type = fields.CharField(max_length=10, null=True)
     element_id = fields.IntField(null=True)
     responsible_id = fields.IntField(null=True)
-    audience = fields.JSONField(null=True)
-    payload = fields.JSONField(default=dict)
+    audience: fields.JSONField[list[int] | None] = fields.JSONField(null=True)
+    payload: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
 
     class Meta:

@@ -1,7 +1,12 @@
 """What rules create for people: activities (calls, meetings), notifications, feed posts."""
 
+from typing import TYPE_CHECKING
+
 from tortoise import fields
 from tortoise.models import Model
+
+if TYPE_CHECKING:
+    from server.models.crm import User
 
 
 class Activity(Model):
@@ -18,7 +23,7 @@ class Activity(Model):
     end_at = fields.DatetimeField()
     important = fields.BooleanField(default=False)
     reminder_minutes = fields.IntField(null=True)
-    responsible: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(  # noqa: F821
+    responsible: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "models.User", related_name=False, on_delete=fields.CASCADE
     )
     responsible_id: int
@@ -42,11 +47,11 @@ class Notification(Model):
     """An in-app notification to one user, optionally about an element."""
 
     id = fields.IntField(primary_key=True)
-    recipient: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(  # noqa: F821
+    recipient: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "models.User", related_name=False, on_delete=fields.CASCADE
     )
     recipient_id: int
-    sender: fields.ForeignKeyNullableRelation["User"] = fields.ForeignKeyField(  # noqa: F821
+    sender: fields.ForeignKeyNullableRelation["User"] = fields.ForeignKeyField(
         "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
     )
     sender_id: int | None
@@ -68,7 +73,7 @@ class FeedPost(Model):
     """An activity stream post. Who sees it is materialised in FeedRecipient at posting time."""
 
     id = fields.IntField(primary_key=True)
-    author: fields.ForeignKeyNullableRelation["User"] = fields.ForeignKeyField(  # noqa: F821
+    author: fields.ForeignKeyNullableRelation["User"] = fields.ForeignKeyField(
         "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
     )
     author_id: int | None
@@ -90,7 +95,7 @@ class FeedRecipient(Model):
         "models.FeedPost", related_name="recipients", on_delete=fields.CASCADE
     )
     post_id: int
-    user: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(  # noqa: F821
+    user: fields.ForeignKeyRelation["User"] = fields.ForeignKeyField(
         "models.User", related_name=False, on_delete=fields.CASCADE
     )
     user_id: int

@@ -135,11 +135,14 @@ def compare(actual: Any, op: str, expected: Any) -> bool:
     try:
         if op == "between":
             low, high = (_coerce(actual, v) for v in expected)
-            return low <= actual <= high
+            # The values are JSON and typed Any, so their comparisons are too: these locals say what they yield.
+            within: bool = low <= actual <= high
+            return within
         other = _coerce(actual, expected)
         if op == "eq":
             return actual == other or str(actual) == str(other)
-        return {"gt": actual > other, "gte": actual >= other, "lt": actual < other, "lte": actual <= other}[op]
+        ordered: bool = {"gt": actual > other, "gte": actual >= other, "lt": actual < other, "lte": actual <= other}[op]
+        return ordered
     except TypeError:
         return False
 

@@ -15,6 +15,7 @@ from server.models import (
     Company,
     Contact,
     CustomField,
+    Deal,
     DealContact,
     Element,
     Lead,
@@ -327,7 +328,7 @@ def _client(row: Contact | Company | None, custom_codes: list[str]) -> dict[str,
     return {
         **dict.fromkeys(custom_codes), **(row.custom or {}),  # a custom field without a value is empty, not missing
         "id": row.id, "name": row.name, "emails": list(row.emails or []), "phones": list(row.phones or []),
-        "email": (row.emails or [None])[0], "phone": (row.phones or [None])[0],
+        "email": row.emails[0] if row.emails else None, "phone": row.phones[0] if row.phones else None,
     }
 
 
@@ -383,6 +384,6 @@ async def build_context(element_type: str, element: Element) -> dict[str, Any]:
     })
     if isinstance(element, Lead):
         data.update({"source": element.source, "is_repeat": element.is_repeat})
-    else:
+    elif isinstance(element, Deal):  # Element is abstract: every element is a lead or a deal
         data["close_date"] = element.close_date
     return data

@@ -37,7 +37,8 @@ def fold(line: str) -> str:
     if len(line.encode()) <= 75:
         return line
     parts: list[str] = []
-    current, size, limit = [], 0, 75
+    current: list[str] = []
+    size, limit = 0, 75
     for char in line:
         width = len(char.encode())
         if size + width > limit:

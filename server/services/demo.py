@@ -28,7 +28,9 @@ USERS: tuple[tuple[str, str, str, str | None, str, dict[str, Any]], ...] = (
     ("sven", "Sven Hoffmann", "employee", "jonas", "Europe/Berlin", OFFICE_HOURS),
 )
 
-CALENDAR = {"timezone": "Europe/Berlin", "work_days": [0, 1, 2, 3, 4], "day_start": "09:00", "day_end": "18:00"}
+CALENDAR: dict[str, Any] = {
+    "timezone": "Europe/Berlin", "work_days": [0, 1, 2, 3, 4], "day_start": "09:00", "day_end": "18:00",
+}
 # German public holidays on fixed dates (MM-DD), for this year and the next.
 HOLIDAYS = ("01-01", "05-01", "10-03", "12-25", "12-26")
 
@@ -267,18 +269,18 @@ async def load_demo_if_empty() -> bool:
         for entity_type, code, name, field_type, options in CUSTOM_FIELDS:
             await CustomField.create(entity_type=entity_type, code=code, name=name, type=field_type, options=options)
         companies: dict[str, int] = {}
-        for name, emails, phones, responsible in COMPANIES:
-            company = await Company.create(name=name, emails=emails, phones=phones, responsible_id=users[responsible])
-            companies[name] = company.id
+        for name, emails, phones, owner in COMPANIES:
+            client = await Company.create(name=name, emails=emails, phones=phones, responsible_id=users[owner])
+            companies[name] = client.id
         contacts: dict[str, int] = {}
-        for name, emails, phones, company_name, position in CONTACTS:
+        for name, emails, phones, company_name, job_title in CONTACTS:
             company_id = companies[company_name] if company_name else None
-            responsible = await Company.get(id=company_id) if company_id else None
-            contact = await Contact.create(
-                name=name, emails=emails, phones=phones, company_id=company_id, custom={"position": position},
-                responsible_id=responsible.responsible_id if responsible else users["maria"],
+            employer = await Company.get(id=company_id) if company_id else None
+            person = await Contact.create(
+                name=name, emails=emails, phones=phones, company_id=company_id, custom={"position": job_title},
+                responsible_id=employer.responsible_id if employer else users["maria"],
             )
-            contacts[name] = contact.id
+            contacts[name] = person.id
         stages: dict[str, dict[str, int]] = {}
         pipelines: dict[str, int] = {}
         for position, (entity_type, name, default, stage_rows) in enumerate(PIPELINES):

@@ -24,7 +24,7 @@ def page_size(first: int, field: str = "first") -> int:
     return first
 
 
-async def oldest_first(query: QuerySet, *, first: int | None, after: int | None) -> list[Any]:
+async def oldest_first(query: QuerySet[Any], *, first: int | None, after: int | None) -> list[Any]:
     """Rows of `query` by id after the id `after` (an element's log, read in order): at most `first`."""
     if after is not None:
         query = query.filter(id__gt=after)
@@ -32,7 +32,7 @@ async def oldest_first(query: QuerySet, *, first: int | None, after: int | None)
     return await (query if first is None else query.limit(page_size(first)))
 
 
-async def keyset(query: QuerySet, *, first: int, after: int | None, newest_first: bool = True) -> Slice:
+async def keyset(query: QuerySet[Any], *, first: int, after: int | None, newest_first: bool = True) -> Slice:
     """Rows of `query` ordered by id; one statement for the page (one row more tells if there is a next) and one count."""
     page_size(first)
     total = await query.count()

@@ -8,7 +8,7 @@ import asyncio
 import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
@@ -41,7 +41,7 @@ class HashingBusy(PipewrightError):
         super().__init__(f"The server is busy checking other logins. Try again in {RETRY_AFTER_S} seconds.")
 
 
-def _release(_: Future[object]) -> None:
+def _release(_: Future[Any]) -> None:
     global _admitted
     with _lock:
         _admitted -= 1

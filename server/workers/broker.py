@@ -94,7 +94,8 @@ def _make_broker() -> dramatiq.Broker:
     if config.broker_url:
         from dramatiq.brokers.redis import RedisBroker
 
-        redis_broker = RedisBroker(url=config.broker_url)
+        # dramatiq 2.x leaves RedisBroker.__init__ unannotated; the broker it builds is typed.
+        redis_broker = RedisBroker(url=config.broker_url)  # type: ignore[no-untyped-call]
         redis_broker.add_middleware(DaemonAsyncIO())
         redis_broker.add_middleware(Database())
         return redis_broker

@@ -7,6 +7,7 @@ engine renders `template` fields before `execute`, and the API and admin derive 
 the markers (`params.describe_params`).
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeVar
@@ -179,7 +180,7 @@ async def unknown_users(**user_ids: int | list[int] | None) -> list[tuple[str, s
 
     problems = []
     for name, value in user_ids.items():
-        ids = value if isinstance(value, list) else [value]
+        ids: Sequence[int | None] = value if isinstance(value, list) else (value,)
         for index, ident in enumerate(ids):
             if ident is not None and not await User.exists(id=ident):
                 field = f"{name}.{index}" if isinstance(value, list) else name

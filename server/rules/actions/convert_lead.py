@@ -8,6 +8,7 @@ import json
 
 from pydantic import model_validator
 
+from server.db import column
 from server.errors import ActionError
 from server.models import AuditEntry, Company, Contact, CustomField, Deal, DealContact, Lead, Pipeline, Stage
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, PipelineId
@@ -98,7 +99,7 @@ class ConvertLead(Action[ConvertLeadParams]):
         stage = await _first_stage(pipeline) if pipeline else None
         if pipeline is None or stage is None:
             raise ActionError("the deal pipeline of the rule is gone or has no stages")
-        deal_fields = set(await CustomField.filter(entity_type="deal").values_list("code", flat=True))
+        deal_fields = set(await column(CustomField.filter(entity_type="deal"), "code"))
         deal = await Deal.create(
             title=lead.title, pipeline_id=pipeline.id, stage_id=stage.id, responsible_id=responsible_id,
             company_id=company_id, amount=lead.amount, currency=lead.currency,
