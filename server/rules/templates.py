@@ -15,9 +15,9 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache, wraps
 from string import Formatter
-from typing import Any
+from typing import Any, TypeVar
 
-from jinja2 import TemplateError, UndefinedError, nodes
+from jinja2 import Template, TemplateError, UndefinedError, nodes
 from jinja2.meta import find_undeclared_variables
 from jinja2.runtime import Undefined
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedFormatter
@@ -99,7 +99,10 @@ def _size(value: Any) -> int:
     return len(value) if isinstance(value, (str, bytes, list, tuple)) else 0
 
 
-def _built(value: Any, what: str) -> Any:
+_Value = TypeVar("_Value")
+
+
+def _built(value: _Value, what: str) -> _Value:
     if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > MAX_INT_BITS:
         raise TemplateLimit(f"template limit: {what} gives a number of more than {MAX_INT_BITS} bits")
     if isinstance(value, (str, bytes, list, tuple)):
@@ -230,7 +233,8 @@ class Missing(Undefined):
             raise AttributeError(name)
         return self
 
-    def __getitem__(self, name: str) -> "Missing":
+    # Undefined declares `[]` as always failing (-> Never); going deeper is what Missing is for.
+    def __getitem__(self, name: str) -> "Missing":  # type: ignore[override]
         return self
 
     def __hash__(self) -> int:
@@ -243,22 +247,23 @@ class Missing(Undefined):
 class _Bounding(NodeTransformer):
     """Routes every loop, output and `~` of a parsed template through the budget."""
 
+    # generic_visit transforms the children in place and returns the node it was given.
     def visit_For(self, node: nodes.For) -> nodes.Node:
-        node = self.generic_visit(node)
+        self.generic_visit(node)
         node.iter = _internal("loop_steps", node.iter)
         return node
 
     def visit_Output(self, node: nodes.Output) -> nodes.Node:
-        node = self.generic_visit(node)
+        self.generic_visit(node)
         node.nodes = [_internal("emitted", child) for child in node.nodes]
         return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
-        node = self.generic_visit(node)
+        self.generic_visit(node)
         return _internal("joined", nodes.List(node.nodes))
 
 
-def _internal(name: str, argument: nodes.Expr) -> nodes.Call:
+def _internal(name: str, argument: nodes.Node) -> nodes.Call:  # For.iter is typed Node, not Expr
     return nodes.Call(nodes.EnvironmentAttribute(name), [argument], [], None, None)
 
 
@@ -343,13 +348,13 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
             return None
         text = value.__self__
 
-        if value.__name__ == "format_map":
-            def bounded(mapping: Mapping[str, Any]) -> str:
-                return _built(_BoundedFormatter(self).vformat(text, (), mapping), "format_map")
-        else:
-            def bounded(*args: Any, **kwargs: Any) -> str:
-                return _built(_BoundedFormatter(self).vformat(text, args, kwargs), "format")
-        return bounded
+        def bounded_map(mapping: Mapping[str, Any]) -> str:
+            return _built(_BoundedFormatter(self).vformat(text, (), mapping), "format_map")
+
+        def bounded(*args: Any, **kwargs: Any) -> str:
+            return _built(_BoundedFormatter(self).vformat(text, args, kwargs), "format")
+
+        return bounded_map if value.__name__ == "format_map" else bounded
 
 
 def _is_int(value: Any) -> bool:
@@ -409,7 +414,8 @@ def placeholders(text: str) -> list[Placeholder]:
     found: list[Placeholder] = []
     guarded: set[int] = set()
     for node in tree.find_all((nodes.Filter, nodes.Test, nodes.If, nodes.CondExpr)):
-        if isinstance(node, nodes.Filter) and node.name in ("default", "d"):
+        # A `{% filter default(...) %}` block has no node: it filters the block's text, guarding no name.
+        if isinstance(node, nodes.Filter) and node.name in ("default", "d") and node.node is not None:
             guarded.update(id(n) for n in node.node.find_all(nodes.Expr))
             guarded.add(id(node.node))
         elif isinstance(node, nodes.Test) and node.name in ("defined", "undefined", "none"):
@@ -461,7 +467,7 @@ def unknown_names(text: str, shape: Record) -> list[str]:
 
 
 @lru_cache(maxsize=1024)
-def _compiled(text: str) -> Any:
+def _compiled(text: str) -> Template:
     return _env.from_string(_Bounding().visit(_parse(text)))
 
 

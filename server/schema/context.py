@@ -29,7 +29,7 @@ class Context:
     loaders: Loaders = field(default_factory=Loaders)
 
 
-def context_of(info: Info[Any, Any]) -> Context:
+def context_of(info: Info[Context, Any]) -> Context:
     return info.context
 
 
@@ -42,7 +42,7 @@ def actor_of(info: Info[Any, Any]) -> Actor:
     return actor
 
 
-def connection_of(info: Info[Any, Any]) -> live.Connection:
+def connection_of(info: Info[Context, Any]) -> live.Connection:
     """The websocket a subscription runs on (subscriptions exist only on websockets)."""
     actor_of(info)
     connection = info.context.connection

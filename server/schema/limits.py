@@ -67,9 +67,9 @@ def list_size(parent: str, name: str, definition: GraphQLField, node: FieldNode)
             asked = int(value.value) if isinstance(value, IntValueNode) else MAX_PAGE
             return max(1, min(asked, MAX_PAGE))  # out of range is refused when it runs; never a discount
     for argument_name in SIZE_ARGUMENTS:
-        argument = definition.args.get(argument_name)
-        if argument is not None and isinstance(argument.default_value, int):
-            return argument.default_value
+        declared = definition.args.get(argument_name)
+        if declared is not None and isinstance(declared.default_value, int):
+            return declared.default_value
     return BOUNDED_LISTS.get(f"{parent}.{name}", CONFIGURATION_GUESS)
 
 

@@ -2,14 +2,18 @@
 
 from collections import defaultdict
 from collections.abc import Sequence
+from typing import TypeVar
 
 from strawberry.dataloader import DataLoader
 from tortoise.expressions import Subquery
+from tortoise.models import Model
 
 from server.kinds import ElementType
 from server.models import Company, Contact, DealContact, Pipeline, RuleRun, Stage, StageRun, TimelineEntry, User
 
 ElementKey = tuple[str, int]  # (element_type, element_id)
+_Record = TypeVar("_Record", bound=Model)
+_ElementRow = TypeVar("_ElementRow", RuleRun, TimelineEntry)  # rows kept per element, newest first
 
 
 async def _stages(ids: Sequence[int]) -> list[Stage | None]:
@@ -24,9 +28,9 @@ async def _stages_of_pipelines(pipeline_ids: Sequence[int]) -> list[list[Stage]]
     return [grouped[i] for i in pipeline_ids]
 
 
-def _by_id(model: type) -> "DataLoader":
-    async def load(ids: Sequence[int]) -> list:
-        found = {row.id: row for row in await model.filter(id__in=list(ids))}
+def _by_id(model: type[_Record]) -> DataLoader[int, _Record | None]:
+    async def load(ids: Sequence[int]) -> list[_Record | None]:
+        found = {row.pk: row for row in await model.filter(id__in=list(ids))}
         return [found.get(i) for i in ids]
 
     return DataLoader(load)
@@ -53,16 +57,18 @@ async def _current_runs(keys: Sequence[ElementKey]) -> list[list[RuleRun]]:
 LatestKey = tuple[str, int, int]  # (element_type, element_id, how many of the latest rows)
 
 
-async def _latest(model: type, table: str, keys: Sequence[LatestKey]) -> dict[LatestKey, list]:
+async def _latest(
+    model: type[_ElementRow], table: str, keys: Sequence[LatestKey]
+) -> dict[LatestKey, list[_ElementRow]]:
     """The `last` newest rows (by id) of each element, in one statement per element type and size:
     a window function ranks each element's rows, so one element's long history cannot swell the answer."""
-    grouped: dict[LatestKey, list] = defaultdict(list)
+    grouped: dict[LatestKey, list[_ElementRow]] = defaultdict(list)
     for element_type, last in {(t, n) for t, _, n in keys}:
         assert element_type in tuple(ElementType)  # a ClassVar of the GraphQL type, never client text
         ids = ", ".join(str(int(i)) for t, i, n in keys if (t, n) == (element_type, last))
         ranked = (f"SELECT id, ROW_NUMBER() OVER (PARTITION BY element_id ORDER BY id DESC) AS newest FROM {table} "
                   f"WHERE element_type = '{element_type}' AND element_id IN ({ids})")
-        rows = await model.raw(f"SELECT * FROM {table} WHERE id IN "
+        rows: list[_ElementRow] = await model.raw(f"SELECT * FROM {table} WHERE id IN "
                                f"(SELECT id FROM ({ranked}) AS ranked WHERE newest <= {int(last)})")
         for row in rows:
             grouped[(element_type, row.element_id, last)].append(row)

@@ -51,6 +51,11 @@ def _object(value: Any, field: str) -> dict[str, Any]:
     return value
 
 
+def _as_sent(value: JSON | None) -> Any:
+    """Rule JSON as the client sent it: the rule service checks its shape and names the field it refuses."""
+    return value
+
+
 @strawberry.input
 class CreateLeadInput:
     title: str
@@ -83,8 +88,9 @@ class RuleInput:
 
     def to_service(self) -> rule_service.RuleInput:
         return rule_service.RuleInput(
-            action_type=self.action_type, title=self.title, key=self.key, lane=self.lane, params=self.params,
-            condition=self.condition, timing=self.timing, run_as_id=opt_int(self.run_as_id, "run_as_id"), clear_run_as=self.clear_run_as,
+            action_type=self.action_type, title=self.title, key=self.key, lane=self.lane, params=_as_sent(self.params),
+            condition=_as_sent(self.condition), timing=_as_sent(self.timing),
+            run_as_id=opt_int(self.run_as_id, "run_as_id"), clear_run_as=self.clear_run_as,
             enabled=self.enabled, stop_lane_on_failure=self.stop_lane_on_failure, position=self.position,
         )
 
@@ -215,7 +221,9 @@ class Mutation(WorkMutation, AdminMutation):
             token, secret = await token_service.create_token(actor, user_id=to_int(user_id, "user_id"), name=name)
             return NewApiToken(token=ApiToken.of(token), secret=secret)
 
-        return await result_of(create)
+        result = await result_of(create)
+        assert not isinstance(result, NotFoundError)  # create_token refuses an unknown user as a ValidationError
+        return result
 
     @strawberry.mutation(description="Admins only. The token stops working at once.")
     async def revoke_api_token(self, info: Info, id: strawberry.ID) -> ApiTokenResult:

@@ -3,8 +3,9 @@
 Every resolver starts from the authenticated actor; the services apply the permission matrix.
 """
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import strawberry
 from strawberry.types import Info
@@ -12,7 +13,7 @@ from strawberry.types import Info
 from server.kinds import ElementType
 from server.rules.actions import registry
 from server.schema.context import actor_of
-from server.schema.errors import ForbiddenError, NotFoundError, ValidationError, result_of
+from server.schema.errors import ForbiddenError, NotFoundError, Refused, ValidationError, result_of
 from server.schema.ids import opt_int, to_int
 from server.schema.relay import Connection, connection, decode
 from server.schema.types import (
@@ -44,11 +45,13 @@ LOG_PAGE = ("The element's {}, oldest first: at most `first` (up to 100), after 
 
 LeadLookup = Annotated[Lead | ValidationError | NotFoundError | ForbiddenError, strawberry.union("LeadLookup")]
 DealLookup = Annotated[Deal | ValidationError | NotFoundError | ForbiddenError, strawberry.union("DealLookup")]
+Shown = TypeVar("Shown")  # the GraphQL type of an element: Lead or Deal
 
 
-async def _elements(element_type: str, present: Any, info: Info, *, first: int, after: str | None,
+# `present` takes Any: the services answer the Element base model, and element_type says which subclass it is.
+async def _elements(element_type: str, present: Callable[[Any], Shown], info: Info, *, first: int, after: str | None,
                     pipeline_id: strawberry.ID | None, stage_id: strawberry.ID | None,
-                    responsible_id: strawberry.ID | None, search: str | None) -> Any:
+                    responsible_id: strawberry.ID | None, search: str | None) -> Connection[Shown]:
     page = await element_service.list_elements(
         element_type, pipeline_id=opt_int(pipeline_id, "pipeline_id"), stage_id=opt_int(stage_id, "stage_id"),
         responsible_id=opt_int(responsible_id, "responsible_id"), search=search, first=first,
@@ -57,7 +60,9 @@ async def _elements(element_type: str, present: Any, info: Info, *, first: int, 
     return connection(page, present, after=after)
 
 
-async def _lookup(element_type: str, present: Any, info: Info, id: strawberry.ID) -> Any:
+async def _lookup(
+    element_type: str, present: Callable[[Any], Shown], info: Info, id: strawberry.ID
+) -> Shown | Refused:
     actor = actor_of(info)
     return await result_of(lambda: element_service.get_element(element_type, to_int(id, "id"), actor=actor), present)
 

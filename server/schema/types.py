@@ -92,6 +92,7 @@ class Stage:
     @strawberry.field
     async def pipeline(self, info: Info) -> "Pipeline":
         row = await context_of(info).loaders.pipeline.load(int(self.pipeline_id))
+        assert row is not None  # stage.pipeline_id is a foreign key: the pipeline is there
         return Pipeline.of(row)
 
     @classmethod

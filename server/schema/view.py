@@ -15,6 +15,7 @@ from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.schema import BaseSchema
 from strawberry.subscriptions import GRAPHQL_TRANSPORT_WS_PROTOCOL
+from strawberry.types.unset import UnsetType
 
 from server import live
 from server.config import settings
@@ -39,7 +40,7 @@ class BodyTooLarge(Exception):
     pass
 
 
-class PipewrightGraphQL(GraphQL):
+class PipewrightGraphQL(GraphQL[Context, None]):
     graphql_transport_ws_handler_class = AccessCheckedSocket
 
     def __init__(self, schema: BaseSchema, *, development: bool) -> None:
@@ -92,11 +93,11 @@ class PipewrightGraphQL(GraphQL):
         except BodyTooLarge:
             await _refusal(413, f"request body larger than {self.max_body} bytes")(scope, receive, send)
 
-    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+    async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         actor = request.scope.get("state", {}).get("actor") if isinstance(request, Request) else None
         return Context(actor=actor, request=request, response=response)
 
-    async def on_ws_connect(self, context: Context) -> Any:
+    async def on_ws_connect(self, context: Context) -> UnsetType | dict[str, object] | None:
         """Websockets authenticate in connection_init: {"authorization": "Bearer <token>"} (or {"token": ...}).
 
         Raises `live.TooManySockets` when the user or token holds as many sockets as allowed.

@@ -194,12 +194,14 @@ class WorkMutation:
         roles: list[str] | None = None, everyone: bool = False,
     ) -> FeedPostResult:
         actor = actor_of(info)
-        return await result_of(
+        result = await result_of(
             lambda: feed_service.create_post(actor, title=title, body=body,
                                              user_ids=[to_int(u, "user_ids") for u in user_ids or []],
                                              roles=roles or [], everyone=everyone),
             FeedPost.of,
         )
+        assert not isinstance(result, NotFoundError)  # unknown or inactive recipients are left out, not "not found"
+        return result
 
     @strawberry.mutation(description="A new secret calendar URL; the old one stops working.")
     async def rotate_calendar_feed(self, info: Info) -> CalendarFeed:

@@ -46,6 +46,17 @@ async def test_unknown_names_are_refused_at_save_with_a_did_you_mean(db, text, m
     assert message in errors_of(refused)["params.text"]
 
 
+async def test_a_filter_block_does_not_hide_its_names(db):
+    """`{% filter default(...) %}` filters the block's text, not the names in it: they are still checked."""
+    _, stages = await make_pipeline()
+
+    with pytest.raises(ValidationFailed) as refused:
+        await add_rule(stages["offer"], "add_comment",
+                       {"text": "{% filter default('-') %}{{deal.titel}}{% endfilter %}"}, key="say")
+
+    assert "{{deal.titel}}: deal has no field 'titel'; did you mean 'deal.title'?" in errors_of(refused)["params.text"]
+
+
 async def test_known_names_are_accepted(db):
     await CustomField.create(entity_type="deal", code="priority", name="Priority", type="select",
                              options=["low", "high"])
