@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from server import clock, events
 from server.config import settings
 from server.db import transaction
-from server.kinds import Lane, RunStatus, StageRunStatus
+from server.kinds import RunStatus, StageRunStatus
 from server.errors import ActionError, LoopStopped, NotFound, TransientActionError, ValidationFailed
 from server.models import (
     AuditEntry,

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Iterator, Mapping
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import lru_cache, wraps
-from string import Formatter
 from typing import Any, TypeVar
 
 from jinja2 import Template, TemplateError, UndefinedError, nodes

@@ -6,7 +6,6 @@ from datetime import datetime, timedelta
 from server import clock
 from server.errors import Forbidden, NotFound, ValidationFailed
 from server.models import ELEMENT_MODELS, Activity, User, model_for
-from server.rules import elements
 from server.services import calendar
 from server.services.access import Acting, Actor, require_element
 

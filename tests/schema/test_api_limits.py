@@ -5,7 +5,6 @@ feed posts have length limits."""
 import json
 from typing import Any
 
-import pytest
 from graphql import GraphQLList, GraphQLNonNull, GraphQLObjectType, get_named_type
 
 from server.models import FeedPost, TimelineEntry

@@ -8,6 +8,8 @@ import pytest
 
 from server.rules.actions import registry
 from tests.support import make_pipeline, wait_for_runs
+from tests.support.api import answer as post
+from tests.support.api import data as gql
 
 RULE_FIELDS = "... on Rule { id key position actionType params timing } ...Errors"
 ERRORS = """
@@ -20,16 +22,6 @@ DEAL_FIELDS = """
 """
 
 
-async def post(admin_client: httpx.AsyncClient, query: str, **variables: Any) -> dict[str, Any]:
-    response = await admin_client.post("/graphql", json={"query": query, "variables": variables})
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-async def gql(admin_client: httpx.AsyncClient, query: str, **variables: Any) -> dict[str, Any]:
-    body = await post(admin_client, query, **variables)
-    assert "errors" not in body, body["errors"]
-    return body["data"]
 
 
 async def create_rule(admin_client: httpx.AsyncClient, stage_id: int, **rule: Any) -> dict[str, Any]:

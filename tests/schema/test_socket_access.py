@@ -19,6 +19,7 @@ from server.services.elements import create_element
 from tests.support.live_server import running_app
 from tests.support.serve import serve, stop, wait_ready
 from tests.support.servers import free_port
+from tests.support.api import comment
 from tests.support import make_pipeline, make_token, wait_until
 
 pytestmark = pytest.mark.production_backend
@@ -80,15 +81,6 @@ async def texts_until(socket: Any, last: str) -> list[str]:
         assert message["type"] == "next", message
         seen.append(message["payload"]["data"]["activityStream"]["data"]["text"])
     return seen
-
-
-async def comment(served: str, token: str, deal_id: int, text: str) -> None:
-    async with httpx.AsyncClient(base_url=f"http://{served}", headers={"Authorization": f"Bearer {token}"}) as client:
-        response = await client.post("/graphql", json={
-            "query": "mutation($id: ID!, $t: String!) { addComment(elementType: \"deal\", elementId: $id, text: $t) "
-                     "{ __typename } }",
-            "variables": {"id": str(deal_id), "t": text}})
-    assert response.json()["data"]["addComment"]["__typename"] == "TimelineEntry", response.text
 
 
 async def api(served: str, token: str, query: str, variables: dict[str, Any]) -> dict[str, Any]:

@@ -14,6 +14,7 @@ from gql.transport.websockets import WebsocketsTransport
 from server.actor import SYSTEM
 from server.services.elements import create_element
 from tests.support import add_rule, make_pipeline, make_token, wait_until
+from tests.support.api import comment
 
 pytestmark = pytest.mark.production_backend
 
@@ -30,15 +31,6 @@ def ws_client(served: str, token: str) -> Client:
         subprotocols=[WebsocketsTransport.GRAPHQLWS_SUBPROTOCOL],
     )
     return Client(transport=transport)
-
-
-async def comment(served: str, token: str, deal_id: int, text: str) -> None:
-    async with httpx.AsyncClient(base_url=f"http://{served}", headers={"Authorization": f"Bearer {token}"}) as client:
-        response = await client.post("/graphql", json={
-            "query": "mutation($id: ID!, $t: String!) { addComment(elementType: \"deal\", elementId: $id, text: $t) "
-                     "{ __typename } }",
-            "variables": {"id": str(deal_id), "t": text}})
-    assert response.json()["data"]["addComment"]["__typename"] == "TimelineEntry", response.text
 
 
 async def next_event(stream: Any, timeout_s: float = 10) -> dict[str, Any]:

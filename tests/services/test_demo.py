@@ -75,15 +75,16 @@ async def test_deal_entering_the_promo_stage_gets_its_promo_code_comment(db):
     assert re.fullmatch(r"Your promo code: [0-9A-Z]{8}", comments[0])
 
 
+async def immediate_runs_settled() -> bool:
+    pending = await RuleRun.filter(status__in=("queued", "running")).exists()
+    due = await RuleRun.filter(status="scheduled", due_at__lte=clock.utcnow()).exists()
+    return not pending and not due
+
+
 async def test_demo_elements_run_their_rules_without_failures(db):
     await load_demo_if_empty()
 
-    async def settled() -> bool:
-        pending = await RuleRun.filter(status__in=("queued", "running")).exists()
-        due = await RuleRun.filter(status="scheduled", due_at__lte=clock.utcnow()).exists()
-        return not pending and not due
-
-    await wait_until(settled, what="the demo's immediate runs to finish")
+    await wait_until(immediate_runs_settled, what="the demo's immediate runs to finish")
     assert await RuleRun.filter(status="succeeded").exists()
     assert [(r.rule_key, r.error) for r in await RuleRun.filter(status__in=("failed", "stopped"))] == []
 
@@ -91,12 +92,7 @@ async def test_demo_elements_run_their_rules_without_failures(db):
 async def test_every_demo_action_has_run_or_is_due(db):
     await load_demo_if_empty()
 
-    async def settled() -> bool:
-        pending = await RuleRun.filter(status__in=("queued", "running")).exists()
-        due = await RuleRun.filter(status="scheduled", due_at__lte=clock.utcnow()).exists()
-        return not pending and not due
-
-    await wait_until(settled, what="the demo's immediate runs to finish")
+    await wait_until(immediate_runs_settled, what="the demo's immediate runs to finish")
     worked = {r.action_type for r in await RuleRun.filter(status__in=("succeeded", "waiting"))}
     # Change stage waits behind Wait rules, Delete element 30 days on the Junk stage; every other
     # action has done its work at least once.

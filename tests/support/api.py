@@ -52,3 +52,13 @@ class Api:
     async def get(self, path: str) -> httpx.Response:
         async with httpx.AsyncClient(transport=self.transport, base_url="http://crm.test") as client:
             return await client.get(path)
+
+
+async def comment(served: str, token: str, deal_id: int, text: str) -> None:
+    """A comment on a deal through the served API, as a client would post it."""
+    async with httpx.AsyncClient(base_url=f"http://{served}", headers={"Authorization": f"Bearer {token}"}) as client:
+        response = await client.post("/graphql", json={
+            "query": "mutation($id: ID!, $t: String!) { addComment(elementType: \"deal\", elementId: $id, text: $t) "
+                     "{ __typename } }",
+            "variables": {"id": str(deal_id), "t": text}})
+    assert response.json()["data"]["addComment"]["__typename"] == "TimelineEntry", response.text
