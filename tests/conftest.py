@@ -13,7 +13,6 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
@@ -141,56 +140,31 @@ async def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 class SharedEmbeddedWorker:
-    """The embedded worker's parts split by lifetime, for SQLite: its dramatiq threads start once per test run
-    (starting and stopping them cost 0.2 s a test), while the dispatcher and the scheduler follow each test's
-    database. `pipewright serve` in the tests that start it runs the real `EmbeddedWorker` as a whole."""
+    """The embedded worker for SQLite tests: its dramatiq threads start once per test run (starting and
+    stopping them cost 0.2 s a test), and it is attached to each test's database in turn. `pipewright serve`,
+    in the tests that start it, runs `EmbeddedWorker.start` as a whole."""
 
     def __init__(self, threads: int) -> None:
-        self.threads = threads
-        self.worker: Any = None
-        self.stopping = asyncio.Event()
-        self.scheduler: asyncio.Task[None] | None = None
+        from server.workers.embedded import EmbeddedWorker
+
+        self.worker = EmbeddedWorker(threads=threads)
 
     async def attach(self) -> None:
-        """Work on the database just connected: as `EmbeddedWorker.start`, the threads only the first time."""
-        import dramatiq
-
-        from server.workers import embedded, scheduler
-        from server.workers.broker import broker, embedded_loop
-
-        if self.worker is None:
-            embedded_loop().loop = asyncio.get_running_loop()
-            if not embedded._booted:  # TimeLimit's watchdog: once per process, as EmbeddedWorker does it
-                broker.emit_after("process_boot")
-                embedded._booted = True
-            self.worker = dramatiq.Worker(broker, worker_threads=self.threads, worker_timeout=100)
-            self.worker.start()
-        scheduler.install_dispatcher()
-        self.stopping.clear()
-        self.scheduler = asyncio.get_running_loop().create_task(scheduler.run_forever(self.stopping))
+        self.worker.start_threads()
+        await self.worker.attach()
 
     async def detach(self) -> None:
         """Before the database closes: nothing new is sent, nothing unsent is kept, and what a worker thread
         already holds finishes on this database (a run id of this test must never run in the next one)."""
-        from server.rules import dispatch
         from server.workers.broker import broker
 
-        dispatch.set_dispatcher(None)
-        self.stopping.set()
-        if self.scheduler is not None:
-            await self.scheduler
-            self.scheduler = None
+        await self.worker.detach()
         broker.flush_all()
         # The actors run on this loop, so wait for them off it.
         await asyncio.to_thread(broker.join, "rule_runs", timeout=60_000, fail_fast=False)
 
     async def stop(self) -> None:
-        from server.workers.broker import broker
-
-        if self.worker is not None:
-            await asyncio.to_thread(self.worker.stop)
-            broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not self.worker]
-            broker.flush_all()
+        await self.worker.stop()
 
 
 @pytest.fixture(scope="session")

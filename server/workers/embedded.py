@@ -13,7 +13,12 @@ _booted = False
 
 
 class EmbeddedWorker:
-    """Start it on the loop that serves requests; stop it before the database closes."""
+    """Start it on the loop that serves requests; stop it before the database closes.
+
+    Its parts have two lifetimes: the dramatiq threads (`start_threads` … `stop`), and the dispatcher and
+    scheduler that work on the connected database (`attach` … `detach`). `start` is both at once; the test
+    suite keeps the threads for the whole run and attaches them to each test's database.
+    """
 
     def __init__(self, *, threads: int | None = None) -> None:
         self.threads = threads or settings().worker_threads
@@ -22,26 +27,42 @@ class EmbeddedWorker:
         self._scheduler: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
+        self.start_threads()
+        await self.attach()
+
+    def start_threads(self) -> None:
+        """The dramatiq worker threads, submitting to the running loop (once; again after `stop`)."""
         global _booted
+        if self._worker is not None:
+            return
         embedded_loop().loop = asyncio.get_running_loop()
         if not _booted:  # starts TimeLimit's watchdog: once per process
             broker.emit_after("process_boot")
             _booted = True
         self._worker = dramatiq.Worker(broker, worker_threads=self.threads, worker_timeout=100)
         self._worker.start()
+
+    async def attach(self) -> None:
+        """Send due runs of the connected database to the threads, and keep the scheduler polling it."""
         scheduler.install_dispatcher()
         await scheduler.resend_orphans()  # one process, so nothing else can be holding them
         self._stop.clear()
         self._scheduler = asyncio.get_running_loop().create_task(scheduler.run_forever(self._stop))
 
-    async def stop(self) -> None:
+    async def detach(self) -> None:
+        """Nothing more is sent; the scheduler has stopped when this returns."""
         dispatch.set_dispatcher(None)
         self._stop.set()
         if self._scheduler is not None:
             await self._scheduler
+            self._scheduler = None
+
+    async def stop(self) -> None:
+        await self.detach()
         if self._worker is not None:
             # Blocking join of worker threads whose coroutines need this loop: run it off-loop.
             await asyncio.to_thread(self._worker.stop)
             # Each Worker adds its own middleware to the broker; drop it so restarts do not pile up.
             broker.middleware[:] = [m for m in broker.middleware if getattr(m, "worker", None) is not self._worker]
+            self._worker = None
         broker.flush_all()
