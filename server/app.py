@@ -77,13 +77,11 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
                 from server.workers.scheduler import install_dispatcher
 
                 install_dispatcher()
-            from server.live import hub
-
-            await hub.start()
+            await live.hub.start()
             try:
                 yield
             finally:
-                await hub.stop()
+                await live.hub.stop()
                 if worker is not None:
                     await worker.stop()
 

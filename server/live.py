@@ -142,7 +142,6 @@ class Hub:
 
     async def start(self) -> None:
         """Remember where the log ends; in production, listen to the Redis channel."""
-        install_publisher()
         latest = await Event.all().order_by("-id").first()
         self.last_id = latest.id if latest else 0
         if not settings().embedded_broker:
@@ -317,14 +316,21 @@ class Hub:
 hub = Hub()
 
 
+ACCESS_READS = 3  # a steady stream of access events must not keep one handshake reading
+
+
 async def read_access(read: Callable[[], Awaitable[T]]) -> T:
     """`read()` a token's access from the database, again if an access event reached the hub meanwhile:
-    else a read that began before a demotion committed could undo the new role the event just set."""
-    while True:
+    else a read that began before a demotion committed could undo the new role the event just set. After
+    ACCESS_READS reads the last one stands; the next operation on the socket reads again."""
+    for _ in range(ACCESS_READS - 1):
         seen = hub.access_changes
         found = await read()
         if hub.access_changes == seen:
             return found
+    return await read()
+
+
 _publishers: dict[int, Any] = {}  # one Redis client per event loop (dramatiq workers run their own)
 
 

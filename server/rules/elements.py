@@ -182,7 +182,7 @@ def missing_reference(kind: str, ident: int) -> str:
 
 def column_max_length(owner: str, name: str) -> int | None:
     """The length a built-in text column holds (a lead's `source` 100, a contact's `name` 200)."""
-    model = ELEMENT_MODELS.get(owner) or {"contact": Contact, "company": Company}.get(owner)
+    model = ELEMENT_MODELS.get(owner) or _REFERENCE_MODELS.get(owner)
     field = model._meta.fields_map.get(name) if model is not None else None
     return getattr(field, "max_length", None)
 

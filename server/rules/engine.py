@@ -18,7 +18,7 @@ from pydantic import ValidationError
 from server import clock, events
 from server.config import settings
 from server.db import transaction
-from server.kinds import RunStatus, StageRunStatus
+from server.kinds import Lane, RunStatus, StageRunStatus
 from server.errors import ActionError, LoopStopped, NotFound, TransientActionError, ValidationFailed
 from server.models import (
     AuditEntry,
@@ -162,7 +162,7 @@ def lane_numbers(lanes: Sequence[str]) -> list[int]:
     of the rule above; any other rule, and the first whatever it says, starts a new lane."""
     numbers: list[int] = []
     for lane in lanes:
-        if numbers and lane == "after_previous":
+        if numbers and lane == Lane.after_previous:
             numbers.append(numbers[-1])
         else:
             numbers.append(numbers[-1] + 1 if numbers else 0)

@@ -8,7 +8,6 @@ import strawberry
 from strawberry.types import Info
 
 from server import models
-from server.errors import ValidationFailed
 from server.schema.context import actor_of
 from server.schema.errors import ForbiddenError, NotFoundError, ValidationError, result_of
 from server.schema.ids import gid, opt_gid, to_int
@@ -144,10 +143,9 @@ class WorkQuery:
     @strawberry.field(description="The activities of a lead or deal by start time (the first `first`, up to 100).")
     async def element_activities(self, info: Info, element_type: str, element_id: strawberry.ID,
                                  first: int = MAX_PAGE) -> list[Activity]:
-        limit = page_size(first)
         rows = await activity_service.list_for_element(element_type, to_int(element_id, "element_id"),
-                                                       actor=actor_of(info))
-        return [Activity.of(a) for a in rows[:limit]]
+                                                       actor=actor_of(info), limit=page_size(first))
+        return [Activity.of(a) for a in rows]
 
     @strawberry.field(description="Your activity stream: posts to you, to everyone, or by you; newest first.")
     async def feed(self, info: Info, first: int = 50, after: str | None = None) -> Connection[FeedPost]:
@@ -175,8 +173,6 @@ class WorkMutation:
         actor = actor_of(info)
 
         async def mark() -> MarkedRead:
-            if len(ids) > MAX_PAGE:
-                raise ValidationFailed.one("ids", f"at most {MAX_PAGE} at once")
             notes = await notification_service.mark_read([to_int(i, "ids") for i in ids], actor=actor)
             count = await notification_service.unread_count(actor.user_id, actor=actor)
             return MarkedRead(notifications=[Notification.of(n) for n in notes], unread_count=count)

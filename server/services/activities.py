@@ -34,14 +34,14 @@ async def list_for_user(
     return await query.order_by("start_at", "id").offset(offset).limit(limit)
 
 
-async def list_for_element(element_type: str, element_id: int, *, actor: Acting) -> list[Activity]:
+async def list_for_element(element_type: str, element_id: int, *, actor: Acting, limit: int = 200) -> list[Activity]:
     """The activities of a lead or deal (kept after it is deleted; then only managers and admins see them)."""
     element = await model_for(element_type).get_or_none(id=element_id)
     if element is not None:
         require_element(actor, element)
     elif isinstance(actor, Actor) and not actor.sees_all_elements:
         raise NotFound(element_type, element_id)
-    return await Activity.filter(element_type=element_type, element_id=element_id).order_by("start_at", "id")
+    return await Activity.filter(element_type=element_type, element_id=element_id).order_by("start_at", "id").limit(limit)
 
 
 async def complete_activity(activity_id: int, *, actor: Acting) -> Activity:

@@ -102,10 +102,6 @@ async def _require_linkable(actor: Acting, changes: dict[str, Any], contact_ids:
         raise ValidationFailed(errors)
 
 
-def _actor_id(actor: Acting) -> int | None:
-    return actor.user_id
-
-
 async def get_element(element_type: str, element_id: int, *, actor: Acting) -> Element:
     element = await elements.load(element_type, element_id)
     require_element(actor, element)
@@ -130,7 +126,7 @@ async def update_element(
         element = await elements.load(element_type, element_id, lock=True)
         require_element(actor, element)
         await _require_linkable(actor, changes)
-        changed = await elements.apply_changes(element_type, element, changes, actor_id=_actor_id(actor))
+        changed = await elements.apply_changes(element_type, element, changes, actor_id=actor.user_id)
         await engine.reschedule_anchored(element_type, element, changed)
     return element
 
@@ -145,7 +141,7 @@ async def move_element(element_type: str, element_id: int, stage_id: int, *, act
             raise ValidationFailed.one("stage_id", "the stage must be in the element's pipeline")
         if stage.id == element.stage_id:
             raise ValidationFailed.one("stage_id", f"the {element_type} is already in stage '{stage.name}'")
-        await engine.enter_stage(element_type, element, stage, reason="moved", actor_id=_actor_id(actor))
+        await engine.enter_stage(element_type, element, stage, reason="moved", actor_id=actor.user_id)
     return element
 
 
@@ -155,7 +151,7 @@ async def delete_element(element_type: str, element_id: int, *, actor: Acting) -
         element = await elements.load(element_type, element_id, lock=True)
         require_element(actor, element)
         await engine.cancel_element_runs(element_type, element_id, reason=f"the {element_type} was deleted")
-        await elements.element_event(element_type, element, "deleted", actor_id=_actor_id(actor))
+        await elements.element_event(element_type, element, "deleted", actor_id=actor.user_id)
         await element.delete()
 
 
@@ -266,4 +262,4 @@ async def add_comment(element_type: str, element_id: int, text: str, *, actor: A
         raise ValidationFailed.one("text", "must be at most 20000 characters")
     async with transaction():
         require_element(actor, await elements.load(element_type, element_id))
-        return await elements.add_timeline_entry(element_type, element_id, "comment", text, author_id=_actor_id(actor))
+        return await elements.add_timeline_entry(element_type, element_id, "comment", text, author_id=actor.user_id)

@@ -4,11 +4,13 @@ Sending is server/rules/notifications.py (the engine sends too), re-exported her
 """
 
 from server import clock
-from server.errors import Forbidden, NotFound
+from server.errors import Forbidden, NotFound, ValidationFailed
 from server.models import Notification
 from server.rules.notifications import KINDS, audience, notify, payload
 from server.services.access import Acting, Actor
-from server.services.paging import Slice, keyset
+from server.services.paging import MAX_PAGE, Slice, keyset
+
+MARK_AT_ONCE = MAX_PAGE  # ids per markNotificationsRead
 
 __all__ = [
     "KINDS", "audience", "list_notifications", "mark_all_read", "mark_read", "notify", "payload", "unread_count",
@@ -38,6 +40,8 @@ async def unread_count(user_id: int, *, actor: Acting) -> int:
 
 async def mark_read(notification_ids: list[int], *, actor: Acting) -> list[Notification]:
     """Mark these notifications read; every one must belong to the actor (nothing changes otherwise)."""
+    if len(notification_ids) > MARK_AT_ONCE:
+        raise ValidationFailed.one("ids", f"at most {MARK_AT_ONCE} at once")
     ids = list(dict.fromkeys(notification_ids))
     notes = {n.id: n for n in await Notification.filter(id__in=ids)}
     for ident in ids:

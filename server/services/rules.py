@@ -196,9 +196,7 @@ async def create_rule(stage_id: int, data: RuleInput, *, actor: Acting) -> Rule:
 
 async def update_rule(rule_id: int, data: RuleInput, *, actor: Acting) -> Rule:
     require_admin(actor)
-    rule = await Rule.get_or_none(id=rule_id)
-    if rule is None:
-        raise NotFound("rule", rule_id)
+    rule = await get_rule(rule_id)
     stage = await _stage(rule.stage_id)
     values: dict[str, Any] = {
         name: getattr(data, name) if getattr(data, name) is not None else getattr(rule, name)
@@ -223,9 +221,7 @@ async def update_rule(rule_id: int, data: RuleInput, *, actor: Acting) -> Rule:
 
 async def delete_rule(rule_id: int, *, actor: Acting) -> None:
     require_admin(actor)
-    rule = await Rule.get_or_none(id=rule_id)
-    if rule is None:
-        raise NotFound("rule", rule_id)
+    rule = await get_rule(rule_id)
     async with transaction():
         await rule.delete()
         await _first_rule_starts_with_stage(rule.stage_id)
