@@ -11,7 +11,7 @@ from server.models import CustomField, TimelineEntry
 from server.rules.actions import get_action
 from server.services import elements as element_service
 from server.services import rules as rule_service
-from tests.support import add_rule, make_pipeline, wait_for_runs
+from tests.support import add_rule, make_pipeline, make_user, wait_for_runs
 from web import rule_form
 
 
@@ -228,7 +228,8 @@ async def test_the_names_checked_at_save_are_the_names_a_run_gets(db):
     _, stages = await make_pipeline()
     company = await Company.create(name="Acme")
     contact = await Contact.create(name="Bea", emails=["bea@acme.example"])
-    deal = await element_service.create_element("deal", {"title": "Shape", "company": company.id},
+    owner = await make_user()
+    deal = await element_service.create_element("deal", {"title": "Shape", "company": company.id, "responsible": owner.id},
                                                 stage_id=stages["offer"].id, contact_ids=[contact.id], actor=SYSTEM)
 
     built = await elements.build_context("deal", deal)
@@ -236,5 +237,5 @@ async def test_the_names_checked_at_save_are_the_names_a_run_gets(db):
 
     assert set(built) == set(shape.fields)
     for link in ("contact", "company", "responsible", "stage", "pipeline"):
-        if built[link] is not None:
-            assert set(built[link]) == set(shape.fields[link].fields), link
+        assert built[link] is not None, link  # every link is there, so each is compared
+        assert set(built[link]) == set(shape.fields[link].fields), link

@@ -60,7 +60,7 @@ async def test_a_flood_of_logins_with_unknown_emails_leaves_the_server_responsiv
         answers = [task.result() for task in flood]
     # Generous (0.8 s seen on a loaded 2-core box): 40 argon2 checks of 0.1-0.5 s each on the event loop
     # stalled /health for 11 s here.
-    assert slowest_health < 2.5, f"/health took {slowest_health:.2f} s during the login flood"
+    assert slowest_health < 5, f"/health took {slowest_health:.2f} s during the login flood"
     statuses = {answer.status_code for answer in answers}
     assert statuses <= {401, 503}, statuses
     assert 401 in statuses  # the flood was checked (up to the bound), not just refused

@@ -14,11 +14,13 @@ def test_a_message_taken_while_the_loop_is_stopped_waits_for_it_to_run_again() -
     try:
         stand_in = _RunningLoop(loop)
         results: list[object] = []
+        taking = threading.Event()
 
         async def work() -> int:
             return 42
 
         def worker_thread() -> None:
+            taking.set()
             try:
                 results.append(stand_in.run_coroutine(work()))
             except Exception as exc:  # what dramatiq would log as a failed message
@@ -26,10 +28,10 @@ def test_a_message_taken_while_the_loop_is_stopped_waits_for_it_to_run_again() -
 
         thread = threading.Thread(target=worker_thread)
         thread.start()
-        thread.join(0.3)  # the loop is not running yet: the message waits
-        assert thread.is_alive() and results == []
-        loop.run_until_complete(asyncio.sleep(0.3))
-        thread.join(5)
+        assert taking.wait(5)  # the thread has the message while the loop is not running
+        thread.join(0.2)
+        assert thread.is_alive() and results == []  # it waits, it does not fail
+        loop.run_until_complete(asyncio.to_thread(thread.join, 10))  # the loop runs until the thread is done
         assert results == [42]
     finally:
         loop.close()
