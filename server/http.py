@@ -158,6 +158,24 @@ def _too_large_page(max_bytes: int) -> bytes:
     ).encode()
 
 
+def limited_receive(receive: Receive, limit: BodyLimit, *, declared: bytes | None = None) -> Receive:
+    """`receive` that raises BodyTooLarge once the body passes `limit.max_bytes` (or declares more): the limit
+    is read at each message, so one raised meanwhile (the admin guard, after login) applies."""
+    received = 0
+
+    async def limited() -> Message:
+        nonlocal received
+        if declared is not None and declared.isdigit() and int(declared) > limit.max_bytes:
+            raise BodyTooLarge(limit.max_bytes)
+        message = await receive()
+        received += len(message.get("body", b""))
+        if received > limit.max_bytes:
+            raise BodyTooLarge(limit.max_bytes)
+        return message
+
+    return limited
+
+
 class AdminBodyLimit:
     """Admin requests may send at most ANONYMOUS_BODY_BYTES until the guard has seen a session, then
     `logged_in_bytes`. Checked on the declared length before anything is read, and while the body streams in
@@ -174,18 +192,7 @@ class AdminBodyLimit:
         limit = BodyLimit(ANONYMOUS_BODY_BYTES)
         scope = {**scope, BodyLimit.SCOPE_KEY: limit}
         declared = next((value for key, value in scope.get("headers", []) if key == b"content-length"), None)
-        received = 0
         started = False
-
-        async def limited_receive() -> Message:
-            nonlocal received
-            if declared is not None and declared.isdigit() and int(declared) > limit.max_bytes:
-                raise BodyTooLarge(limit.max_bytes)
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > limit.max_bytes:
-                raise BodyTooLarge(limit.max_bytes)
-            return message
 
         async def tracking_send(message: Message) -> None:
             nonlocal started
@@ -193,7 +200,7 @@ class AdminBodyLimit:
             await send(message)
 
         try:
-            await self.app(scope, limited_receive, tracking_send)
+            await self.app(scope, limited_receive(receive, limit, declared=declared), tracking_send)
         except BodyTooLarge as exc:
             if started:
                 raise

@@ -5,7 +5,6 @@ access checks); `schema/sockets.py` keeps checking their access while they are o
 """
 
 from functools import partial
-from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -19,6 +18,7 @@ from strawberry.types.unset import UnsetType
 
 from server import live
 from server.config import settings
+from server.http import BodyLimit, BodyTooLarge, limited_receive
 from server.schema.context import Context
 from server.schema.sockets import AccessCheckedSocket
 from server.services import tokens
@@ -34,10 +34,6 @@ def _bearer(value: str | None) -> str | None:
 def _refusal(status: int, message: str) -> Response:
     headers = {"WWW-Authenticate": 'Bearer realm="pipewright"'} if status == 401 else None
     return JSONResponse({"data": None, "errors": [{"message": message}]}, status_code=status, headers=headers)
-
-
-class BodyTooLarge(Exception):
-    pass
 
 
 class PipewrightGraphQL(GraphQL[Context, None]):
@@ -78,18 +74,8 @@ class PipewrightGraphQL(GraphQL[Context, None]):
             await _refusal(401, message)(scope, receive, send)
             return
         scope.setdefault("state", {})["actor"] = actor
-        received = 0
-
-        async def limited() -> Any:
-            nonlocal received
-            message = await receive()
-            received += len(message.get("body", b""))
-            if received > self.max_body:
-                raise BodyTooLarge()
-            return message
-
         try:
-            await super().__call__(scope, limited, send)
+            await super().__call__(scope, limited_receive(receive, BodyLimit(self.max_body)), send)
         except BodyTooLarge:
             await _refusal(413, f"request body larger than {self.max_body} bytes")(scope, receive, send)
 
