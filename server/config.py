@@ -40,6 +40,29 @@ class Settings:
     max_sockets_per_user: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_SOCKETS_PER_USER", 10))
     max_sockets_per_token: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_SOCKETS_PER_TOKEN", 5))
 
+    # Customer channels. No SMTP URL / SMS gateway: messages go to the built-in capture mailbox (shown in the
+    # admin), never silently dropped. smtp://user:pass@host:587 (STARTTLS when offered; ?starttls=require to
+    # insist), smtps://host:465 (TLS from the start).
+    smtp_url: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_SMTP_URL", ""))
+    mail_from: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_MAIL_FROM", "pipewright@localhost"))
+    # DKIM signing when a private key (PEM file) is configured; the domain defaults to the From address's.
+    dkim_key_file: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_DKIM_KEY_FILE", ""))
+    dkim_selector: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_DKIM_SELECTOR", "pipewright"))
+    dkim_domain: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_DKIM_DOMAIN", ""))
+    # A generic HTTP/JSON SMS gateway: POST {to, from, text, reference} with this Authorization header.
+    sms_url: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_SMS_URL", ""))
+    sms_auth: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_SMS_AUTH", ""))
+    sms_from: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_SMS_FROM", "pipewright"))
+    # The inbound SMTP receiver (`pipewright mailin`, and inside `pipewright serve` when set): host:port.
+    mailin: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_MAILIN", ""))
+    mailin_max_bytes: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAILIN_MAX_BYTES", 10_000_000))
+    # Delivery: one attempt may take send_timeout_s (its lease is renewed while it works), then it is retried
+    # with backoff from message_retry_base_ms, up to message_max_attempts.
+    send_timeout_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_SEND_TIMEOUT_S", 30))
+    message_max_attempts: int = field(default_factory=lambda: _int("PIPEWRIGHT_MESSAGE_MAX_ATTEMPTS", 8))
+    message_retry_base_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_MESSAGE_RETRY_BASE_MS", 5000))
+    message_lease_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_MESSAGE_LEASE_S", 60))
+
     @property
     def development(self) -> bool:
         return self.environment == "development"

@@ -18,7 +18,7 @@ from server import clock, db
 from server.config import settings
 from server.models import Event, model_for
 
-KINDS = ("timeline", "feed", "notification", "rule_run", "element", "access")
+KINDS = ("timeline", "feed", "notification", "rule_run", "element", "access", "message")
 ACCESS = "access"  # a token revoked, a user deactivated or given another role: read by the hub, seen by no one
 ADVISORY_LOCK = 0x70697065  # "pipe": serialises event inserts with commits on PostgreSQL
 

@@ -57,3 +57,36 @@ class StageSemantic(StrEnum):
     in_progress = "in_progress"
     success = "success"
     failure = "failure"
+
+
+class Channel(StrEnum):
+    """How a message travels: outbound by email or SMS; inbound also by call, chat or web form."""
+
+    email = "email"
+    sms = "sms"
+    call = "call"
+    chat = "chat"
+    form = "form"
+
+
+class Direction(StrEnum):
+    outbound = "outbound"  # we send it (an outbox row, then delivery attempts)
+    inbound = "inbound"  # the customer's: mail received, a call, a chat message, a form
+
+
+class MessageStatus(StrEnum):
+    """An outbound message's delivery; inbound messages are `received`."""
+
+    queued = "queued"  # waiting for its (next) attempt at due_at
+    sending = "sending"  # an attempt holds the lease
+    sent = "sent"  # the SMTP peer or gateway accepted it
+    delivered = "delivered"  # a delivery receipt said it arrived
+    bounced = "bounced"  # a bounce (DSN) or receipt said it did not
+    failed = "failed"  # refused for good, or out of attempts
+    suppressed = "suppressed"  # not sent: the address is on the suppression list
+    received = "received"
+
+
+class AddressKind(StrEnum):
+    email = "email"
+    phone = "phone"

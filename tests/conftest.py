@@ -22,6 +22,7 @@ from tests.support import ClockControl, make_token
 from tests.support.api import Api
 from tests.support.api import api as api_as
 from tests.support.live_server import running_app
+from tests.support.peers import SmsGatewayStandIn, SmtpPeer
 from tests.support.servers import ROOT, Server, start_postgres, start_redis
 
 BACKEND = os.environ.get("PIPEWRIGHT_TEST_BACKEND", "sqlite")
@@ -91,7 +92,46 @@ class Backend:
 
 
 @pytest.fixture(scope="session")
-def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
+def smtp_peer() -> Iterator[SmtpPeer]:
+    """One real SMTP server for the run; every test's worker (embedded or separate) sends to it."""
+    peer = SmtpPeer()
+    peer.start()
+    try:
+        yield peer
+    finally:
+        peer.stop()
+
+
+@pytest.fixture(scope="session")
+def sms_gateway() -> Iterator[SmsGatewayStandIn]:
+    gateway = SmsGatewayStandIn()
+    gateway.start()
+    try:
+        yield gateway
+    finally:
+        gateway.stop()
+
+
+@pytest.fixture
+def smtp(smtp_peer: SmtpPeer) -> Iterator[SmtpPeer]:
+    """The SMTP peer, empty and accepting, for one test (and back up if the test took it down)."""
+    smtp_peer.clear()
+    yield smtp_peer
+    smtp_peer.clear()
+    if smtp_peer._controller is None:
+        smtp_peer.start()
+
+
+@pytest.fixture
+def sms(sms_gateway: SmsGatewayStandIn) -> Iterator[SmsGatewayStandIn]:
+    sms_gateway.clear()
+    yield sms_gateway
+    sms_gateway.clear()
+
+
+@pytest.fixture(scope="session")
+def backend(tmp_path_factory: pytest.TempPathFactory, smtp_peer: SmtpPeer,
+            sms_gateway: SmsGatewayStandIn) -> Iterator[Backend]:
     if BACKEND == "sqlite":
         yield Backend("sqlite")
         return
@@ -105,6 +145,10 @@ def backend(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Backend]:
         "PIPEWRIGHT_SWEEP_MS": "500",
         "PIPEWRIGHT_LEASE_S": "3",
         "PIPEWRIGHT_RETRY_BASE_MS": "200",
+        "PIPEWRIGHT_SMTP_URL": smtp_peer.url,
+        "PIPEWRIGHT_SMS_URL": sms_gateway.url,
+        "PIPEWRIGHT_MESSAGE_RETRY_BASE_MS": "200",
+        "PIPEWRIGHT_MESSAGE_LEASE_S": "3",
         "PYTHONPATH": str(ROOT),
     }
     from server import database
@@ -161,7 +205,8 @@ class SharedEmbeddedWorker:
         await self.worker.detach()
         broker.flush_all()
         # The actors run on this loop, so wait for them off it.
-        await asyncio.to_thread(broker.join, "rule_runs", timeout=60_000, fail_fast=False)
+        for queue in ("rule_runs", "messages"):
+            await asyncio.to_thread(broker.join, queue, timeout=60_000, fail_fast=False)
 
     async def stop(self) -> None:
         await self.worker.stop()
@@ -178,13 +223,18 @@ async def embedded_worker() -> AsyncIterator[SharedEmbeddedWorker]:
 
 @pytest.fixture
 async def db(backend: Backend, sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-             embedded_worker: SharedEmbeddedWorker) -> AsyncIterator[Backend]:
+             embedded_worker: SharedEmbeddedWorker, smtp_peer: SmtpPeer,
+             sms_gateway: SmsGatewayStandIn) -> AsyncIterator[Backend]:
     """A migrated, empty database with a worker running against it."""
     from server import config, database, live
 
     live.install_publisher()  # the test process publishes the events it commits, as a web process does
     monkeypatch.setenv("PIPEWRIGHT_RETRY_BASE_MS", "200")
     monkeypatch.setenv("PIPEWRIGHT_POLL_MS", "100")
+    # Messages go to the session's real SMTP peer and the SMS stand-in (a test of the capture mailbox unsets them).
+    monkeypatch.setenv("PIPEWRIGHT_SMTP_URL", smtp_peer.url)
+    monkeypatch.setenv("PIPEWRIGHT_SMS_URL", sms_gateway.url)
+    monkeypatch.setenv("PIPEWRIGHT_MESSAGE_RETRY_BASE_MS", "200")
     if backend.kind == "sqlite":
         path = tmp_path / "test.db"
         shutil.copyfile(sqlite_template, path)

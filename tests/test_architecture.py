@@ -18,7 +18,9 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # server.events as the after-commit publisher, so nothing below it needs to know it exists.
     "faces": ("server.schema", "server.workers", "web", "server.http", "server.calendar_feed", "server.live"),
     "services": ("server.services",),
-    "engine": ("server.rules",),
+    # The channels (outbox, delivery, transports, inbound parsing) sit beside the engine: rules send through
+    # the outbox, and nothing in them knows a face.
+    "engine": ("server.rules", "server.channels"),
     # events.emit is what the engine and the services call to record a live event: it writes a row.
     "data": (
         "server", "server.models", "server.migrations", "server.db", "server.database", "server.sqlite_immediate",

@@ -20,12 +20,13 @@ from server.models.crm import (
     model_for,
 )
 from server.models.events import Event
+from server.models.messages import ChannelHook, DeliveryAttempt, ExceptionEntry, MailSender, Message, Suppression
 from server.models.pipelines import Pipeline, Stage
 from server.models.work import Activity, FeedPost, FeedRecipient, Notification, RoundRobinCursor
 
 MODEL_MODULES = [
     "server.models.crm", "server.models.pipelines", "server.models.automation",
-    "server.models.work", "server.models.access", "server.models.events",
+    "server.models.work", "server.models.access", "server.models.events", "server.models.messages",
 ]
 
 __all__ = [
@@ -33,6 +34,12 @@ __all__ = [
     "Activity",
     "AdminSession",
     "ApiToken",
+    "ChannelHook",
+    "DeliveryAttempt",
+    "ExceptionEntry",
+    "MailSender",
+    "Message",
+    "Suppression",
     "Event",
     "FeedPost",
     "FeedRecipient",

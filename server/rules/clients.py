@@ -55,3 +55,29 @@ async def apply_changes(
     return await record_changes(client_type, client, changes, builtin=BUILTIN_FIELDS[client_type],
                                 relations=("company", "responsible"), first_of_list=("email", "phone"),
                                 actor_id=actor_id, rule_run_id=rule_run_id)
+
+
+async def element_clients(element_type: str, element: Any, *, client: str = "any") -> list[Contact | Company]:
+    """The clients of a lead or deal a message may go to, in the order they are tried: its (first) contact, then
+    its company; `client` keeps one of them."""
+    from server.rules.elements import first_contact
+
+    found: list[Contact | Company] = []
+    if client in ("any", "contact") and (contact := await first_contact(element_type, element)) is not None:
+        found.append(contact)
+    if client in ("any", "company") and element.company_id:
+        if (company := await Company.get_or_none(id=element.company_id)) is not None:
+            found.append(company)
+    return found
+
+
+def addresses(row: Contact | Company, kind: str, *, address_type: str = "any") -> list[str]:
+    """A client's email addresses or phone numbers (`kind`: email, phone) of one type (work, home, mobile, other),
+    or all of them (any), first first."""
+    entries = row.emails if kind == "email" else row.phones
+    values: list[str] = []
+    for entry in entries or []:
+        value, entry_type = (entry, "work") if isinstance(entry, str) else (entry.get("value", ""), entry.get("type"))
+        if value and address_type in ("any", entry_type):
+            values.append(value)
+    return values

@@ -6,7 +6,7 @@ engine nor a service, so the engine can import every action without a cycle.
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from server.models import Element, FeedPost, Notification, RuleRun, Stage, TimelineEntry
+from server.models import Element, FeedPost, Message, Notification, RuleRun, Stage, TimelineEntry
 
 
 class RunContext(Protocol):
@@ -52,4 +52,10 @@ class RunContext(Protocol):
 
     async def delete_element(self, *, reason: str) -> None:
         """Delete the element: its pending runs are cancelled with `reason` (this run finishes on its own)."""
+        ...
+
+    async def send_message(self, *, channel: str, recipient: str, text: str, sender: str, sender_name: str = "",
+                           subject: str = "", html: str = "", meta: dict[str, Any] | None = None) -> Message:
+        """An outbound email or SMS about the element, written to the outbox with this run and delivered after
+        it commits (retried by its own attempts). A repeated run gets the message its first attempt wrote."""
         ...

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from server import clock, events
+from server.channels import outbox
 from server.config import settings
 from server.db import transaction
 from server.kinds import Lane, RunStatus, StageRunStatus
@@ -24,6 +25,7 @@ from server.models import (
     AuditEntry,
     Element,
     FeedPost,
+    Message,
     Notification,
     RuleRun,
     Stage,
@@ -34,7 +36,7 @@ from server.models import (
 )
 from server.rules import activities, conditions, dispatch, elements, feed, notifications, revisions
 from server.rules.actions import get_action, released_by
-from server.rules.actions.base import TEMPLATE, Action, Block
+from server.rules.actions.base import TEMPLATE, Action, Block, Skipped
 from server.rules.context import RunContext
 from server.rules.templates import render_async
 from server.rules.timing import Timing, WorkingTime, compute_due
@@ -335,6 +337,13 @@ class EngineRunContext:
         await cancel_element_runs(self.element_type, self.element.id, reason=reason, except_run_id=self.run.id)
         await self.element.delete()
 
+    async def send_message(self, *, channel: str, recipient: str, text: str, sender: str, sender_name: str = "",
+                           subject: str = "", html: str = "", meta: dict[str, Any] | None = None) -> Message:
+        return await outbox.queue(channel=channel, recipient=recipient, text=text, sender=sender,
+                                  sender_name=sender_name, subject=subject, html=html, meta=meta,
+                                  element_type=self.element_type, element_id=self.element.id,
+                                  rule_run_id=self.run.id, author_id=self.actor_id)
+
     async def _chain(self, text: str, actor_id: int | None) -> Cause:
         """A move made by this run: one step further along the chain of the stay it runs in."""
         stage_run = await StageRun.get(id=self.run.stage_run_id)
@@ -424,6 +433,9 @@ async def _perform(run: RuleRun, action: Action[Any], attempt: int) -> RunStatus
     if isinstance(outcome, Block):
         await _finish(run, attempt, RunStatus.waiting, outputs=outcome.outputs, reason=outcome.reason, due_at=outcome.until)
         return RunStatus.waiting
+    if isinstance(outcome, Skipped):
+        await _finish(run, attempt, RunStatus.skipped, outputs=outcome.outputs, reason=f"skipped: {outcome.reason}")
+        return RunStatus.skipped
     await _finish(run, attempt, RunStatus.succeeded, outputs=outcome.outputs, reason=explanation)
     return RunStatus.succeeded
 

@@ -5,7 +5,6 @@ import asyncio
 import dramatiq
 
 from server.config import settings
-from server.rules import dispatch
 from server.workers import scheduler
 from server.workers.broker import broker, embedded_loop
 
@@ -51,7 +50,7 @@ class EmbeddedWorker:
 
     async def detach(self) -> None:
         """Nothing more is sent; the scheduler has stopped when this returns."""
-        dispatch.set_dispatcher(None)
+        scheduler.uninstall_dispatcher()
         self._stop.set()
         if self._scheduler is not None:
             await self._scheduler

@@ -1,4 +1,4 @@
-"""The scheduler: sends due runs to the broker, and re-sends runs whose lease expired.
+"""The scheduler: sends due runs and messages to the broker, and re-sends those whose lease expired.
 
 Several schedulers may run at once (claims use FOR UPDATE SKIP LOCKED on PostgreSQL).
 """
@@ -9,8 +9,9 @@ import time
 
 from server import events
 from server.config import settings
+from server.channels import delivery, outbox
 from server.rules import dispatch, queue
-from server.workers.actors import execute_rule_run
+from server.workers.actors import deliver_message, execute_rule_run
 
 log = logging.getLogger(__name__)
 
@@ -27,8 +28,27 @@ async def dispatch_due(run_ids: list[int]) -> None:
         await asyncio.to_thread(send, claimed)  # a Redis round trip must not block the loop
 
 
+def send_messages(message_ids: list[int]) -> None:
+    for message_id in message_ids:
+        deliver_message.send(message_id)
+
+
+async def dispatch_due_messages(message_ids: list[int]) -> None:
+    """Messages written by a commit are sent at once (the claim pushes their due time back, so the next poll
+    does not send them again)."""
+    claimed = await delivery.claim_due(ids=message_ids)
+    if claimed:
+        await asyncio.to_thread(send_messages, claimed)
+
+
 def install_dispatcher() -> None:
     dispatch.set_dispatcher(dispatch_due)
+    outbox.set_dispatcher(dispatch_due_messages)
+
+
+def uninstall_dispatcher() -> None:
+    dispatch.set_dispatcher(None)
+    outbox.set_dispatcher(None)
 
 
 async def resend_orphans() -> int:
@@ -46,7 +66,12 @@ async def tick(*, sweep: bool) -> int:
         sent += await queue.recover_expired()
     if sent:
         await asyncio.to_thread(send, sent)
-    return len(sent)
+    messages = await delivery.claim_due()
+    if sweep:
+        messages += await delivery.recover_expired()
+    if messages:
+        await asyncio.to_thread(send_messages, messages)
+    return len(sent) + len(messages)
 
 
 PRUNE_EVERY_S = 600

@@ -33,6 +33,7 @@ STAGE = ParamKind("stage")
 PIPELINE = ParamKind("pipeline")
 ROLES = ParamKind("roles")
 FIELD_MAP = ParamKind("field_map")
+MAIL_SENDER = ParamKind("mail_sender")  # a configured sender address (MailSender id)
 
 
 def _valid_template(text: str) -> str:
@@ -46,6 +47,7 @@ UserIds = Annotated[list[int], USERS]
 StageId = Annotated[int, STAGE]
 PipelineId = Annotated[int, PIPELINE]
 Roles = Annotated[list[Role], ROLES]
+MailSenderId = Annotated[int, MAIL_SENDER]
 
 
 @dataclass(frozen=True)
@@ -111,7 +113,15 @@ class Block:
     outputs: dict[str, Any] = field(default_factory=dict)
 
 
-Outcome = Done | Block
+@dataclass
+class Skipped:
+    """The action decided not to act (the address is suppressed): the run is skipped with `reason`."""
+
+    reason: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+
+Outcome = Done | Block | Skipped
 
 # The catalogue's groups, in the order the designer shows them: group → heading.
 GROUPS = {

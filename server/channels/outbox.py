@@ -1,0 +1,85 @@
+"""The outbox: an outbound message is a row written in the transaction of the change that sends it.
+
+A rule run's message is keyed by the run (`Message.rule_run_id` is unique), so a run delivered twice finds
+the message its first attempt wrote instead of making another. After commit the message is handed to
+the dispatcher the worker layer installed (the scheduler's next poll finds it otherwise).
+"""
+
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from server import clock, events
+from server.db import after_commit_batch
+from server.kinds import Direction, MessageStatus
+from server.models import Message, Suppression
+
+Dispatcher = Callable[[list[int]], Awaitable[None]]
+_dispatcher: Dispatcher | None = None
+
+
+def set_dispatcher(dispatcher: Dispatcher | None) -> None:
+    global _dispatcher
+    _dispatcher = dispatcher
+
+
+def due_now(message_ids: list[int]) -> None:
+    dispatcher = _dispatcher
+    if dispatcher is not None and message_ids:
+        after_commit_batch("due_messages", message_ids, dispatcher)
+
+
+def new_uid() -> str:
+    return secrets.token_hex(16)
+
+
+def normalised(address: str) -> str:
+    """How addresses are compared on the suppression and exception lists: emails lower-cased, numbers as given
+    (they are E.164 already)."""
+    return address.strip().lower()
+
+
+async def suppressed(address: str) -> Suppression | None:
+    return await Suppression.get_or_none(address=normalised(address))
+
+
+async def queue(
+    *, channel: str, recipient: str, text: str, sender: str, sender_name: str = "", subject: str = "",
+    html: str = "", element_type: str | None = None, element_id: int | None = None, rule_run_id: int | None = None,
+    author_id: int | None = None, meta: dict[str, Any] | None = None,
+) -> Message:
+    """Write an outbound message (inside the caller's transaction) and have it delivered after commit.
+
+    A suppressed address gets a `suppressed` message with the reason instead, so the element shows what was
+    not sent and why."""
+    if rule_run_id is not None:
+        existing = await Message.get_or_none(rule_run_id=rule_run_id)
+        if existing is not None:
+            return existing
+    now = clock.utcnow()
+    entry = await suppressed(recipient)
+    message = await Message.create(
+        uid=new_uid(), direction=Direction.outbound, channel=channel, recipient=recipient, sender=sender,
+        sender_name=sender_name, subject=subject, text=text, html=html, element_type=element_type,
+        element_id=element_id, rule_run_id=rule_run_id, author_id=author_id, meta=meta or {},
+        status=MessageStatus.suppressed if entry else MessageStatus.queued, due_at=None if entry else now,
+        reason=suppression_reason(entry) if entry else None,
+    )
+    await message_event(message)
+    if entry is None:
+        due_now([message.id])
+    return message
+
+
+def suppression_reason(entry: Suppression) -> str:
+    why = {"hard_bounce": "it hard-bounced", "complaint": "its owner complained", "manual": "an admin put it there"}
+    return f"not sent: {entry.address} is on the suppression list ({why.get(entry.reason, entry.reason)})"
+
+
+async def message_event(message: Message, **extra: Any) -> None:
+    """A message was written or changed status: for `activityStream` and `elementChanged` subscribers."""
+    await events.emit("message", {
+        "id": message.id, "direction": message.direction, "channel": message.channel, "status": message.status,
+        "recipient": message.recipient, "sender": message.sender, "subject": message.subject,
+        "attempts": message.attempts, "reason": message.reason, **extra,
+    }, element_type=message.element_type, element_id=message.element_id)

@@ -1,0 +1,104 @@
+"""Send email: an email to the element's client (or any address a template gives), through the outbox.
+
+The message is written with the run; its delivery is its own durable step (attempts, backoff, status), so the
+run succeeds once the email is queued and the message's status says what became of it.
+"""
+
+import html as html_lib
+import re
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from server.errors import ActionError
+from server.kinds import Channel, MessageStatus
+from server.models import MailSender
+from server.config import settings
+from server.rules import clients
+from server.rules.actions.base import (
+    NO_NAMES, Action, Done, Example, MailSenderId, Names, Params, Skipped, Template,
+)
+from server.rules.context import RunContext
+
+_ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
+
+
+class SendEmailParams(Params):
+    to: Template = Field(default="", max_length=320, description="an address or template; empty: the client's email")
+    client: Literal["any", "contact", "company"] = "any"
+    to_type: Literal["any", "work", "home", "other"] = "any"
+    sender: MailSenderId | None = Field(default=None, description="empty: the default sender")
+    subject: Template = Field(min_length=1, max_length=998)
+    html: Template = Field(default="", max_length=200_000)
+    text: Template = Field(default="", max_length=200_000, description="the plain-text part; empty: made from the HTML")
+
+    @model_validator(mode="after")
+    def _has_body(self) -> "SendEmailParams":
+        if not self.html.strip() and not self.text.strip():
+            raise ValueError("write the email: an HTML body or a text (or both)")
+        return self
+
+
+def text_of(html: str) -> str:
+    """A readable plain-text alternative of an HTML body."""
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1>", "", html)
+    text = re.sub(r"(?i)<br\s*/?>|</p>|</div>|</h[1-6]>|</li>|</tr>", "\n", text)
+    text = re.sub(r"(?i)<a\b[^>]*href=\"([^\"]*)\"[^>]*>(.*?)</a>", r"\2 (\1)", text)
+    text = html_lib.unescape(re.sub(r"<[^>]+>", "", text))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(line.strip() for line in text.splitlines())).strip()
+
+
+class SendEmail(Action[SendEmailParams]):
+    key = "send_email"
+    title = "Send email"
+    group = "communication"
+    Params = SendEmailParams
+    outputs = ("message_id", "to")
+    example = Example("Send the offer", {
+        "subject": "Your offer: {{deal.title}}",
+        "html": "<p>Hello {{deal.contact.name|default('there')}},</p><p>here is the offer for {{deal.title}}.</p>",
+    })
+
+    async def check(self, params: SendEmailParams, *, stage_id: int) -> list[tuple[str, str]]:
+        problems = []
+        if params.sender is not None and not await MailSender.exists(id=params.sender):
+            problems.append(("sender", f"sender {params.sender} is not configured"))
+        if params.to and "{" not in params.to and not _ADDRESS.match(params.to.strip()):
+            problems.append(("to", f"'{params.to}' is not an email address"))
+        return problems
+
+    async def execute(self, ctx: RunContext, params: SendEmailParams) -> Done | Skipped:
+        recipient = await self._recipient(ctx, params)
+        sender = await (MailSender.get_or_none(id=params.sender) if params.sender is not None
+                        else MailSender.filter(is_default=True).order_by("id").first())
+        address, name = (sender.address, sender.name) if sender else (settings().mail_from, "")
+        message = await ctx.send_message(
+            channel=Channel.email, recipient=recipient, sender=address, sender_name=name, subject=params.subject,
+            html=params.html, text=params.text or text_of(params.html),
+            meta={"reply_to": sender.reply_to} if sender and sender.reply_to else None,
+        )
+        outputs = {"message_id": message.id, "to": recipient}
+        if message.status == MessageStatus.suppressed:
+            return Skipped(message.reason or "the address is suppressed", outputs)
+        return Done(outputs)
+
+    async def _recipient(self, ctx: RunContext, params: SendEmailParams) -> str:
+        if params.to.strip():
+            recipient = params.to.strip()
+            if not _ADDRESS.match(recipient):
+                raise ActionError(f"'to' rendered to '{recipient[:100]}', which is not an email address")
+            return recipient
+        for row in await clients.element_clients(ctx.element_type, ctx.element, client=params.client):
+            if found := clients.addresses(row, "email", address_type=params.to_type):
+                return found[0]
+        which = "" if params.to_type == "any" else f"{params.to_type} "
+        whose = {"any": "contact or company", "contact": "contact", "company": "company"}[params.client]
+        raise ActionError(f"the {ctx.element_type} has no {whose} with a {which}email address")
+
+    def describe(self, params: SendEmailParams, names: Names = NO_NAMES) -> str:
+        to = params.to or ("the client" if params.client == "any" else f"the {params.client}")
+        kind = "" if params.to or params.to_type == "any" else f" ({params.to_type} address)"
+        return f"Sends the email “{params.subject[:80]}” to {to}{kind}"
+
+
+ACTION = SendEmail()
