@@ -1,0 +1,58 @@
+"""The inbound webhook face: POST /hooks/{channel}/{token} with a signed JSON body.
+
+Answers: 200 with the recording's JSON; 400 for a body that is not a JSON object; 401 for a missing or wrong
+signature; 404 for an unknown channel or token; 413 past the size limit; 422 with the fields at fault.
+"""
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from server.errors import NotFound, ValidationFailed
+from server.services import hooks, webhooks
+
+MAX_BODY_BYTES = 256 * 1024
+MAX_KEY_CHARS = 200
+
+
+async def webhook(request: Request) -> Response:
+    channel, token = request.path_params["channel"], request.path_params["token"]
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return _error(413, f"the body may have at most {MAX_BODY_BYTES // 1024} KiB")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return _error(413, f"the body may have at most {MAX_BODY_BYTES // 1024} KiB")
+    try:
+        await hooks.verify(channel, token, body, request.headers.get(hooks.SIGNATURE_HEADER))
+    except NotFound:
+        return _error(404, "no webhook at this address")
+    except hooks.SignatureInvalid as exc:
+        return _error(401, str(exc))
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _error(400, f"the body is not JSON: {exc}")
+    if not isinstance(payload, dict):
+        return _error(400, "the body must be a JSON object")
+    key = request.headers.get("idempotency-key") or None
+    if key is not None and len(key) > MAX_KEY_CHARS:
+        return _error(422, f"Idempotency-Key may have at most {MAX_KEY_CHARS} characters", field="Idempotency-Key")
+    try:
+        answer = await webhooks.handle(channel, payload, idempotency_key=key)
+    except NotFound as exc:
+        return _error(404, str(exc))
+    except ValidationFailed as exc:
+        return JSONResponse({"error": str(exc), "fields": [{"field": e.field, "message": e.message}
+                                                            for e in exc.listed]}, status_code=422)
+    return JSONResponse(answer)
+
+
+def _error(status: int, message: str, *, field: str | None = None) -> Response:
+    body: dict[str, object] = {"error": message}
+    if field:
+        body["fields"] = [{"field": field, "message": message}]
+    return JSONResponse(body, status_code=status)
