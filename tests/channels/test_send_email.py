@@ -1,13 +1,15 @@
 """Send email through the outbox: one message at a real SMTP peer, retried while it is down, failed with the
 server's answer when it refuses, kept in the capture mailbox when no SMTP server is configured."""
 
+import asyncio
 from datetime import timedelta
 
 import pytest
 
-from server import clock, config
 from server.actor import SYSTEM
-from server.models import Contact, DealContact, DeliveryAttempt, Message
+from server.channels import delivery
+from server.models import Contact, DealContact, DeliveryAttempt, Message, RuleRun
+from server.rules import engine, queue
 from server.services import elements as element_service
 from tests.support import add_rule, make_pipeline, make_user, wait_for_runs, wait_until
 
@@ -93,6 +95,25 @@ async def test_a_deal_without_a_client_email_fails_the_run_saying_so(db, smtp):
     assert run.status == "failed"
     assert run.error == "the deal has no contact or company with a email address"
     assert await Message.all().count() == 0
+
+
+async def test_a_run_and_its_message_delivered_three_times_send_one_email(db, smtp, clock_control, worker_paused):
+    _, stages = await make_pipeline()
+    await add_rule(stages["new"], "send_email", {"subject": "Once", "text": "Hello"},
+                   timing={"kind": "after", "amount": 1, "unit": "days"})
+    deal = await deal_with_client(stages["new"])
+    [run] = await RuleRun.filter(element_id=deal.id)
+    clock_control.advance(timedelta(days=1, minutes=1))
+    assert await queue.claim_due() == [run.id]
+
+    outcomes = await asyncio.gather(engine.execute(run.id), engine.execute(run.id), engine.execute(run.id))
+    [message] = await Message.filter(element_id=deal.id)
+    deliveries = await asyncio.gather(*(delivery.deliver(message.id) for _ in range(3)))
+
+    assert sorted(outcomes, key=str) == [None, None, "succeeded"]
+    assert sorted(deliveries, key=str) == [None, None, "sent"]
+    assert [m.recipients for m in smtp.messages()] == [["anna@acme.example"]]
+    assert await DeliveryAttempt.filter(message_id=message.id).count() == 1
 
 
 async def _async(value):
