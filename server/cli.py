@@ -36,12 +36,22 @@ def _serve(args: argparse.Namespace) -> int:
     port = args.port or config.port
     mode = "embedded worker" if config.embedded_broker else f"broker {_redacted(config.broker_url)}"
     print(f"pipewright: {_redacted(config.database_url)}, {mode}, on http://{host}:{port}/graphql", flush=True)
+    print(f"pipewright: {_channels()}", flush=True)
     # Proxy headers are the app's business (server/http.py, PIPEWRIGHT_TRUSTED_PROXIES): uvicorn's own
     # default would believe X-Forwarded-For from 127.0.0.1 whatever the setting says.
     uvicorn.run(create_app(demo=not args.no_demo), host=host, port=port, log_level=args.log_level,
                 proxy_headers=False, log_config=_log_config(),
                 ws_max_size=config.max_body_bytes)  # a websocket message gets the request body's limit
     return 0
+
+
+def _channels() -> str:
+    from server.channels.delivery import describe_transports
+
+    try:
+        return describe_transports()
+    except ValueError as exc:
+        sys.exit(f"pipewright: {exc}")
 
 
 def _log_config() -> dict[str, Any]:
@@ -158,6 +168,7 @@ def _require_broker() -> None:
 
 def _worker(args: argparse.Namespace) -> int:
     """Dramatiq worker processes, plus the scheduler in this process unless --no-scheduler."""
+    print(f"pipewright worker: {_channels()}", flush=True)
     _require_broker()
     command = [sys.executable, "-m", "dramatiq", "server.workers.actors",
                "--processes", str(args.processes), "--threads", str(args.threads)]

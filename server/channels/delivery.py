@@ -40,6 +40,16 @@ def transport_for(channel: str) -> Transport:
     return capture.CAPTURE
 
 
+def describe_transports() -> str:
+    """Where email and SMS go, for the start-up line; ValueError for a setting that cannot work."""
+    config = settings()
+    email = (f"email by SMTP to {smtp.SmtpTransport(config.smtp_url).address}" if config.smtp_url
+             else "email to the capture mailbox (no PIPEWRIGHT_SMTP_URL)")
+    texts = ("SMS by the gateway at " + config.sms_url.split("?")[0] if config.sms_url
+             else "SMS to the capture mailbox (no PIPEWRIGHT_SMS_URL)")
+    return f"{email}, {texts}"
+
+
 async def claim_due(*, limit: int = 200, ids: list[int] | None = None) -> list[int]:
     """Queued messages whose time has come (of `ids`, when given); each is pushed back by QUEUED_LEASE_S so the
     next poll does not send it again while a worker is on its way."""

@@ -31,6 +31,11 @@ class SmtpTransport:
         self.start_tls: bool | None = None if starttls == "auto" else starttls in ("require", "1", "true")
         self.validate_certs = query.get("verify", ["1"])[0] not in ("0", "false", "no")
 
+    @property
+    def address(self) -> str:
+        """Where it sends, without credentials."""
+        return f"{'smtps' if self.use_tls else 'smtp'}://{self.hostname}:{self.port}"
+
     async def send(self, message: Message) -> Sent:
         raw = mail.as_bytes(message)
         try:
