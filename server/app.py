@@ -15,7 +15,7 @@ from tortoise.contrib.starlette import RegisterTortoise
 from server import database, live
 from server.calendar_feed import calendar_feed
 from server.config import settings
-from server.hooks_routes import webhook
+from server.hooks_routes import trigger_webhook, webhook
 from server.http import AdminBodyLimit, SecurityHeaders, TrustedProxies, trusted_networks
 
 log = logging.getLogger(__name__)
@@ -89,6 +89,7 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
     routes = [
         Route("/health", health),
         Route("/calendar/{token}.ics", calendar_feed, methods=["GET"]),
+        Route("/hooks/triggers/{token}", trigger_webhook, methods=["POST"]),  # before the channels' pattern
         Route("/hooks/{channel}/{token}", webhook, methods=["POST"]),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),

@@ -56,3 +56,37 @@ def _error(status: int, message: str, *, field: str | None = None) -> Response:
     if field:
         body["fields"] = [{"field": field, "message": message}]
     return JSONResponse(body, status_code=status)
+
+
+async def trigger_webhook(request: Request) -> Response:
+    """POST /hooks/triggers/{token}: an inbound webhook trigger's own URL. The JSON names the element
+    ({"element_type": "deal", "element_id": 42, ...}); the whole body is `event.payload` in its condition."""
+    from server.services import triggers
+
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        return _error(413, f"the body may have at most {MAX_BODY_BYTES // 1024} KiB")
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY_BYTES:
+            return _error(413, f"the body may have at most {MAX_BODY_BYTES // 1024} KiB")
+    try:
+        payload = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        return _error(400, f"the body is not JSON: {exc}")
+    if not isinstance(payload, dict):
+        return _error(400, "the body must be a JSON object")
+    key = request.headers.get("idempotency-key") or None
+    if key is not None and len(key) > MAX_KEY_CHARS:
+        return _error(422, f"Idempotency-Key may have at most {MAX_KEY_CHARS} characters", field="Idempotency-Key")
+    try:
+        answer = await triggers.receive_webhook(request.path_params["token"], payload, idempotency_key=key)
+    except NotFound:
+        return _error(404, "no webhook at this address")
+    except ValidationFailed as exc:
+        return JSONResponse({"error": str(exc), "fields": [{"field": e.field, "message": e.message}
+                                                            for e in exc.listed]}, status_code=422)
+    return JSONResponse({"outcome": answer.outcome, "reason": answer.reason, "activation_id": answer.activation_id,
+                         "element": {"type": answer.element_type, "id": answer.element_id},
+                         "duplicate": answer.duplicate})

@@ -22,11 +22,13 @@ from server.models.crm import (
 from server.models.events import Event
 from server.models.messages import ChannelHook, DeliveryAttempt, ExceptionEntry, MailSender, Message, Suppression
 from server.models.pipelines import Pipeline, Stage
+from server.models.triggers import Trigger, TriggerActivation
 from server.models.work import Activity, FeedPost, FeedRecipient, Notification, RoundRobinCursor
 
 MODEL_MODULES = [
     "server.models.crm", "server.models.pipelines", "server.models.automation",
     "server.models.work", "server.models.access", "server.models.events", "server.models.messages",
+    "server.models.triggers",
 ]
 
 __all__ = [
@@ -65,6 +67,8 @@ __all__ = [
     "StageRevision",
     "StageRun",
     "Task",
+    "Trigger",
+    "TriggerActivation",
     "TimelineEntry",
     "User",
     "WorkCalendar",

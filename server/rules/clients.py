@@ -52,9 +52,10 @@ async def apply_changes(
     actor_id: int | None, rule_run_id: int | None = None,
 ) -> list[str]:
     """Write coerced values; each real change gets an audit row. Returns the changed names."""
-    return await record_changes(client_type, client, changes, builtin=BUILTIN_FIELDS[client_type],
-                                relations=("company", "responsible"), first_of_list=("email", "phone"),
-                                actor_id=actor_id, rule_run_id=rule_run_id)
+    changed = await record_changes(client_type, client, changes, builtin=BUILTIN_FIELDS[client_type],
+                                   relations=("company", "responsible"), first_of_list=("email", "phone"),
+                                   actor_id=actor_id, rule_run_id=rule_run_id)
+    return [change.name for change in changed]
 
 
 async def element_clients(element_type: str, element: Any, *, client: str = "any") -> list[Contact | Company]:

@@ -4,7 +4,7 @@ import json
 from collections.abc import Collection
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, NamedTuple
 
 from server import events
 from server.db import column
@@ -230,6 +230,14 @@ def to_json(value: Any) -> Any:
     return value
 
 
+class FieldChange(NamedTuple):
+    """One field that really changed, with its values before and after (as JSON values)."""
+
+    name: str
+    old: Any
+    new: Any
+
+
 async def apply_changes(
     element_type: str,
     element: Element,
@@ -237,12 +245,12 @@ async def apply_changes(
     *,
     actor_id: int | None,
     rule_run_id: int | None = None,
-) -> list[str]:
-    """Write already coerced values; each real change gets an audit row. Returns changed names."""
+) -> list[FieldChange]:
+    """Write already coerced values; each real change gets an audit row. Returns the changes made."""
     changed = await record_changes(element_type, element, changes, builtin=BUILTIN_FIELDS[element_type],
                                    relations=RELATIONS, actor_id=actor_id, rule_run_id=rule_run_id)
     if changed:
-        await element_event(element_type, element, "updated", fields=changed, actor_id=actor_id,
+        await element_event(element_type, element, "updated", fields=[c.name for c in changed], actor_id=actor_id,
                             rule_run_id=rule_run_id)
     return changed
 
@@ -250,14 +258,14 @@ async def apply_changes(
 async def record_changes(
     record_type: str, row: Any, changes: dict[str, Any], *, builtin: Collection[str], relations: Collection[str],
     actor_id: int | None, rule_run_id: int | None, first_of_list: Collection[str] = (),
-) -> list[str]:
+) -> list[FieldChange]:
     """Set fields of a lead, deal, contact or company, with one audit row per real change.
 
     Built-in fields are columns (`<name>_id` for relations); `first_of_list` names set the first
     entry of the list column `<name>s` (a contact's email); anything else lives in `custom`.
     """
     custom = dict(row.custom or {})
-    changed: list[str] = []
+    changed: list[FieldChange] = []
     for name, value in changes.items():
         if name in first_of_list:
             attr = f"{name}s"
@@ -283,7 +291,7 @@ async def record_changes(
             if old == to_json(value):
                 continue
             custom[name] = to_json(value)
-        changed.append(name)
+        changed.append(FieldChange(name, to_json(old), to_json(value)))
         await AuditEntry.create(
             element_type=record_type, element_id=row.id, field=name,
             old_value=json.dumps(to_json(old)), new_value=json.dumps(to_json(value)),

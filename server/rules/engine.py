@@ -31,13 +31,15 @@ from server.models import (
     Stage,
     StageRun,
     TimelineEntry,
+    TriggerActivation,
     User,
     WorkCalendar,
 )
-from server.rules import activities, conditions, dispatch, elements, feed, notifications, revisions
+from server.rules import activities, conditions, dispatch, elements, feed, notifications, revisions, triggering
 from server.rules.actions import get_action, released_by
 from server.rules.actions.base import TEMPLATE, Action, Block, Skipped
 from server.rules.context import RunContext
+from server.rules.triggers.base import FIELD_CHANGED, RESPONSIBLE_CHANGED
 from server.rules.templates import render_async
 from server.rules.timing import Timing, WorkingTime, compute_due
 
@@ -82,6 +84,48 @@ async def enter_stage(element_type: str, element: Element, stage: Stage, *, reas
     """Move `element` into `stage` on a person's behalf (`reason`: created, moved) and start its rules; a new
     chain of automatic moves begins. Call inside `transaction()`."""
     return await _enter_stage(element_type, element, stage, cause=Cause(reason, actor_id=actor_id))
+
+
+async def fire_triggers(occurrence: triggering.Occurrence) -> list[TriggerActivation]:
+    """An event happened: each element it reaches moves into the stage of the first matching trigger
+    (`rules/triggering.py` decides), and each evaluation is recorded. Call inside the event's transaction.
+
+    A loop the move would continue (a trigger and a Change stage rule sending the element back and forth) ends
+    the rule run that caused the event as `stopped`; from any other cause it is recorded on the activation."""
+    activations = []
+    for element_type, element_id in await triggering.reached(occurrence):
+        decision = await triggering.decide(occurrence, element_type, element_id)
+        if decision is None:
+            continue
+        activation, winner, target = decision.activation, decision.winner, decision.target
+        if winner is not None and target is not None:
+            try:
+                await _enter_stage_by_trigger(element_type, decision.element, target, trigger=winner.name,
+                                              actor_id=winner.run_as_id or decision.element.responsible_id,
+                                              rule_run_id=occurrence.rule_run_id)
+            except LoopStopped as exc:
+                if occurrence.rule_run_id is not None:
+                    raise
+                activation.outcome, activation.reason = "stopped", str(exc)
+            else:
+                activation.outcome, activation.reason = "moved", f"“{winner.name}” moved it to “{target.name}”"
+        await activation.save()
+        activations.append(activation)
+    return activations
+
+
+async def _enter_stage_by_trigger(element_type: str, element: Element, stage: Stage, *, trigger: str,
+                                  actor_id: int | None, rule_run_id: int | None) -> StageRun:
+    """An event a rule run caused (a field it changed) continues that run's chain, so the loop guard sees a
+    trigger and a Change stage rule sending an element back and forth; any other event starts a chain."""
+    text = f"trigger '{trigger}'"
+    if rule_run_id is None:
+        return await _enter_stage(element_type, element, stage, cause=Cause(text, actor_id=actor_id))
+    run = await RuleRun.get(id=rule_run_id)
+    stage_run = await StageRun.get(id=run.stage_run_id)
+    return await _enter_stage(element_type, element, stage, cause=Cause(
+        f"{text} (after rule '{run.title}', run {run.id})", actor_id=actor_id, chain_id=stage_run.chain_id,
+        depth=stage_run.depth + 1, rule_run_id=run.id))
 
 
 async def _enter_stage(element_type: str, element: Element, stage: Stage, *, cause: Cause) -> StageRun:
@@ -262,6 +306,20 @@ async def advance_lane(finished: RuleRun) -> None:
     await _make_eligible(follower, base=clock.utcnow())
 
 
+async def element_changed(element_type: str, element: Element, changes: Sequence[elements.FieldChange], *,
+                          rule_run_id: int | None = None) -> None:
+    """Fields of the element changed (by a person or a rule run): runs anchored on a changed date move, and
+    "field changed" / "responsible changed" triggers fire. Call inside the change's transaction."""
+    await reschedule_anchored(element_type, element, [change.name for change in changes])
+    for change in changes:
+        events = [triggering.Event(FIELD_CHANGED, {"field": change.name, "old": change.old, "new": change.new})]
+        if change.name == "responsible":
+            events.append(triggering.Event(RESPONSIBLE_CHANGED, {"old": change.old, "new": change.new}))
+        for event in events:
+            await fire_triggers(triggering.Occurrence(event, element_type=element_type, element_id=element.id,
+                                                      rule_run_id=rule_run_id))
+
+
 async def reschedule_anchored(element_type: str, element: Element, changed_fields: list[str]) -> None:
     """Live date anchors: runs timed against a changed date field get a new due time."""
     if not changed_fields:
@@ -307,8 +365,8 @@ class EngineRunContext:
     async def change_fields(self, changes: dict[str, Any], *, actor_id: int | None = None) -> list[str]:
         changed = await elements.apply_changes(self.element_type, self.element, changes,
                                                actor_id=actor_id or self.actor_id, rule_run_id=self.run.id)
-        await reschedule_anchored(self.element_type, self.element, changed)
-        return changed
+        await element_changed(self.element_type, self.element, changed, rule_run_id=self.run.id)
+        return [change.name for change in changed]
 
     async def audience(self, user_ids: Iterable[int] = (), roles: Iterable[str] = ()) -> list[int]:
         return await notifications.audience(user_ids, roles)

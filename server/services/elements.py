@@ -21,6 +21,8 @@ from server.models import (
 )
 from server.rules import elements, engine
 from server.rules.actions.base import CUSTOMER_ACTIVITY
+from server.rules.triggering import Event, Occurrence
+from server.rules.triggers.base import TASK_STATUS_CHANGED
 from server.services.access import Acting, Actor, SystemActor, can_see_element, element_scope, require_element, visible_clients
 from server.services.paging import Slice, keyset, oldest_first
 
@@ -127,7 +129,7 @@ async def update_element(
         require_element(actor, element)
         await _require_linkable(actor, changes)
         changed = await elements.apply_changes(element_type, element, changes, actor_id=actor.user_id)
-        await engine.reschedule_anchored(element_type, element, changed)
+        await engine.element_changed(element_type, element, changed)
     return element
 
 
@@ -243,9 +245,15 @@ async def close_task(task_id: int, *, actor: Acting) -> Task:
             raise Forbidden("only the task's responsible may close it")
         if task.status == "closed":
             raise ValidationFailed([FieldError("task_id", "the task is already closed")])
+        old_status = task.status
         task.status = "closed"
         task.closed_at = clock.utcnow()
         await task.save()
+        if task.element_type and task.element_id:
+            await engine.fire_triggers(Occurrence(
+                Event(TASK_STATUS_CHANGED, {"task_id": task.id, "title": task.title, "status": "closed",
+                                            "old_status": old_status}),
+                element_type=task.element_type, element_id=task.element_id))
         if task.rule_run_id is not None:
             run = await RuleRun.get_or_none(id=task.rule_run_id, status="waiting")
             if run is not None:

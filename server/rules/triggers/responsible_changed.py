@@ -1,0 +1,18 @@
+"""Responsible changed: the element gets another responsible."""
+
+from server.rules.triggers.base import Event, NoSettings, RESPONSIBLE_CHANGED, TriggerExample, TriggerType
+
+
+class ResponsibleChanged(TriggerType[NoSettings]):
+    key = "responsible_changed"
+    title = "Responsible changed"
+    event = RESPONSIBLE_CHANGED
+    Settings = NoSettings
+    data_fields = ("old", "new")
+    example = TriggerExample("Responsible changed", {}, Event(RESPONSIBLE_CHANGED, {"old": 1, "new": 2}))
+
+    def describe(self, settings: NoSettings) -> str:
+        return "When the responsible person changes"
+
+
+TRIGGER = ResponsibleChanged()

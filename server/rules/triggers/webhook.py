@@ -1,0 +1,18 @@
+"""Inbound webhook: an HTTP POST to the trigger's own secret URL, naming the element; its JSON is `event.payload`."""
+
+from server.rules.triggers.base import Event, NoSettings, TriggerExample, TriggerType, WEBHOOK
+
+
+class Webhook(TriggerType[NoSettings]):
+    key = "webhook"
+    title = "Inbound webhook"
+    event = WEBHOOK
+    Settings = NoSettings
+    data_fields = ("payload",)
+    example = TriggerExample("Inbound webhook", {}, Event(WEBHOOK, {"payload": {"source": "shop"}}))
+
+    def describe(self, settings: NoSettings) -> str:
+        return "When its webhook URL is called"
+
+
+TRIGGER = Webhook()

@@ -1,0 +1,226 @@
+"""Saving a stage's triggers (validated settings and condition, like rules' params), the inbound webhook a
+trigger of that type listens on, and the activations an element's explain view reads."""
+
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+
+from server.db import transaction
+from server.errors import FieldError, NotFound, ValidationFailed, field_errors
+from server.models import Pipeline, Stage, Trigger, TriggerActivation, User
+from server.rules import elements, engine, placeholders
+from server.rules.conditions import Comparison, comparison_problems
+from server.rules.triggering import Event, Occurrence
+from server.rules.triggers import get_trigger_type, registry
+from server.rules.triggers.base import WEBHOOK
+from server.services.access import Acting, require_admin
+from server.services.elements import require_visible
+
+MAX_TRIGGERS_PER_STAGE = 50
+
+
+@dataclass
+class TriggerInput:
+    """A trigger as a client submits it; fields left None keep their value on update."""
+
+    trigger_type: str | None = None
+    name: str | None = None
+    settings: dict[str, Any] | None = None
+    condition: list[list[dict[str, Any]]] | None = None
+    allow_back: bool | None = None
+    run_as_id: int | None = None
+    clear_run_as: bool = False
+    enabled: bool | None = None
+
+
+async def _names(stage: Stage, trigger_type: str) -> placeholders.Record:
+    """What a trigger's condition may name: the element's fields and `event.<name>` of its type's data."""
+    pipeline = await Pipeline.get(id=stage.pipeline_id)
+    element = await placeholders.element_record(pipeline.entity_type)
+    kind = get_trigger_type(trigger_type)
+    data = kind.data_fields if kind else ()
+    event = placeholders.Record({name: placeholders.Record(open=True) if name in ("payload", "fields")
+                                 else placeholders.Value() for name in data}, hint=f"its data: {', '.join(data)}")
+    return placeholders.Record({**element.fields, pipeline.entity_type: element, "element": element, "event": event},
+                               hint=f"names start with {pipeline.entity_type}. or event.")
+
+
+async def _validated(stage: Stage, values: dict[str, Any]) -> dict[str, Any]:
+    errors: list[FieldError] = []
+    kind = get_trigger_type(values["trigger_type"] or "")
+    if kind is None:
+        errors.append(FieldError("trigger_type", f"unknown trigger type '{values['trigger_type']}'; one of: "
+                                                 f"{', '.join(sorted(registry()))}"))
+    name = (values.get("name") or "").strip()
+    if not name:
+        errors.append(FieldError("name", "give the trigger a name"))
+    elif len(name) > 200:
+        errors.append(FieldError("name", "must be at most 200 characters"))
+    values["name"] = name
+    if kind is not None:
+        try:
+            settings = kind.Settings.model_validate(values["settings"] or {})
+            values["settings"] = settings.model_dump(mode="json")
+            errors += [FieldError(f"settings.{f}" if f else "settings", m)
+                       for f, m in await kind.check(settings, stage_id=stage.id)]
+        except ValidationError as exc:
+            errors += field_errors(exc, "settings")
+    condition = values["condition"] or []
+    if not isinstance(condition, list) or not all(isinstance(g, list) for g in condition):
+        errors.append(FieldError("condition", "must be a list of groups, each a list of comparisons"))
+    elif kind is not None:
+        names = await _names(stage, kind.key)
+        checked = []
+        for g, group in enumerate(condition):
+            row = []
+            for c, comparison in enumerate(group):
+                try:
+                    parsed = Comparison.model_validate(comparison)
+                except ValidationError as exc:
+                    errors += field_errors(exc, f"condition.{g}.{c}")
+                    continue
+                errors += [FieldError(f"condition.{g}.{c}.{part}", message)
+                           for part, message in comparison_problems(parsed, names)]
+                row.append(parsed.model_dump(mode="json"))
+            if row:
+                checked.append(row)
+        values["condition"] = checked
+    if values.get("run_as_id") is not None and not await User.exists(id=values["run_as_id"]):
+        errors.append(FieldError("run_as_id", f"user {values['run_as_id']} does not exist"))
+    if errors:
+        raise ValidationFailed(errors)
+    return values
+
+
+async def _stage(stage_id: int) -> Stage:
+    stage = await Stage.get_or_none(id=stage_id)
+    if stage is None:
+        raise NotFound("stage", stage_id)
+    return stage
+
+
+async def get_trigger(trigger_id: int) -> Trigger:
+    trigger = await Trigger.get_or_none(id=trigger_id)
+    if trigger is None:
+        raise NotFound("trigger", trigger_id)
+    return trigger
+
+
+async def list_triggers(stage_id: int) -> list[Trigger]:
+    return await Trigger.filter(stage_id=stage_id).order_by("position", "id")
+
+
+async def create_trigger(stage_id: int, data: TriggerInput, *, actor: Acting) -> Trigger:
+    require_admin(actor)
+    stage = await _stage(stage_id)
+    values = await _validated(stage, {
+        "trigger_type": data.trigger_type, "name": data.name if data.name is not None else (
+            kind.title if (kind := get_trigger_type(data.trigger_type or "")) else ""),
+        "settings": data.settings or {}, "condition": data.condition or [], "run_as_id": data.run_as_id,
+    })
+    async with transaction():
+        count = await Trigger.filter(stage_id=stage_id).count()
+        if count >= MAX_TRIGGERS_PER_STAGE:
+            raise ValidationFailed.one("stage_id", f"a stage may have at most {MAX_TRIGGERS_PER_STAGE} triggers")
+        trigger = await Trigger.create(
+            stage_id=stage_id, position=count, allow_back=bool(data.allow_back),
+            enabled=True if data.enabled is None else data.enabled,
+            token=secrets.token_urlsafe(24) if values["trigger_type"] == WEBHOOK else None, **values,
+        )
+    return trigger
+
+
+async def update_trigger(trigger_id: int, data: TriggerInput, *, actor: Acting) -> Trigger:
+    require_admin(actor)
+    trigger = await get_trigger(trigger_id)
+    stage = await _stage(trigger.stage_id)
+    values = {name: getattr(data, name) if getattr(data, name) is not None else getattr(trigger, name)
+              for name in ("trigger_type", "name", "settings", "condition")}
+    values["run_as_id"] = None if data.clear_run_as else data.run_as_id if data.run_as_id is not None else trigger.run_as_id
+    values = await _validated(stage, values)
+    for name, value in values.items():
+        setattr(trigger, name, value)
+    if data.allow_back is not None:
+        trigger.allow_back = data.allow_back
+    if data.enabled is not None:
+        trigger.enabled = data.enabled
+    if trigger.trigger_type == WEBHOOK and trigger.token is None:
+        trigger.token = secrets.token_urlsafe(24)
+    elif trigger.trigger_type != WEBHOOK:
+        trigger.token = None
+    await trigger.save()
+    return trigger
+
+
+async def delete_trigger(trigger_id: int, *, actor: Acting) -> None:
+    require_admin(actor)
+    await (await get_trigger(trigger_id)).delete()
+
+
+async def rotate_webhook_url(trigger_id: int, *, actor: Acting) -> Trigger:
+    """A new secret URL for an inbound webhook trigger: the old one stops working at once."""
+    require_admin(actor)
+    trigger = await get_trigger(trigger_id)
+    if trigger.trigger_type != WEBHOOK:
+        raise ValidationFailed.one("trigger_id", "only an inbound webhook trigger has a URL")
+    trigger.token = secrets.token_urlsafe(24)
+    await trigger.save(update_fields=["token", "updated_at"])
+    return trigger
+
+
+@dataclass(frozen=True)
+class WebhookAnswer:
+    activation_id: int | None
+    outcome: str
+    reason: str
+    element_type: str
+    element_id: int
+    duplicate: bool = False
+
+
+async def receive_webhook(token: str, payload: dict[str, Any], *, idempotency_key: str | None) -> WebhookAnswer:
+    """An inbound webhook trigger's URL was called. The payload names the element (`element_type`, `element_id`);
+    the rest is `event.payload` for the trigger's condition. A repeated Idempotency-Key answers the first call's
+    answer and moves nothing."""
+    import hmac
+
+    trigger = await Trigger.get_or_none(token=token) if token else None
+    if trigger is None or trigger.token is None or not hmac.compare_digest(trigger.token, token):
+        raise NotFound("webhook", "trigger")
+    element_type = payload.get("element_type")
+    element_id = payload.get("element_id")
+    if element_type not in ("lead", "deal"):
+        raise ValidationFailed.one("element_type", "must be 'lead' or 'deal'")
+    if not isinstance(element_id, int) or isinstance(element_id, bool):
+        raise ValidationFailed.one("element_id", "must be the element's id (an integer)")
+    key = f"{trigger.id}:{idempotency_key}" if idempotency_key else None
+    async with transaction():
+        try:  # the element row is locked first: a concurrent retry with the same key waits here, then finds it
+            element = await elements.load(element_type, element_id, lock=True)
+        except NotFound:
+            raise ValidationFailed.one("element_id", f"{element_type} {element_id} does not exist") from None
+        if key:
+            first = await TriggerActivation.get_or_none(idempotency_key=key)
+            if first is not None:
+                return WebhookAnswer(first.id, first.outcome, first.reason, first.element_type, first.element_id,
+                                     duplicate=True)
+        stage = await Stage.get(id=trigger.stage_id)
+        if element.pipeline_id != stage.pipeline_id:
+            raise ValidationFailed.one("element_id", f"{element_type} {element_id} is not in the pipeline of this "
+                                                     "trigger's stage")
+        activations = await engine.fire_triggers(Occurrence(
+            Event(WEBHOOK, {"payload": payload}), element_type=element_type, element_id=element_id,
+            only_trigger_id=trigger.id, idempotency_key=key))
+    if not activations:
+        return WebhookAnswer(None, "no_match", "the trigger is disabled", element_type, element_id)
+    activation = activations[0]
+    return WebhookAnswer(activation.id, activation.outcome, activation.reason, element_type, element_id)
+
+
+async def activations(element_type: str, element_id: int, *, actor: Acting, first: int = 50) -> list[TriggerActivation]:
+    """The element's trigger evaluations, newest first: which trigger moved it, and why the others did not."""
+    await require_visible(actor, element_type, element_id)
+    return await TriggerActivation.filter(element_type=element_type, element_id=element_id).order_by("-id").limit(
+        max(1, min(first, 100)))
