@@ -13,6 +13,22 @@ class Migration(migrations.Migration):
 
     operations = [
         ops.CreateModel(
+            name='Payment',
+            fields=[
+                ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),
+                ('element_type', fields.CharField(max_length=10)),
+                ('element_id', fields.IntField()),
+                ('amount', fields.DecimalField(max_digits=18, decimal_places=2)),
+                ('currency', fields.CharField(max_length=3)),
+                ('reference', fields.CharField(default='', max_length=200)),
+                ('idempotency_key', fields.CharField(null=True, unique=True, max_length=200)),
+                ('recorded_by_id', fields.IntField(null=True)),
+                ('received_at', fields.DatetimeField(auto_now=False, auto_now_add=True)),
+            ],
+            options={'table': 'payment', 'app': 'models', 'indexes': [Index(fields=['element_type', 'element_id'])], 'pk_attr': 'id', 'table_description': 'A payment received for an element. `idempotency_key` makes a retried report the same payment.'},
+            bases=['Model'],
+        ),
+        ops.CreateModel(
             name='Trigger',
             fields=[
                 ('id', fields.IntField(generated=True, primary_key=True, unique=True, db_index=True)),

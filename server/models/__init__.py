@@ -21,6 +21,7 @@ from server.models.crm import (
 )
 from server.models.events import Event
 from server.models.messages import ChannelHook, DeliveryAttempt, ExceptionEntry, MailSender, Message, Suppression
+from server.models.payments import Payment
 from server.models.pipelines import Pipeline, Stage
 from server.models.triggers import Trigger, TriggerActivation
 from server.models.work import Activity, FeedPost, FeedRecipient, Notification, RoundRobinCursor
@@ -28,7 +29,7 @@ from server.models.work import Activity, FeedPost, FeedRecipient, Notification, 
 MODEL_MODULES = [
     "server.models.crm", "server.models.pipelines", "server.models.automation",
     "server.models.work", "server.models.access", "server.models.events", "server.models.messages",
-    "server.models.triggers",
+    "server.models.triggers", "server.models.payments",
 ]
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "Element",
     "Lead",
     "MODEL_MODULES",
+    "Payment",
     "Pipeline",
     "Rule",
     "RuleRun",

@@ -185,3 +185,26 @@ async def test_a_webhook_trigger_moves_once_per_idempotency_key_and_refuses_a_wr
     broken = await client.post(f"/hooks/triggers/{trigger.token}", content=b"{not json")
     assert broken.status_code == 400
     assert await TriggerActivation.filter(element_id=deal.id).count() == 1
+
+
+async def test_a_payment_above_the_minimum_moves_the_deal_and_a_retried_report_counts_once(db):
+    from server.models import Payment
+    from server.services import payments
+
+    stages = await six_stages()
+    await add_trigger(stages["s5"], "payment_received", {"min_amount": "500"}, name="Paid")
+    deal = await deal_in(stages["s2"])
+
+    await payments.record_payment("deal", deal.id, amount="120", reference="INV-1", actor=SYSTEM)
+    assert await stage_of(deal) == "s2"
+    first, new = await payments.record_payment("deal", deal.id, amount="900", reference="INV-2",
+                                               idempotency_key="psp-9", actor=SYSTEM)
+    again, repeated = await payments.record_payment("deal", deal.id, amount="900", reference="INV-2",
+                                                    idempotency_key="psp-9", actor=SYSTEM)
+
+    assert await stage_of(deal) == "s5"
+    assert (new, repeated, again.id) == (True, False, first.id)
+    assert await Payment.filter(element_id=deal.id).count() == 2
+    with pytest.raises(ValidationFailed) as failure:
+        await payments.record_payment("deal", deal.id, amount="-3", actor=SYSTEM)
+    assert failure.value.errors[0].field == "amount"

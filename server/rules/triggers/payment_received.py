@@ -15,7 +15,7 @@ class PaymentReceived(TriggerType[PaymentReceivedSettings]):
     title = "Payment received"
     event = PAYMENT_RECEIVED
     Settings = PaymentReceivedSettings
-    data_fields = ("amount", "currency", "reference")
+    data_fields = ("amount", "currency", "reference", "payment_id")
     example = TriggerExample("Payment received", {"min_amount": "100"}, Event(PAYMENT_RECEIVED, {"amount": "250.00", "currency": "EUR", "reference": "INV-1"}))
 
     def matches(self, settings: PaymentReceivedSettings, event: Event) -> str | None:
