@@ -39,6 +39,11 @@ ACTIVITY_KIND = {Channel.email: "email", Channel.call: "call", Channel.sms: "mes
 TIMELINE_TEXT_CHARS = 4000
 
 
+class RecordingInProgress(ValidationFailed):
+    """A concurrent delivery with the same idempotency key is being recorded: this one's transaction is rolled
+    back, and running it again answers the other's recording."""
+
+
 @dataclass
 class Inbound:
     """One thing a customer sent, as a channel's face parsed it."""
@@ -97,8 +102,8 @@ def _json_text_contains(model: type[Contact] | type[Company], wanted: str) -> An
     escaped = wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("'", "''")
     pattern = f"'%\"{escaped}\"%'"
     return Q(id__in=RawSQL(
-        f"SELECT id FROM {table} WHERE lower(CAST(emails AS TEXT)) LIKE {pattern} ESCAPE '\\' "
-        f"OR lower(CAST(phones AS TEXT)) LIKE {pattern} ESCAPE '\\'"))
+        f"(SELECT id FROM {table} WHERE lower(CAST(emails AS TEXT)) LIKE {pattern} ESCAPE '\\' "
+        f"OR lower(CAST(phones AS TEXT)) LIKE {pattern} ESCAPE '\\')"))  # parenthesised: IN (subquery)
 
 
 async def open_elements_of(clients: Sequence[Contact | Company]) -> list[tuple[str, Element]]:
@@ -177,9 +182,19 @@ async def _store(inbound: Inbound, reply: Message | None, reached: list[tuple[st
             meta={**inbound.meta, "elements": [[t, e.id] for t, e in reached]},
         )
     except IntegrityError:  # the same key, recorded by a concurrent delivery a moment ago
-        raise ValidationFailed.one("idempotency_key", "this delivery is being recorded already; retry to get its answer") from None
+        raise RecordingInProgress.one("idempotency_key", "this delivery is being recorded already; retry to get its answer") from None
     await message_event(message)
     return message
+
+
+async def link(inbound: Inbound, message: Message, element_type: str, element: Element) -> None:
+    """A message recorded without an element (unknown sender, "keep") now that the caller made one for it (a web
+    form's new lead): linked to it, on its timeline, customer activity there. Inside the recording's transaction."""
+    message.element_type, message.element_id = element_type, element.id
+    message.meta = {**message.meta, "elements": [*message.meta.get("elements", []), [element_type, element.id]]}
+    await message.save(update_fields=["element_type", "element_id", "meta"])
+    await message_event(message)
+    await _customer_activity(inbound, message, element_type, element)
 
 
 async def _customer_activity(inbound: Inbound, message: Message, element_type: str, element: Element) -> None:
