@@ -29,6 +29,7 @@ from graphql import (
 )
 
 from server.errors import MAX_LISTED_ERRORS
+from server.services.clients import MAX_ADDRESSES
 from server.services.paging import MAX_PAGE
 
 MAX_COST = 25_000
@@ -44,6 +45,9 @@ CONFIGURATION_LISTS = frozenset({
 BOUNDED_LISTS = {
     "MarkedRead.notifications": MAX_PAGE,  # markNotificationsRead takes at most MAX_PAGE ids
     "ValidationError.errors": MAX_LISTED_ERRORS,
+    # a client's typed addresses: services/clients.py refuses more
+    "Contact.emailAddresses": MAX_ADDRESSES, "Contact.phoneNumbers": MAX_ADDRESSES,
+    "Company.emailAddresses": MAX_ADDRESSES, "Company.phoneNumbers": MAX_ADDRESSES,
 }
 
 
