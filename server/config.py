@@ -53,8 +53,6 @@ class Settings:
     sms_url: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_SMS_URL", ""))
     sms_auth: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_SMS_AUTH", ""))
     sms_from: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_SMS_FROM", "pipewright"))
-    # Phone numbers written without a country code (client phones, webhook numbers) are read in this region.
-    default_region: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_DEFAULT_REGION", "DE"))
     # The inbound SMTP receiver (`pipewright mailin`, and inside `pipewright serve` when set): host:port.
     mailin: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_MAILIN", ""))
     mailin_max_bytes: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAILIN_MAX_BYTES", 10_000_000))
@@ -64,8 +62,8 @@ class Settings:
     message_max_attempts: int = field(default_factory=lambda: _int("PIPEWRIGHT_MESSAGE_MAX_ATTEMPTS", 8))
     message_retry_base_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_MESSAGE_RETRY_BASE_MS", 5000))
     message_lease_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_MESSAGE_LEASE_S", 60))
-    # Clients' phone numbers are stored in E.164; one written without a country code (030 5550 0100) is read as
-    # a number of this region (ISO 3166 code).
+    # Phone numbers are stored in E.164; one written without a country code (030 5550 0100: a client's, a
+    # webhook's, an SMS recipient's) is read as a number of this region (ISO 3166 code).
     default_region: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_DEFAULT_REGION", "DE").upper())
 
     @property

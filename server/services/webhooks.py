@@ -20,8 +20,9 @@ from server.actor import SYSTEM
 from server.config import settings
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed
-from server.kinds import Channel, ElementType
+from server.kinds import Channel, ElementType, EmailType
 from server.models import Company, Contact, Element
+from server.rules.clients import phone_type
 from server.services import elements as element_service
 from server.services import inbound
 from server.services.inbound import Inbound, Recorded
@@ -325,8 +326,10 @@ async def _lead_from(form: FormPayload, addresses: list[str]) -> tuple[Contact, 
     name = (form.fields.get("name") or "").strip()[:200] or email or phone or "web form"
     repeat = contact is not None
     if contact is None:
-        contact = await Contact.create(name=name, emails=[email] if email else [], phones=[phone] if phone else [],
-                                       company_id=company.id if company else None)
+        contact = await Contact.create(
+            name=name, emails=[{"value": email, "type": EmailType.work}] if email else [],
+            phones=[{"value": phone, "type": phone_type(phone)}] if phone else [],
+            company_id=company.id if company else None)
     values: dict[str, Any] = {"title": f"{name} (web form {form.form})"[:255], "source": f"web form {form.form}",
                               "contact": contact.id, "is_repeat": repeat}
     if company is not None or contact.company_id:

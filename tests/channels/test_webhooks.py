@@ -13,6 +13,7 @@ from server.actor import SYSTEM
 from server.models import Contact, CustomerActivity, DealContact, ExceptionEntry, Lead, Message, RuleRun, TimelineEntry
 from server.services import elements as element_service
 from server.services import hooks
+from tests.support.clients import work
 from tests.support import add_rule, make_pipeline, make_user, wait_for_runs, wait_until
 
 ANNA_PHONE = "+49301234567"  # stored as E.164; she calls from "030 1234567"
@@ -34,7 +35,7 @@ async def post(client: httpx.AsyncClient, channel: str, payload: Any, *, key: st
 
 async def deal_of_anna(stage, *, title: str = "LED retrofit"):
     owner = await make_user("Maria")
-    contact = await Contact.create(name="Anna Berg", emails=[ANNA_EMAIL], phones=[ANNA_PHONE, ANNA_MOBILE])
+    contact = await Contact.create(name="Anna Berg", emails=work(ANNA_EMAIL), phones=work(ANNA_PHONE, ANNA_MOBILE))
     deal = await element_service.create_element("deal", {"title": title, "responsible": owner.id},
                                                 stage_id=stage.id, actor=SYSTEM)
     await DealContact.create(deal_id=deal.id, contact_id=contact.id, position=0)
@@ -322,7 +323,8 @@ async def test_a_form_from_an_unknown_sender_creates_a_contact_and_a_lead_whose_
     assert response.json() == {"message_id": (await Message.get(channel="form")).id, "status": "created lead",
                                "elements": [{"type": "lead", "id": lead.id}], "duplicate": False}
     assert {**again.json(), "duplicate": False} == response.json() and again.json()["duplicate"] is True
-    assert (contact.name, contact.emails, contact.phones) == ("Ben Ortiz", ["ben@ortiz.example"], ["+4915112345679"])
+    assert (contact.name, contact.emails, contact.phones) == (
+        "Ben Ortiz", [{"value": "ben@ortiz.example", "type": "work"}], [{"value": "+4915112345679", "type": "mobile"}])
     assert (lead.title, lead.source, lead.contact_id, lead.stage_id) == (
         "Ben Ortiz (web form contact)", "web form contact", contact.id, stages["new"].id)
     message = await Message.get(channel="form")
