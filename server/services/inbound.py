@@ -97,8 +97,8 @@ def _json_text_contains(model: type[Contact] | type[Company], wanted: str) -> An
     escaped = wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("'", "''")
     pattern = f"'%\"{escaped}\"%'"
     return Q(id__in=RawSQL(
-        f"SELECT id FROM {table} WHERE lower(CAST(emails AS TEXT)) LIKE {pattern} ESCAPE '\\' "
-        f"OR lower(CAST(phones AS TEXT)) LIKE {pattern} ESCAPE '\\'"))
+        f"(SELECT id FROM {table} WHERE lower(CAST(emails AS TEXT)) LIKE {pattern} ESCAPE '\\' "
+        f"OR lower(CAST(phones AS TEXT)) LIKE {pattern} ESCAPE '\\')"))
 
 
 async def open_elements_of(clients: Sequence[Contact | Company]) -> list[tuple[str, Element]]:
