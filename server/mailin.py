@@ -29,7 +29,8 @@ from server.services.inbound import Inbound
 
 log = logging.getLogger(__name__)
 
-SESSION_TIMEOUT_S = 60  # idle time allowed between a client's commands before the connection is closed
+# Idle time allowed between a client's commands (and for the whole DATA transfer) before the connection is closed.
+SESSION_TIMEOUT_S = 60
 MAX_SESSIONS = 50  # concurrent SMTP connections; one more is answered 421 (the client retries later)
 RECORD_TIMEOUT_S = 30  # a database that takes longer gets a 451: the sending server retries
 REPLY_CHARS = 400  # SMTP reply lines stay well under RFC 5321's 512 octets
@@ -50,7 +51,7 @@ class ParsedMail:
 
     report: Report | None = None
     inbound: Inbound | None = None
-    automatic: str = ""  # the Auto-Submitted value of an automatic reply (out of office): not the customer's
+    automatic: str = ""  # why it is an automatic message (an out-of-office reply, a notification): not the customer's
 
 
 def reply(code: int, enhanced: str, text: str) -> str:
@@ -67,8 +68,10 @@ def parse(raw: bytes, *, envelope_from: str, recipients: list[str]) -> ParsedMai
     if report is not None:
         return ParsedMail(report=report)
     automatic = _raw_header(mail, "Auto-Submitted").strip().lower()
-    if automatic and automatic != "no":
-        return ParsedMail(automatic=automatic)
+    if automatic and automatic != "no":  # RFC 3834: out-of-office and other automatic replies
+        return ParsedMail(automatic=f"an automatic reply (Auto-Submitted: {automatic})")
+    if envelope_from.strip() in ("", "<>"):  # RFC 5321 4.5.5: the null sender <> is for notifications (bounces not in DSN form)
+        return ParsedMail(automatic="an automatic notification (from the null sender <>)")
     sender, name = _sender(mail, envelope_from)
     html = _body(mail, "html")
     text = _body(mail, "plain") or (text_of(html) if html else "")
@@ -146,15 +149,23 @@ class MailHandler:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+        if isinstance(server, _Session):
+            server.recording()
         raw = envelope.original_content or b""
         try:
             parsed = await asyncio.to_thread(parse, raw, envelope_from=str(envelope.mail_from or ""),
                                              recipients=[str(r) for r in envelope.rcpt_tos])
         except Refused as refused:
-            return refused.reply
+            answer = refused.reply
         except Exception:
             log.exception("parsing a received mail of %d bytes failed", len(raw))
-            return reply(550, "5.6.0", "the mail could not be parsed")
+            answer = reply(550, "5.6.0", "the mail could not be parsed")
+        else:
+            answer = await self._answer(parsed)
+        log.info("mail from %s (%d bytes): %s", envelope.mail_from or "<>", len(raw), answer)
+        return answer
+
+    async def _answer(self, parsed: ParsedMail) -> str:
         try:
             return await asyncio.wait_for(self._record(parsed), timeout=RECORD_TIMEOUT_S)
         except ValidationFailed as exc:
@@ -178,7 +189,7 @@ class MailHandler:
             suppressed = f", {done.suppressed} suppressed" if done.suppressed else ""
             return reply(250, "2.0.0", f"report recorded: message {done.message.id} {done.outcome}{suppressed}")
         if parsed.inbound is None:
-            return reply(250, "2.0.0", f"ignored: an automatic reply (Auto-Submitted: {parsed.automatic})")
+            return reply(250, "2.0.0", f"ignored: {parsed.automatic}, not the customer's")
         recorded = await inbound.record(parsed.inbound)
         if recorded.blocked:
             return reply(250, "2.0.0", "ignored: the sender is on the exception list")
@@ -219,6 +230,11 @@ class _Session(SMTP):
         self._counted = True
         self._sessions.open.add(self)
 
+    def recording(self) -> None:
+        """The mail is in: its recording gets the whole idle timeout (more than RECORD_TIMEOUT_S), however long
+        the transfer took (aiosmtpd does not restart the timer during DATA)."""
+        self._reset_timeout()
+
     def connection_lost(self, error: Exception | None) -> None:
         if self._counted:
             self._sessions.open.discard(self)
@@ -255,6 +271,9 @@ async def start(listen: str, *, max_bytes: int | None = None, timeout_s: float =
     """Listen for mail on this loop. Bigger messages than `max_bytes` (default: settings().mailin_max_bytes) get
     552, as do those announced bigger in MAIL FROM's SIZE."""
     host, port = listen_address(listen)
+    chatty = logging.getLogger("mail.log")  # aiosmtpd logs every SMTP command at INFO; one line per mail is ours
+    if chatty.level == logging.NOTSET:
+        chatty.setLevel(logging.WARNING)
     loop = asyncio.get_running_loop()
     sessions = _Sessions(max_sessions)
     handler = MailHandler()

@@ -9,7 +9,11 @@ outbound mail is sent) by the separate worker process.
 
 import asyncio
 import email.policy
+import os
+import shutil
 import smtplib
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from email.message import EmailMessage
 
@@ -22,6 +26,8 @@ from server.services import elements as element_service
 from tests.channels.test_bounces import arf_complaint, postfix_bounce
 from tests.support import add_rule, make_pipeline, make_user, wait_for_runs, wait_until
 from tests.support.peers import Received, SmtpPeer
+from tests.support.serve import serve, stop, wait_ready
+from tests.support.servers import ROOT, free_port
 
 pytestmark = pytest.mark.production_backend
 
@@ -284,7 +290,23 @@ async def test_an_automatic_reply_is_not_the_customers_answer(db, smtp, receiver
 
     code, answer = await send(receiver, raw)
 
-    assert (code, answer) == (250, "2.0.0 ignored: an automatic reply (Auto-Submitted: auto-replied)")
+    assert (code, answer) == (250, "2.0.0 ignored: an automatic reply (Auto-Submitted: auto-replied), not the "
+                                   "customer's")
+    assert (await wait_run(deal)).status == "waiting"
+    assert await inbound_count() == 0
+
+
+async def test_a_notification_from_the_null_sender_is_not_the_customers_answer(db, smtp, receiver):
+    deal = await waiting_deal(await offer_stage())
+    _, received = await offer_at_peer(deal, smtp)
+    # A bounce in plain text (not a DSN), threaded to our offer, as some servers still send them.
+    raw = reply_mail(in_reply_to=received.message["Message-ID"], sender="MAILER-DAEMON@acme.example",
+                     subject="Delivery failure", text="Your message could not be delivered.")
+
+    code, answer = await send(receiver, raw, mail_from="")
+
+    assert (code, answer) == (250, "2.0.0 ignored: an automatic notification (from the null sender <>), not the "
+                                   "customer's")
     assert (await wait_run(deal)).status == "waiting"
     assert await inbound_count() == 0
 
@@ -320,3 +342,44 @@ async def test_connections_past_the_limit_are_told_to_come_back(db):
         await small.stop()
 
     assert refused.value.smtp_code == 421
+
+
+async def test_pipewright_serve_receives_mail_on_its_own_loop_when_mailin_is_set(tmp_path, sqlite_template, monkeypatch):
+    port, smtp_port = free_port(), free_port()
+    log = tmp_path / "serve.log"
+    shutil.copyfile(sqlite_template, tmp_path / "serve.db")
+    monkeypatch.setenv("PIPEWRIGHT_MAILIN", f"127.0.0.1:{smtp_port}")
+    process = serve(f"sqlite://{tmp_path / 'serve.db'}", port, log)
+    try:
+        await wait_ready(port, process)
+        assert f"pipewright: inbound mail (SMTP) on 127.0.0.1:{smtp_port}" in log.read_text()
+
+        code, answer = await asyncio.to_thread(smtp_send, f"127.0.0.1:{smtp_port}", reply_mail(
+            sender="stranger@elsewhere.example"), mail_from="stranger@elsewhere.example")
+    finally:
+        stop(process)
+
+    assert code == 550 and answer.startswith("5.1.0 stranger@elsewhere.example is not the address of a contact")
+
+
+async def test_pipewright_mailin_serves_the_receiver_alone(tmp_path, sqlite_template):
+    smtp_port = free_port()
+    log = tmp_path / "mailin.log"
+    shutil.copyfile(sqlite_template, tmp_path / "mailin.db")
+    env = {**os.environ, "PIPEWRIGHT_DATABASE_URL": f"sqlite://{tmp_path / 'mailin.db'}"}
+    env.pop("PIPEWRIGHT_BROKER_URL", None)
+    with open(log, "ab") as out:
+        process = subprocess.Popen([sys.executable, "-m", "server.cli", "mailin", "--listen", f"127.0.0.1:{smtp_port}"],
+                                   env=env, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+    try:
+        await wait_until(lambda: _value(f"inbound mail (SMTP) on 127.0.0.1:{smtp_port}" in log.read_text()
+                                        or process.poll() is not None), what="pipewright mailin listening")
+        assert process.poll() is None, log.read_text()
+
+        code, answer = await asyncio.to_thread(smtp_send, f"127.0.0.1:{smtp_port}", reply_mail(
+            sender="stranger@elsewhere.example"), mail_from="stranger@elsewhere.example")
+    finally:
+        stop(process)
+
+    assert code == 550 and answer.startswith("5.1.0 stranger@elsewhere.example is not the address of a contact")
+    assert process.returncode == 0
