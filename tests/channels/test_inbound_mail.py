@@ -383,3 +383,17 @@ async def test_pipewright_mailin_serves_the_receiver_alone(tmp_path, sqlite_temp
 
     assert code == 550 and answer.startswith("5.1.0 stranger@elsewhere.example is not the address of a contact")
     assert process.returncode == 0
+
+
+async def test_an_idle_client_is_disconnected_after_the_session_timeout(db):
+    small = await mailin.start("127.0.0.1:0", timeout_s=0.5)
+    host, port = small.address.rsplit(":", 1)
+    try:
+        reader, writer = await asyncio.open_connection(host, int(port))
+        greeting = await reader.readline()
+        closed = await asyncio.wait_for(reader.read(), timeout=10)  # the client says nothing: EOF from the server
+        writer.close()
+    finally:
+        await small.stop()
+
+    assert greeting.startswith(b"220 ") and closed == b""
