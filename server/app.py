@@ -79,9 +79,17 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
 
                 install_dispatcher()
             await live.hub.start()
+            receiver = None
             try:
+                if config.mailin:
+                    from server import mailin
+
+                    receiver = await mailin.start(config.mailin)
+                    print(f"pipewright: inbound mail (SMTP) on {receiver.address}", flush=True)
                 yield
             finally:
+                if receiver is not None:
+                    await receiver.stop()
                 await live.hub.stop()
                 if worker is not None:
                     await worker.stop()
