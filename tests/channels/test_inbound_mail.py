@@ -23,6 +23,7 @@ from server import config, mailin
 from server.actor import SYSTEM
 from server.models import Contact, DealContact, ExceptionEntry, Message, RuleRun, Suppression, TimelineEntry
 from server.services import elements as element_service
+from tests.support.clients import work
 from tests.channels.test_bounces import arf_complaint, postfix_bounce
 from tests.support import add_rule, make_pipeline, make_user, wait_for_runs, wait_until
 from tests.support.peers import Received, SmtpPeer
@@ -76,7 +77,7 @@ def reply_mail(*, in_reply_to: str = "", sender: str = "Anna Berg <anna@acme.exa
 async def waiting_deal(stages, *, email: str = "anna@acme.example", title: str = "LED retrofit"):
     """A deal in the offer stage, whose rules send the offer to Anna and wait for her answer."""
     owner = await make_user(f"Maria{await Contact.all().count()}")
-    contact = await Contact.create(name="Anna Berg", emails=[email])
+    contact = await Contact.create(name="Anna Berg", emails=work(email))
     deal = await element_service.create_element("deal", {"title": title, "responsible": owner.id},
                                                 stage_id=stages["new"].id, actor=SYSTEM)
     await DealContact.create(deal_id=deal.id, contact_id=contact.id, position=0)
