@@ -12,7 +12,7 @@ from starlette.routing import Route, WebSocketRoute
 from tortoise.connection import get_connection
 from tortoise.contrib.starlette import RegisterTortoise
 
-from server import database, live
+from server import database, live, tracking_routes
 from server.calendar_feed import calendar_feed
 from server.config import settings
 from server.http import AdminBodyLimit, SecurityHeaders, TrustedProxies, trusted_networks
@@ -88,6 +88,7 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
     routes = [
         Route("/health", health),
         Route("/calendar/{token}.ics", calendar_feed, methods=["GET"]),
+        *tracking_routes.routes(),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/", admin_root),

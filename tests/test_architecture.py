@@ -16,7 +16,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "composition": ("server.app", "server.cli"),
     # The live hub (server.live) is face-side: it serves subscriptions and registers itself with
     # server.events as the after-commit publisher, so nothing below it needs to know it exists.
-    "faces": ("server.schema", "server.workers", "web", "server.http", "server.calendar_feed", "server.live"),
+    "faces": ("server.schema", "server.workers", "web", "server.http", "server.calendar_feed", "server.live",
+              "server.tracking_routes"),
     "services": ("server.services",),
     # The channels (outbox, delivery, transports, inbound parsing) sit beside the engine: rules send through
     # the outbox, and nothing in them knows a face.

@@ -32,7 +32,7 @@ class SmtpTransport:
         self.validate_certs = query.get("verify", ["1"])[0] not in ("0", "false", "no")
 
     async def send(self, message: Message) -> Sent:
-        raw = mail.as_bytes(message)
+        raw = await mail.as_bytes(message)
         try:
             errors, reply = await aiosmtplib.send(
                 raw, sender=message.sender, recipients=[message.recipient], hostname=self.hostname, port=self.port,
