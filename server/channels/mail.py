@@ -14,10 +14,12 @@ from server.channels import tracking
 from server.config import settings
 from server.models import Message
 
-# The headers a DKIM signature covers when the message has them (RFC 6376 5.4.1). From is listed twice: the
-# second, absent instance signs "no further From", so a second From cannot be added without breaking it.
+# The headers a DKIM signature covers. One absent when signing is signed as empty (RFC 6376 5.4), so it cannot be
+# added later (a Reply-To sending answers elsewhere); the ones a forger would add a second copy of are listed
+# twice ("over-signed"), so a second Subject or From above ours breaks the signature too.
 DKIM_HEADERS = (b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"reply-to", b"in-reply-to",
                 b"references", b"mime-version", b"content-type", b"content-transfer-encoding")
+DKIM_OVERSIGNED = (b"from", b"to", b"cc", b"subject", b"reply-to")
 # relaxed/relaxed: relays that re-fold headers or touch whitespace in the body (trailing spaces, blank lines
 # at the end) do not break the signature; the content itself is covered all the same.
 DKIM_CANONICALIZATION = (b"relaxed", b"relaxed")
@@ -68,9 +70,7 @@ async def as_bytes(message: Message) -> bytes:
 def sign(raw: bytes, *, key: bytes, selector: str, domain: str) -> bytes:
     import dkim
 
-    present = {line.partition(b":")[0].strip().lower() for line in raw.partition(b"\r\n\r\n")[0].split(b"\r\n")
-               if line and line[:1] not in (b" ", b"\t")}
-    headers = [name for name in DKIM_HEADERS if name in present] + [b"from"]
-    signature: bytes = dkim.sign(raw, selector.encode(), domain.encode(), key, include_headers=headers,
+    signature: bytes = dkim.sign(raw, selector.encode(), domain.encode(), key,
+                                 include_headers=[*DKIM_HEADERS, *DKIM_OVERSIGNED],
                                  canonicalize=DKIM_CANONICALIZATION)
     return signature + raw
