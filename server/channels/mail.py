@@ -5,6 +5,7 @@ The Message-ID is derived from the row's `uid`, so every attempt at one message 
 part is sent with open and link tracking (`tracking.py`); the row keeps the HTML as the rule rendered it.
 """
 
+import asyncio
 import email.policy
 import email.utils
 from email.message import EmailMessage
@@ -57,9 +58,16 @@ def build(message: Message, *, tracking_key: bytes | None = None) -> EmailMessag
 
 
 async def as_bytes(message: Message) -> bytes:
-    """The email as sent: built (HTML tracked), then DKIM-signed when a key is configured."""
+    """The email as sent: built (HTML tracked), then DKIM-signed when a key is configured.
+
+    Built in a thread: rewriting a long HTML body and dkimpy's RSA (pure Python, tens of ms) would otherwise hold
+    the event loop, which embedded mode shares with the web server."""
     key = await tracking.signing_key() if message.html else None
-    raw = build(message, tracking_key=key).as_bytes()
+    return await asyncio.to_thread(_composed, message, key)
+
+
+def _composed(message: Message, tracking_key: bytes | None) -> bytes:
+    raw = build(message, tracking_key=tracking_key).as_bytes()
     config = settings()
     if not config.dkim_key_file:
         return raw

@@ -178,3 +178,26 @@ def test_links_point_at_the_public_url_when_one_is_set(monkeypatch):
     [href] = re.findall(r'href="([^"]*)"', html)
     assert html_lib.unescape(href).startswith(f"https://crm.example.org/t/{'a' * 32}/click?u=https%3A%2F%2Facme.example%2F&s=")
     assert f'src="https://crm.example.org/t/{"a" * 32}/open.gif"' in html
+
+
+def test_only_the_href_of_web_links_changes_however_the_tag_is_written():
+    uid, key = "b" * 32, b"secret"
+
+    def click(url: str) -> str:
+        return html_lib.escape(tracking.click_url(key, uid, url))
+
+    written = {
+        '<A HREF=\'http://x.example/\'>': f'<A HREF="{click("http://x.example/")}">',
+        '<a title="a > b" href=https://y.example/p?q=1&amp;r=2>': f'<a title="a > b" href="{click("https://y.example/p?q=1&r=2")}">',
+        '<area shape=rect href="https://z.example">': f'<area shape=rect href="{click("https://z.example")}">',
+        '<a\nhref = "https://n.example"\n>': f'<a\nhref = "{click("https://n.example")}"\n>',
+        '<a data-href="https://d.example" href="#x">': '<a data-href="https://d.example" href="#x">',
+        '<abbr href="https://no.example">': '<abbr href="https://no.example">',
+        '<a href="tel:+4930555">': '<a href="tel:+4930555">',
+        '<a href="javascript:alert(1)">': '<a href="javascript:alert(1)">',
+        '<a name=top>': '<a name=top>',
+    }
+    for html, sent in written.items():
+        assert tracking.tracked_html(html, uid=uid, key=key).removesuffix(
+            f'<img src="{tracking.pixel_url(uid)}" width="1" height="1" alt="" style="border:0;width:1px;height:1px">'
+        ) == sent, html
