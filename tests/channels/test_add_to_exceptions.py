@@ -5,8 +5,9 @@ import pytest
 
 from server.actor import SYSTEM
 from server.channels.addresses import normalise_phone
-from server.models import Company, Contact, Deal, ExceptionEntry, RuleRun, TimelineEntry
+from server.models import Company, Contact, Deal, ExceptionEntry, Lead, Pipeline, RuleRun, Stage, TimelineEntry
 from server.services import elements as element_service
+from server.services.demo import load_demo_if_empty
 from tests.support import add_rule, make_pipeline, wait_for_runs
 
 pytestmark = pytest.mark.production_backend
@@ -97,3 +98,22 @@ async def test_with_delete_element_the_deal_is_deleted_and_its_pending_runs_canc
 ])
 def test_phone_numbers_compare_in_one_form(written: str, stored: str):
     assert normalise_phone(written) == stored
+
+
+async def test_the_demo_excepts_and_deletes_spam_leads_in_junk_and_keeps_the_others(db):
+    assert await load_demo_if_empty()
+    leads = await Pipeline.get(name="Leads")
+    junk = await Stage.get(pipeline_id=leads.id, code="junk")
+    sender = await Contact.create(name="Prize Draw", emails=["Winner@Prize-Draw.example"])
+    spam = await element_service.create_element("lead", {"title": "You have won", "source": "spam",
+                                                         "contact": sender.id}, stage_id=junk.id, actor=SYSTEM)
+    quiet = await element_service.create_element("lead", {"title": "No reply", "source": "email",
+                                                          "contact": sender.id}, stage_id=junk.id, actor=SYSTEM)
+
+    spam_runs = await wait_for_runs("lead", spam.id, 2)
+    quiet_runs = await wait_for_runs("lead", quiet.id, 1)
+
+    assert not await Lead.exists(id=spam.id) and await Lead.exists(id=quiet.id)
+    assert {(r.rule_key, r.status) for r in spam_runs} == {("spam", "succeeded"), ("clean_up", "cancelled")}
+    assert {(r.rule_key, r.status) for r in quiet_runs if r.rule_key == "spam"} == {("spam", "skipped")}
+    assert await ExceptionEntry.filter(value="winner@prize-draw.example").count() == 1
