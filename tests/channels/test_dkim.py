@@ -7,7 +7,7 @@ worker process is started before any test and keeps its environment).
 
 import base64
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from math import gcd
 from pathlib import Path
 
@@ -106,7 +106,7 @@ def dns_record(key_pair: tuple[bytes, str], tmp_path: Path, monkeypatch: pytest.
     config.reload()
 
 
-def dns(record: str):  # type: ignore[no-untyped-def]
+def dns(record: str) -> Callable[..., bytes | None]:
     """dkimpy's DNS lookup, answered for our selector and domain only."""
     def lookup(name: bytes, timeout: int = 5) -> bytes | None:
         return record.encode() if name == f"{SELECTOR}._domainkey.{DOMAIN}.".encode() else None
