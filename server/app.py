@@ -12,7 +12,7 @@ from starlette.routing import Route, WebSocketRoute
 from tortoise.connection import get_connection
 from tortoise.contrib.starlette import RegisterTortoise
 
-from server import database, live
+from server import database, live, tracking_routes
 from server.calendar_feed import calendar_feed
 from server.config import settings
 from server.hooks_routes import webhook
@@ -98,6 +98,7 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
         Route("/health", health),
         Route("/calendar/{token}.ics", calendar_feed, methods=["GET"]),
         Route("/hooks/{channel}/{token}", webhook, methods=["POST"]),
+        *tracking_routes.routes(),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/", admin_root),

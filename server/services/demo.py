@@ -119,6 +119,8 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
          "params": {"message": "{{lead.title}} ({{lead.responsible.name|default('nobody assigned')}}) waits for the customer's reply"}},
     ),
     ("Leads", "junk"): (
+        {"key": "spam", "action_type": "add_to_exceptions", "title": "Spam: stop storing the sender's mail",
+         "params": {"delete_element": True}, "condition": [[{"field": "source", "op": "eq", "value": "spam"}]]},
         {"key": "clean_up", "action_type": "delete_element", "title": "Delete junk leads after 30 days", "params": {},
          "timing": {"kind": "after", "amount": 30, "unit": "days"}},
     ),
