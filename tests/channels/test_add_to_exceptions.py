@@ -8,13 +8,14 @@ from server.channels.addresses import normalise_phone
 from server.models import Company, Contact, Deal, ExceptionEntry, Lead, Pipeline, RuleRun, Stage, TimelineEntry
 from server.services import elements as element_service
 from server.services.demo import load_demo_if_empty
+from tests.support.clients import work
 from tests.support import add_rule, make_pipeline, wait_for_runs
 
 pytestmark = pytest.mark.production_backend
 
 
 async def client_deal(stage, *, title: str = "Roof") -> Deal:
-    company = await Company.create(name="Acme", emails=["Office@Acme.example"], phones=["+49 30 5550-1200"])
+    company = await Company.create(name="Acme", emails=work("Office@Acme.example"), phones=work("+49 30 5550-1200"))
     contact = await Contact.create(
         name="Carla", company_id=company.id,
         emails=[{"value": " Carla@Acme.example ", "type": "work"}, {"value": "carla@home.example", "type": "home"}],
@@ -104,7 +105,7 @@ async def test_the_demo_excepts_and_deletes_spam_leads_in_junk_and_keeps_the_oth
     assert await load_demo_if_empty()
     leads = await Pipeline.get(name="Leads")
     junk = await Stage.get(pipeline_id=leads.id, code="junk")
-    sender = await Contact.create(name="Prize Draw", emails=["Winner@Prize-Draw.example"])
+    sender = await Contact.create(name="Prize Draw", emails=work("Winner@Prize-Draw.example"))
     spam = await element_service.create_element("lead", {"title": "You have won", "source": "spam",
                                                          "contact": sender.id}, stage_id=junk.id, actor=SYSTEM)
     quiet = await element_service.create_element("lead", {"title": "No reply", "source": "email",
