@@ -53,6 +53,7 @@ class Settings:
     sms_url: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_SMS_URL", ""))
     sms_auth: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_SMS_AUTH", ""))
     sms_from: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_SMS_FROM", "pipewright"))
+    default_region: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_DEFAULT_REGION", "DE"))
     # The inbound SMTP receiver (`pipewright mailin`, and inside `pipewright serve` when set): host:port.
     mailin: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_MAILIN", ""))
     mailin_max_bytes: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAILIN_MAX_BYTES", 10_000_000))
