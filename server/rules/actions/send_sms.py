@@ -81,8 +81,9 @@ class SendSms(Action[SendSmsParams]):
         if "{" not in params.text:
             if too_long := sms_text.limit_problem(params.text):
                 problems.append(("text", f"the text {too_long}"))
-        elif too_long := sms_text.limit_problem(static_text(params.text)):
-            problems.append(("text", f"without its placeholders the text already {too_long}"))
+        elif (always := sms_text.segments(static_text(params.text))).over_limit:
+            problems.append(("text", f"without its placeholders the text is already {always.summary()}; "
+                                     f"at most {sms_text.MAX_SEGMENTS}"))
         return problems
 
     async def execute(self, ctx: RunContext, params: SendSmsParams) -> Done | Skipped:
