@@ -116,6 +116,17 @@ async def test_a_gateway_4xx_fails_the_message_with_its_answer(db, sms):
     assert message.reason == 'refused: 400 {"error": "number is blocked"}'
 
 
+async def test_a_gateway_redirect_is_no_acceptance_and_fails_the_message(db, sms):
+    sms.status, sms.answer = 302, '{"moved": "elsewhere"}'
+    _, stages = await make_pipeline()
+    await add_rule(stages["new"], "send_sms", {"text": "Hello"})
+    deal = await deal_with_client(stages["new"], phones=["+49 170 1234567"])
+
+    message = await message_of(deal, "failed")
+
+    assert message.reason == 'refused: 302 {"moved": "elsewhere"}' and message.provider_id is None
+
+
 async def test_a_contact_without_a_phone_fails_the_run_saying_so(db, sms):
     _, stages = await make_pipeline()
     await add_rule(stages["new"], "send_sms", {"text": "Hello"})
