@@ -37,7 +37,8 @@ def e164(number: str, *, region: str) -> str:
     except phonenumbers.NumberParseException:
         raise ValueError(f"'{number[:100]}' is not a phone number") from None
     if not phonenumbers.is_valid_number(parsed):
-        raise ValueError(f"'{number[:100]}' is not a valid phone number (national numbers are read as {region.upper()})")
+        raise ValueError(f"'{number[:100]}' is not a valid phone number "
+                         f"(national numbers are read as {region.upper()})")
     return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 

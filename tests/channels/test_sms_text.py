@@ -66,4 +66,5 @@ def test_a_text_over_the_limit_says_how_long_it_is():
 def test_the_rule_form_note_names_the_character_that_forces_ucs2():
     assert describe("Hello") == "1 SMS segment (GSM-7, 5 of 160 characters)"
     assert describe("a" * 161) == "2 SMS segments (GSM-7, 161 characters, 153 per segment)"
-    assert describe("Dzień dobry") == "1 SMS segment (UCS-2, 11 of 70 characters); “ń” is not in the GSM-7 alphabet"
+    assert describe("Dzień dobry") == (
+        "1 SMS segment (UCS-2, 11 of 70 characters); “ń” is not in the GSM-7 alphabet")

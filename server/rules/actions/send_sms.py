@@ -27,7 +27,8 @@ _PARSER = Environment(autoescape=False)
 
 
 class SendSmsParams(Params):
-    to: Template = Field(default="", max_length=200, description="a phone number or template; empty: the client's phone")
+    to: Template = Field(default="", max_length=200,
+                         description="a phone number or template; empty: the client's phone")
     client: Literal["any", "contact", "company"] = "any"
     to_type: Literal["any", "mobile", "work", "home", "other"] = "any"
     text: Template = Field(min_length=1, max_length=20_000,
