@@ -51,6 +51,12 @@ async def post_receipt(client, body: dict, *, secret: str | None = None):
                              headers={"Content-Type": "application/json", hooks.SIGNATURE_HEADER: signed})
 
 
+async def requests_for_this_test(sms) -> list:
+    """The stand-in's requests for messages of this test's database. The stand-in lives for the session, and on
+    the production backend the worker may still be finishing an earlier test's send when this one starts."""
+    return [r for r in list(sms.requests) if await Message.exists(uid=r.body.get("reference", ""))]
+
+
 def header(request, name: str) -> str | None:
     return {k.lower(): v for k, v in request.headers.items()}.get(name.lower())
 
@@ -67,11 +73,12 @@ async def test_moving_a_deal_puts_one_rendered_sms_at_the_gateway(db, sms):
     message = await message_of(deal, "sent")
 
     assert run.status == "succeeded" and run.outputs == {"message_id": message.id, "to": "+491701234567"}
-    [request] = sms.requests
+    [request] = await requests_for_this_test(sms)
     assert request.body == {"to": "+491701234567", "from": "pipewright", "reference": message.uid,
                             "text": "Hello Anna Berg, your offer for LED retrofit is ready."}
     assert header(request, "Idempotency-Key") == message.uid
-    assert message.transport == "http" and message.provider_id == "gw-1" and message.answer.startswith("200")
+    assert message.transport == "http" and message.answer == f'200 {{"id": "{message.provider_id}"}}'
+    assert message.provider_id.startswith("gw-")  # the gateway's id, for its receipts
 
 
 async def test_a_national_number_is_sent_in_e164(db, sms):
@@ -80,7 +87,7 @@ async def test_a_national_number_is_sent_in_e164(db, sms):
     message = await sent_sms(stages, phones=["030 1234567"])
 
     assert message.recipient == "+49301234567"
-    assert [r.body["to"] for r in sms.requests] == ["+49301234567"]
+    assert [r.body["to"] for r in await requests_for_this_test(sms)] == ["+49301234567"]
 
 
 async def test_a_gateway_5xx_is_retried_and_then_arrives_once(db, sms):
@@ -98,8 +105,9 @@ async def test_a_gateway_5xx_is_retried_and_then_arrives_once(db, sms):
 
     outcomes = await DeliveryAttempt.filter(message_id=message.id).order_by("number").values_list("outcome", flat=True)
     assert outcomes[-1] == "sent" and set(outcomes[:-1]) == {"retry"}  # accepted once, by the last attempt
-    assert len(sms.requests) == message.attempts == len(outcomes)
-    assert {header(r, "Idempotency-Key") for r in sms.requests} == {message.uid}  # every try is the same SMS
+    requests = await requests_for_this_test(sms)
+    assert len(requests) == message.attempts == len(outcomes)
+    assert {header(r, "Idempotency-Key") for r in requests} == {message.uid}  # every try is the same SMS
     first = await DeliveryAttempt.get(message_id=message.id, number=1)
     assert first.answer == '503 {"error": "try later"}'
 
@@ -112,7 +120,7 @@ async def test_a_gateway_4xx_fails_the_message_with_its_answer(db, sms):
 
     message = await message_of(deal, "failed")
 
-    assert message.attempts == 1 and len(sms.requests) == 1
+    assert message.attempts == 1 and len(await requests_for_this_test(sms)) == 1
     assert message.reason == 'refused: 400 {"error": "number is blocked"}'
 
 
@@ -136,7 +144,7 @@ async def test_a_contact_without_a_phone_fails_the_run_saying_so(db, sms):
 
     assert run.status == "failed"
     assert run.error == "the deal has no contact or company with a phone number"
-    assert await Message.all().count() == 0 and sms.requests == []
+    assert await Message.all().count() == 0
 
 
 async def test_a_client_number_that_is_no_phone_number_fails_the_run_naming_it(db, sms):
@@ -149,7 +157,7 @@ async def test_a_client_number_that_is_no_phone_number_fails_the_run_naming_it(d
     assert run.status == "failed"
     assert run.error == ("the contact Anna Berg's phone: '12' is not a valid phone number "
                          "(national numbers are read as DE)")
-    assert await Message.all().count() == 0 and sms.requests == []
+    assert await Message.all().count() == 0
 
 
 async def test_a_signed_receipt_marks_the_sms_delivered_and_a_repeat_changes_nothing(db, sms, client):
@@ -221,7 +229,7 @@ async def test_a_receipt_that_overtakes_the_gateways_answer_applies_once_the_sms
     assert held.status == "queued"
     done = await Message.get(id=message.id)
     assert done.status == "delivered" and done.sent_at is not None and done.delivered_at is not None
-    assert done.provider_id == "gw-1" and len(sms.requests) == 1
+    assert done.provider_id is not None and len(await requests_for_this_test(sms)) == 1
     assert "held_receipt" not in done.meta and done.meta["receipt"]["status"] == "delivered"
 
 
@@ -250,7 +258,7 @@ async def test_a_rendered_text_over_the_limit_fails_the_run_without_a_retry(db, 
 
     assert run.status == "failed" and run.attempts == 1
     assert run.error == "the rendered text is 11 SMS segments (GSM-7, 1,536 characters); at most 10"
-    assert await Message.all().count() == 0 and sms.requests == []
+    assert await Message.all().count() == 0
 
 
 async def test_a_refused_to_number_is_named_at_save(db):
