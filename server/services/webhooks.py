@@ -8,7 +8,7 @@ one's answer and record nothing twice.
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from server.channels import sms
+from server.channels.sms import RECEIPT_STATUSES, record_receipt
 from server.errors import FieldError, NotFound, ValidationFailed
 from server.kinds import Channel, Direction
 from server.models import Message
@@ -35,8 +35,8 @@ async def sms_status(payload: dict[str, Any], idempotency_key: str | None) -> di
     ident, reference = payload.get("id"), payload.get("reference")
     word = status.strip().lower() if isinstance(status, str) else ""
     problems = []
-    if word not in sms.RECEIPT_STATUSES:
-        problems.append(FieldError("status", f"must be one of {', '.join(sms.RECEIPT_STATUSES)}, not {status!r:.60}"))
+    if word not in RECEIPT_STATUSES:
+        problems.append(FieldError("status", f"must be one of {', '.join(RECEIPT_STATUSES)}, not {status!r:.60}"))
     if error is not None and not isinstance(error, str):
         problems.append(FieldError("error", "must be text"))
     for name, value in (("id", ident), ("reference", reference)):
@@ -48,7 +48,7 @@ async def sms_status(payload: dict[str, Any], idempotency_key: str | None) -> di
         raise ValidationFailed(problems)
     message = await _receipt_message(None if reference in (None, "") else str(reference),
                                      None if ident in (None, "") else str(ident))
-    message, outcome = await sms.record_receipt(message, word, error=(error or "").strip())
+    message, outcome = await record_receipt(message, word, error=(error or "").strip())
     return {"message": message.uid, "status": message.status, "receipt": outcome}
 
 

@@ -12,7 +12,7 @@ import pytest
 from server.actor import SYSTEM
 from server.channels import delivery, outbox
 from server.errors import ValidationFailed
-from server.models import Contact, DealContact, DeliveryAttempt, Message, Rule
+from server.models import Contact, DealContact, DeliveryAttempt, Message, Rule, User
 from server.rules.actions.send_sms import ACTION as SEND_SMS
 from server.services import elements as element_service
 from server.services import hooks
@@ -21,9 +21,15 @@ from tests.support import add_rule, make_pipeline, make_user, wait_for_runs, wai
 pytestmark = pytest.mark.production_backend
 
 
+def mobile(*numbers: str) -> list[dict[str, str]]:
+    """Phone numbers as clients store them: typed entries."""
+    return [{"value": number, "type": "mobile"} for number in numbers]
+
+
 async def deal_with_client(stage, *, phones: list, title: str = "LED retrofit"):
-    owner = await make_user("Maria")
-    contact = await Contact.create(name="Anna Berg", emails=["anna@acme.example"], phones=phones)
+    owner = await User.get_or_none(name="Maria") or await make_user("Maria")
+    contact = await Contact.create(name="Anna Berg", emails=[{"value": "anna@acme.example", "type": "work"}],
+                                   phones=phones)
     deal = await element_service.create_element("deal", {"title": title, "responsible": owner.id},
                                                 stage_id=stage.id, actor=SYSTEM)
     await DealContact.create(deal_id=deal.id, contact_id=contact.id, position=0)
@@ -39,7 +45,7 @@ async def message_of(deal, status: str, *, timeout_s: float = 15) -> Message:
 
 async def sent_sms(stages, *, phones: list | None = None) -> Message:
     await add_rule(stages["new"], "send_sms", {"text": "Hello {{deal.contact.name}}"})
-    deal = await deal_with_client(stages["new"], phones=phones or ["+49 170 1234567"])
+    deal = await deal_with_client(stages["new"], phones=phones or mobile("+491701234567"))
     return await message_of(deal, "sent")
 
 
@@ -66,7 +72,7 @@ async def test_moving_a_deal_puts_one_rendered_sms_at_the_gateway(db, sms):
     await add_rule(stages["offer"], "send_sms", {
         "text": "Hello {{deal.contact.name}}, your offer for {{deal.title}} is ready.", "to_type": "mobile"})
     deal = await deal_with_client(stages["new"], phones=[
-        {"value": "+49 30 1234567", "type": "work"}, {"value": "+49 170 1234567", "type": "mobile"}])
+        {"value": "+49301234567", "type": "work"}, {"value": "+491701234567", "type": "mobile"}])
     await element_service.move_element("deal", deal.id, stages["offer"].id, actor=SYSTEM)
 
     [run] = await wait_for_runs("deal", deal.id, 1)
@@ -83,18 +89,21 @@ async def test_moving_a_deal_puts_one_rendered_sms_at_the_gateway(db, sms):
 
 async def test_a_national_number_is_sent_in_e164(db, sms):
     _, stages = await make_pipeline()
+    await add_rule(stages["new"], "send_sms", {"to": "030 1234567", "text": "Hello"})
+    given = await deal_with_client(stages["new"], phones=[])
+    await add_rule(stages["offer"], "send_sms", {"text": "Hello"})
+    stored = await deal_with_client(stages["offer"], phones=[{"value": "030 7654321", "type": "work"}])  # imported
 
-    message = await sent_sms(stages, phones=["030 1234567"])
-
-    assert message.recipient == "+49301234567"
-    assert [r.body["to"] for r in await requests_for_this_test(sms)] == ["+49301234567"]
+    assert (await message_of(given, "sent")).recipient == "+49301234567"
+    assert (await message_of(stored, "sent")).recipient == "+49307654321"
+    assert sorted(r.body["to"] for r in await requests_for_this_test(sms)) == ["+49301234567", "+49307654321"]
 
 
 async def test_a_gateway_5xx_is_retried_and_then_arrives_once(db, sms):
     sms.status, sms.answer = 503, '{"error": "try later"}'
     _, stages = await make_pipeline()
     await add_rule(stages["new"], "send_sms", {"text": "Hello"})
-    deal = await deal_with_client(stages["new"], phones=["+49 170 1234567"])
+    deal = await deal_with_client(stages["new"], phones=mobile("+491701234567"))
 
     async def retried():
         return await DeliveryAttempt.filter(message__element_id=deal.id, outcome="retry").count() >= 2
@@ -116,7 +125,7 @@ async def test_a_gateway_4xx_fails_the_message_with_its_answer(db, sms):
     sms.status, sms.answer = 400, '{"error": "number is blocked"}'
     _, stages = await make_pipeline()
     await add_rule(stages["new"], "send_sms", {"text": "Hello"})
-    deal = await deal_with_client(stages["new"], phones=["+49 170 1234567"])
+    deal = await deal_with_client(stages["new"], phones=mobile("+491701234567"))
 
     message = await message_of(deal, "failed")
 
@@ -128,7 +137,7 @@ async def test_a_gateway_redirect_is_no_acceptance_and_fails_the_message(db, sms
     sms.status, sms.answer = 302, '{"moved": "elsewhere"}'
     _, stages = await make_pipeline()
     await add_rule(stages["new"], "send_sms", {"text": "Hello"})
-    deal = await deal_with_client(stages["new"], phones=["+49 170 1234567"])
+    deal = await deal_with_client(stages["new"], phones=mobile("+491701234567"))
 
     message = await message_of(deal, "failed")
 
@@ -150,7 +159,7 @@ async def test_a_contact_without_a_phone_fails_the_run_saying_so(db, sms):
 async def test_a_client_number_that_is_no_phone_number_fails_the_run_naming_it(db, sms):
     _, stages = await make_pipeline()
     await add_rule(stages["new"], "send_sms", {"text": "Hello"})
-    deal = await deal_with_client(stages["new"], phones=["12"])
+    deal = await deal_with_client(stages["new"], phones=[{"value": "12", "type": "work"}])
 
     [run] = await wait_for_runs("deal", deal.id, 1)
 
@@ -252,7 +261,7 @@ async def test_an_sms_over_the_segment_limit_is_refused_at_save_naming_text(db):
 async def test_a_rendered_text_over_the_limit_fails_the_run_without_a_retry(db, sms):
     _, stages = await make_pipeline()
     await add_rule(stages["new"], "send_sms", {"text": "{{deal.title}}: " + "a" * 1510})  # 1,512 and the title
-    deal = await deal_with_client(stages["new"], phones=["+49 170 1234567"], title="A rather long deal title")
+    deal = await deal_with_client(stages["new"], phones=mobile("+491701234567"), title="A rather long deal title")
 
     [run] = await wait_for_runs("deal", deal.id, 1)
 
