@@ -194,4 +194,6 @@ async def _record(message: Message, transport: Transport, status: MessageStatus,
         message.status, message.answer = status, answer
         message.reason = reason or ""
         await message_event(message)
+        if status == MessageStatus.sent and message.channel == Channel.sms:
+            await sms.apply_held_receipt(message.id)  # a delivery receipt that overtook the gateway's answer
     return status

@@ -17,11 +17,12 @@ import phonenumbers
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, HttpUrl, StringConstraints, ValidationError
 
 from server.actor import SYSTEM
+from server.channels.sms import RECEIPT_STATUSES, record_receipt
 from server.config import settings
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed
-from server.kinds import Channel, ElementType, EmailType
-from server.models import Company, Contact, Element
+from server.kinds import Channel, Direction, ElementType, EmailType
+from server.models import Company, Contact, Element, Message
 from server.rules.clients import phone_type
 from server.services import elements as element_service
 from server.services import inbound
@@ -336,3 +337,46 @@ async def _lead_from(form: FormPayload, addresses: list[str]) -> tuple[Contact, 
         values["company"] = company.id if company is not None else contact.company_id
     lead = await element_service.create_element(ElementType.lead, values, actor=SYSTEM)
     return contact, lead
+
+
+# ---------------------------------------------------------------- sms_status: the SMS gateway's delivery receipts
+
+
+@handler("sms_status")
+async def sms_status(payload: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
+    """A delivery receipt: {id (the gateway's) or reference (ours, the message uid), status: delivered | failed |
+    undelivered | rejected, error}. Receipts are idempotent by the message's state (a repeat changes nothing),
+    so the key is not needed to answer a retry."""
+    status, error = payload.get("status"), payload.get("error")
+    ident, reference = payload.get("id"), payload.get("reference")
+    word = status.strip().lower() if isinstance(status, str) else ""
+    problems = []
+    if word not in RECEIPT_STATUSES:
+        problems.append(FieldError("status", f"must be one of {', '.join(RECEIPT_STATUSES)}, not {status!r:.60}"))
+    if error is not None and not isinstance(error, str):
+        problems.append(FieldError("error", "must be text"))
+    for name, value in (("id", ident), ("reference", reference)):
+        if value is not None and (not isinstance(value, (str, int)) or isinstance(value, bool) or not str(value)):
+            problems.append(FieldError(name, "must be a text or a number"))
+    if ident in (None, "") and reference in (None, ""):
+        problems.append(FieldError("id", "name the message: the gateway's id, or our reference"))
+    if problems:
+        raise ValidationFailed(problems)
+    message = await _receipt_message(None if reference in (None, "") else str(reference),
+                                     None if ident in (None, "") else str(ident))
+    message, outcome = await record_receipt(message, word, error=(error or "").strip())
+    return {"message": message.uid, "status": message.status, "receipt": outcome}
+
+
+async def _receipt_message(reference: str | None, ident: str | None) -> Message:
+    """Our reference first: it is known before the gateway answers, so a receipt that overtakes the answer
+    finds its message (the gateway's id is stored only with `sent`)."""
+    outbound = Message.filter(channel=Channel.sms, direction=Direction.outbound)
+    if reference is not None and (found := await outbound.filter(uid=reference).first()) is not None:
+        return found
+    if ident is not None and (found := await outbound.filter(provider_id=ident).order_by("-id").first()) is not None:
+        return found
+    if ident is not None:
+        raise ValidationFailed.one("id", f"no SMS we sent has the gateway id '{ident[:100]}'")
+    raise ValidationFailed.one("reference", f"no SMS we sent has the reference '{str(reference)[:100]}'")
+

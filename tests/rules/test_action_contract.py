@@ -83,7 +83,8 @@ async def new_element(entity_type: str, stage: Stage) -> tuple[str, int]:
                                                     stage_id=stage.id, actor=SYSTEM)
         return "lead", lead.id
     company = await Company.create(name="Acme", emails=work("office@acme.example"))
-    contact = await Contact.create(name="Carla", emails=work("carla@acme.example"), company_id=company.id)
+    contact = await Contact.create(name="Carla", emails=work("carla@acme.example"),
+                                   phones=[{"value": "+491705550123", "type": "mobile"}], company_id=company.id)
     deal = await element_service.create_element("deal", {"title": "Acme roof", "responsible": owner.id,
                                                          "company": company.id, "close_date": "2031-05-01"},
                                                 stage_id=stage.id, contact_ids=[contact.id], actor=SYSTEM)
