@@ -12,7 +12,9 @@ from server.services import messages
 from tests.channels.test_send_email import deal_with_client, message_of
 from tests.support import add_rule, make_pipeline, make_user, wait_until
 
-pytestmark = pytest.mark.production_backend
+# Every test but the capture mailbox's also runs on PostgreSQL with a separate worker (started with the SMTP peer
+# configured, so it never uses the capture mailbox).
+both_backends = pytest.mark.production_backend
 
 
 def actor(user) -> Actor:
@@ -30,6 +32,7 @@ async def outbound(deal_id: int | None, subject: str, **values) -> Message:
                                 **values)
 
 
+@both_backends
 async def test_an_employee_reads_the_messages_of_their_own_deals_newest_first(db):
     _, stages = await make_pipeline()
     emma, erik, mona = await make_user("Emma"), await make_user("Erik"), await make_user("Mona", role="manager")
@@ -58,6 +61,7 @@ async def test_an_employee_reads_the_messages_of_their_own_deals_newest_first(db
         await messages.get_message(10_000, actor=SYSTEM)
 
 
+@both_backends
 async def test_resending_a_failed_email_delivers_it_once_and_records_who_did_it(db, smtp):
     smtp.refuse = "550 5.1.1 mailbox unavailable"
     _, stages = await make_pipeline()
@@ -86,6 +90,7 @@ async def test_resending_a_failed_email_delivers_it_once_and_records_who_did_it(
     assert len(smtp.messages()) == 1
 
 
+@both_backends
 async def test_a_suppressed_email_is_resent_only_once_its_address_is_off_the_list(db, smtp):
     _, stages = await make_pipeline()
     entry = await Suppression.create(address="anna@acme.example", reason="hard_bounce")
@@ -105,6 +110,7 @@ async def test_a_suppressed_email_is_resent_only_once_its_address_is_off_the_lis
     await wait_until(lambda: _now(len(smtp.messages()) == 1), what="the email at the peer")
 
 
+@both_backends
 async def test_resend_is_refused_to_whoever_may_not_see_the_deal(db, smtp):
     _, stages = await make_pipeline()
     emma, erik = await make_user("Emma"), await make_user("Erik")
@@ -136,6 +142,7 @@ async def test_the_capture_mailbox_holds_what_was_sent_without_an_smtp_server(db
     assert smtp.messages() == []
 
 
+@both_backends
 async def test_exceptions_take_an_email_or_an_international_number_once(db):
     admin, manager, employee = (await make_user("Ada", role="admin"), await make_user("Mona", role="manager"),
                                 await make_user("Emma"))
@@ -170,6 +177,7 @@ async def test_exceptions_take_an_email_or_an_international_number_once(db):
         await messages.remove_exception(mail.id, actor=actor(admin))
 
 
+@both_backends
 async def test_there_is_exactly_one_default_sender(db):
     admin = actor(await make_user("Ada", role="admin"))
     sales = await messages.create_sender(messages.SenderInput(name="Sales", address="Sales@Pipewright.example"),
@@ -207,6 +215,7 @@ async def test_there_is_exactly_one_default_sender(db):
     assert await defaults() == ["Support"]  # the default passes on
 
 
+@both_backends
 async def test_channel_settings_show_servers_and_webhook_secrets_to_admins_without_passwords(db, monkeypatch):
     monkeypatch.setenv("PIPEWRIGHT_SMTP_URL", "smtp://mailer:s3cret-pass@mail.example:587")
     monkeypatch.setenv("PIPEWRIGHT_SMS_URL", "https://gateway.example/v1/send?key=abc")
@@ -237,6 +246,7 @@ async def test_channel_settings_show_servers_and_webhook_secrets_to_admins_witho
     assert plain.smtp is None and plain.dkim_selector is None
 
 
+@both_backends
 async def test_suppressions_are_listed_to_staff_and_removed_by_admins(db):
     admin, manager = actor(await make_user("Ada", role="admin")), actor(await make_user("Mona", role="manager"))
     bounced = await Suppression.create(address="gone@acme.example", reason="hard_bounce", detail="550 no such user")
