@@ -29,6 +29,7 @@ from graphql import (
 )
 
 from server.errors import MAX_LISTED_ERRORS
+from server.services.hooks import CHANNELS as WEBHOOK_CHANNELS
 from server.services.paging import MAX_PAGE
 
 MAX_COST = 25_000
@@ -40,10 +41,13 @@ CONFIGURATION_LISTS = frozenset({
     "Pipeline.stages", "StageRules.rules", "ActionType.params", "StageList.stages",
     # one run per rule of the stage the element is in
     "Element.currentRuns", "Lead.currentRuns", "Deal.currentRuns",
+    # customer channels: the senders an admin configures
+    "Query.mailSenders",
 })
 BOUNDED_LISTS = {
     "MarkedRead.notifications": MAX_PAGE,  # markNotificationsRead takes at most MAX_PAGE ids
     "ValidationError.errors": MAX_LISTED_ERRORS,
+    "ChannelSettings.webhooks": len(WEBHOOK_CHANNELS),  # one per webhook channel
 }
 
 
@@ -56,6 +60,8 @@ LARGE_FIELDS = {
     "CustomerActivity.text": RENDERED, "FeedPost.body": RENDERED,
     "Deal.custom": RENDERED, "Lead.custom": RENDERED, "Contact.custom": RENDERED, "Company.custom": RENDERED,
     "AuditEntry.oldValue": WRITTEN, "AuditEntry.newValue": WRITTEN, "Rule.params": WRITTEN,
+    # a message's bodies are rendered templates (outbound) or what a customer sent
+    "Message.text": RENDERED, "Message.html": RENDERED,
 }
 
 
