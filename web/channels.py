@@ -60,15 +60,7 @@ async def message_resend(request: Request) -> Response:
 @page()
 async def mailbox(request: Request) -> Response:
     shown = await messages.capture_mailbox(actor=request.state.actor, first=PAGE, after=_after(request))
-    return render(request, "mailbox.html", {"page": shown, "configured": await _configured(request)})
-
-
-async def _configured(request: Request) -> dict[str, bool]:
-    """Whether mail and SMS leave the server (for the mailbox's explanation); only admins see the settings."""
-    if not request.state.actor.is_admin:
-        return {}
-    shown = await messages.channel_settings(actor=request.state.actor)
-    return {"smtp": shown.smtp is not None, "sms": shown.sms_gateway is not None}
+    return render(request, "mailbox.html", {"page": shown, "capturing": messages.capturing(actor=request.state.actor)})
 
 
 # ---------------------------------------------------------------- exceptions

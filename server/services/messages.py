@@ -32,7 +32,7 @@ from server.services.elements import require_visible
 from server.services.paging import MAX_PAGE, Slice, keyset
 
 __all__ = [
-    "ChannelSettings", "MessageDetail", "SenderInput", "add_exception", "add_suppression", "capture_mailbox",
+    "Capturing", "ChannelSettings", "MessageDetail", "SenderInput", "add_exception", "add_suppression", "capture_mailbox", "capturing",
     "channel_settings", "create_sender", "delete_sender", "element_messages", "exceptions", "get_message",
     "mail_senders", "remove_exception", "remove_suppression", "resend", "rotate_webhook", "suppressions",
     "update_sender",
@@ -129,6 +129,20 @@ async def _name_of(actor: Acting) -> str:
         return "the system"
     user = await User.get_or_none(id=actor.user_id).only("id", "name")
     return user.name if user else f"user {actor.user_id}"
+
+
+@dataclass(frozen=True)
+class Capturing:
+    """Which channels go to the capture mailbox now (nothing configured for them)."""
+
+    email: bool
+    sms: bool
+
+
+def capturing(*, actor: Acting) -> Capturing:
+    _require_staff(actor, "the capture mailbox")
+    config = settings()
+    return Capturing(email=not config.smtp_url, sms=not config.sms_url)
 
 
 async def capture_mailbox(*, actor: Acting, first: int = 50, after: int | None = None) -> Slice:

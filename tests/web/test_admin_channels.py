@@ -57,6 +57,7 @@ async def test_the_mailbox_and_the_deal_show_what_the_demo_rules_sent(server: Se
         assert mailbox.status_code == 200
         assert escaped(subject) in mailbox.text and escaped(recipient) in mailbox.text
         assert escaped(sender) in mailbox.text
+        assert "Now: email comes here, SMS comes here" in mailbox.text  # the served demo configures neither
         # The rendered body is there, escaped into a sandboxed iframe's srcdoc: never inline in the admin's page.
         assert f'sandbox="" referrerpolicy="no-referrer" loading="lazy" title="Body of “{escaped(subject)}”" ' \
                f'srcdoc="{escaped(body)}"' in mailbox.text
