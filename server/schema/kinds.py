@@ -7,7 +7,9 @@ the JSON a client reads stays the string it read when these fields were `String`
 
 import strawberry
 
-from server.kinds import Channel, Direction, ElementType, Lane, MessageStatus, Role, RunStatus, StageRunStatus, StageSemantic
+from server.kinds import (
+    Channel, Direction, ElementType, Lane, MessageStatus, Role, RunStatus, StageRunStatus, StageSemantic,
+)
 
 # strawberry.enum marks the class itself (it returns it): the domain enums are the GraphQL ones.
 strawberry.enum(RunStatus, description="A rule run's status: scheduled, queued, running, waiting, then final.")

@@ -97,7 +97,8 @@ class ElementEvent:
     @classmethod
     def of(cls, event: live.LiveEvent) -> "ElementEvent":
         p = event.payload
-        return cls(cursor=str(event.id), change="message" if event.kind == "message" else p["change"], element_type=_element_type(event),
+        change = "message" if event.kind == "message" else p["change"]
+        return cls(cursor=str(event.id), change=change, element_type=_element_type(event),
                    element_id=gid(event.element_id or 0), title=p.get("title", ""), stage_id=opt_gid(p.get("stage_id")),
                    fields=list(p.get("fields") or []), created_at=event.created_at,
                    message=MessageEvent.of(p) if event.kind == "message" else None)

@@ -32,7 +32,8 @@ from server.services.elements import require_visible
 from server.services.paging import MAX_PAGE, Slice, keyset
 
 __all__ = [
-    "Capturing", "ChannelSettings", "MessageDetail", "SenderInput", "add_exception", "add_suppression", "capture_mailbox", "capturing",
+    "Capturing", "ChannelSettings", "MessageDetail", "SenderInput", "add_exception", "add_suppression",
+    "capture_mailbox", "capturing",
     "channel_settings", "create_sender", "delete_sender", "element_messages", "exceptions", "get_message",
     "mail_senders", "remove_exception", "remove_suppression", "resend", "rotate_webhook", "suppressions",
     "update_sender",

@@ -48,9 +48,10 @@ async def test_an_employee_reads_the_messages_of_their_own_deals_and_no_others(d
     async with api(maria_token) as client:
         own = (await data(client, DEAL_MESSAGES, id=str(marias.id)))["deal"]["messages"]
         assert own["totalCount"] == 2
-        assert [(m["subject"], m["element"]) for m in own["nodes"]] == [
-            ("Second offer", {"type": "deal", "id": str(marias.id)}), ("First offer", {"type": "deal", "id": str(marias.id)})]
-        assert {m["channel"] for m in own["nodes"]} == {"email"} and {m["direction"] for m in own["nodes"]} == {"outbound"}
+        element = {"type": "deal", "id": str(marias.id)}
+        assert [(m["subject"], m["element"]) for m in own["nodes"]] == [("Second offer", element),
+                                                                       ("First offer", element)]
+        assert {(m["channel"], m["direction"]) for m in own["nodes"]} == {("email", "outbound")}
         paged = await data(client, """query($id: ID!, $after: String) { messages(elementType: "deal", elementId: $id,
             first: 1, after: $after) { nodes { id } pageInfo { hasNextPage endCursor } } }""", id=str(marias.id))
         assert [n["id"] for n in paged["messages"]["nodes"]] == [str(second.id)]
@@ -135,15 +136,16 @@ async def test_admins_configure_senders_and_read_channel_settings(db: Any) -> No
     settings_query = """{ channelSettings { __typename ... on ChannelSettings { smtpServer mailFrom
       webhooks { channel url signingSecret } } ... on ForbiddenError { message } } }"""
     async with api(admin) as client:
-        sales = (await data(client, create, input={"name": "Sales", "address": "sales@acme.example"}))["createMailSender"]
+        sales = (await data(client, create, input={"name": "Sales",
+                                                   "address": "sales@acme.example"}))["createMailSender"]
         assert sales["isDefault"]
         support = (await data(client, create, input={"name": "Support", "address": "support@acme.example",
                                                      "isDefault": True}))["createMailSender"]
         senders = (await data(client, "{ mailSenders { address isDefault } }"))["mailSenders"]
         assert senders == [{"address": "support@acme.example", "isDefault": True},
                            {"address": "sales@acme.example", "isDefault": False}]
-        assert refused_fields((await data(client, create, input={"name": "X", "address": "x"}))["createMailSender"]) == {
-            "address": "'x' is not an email address"}
+        bad = (await data(client, create, input={"name": "X", "address": "x"}))["createMailSender"]
+        assert refused_fields(bad) == {"address": "'x' is not an email address"}
         deleted = await data(client, """mutation($id: ID!) { deleteMailSender(id: $id) { __typename } }""",
                              id=support["id"])
         assert deleted["deleteMailSender"]["__typename"] == "MailSender"

@@ -123,13 +123,16 @@ async def test_exceptions_are_added_and_removed_with_the_csrf_token(server: Serv
         assert rows(server, "SELECT count(*) FROM exception_entry") == [(0,)]
 
 
+CALLS_HOOK = "SELECT token, signing_secret FROM channel_hook WHERE channel = 'calls'"
+
+
 async def test_the_channels_page_keeps_senders_and_rotates_webhook_secrets(server: Server) -> None:
     async with logged_in(server, "channels@example.com") as http:
         page = await http.get("/admin/channels")
         assert page.status_code == 200
         assert "the <a href=\"/admin/mailbox\">capture mailbox</a> (set <code>PIPEWRIGHT_SMTP_URL</code>" in page.text
         token = csrf_of(page.text)
-        [(calls_token, calls_secret)] = rows(server, "SELECT token, signing_secret FROM channel_hook WHERE channel = 'calls'")
+        [(calls_token, calls_secret)] = rows(server, CALLS_HOOK)
         assert f"/hooks/calls/{calls_token}" in page.text and calls_secret in page.text
 
         bad = await http.post("/admin/channels/senders", data={"name": "", "address": "sales", "csrf_token": token})
@@ -149,7 +152,7 @@ async def test_the_channels_page_keeps_senders_and_rotates_webhook_secrets(serve
         assert (await http.post("/admin/channels/webhooks/calls/rotate")).status_code == 403
         rotated = await http.post("/admin/channels/webhooks/calls/rotate", data={"csrf_token": token})
         assert rotated.status_code == 303
-        [(new_token, new_secret)] = rows(server, "SELECT token, signing_secret FROM channel_hook WHERE channel = 'calls'")
+        [(new_token, new_secret)] = rows(server, CALLS_HOOK)
         assert (new_token, new_secret) != (calls_token, calls_secret)
         shown = (await http.get("/admin/channels")).text
         assert new_secret in shown and calls_secret not in shown
