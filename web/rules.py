@@ -23,7 +23,7 @@ def _form_context(form: designer.RuleForm, values: dict[str, Any], errors: dict[
     return {
         "stage": form.stage, "pipeline": form.stage.pipeline, "action": form.action, "rule": form.rule,
         "values": values, "errors": errors, "fields": form.fields, "groups": designer.GROUPS,
-        "users": form.users, "stages": form.stages, "all_pipelines": form.pipelines,
+        "users": form.users, "stages": form.stages, "all_pipelines": form.pipelines, "mail_senders": form.mail_senders,
         "placeholders": form.placeholders, "element_fields": form.element_fields, "date_fields": form.date_fields,
         "condition_fields": form.condition_fields, "condition_rows": rows, "operators": designer.OPERATOR_LABELS,
         "timing_kinds": rule_form.TIMING_KINDS, "working_time": rule_form.WORKING_TIME,

@@ -33,6 +33,7 @@ from server.schema.types import (
     TimelineEntry,
     User,
 )
+from server.schema.messages import MessageQuery
 from server.schema.work import WorkQuery
 from server.services import clients as client_service
 from server.services import elements as element_service
@@ -73,7 +74,7 @@ async def _lookup(
 
 
 @strawberry.type
-class Query(WorkQuery):
+class Query(WorkQuery, MessageQuery):
     @strawberry.field(description="The user the API token acts as.")
     async def me(self, info: Info) -> User:
         actor = actor_of(info)

@@ -17,6 +17,8 @@ from server.rules.actions.params import ParamSpec, describe_params
 from server.schema.context import context_of
 from server.schema.ids import gid, opt_gid
 from server.schema.kinds import ElementType, Lane, Role, RunStatus, StageRunStatus, StageSemantic
+from server.schema.messages import Message, element_messages
+from server.schema.relay import Connection
 from server.services.elements import MAX_DEAL_CONTACTS
 from server.services.paging import MAX_PAGE, page_size
 
@@ -301,7 +303,9 @@ class CustomerActivity:
 @strawberry.type
 class ActionParam:
     name: str
-    type: str  # the widget kind: template, user, users, stage, pipeline, roles, field_map, bool, int, string, choice…
+    type: str = strawberry.field(description="The widget kind: template, user, users, stage, pipeline, roles, "
+                                             "field_map, mail_sender (an id from `mailSenders`), bool, int, "
+                                             "string, choice, list, map.")
     required: bool
     default: JSON | None
     label: str
@@ -391,6 +395,10 @@ class Element:
     async def timeline(self, info: Info, last: int = MAX_PAGE) -> list[TimelineEntry]:
         key = (self.element_type, int(self.id), page_size(last, "last"))
         return [TimelineEntry.of(e) for e in await context_of(info).loaders.timeline.load(key)]
+
+    @strawberry.field(description="The element's messages (sent and received), newest first.")
+    async def messages(self, info: Info, first: int = 20, after: str | None = None) -> Connection[Message]:
+        return await element_messages(info, self.element_type, int(self.id), first=first, after=after)
 
 
 def _common(row: models.Lead | models.Deal) -> dict[str, Any]:
