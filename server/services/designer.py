@@ -31,6 +31,11 @@ def action_type(key: str) -> Action[Any] | None:
     return get_action(key)
 
 
+def param_hints(action: Action[Any], params: dict[str, Any]) -> dict[str, str]:
+    """The live notes of the rule form (an SMS text's segment count) for the values as typed."""
+    return {name: hint for name, hint in action.param_hints(params).items() if name in action.hinted_params}
+
+
 def catalogue() -> dict[str, list[Action[Any]]]:
     """Every action by group, the groups in the order of GROUPS (a group it does not know comes last)."""
     grouped: dict[str, list[Action[Any]]] = {group: [] for group in GROUPS}

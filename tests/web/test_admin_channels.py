@@ -161,3 +161,25 @@ async def test_the_channels_page_keeps_senders_and_rotates_webhook_secrets(serve
         assert rule_form.status_code == 200
         assert f'<option value="{support_id}">Support &lt;support@demo.example&gt;</option>' in rule_form.text
         assert "The default sender (support@demo.example)" in rule_form.text
+
+
+async def test_the_sms_rule_form_counts_segments_as_the_text_is_typed(server: Server) -> None:
+    async with logged_in(server, "sms-form@example.com") as http:
+        form = await http.get("/admin/stages/1/rules/new?type=send_sms")
+        assert form.status_code == 200
+        assert 'hx-post="/admin/actions/send_sms/hints/text"' in form.text
+        assert 'aria-describedby="f-params-text-hint"' in form.text and 'id="f-params-text-hint"' in form.text
+        token = csrf_of(form.text)
+
+        async def hint(text: str) -> str:
+            answer = await http.post("/admin/actions/send_sms/hints/text", data={"p.text": text, "csrf_token": token})
+            assert answer.status_code == 200
+            return answer.text
+
+        assert (await hint("a" * 160)).startswith("1 SMS segment (GSM-7")
+        assert (await hint("a" * 161)).startswith("2 SMS segments (GSM-7")
+        assert "UCS-2" in await hint("Grüße aus Łódź")
+        assert (await hint("Hi {{deal.title}}")).startswith("without its placeholders:")
+        assert (await http.post("/admin/actions/send_sms/hints/text", data={"p.text": "x"})).status_code == 403
+        assert (await http.post("/admin/actions/send_email/hints/subject",
+                                data={"p.subject": "x", "csrf_token": token})).status_code == 404

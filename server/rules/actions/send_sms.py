@@ -61,6 +61,7 @@ class SendSms(Action[SendSmsParams]):
     group = "communication"
     Params = SendSmsParams
     outputs = ("message_id", "to")
+    hinted_params = ("text",)
     example = Example("Confirm the appointment by SMS", {
         "text": "Hello {{deal.contact.name|default('there')}}, thank you for your order {{deal.title}}. "
                 "We will call you to agree a date.",
