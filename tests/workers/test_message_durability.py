@@ -13,7 +13,7 @@ import pytest
 
 from server import clock
 from server.actor import SYSTEM
-from server.channels import delivery, mail
+from server.channels import delivery, mail, outbox
 from server.config import settings
 from server.kinds import Channel, Direction, MessageStatus
 from server.models import Contact, DealContact, DeliveryAttempt, Message
@@ -91,3 +91,62 @@ async def test_a_worker_killed_under_load_delivers_every_email_and_none_twice(db
     for mid in repeated:
         lost = await DeliveryAttempt.filter(message_id=ids_of[mid].id, outcome="lost").count()
         assert lost >= 1, f"{mid} arrived twice without a lost attempt"
+
+
+async def lost_send(*, attempts: int, recipient: str = "lost@acme.example") -> Message:
+    """A message as a worker killed mid-send leaves it: `sending`, its attempt open, a lease nobody renews."""
+    now = clock.utcnow()
+    message = await Message.create(
+        uid=outbox.new_uid(), direction=Direction.outbound, channel=Channel.email, recipient=recipient,
+        sender=settings().mail_from, subject="Your offer", text="Hello", status=MessageStatus.sending,
+        attempts=attempts, transport="smtp", lease_until=now + timedelta(seconds=settings().message_lease_s))
+    await DeliveryAttempt.create(message_id=message.id, number=attempts, transport="smtp", started_at=now)
+    return message
+
+
+def arrived(smtp: SmtpPeer, message: Message) -> list[str]:
+    return [r.message_id for r in smtp.messages() if r.message_id == mail.message_id(message)]
+
+
+async def test_a_send_whose_worker_was_lost_is_sent_again_once_when_its_lease_expires(db, smtp, clock_control):
+    message = await lost_send(attempts=1)
+    assert await delivery.recover_expired() == []  # a live lease is left alone: its worker may be working
+
+    clock_control.advance(timedelta(seconds=settings().message_lease_s + 1))
+    await scheduler.tick(sweep=True)
+
+    async def sent() -> Message | None:
+        return await Message.get_or_none(id=message.id, status=MessageStatus.sent)
+
+    done = await wait_until(sent, what="the message sent again")
+    await wait_until(lambda: _async(len(arrived(smtp, message)) == 1), what="the email at the peer")
+    assert done.attempts == 2
+    attempts = await DeliveryAttempt.filter(message_id=message.id).order_by("number")
+    assert [(a.number, a.outcome) for a in attempts] == [(1, "lost"), (2, "sent")]
+    assert attempts[0].answer == "attempt 1 lost its worker (lease expired)"
+    # Later sweeps and a late copy of the broker message change nothing.
+    await scheduler.tick(sweep=True)
+    assert await delivery.deliver(message.id) is None
+    assert arrived(smtp, message) == [mail.message_id(message)]
+    assert await DeliveryAttempt.filter(message_id=message.id).count() == 2
+
+
+async def test_a_send_that_lost_its_worker_on_the_last_attempt_fails_saying_so(db, smtp, clock_control):
+    last = settings().message_max_attempts
+    message = await lost_send(attempts=last)
+
+    clock_control.advance(timedelta(seconds=settings().message_lease_s + 1))
+    await scheduler.tick(sweep=True)
+
+    failed = await Message.get(id=message.id)
+    assert failed.status == MessageStatus.failed
+    assert failed.reason == f"attempt {last} lost its worker (lease expired); gave up after {last} attempts"
+    assert failed.attempts == last and failed.lease_until is None
+    [attempt] = await DeliveryAttempt.filter(message_id=message.id, number=last)
+    assert attempt.outcome == "lost"
+    assert await delivery.deliver(message.id) is None  # a late copy of the broker message sends nothing
+    assert arrived(smtp, message) == []
+
+
+async def _async(value: object) -> object:
+    return value
