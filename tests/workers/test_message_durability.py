@@ -6,6 +6,10 @@ apart from two different messages to one customer (never allowed) and count it.
 """
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
 from collections import Counter, defaultdict
 from datetime import timedelta
 
@@ -19,13 +23,27 @@ from server.kinds import Channel, Direction, MessageStatus
 from server.models import Contact, DealContact, DeliveryAttempt, Message
 from server.services import elements as element_service
 from server.workers import scheduler
-from tests.support import add_rule, make_pipeline, wait_until
+from tests.support import add_rule, make_pipeline, make_token, wait_until
 from tests.support.peers import SmtpPeer
+from tests.support.serve import graphql, serve, stop, wait_ready
+from tests.support.servers import ROOT, free_port
 
 DEALS = 200
 # The production backend's worker runs 2 processes x 4 threads: at most this many sends are in flight when it
 # dies, so at most this many can fall into the documented window.
 IN_FLIGHT = 2 * 4
+
+
+async def deals_with_customers(stage, count: int) -> list[tuple[object, str]]:
+    """Deals in `stage`, each with its own contact and address (so each email is identifiable at the peer)."""
+    made = []
+    for i in range(count):
+        address = f"customer{i}@load.example"
+        contact = await Contact.create(name=f"Customer {i}", emails=[address])
+        deal = await element_service.create_element("deal", {"title": f"Deal {i}"}, stage_id=stage.id, actor=SYSTEM)
+        await DealContact.create(deal_id=deal.id, contact_id=contact.id, position=0)
+        made.append((deal, address))
+    return made
 
 
 @pytest.mark.production_backend
@@ -34,13 +52,7 @@ async def test_a_worker_killed_under_load_delivers_every_email_and_none_twice(db
     smtp.data_delay_s = 0.1  # a server that takes its time, so sends are in flight when the worker dies
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "send_email", {"subject": "Offer for {{deal.title}}", "text": "Hello"})
-    deals = []
-    for i in range(DEALS):
-        contact = await Contact.create(name=f"Customer {i}", emails=[f"customer{i}@load.example"])
-        deal = await element_service.create_element("deal", {"title": f"Deal {i}"}, stage_id=stages["new"].id,
-                                                    actor=SYSTEM)
-        await DealContact.create(deal_id=deal.id, contact_id=contact.id, position=0)
-        deals.append(deal)
+    deals = [deal for deal, _ in await deals_with_customers(stages["new"], DEALS)]
 
     async def move_all() -> None:
         for deal in deals:
@@ -150,3 +162,35 @@ async def test_a_send_that_lost_its_worker_on_the_last_attempt_fails_saying_so(d
 
 async def _async(value: object) -> object:
     return value
+
+
+@pytest.mark.production_backend
+@pytest.mark.production_only
+async def test_an_email_a_worker_writes_is_sent_by_that_worker_not_left_to_the_scheduler(db, smtp, worker_paused, tmp_path):
+    """The production topology with no scheduler at all: the web process sends the move's rule run to Redis, a
+    worker runs it, and the email it writes goes out right after that run commits (else it would wait for the
+    scheduler's next poll, PIPEWRIGHT_POLL_MS, or here: forever)."""
+    _, stages = await make_pipeline()
+    await add_rule(stages["offer"], "send_email", {"subject": "Offer", "text": "Hello"})
+    _, token = await make_token("admin")
+    [(deal, address)] = await deals_with_customers(stages["new"], 1)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "server.cli", "worker", "--processes", "1", "--threads", "2", "--no-scheduler"],
+        env=db.worker.env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    port = free_port()
+    server = serve(db.database_url, port, tmp_path / "serve.log", broker_url=db.redis.url)
+    try:
+        await wait_ready(port, server)
+        moved = await graphql(port, 'mutation($id: ID!, $s: ID!) { moveDeal(id: $id, stageId: $s) { __typename } }',
+                              {"id": str(deal.id), "s": str(stages["offer"].id)}, token=token)
+        assert moved["moveDeal"]["__typename"] == "Deal"
+
+        async def sent() -> Message | None:
+            return await Message.get_or_none(element_id=deal.id, status=MessageStatus.sent)
+
+        message = await wait_until(sent, timeout_s=20, what="the email sent with no scheduler running")
+    finally:
+        stop(server)
+        os.killpg(worker.pid, signal.SIGTERM)
+        worker.wait(timeout=30)
+    assert [r.message_id for r in smtp.messages() if r.recipients == [address]] == [mail.message_id(message)]
