@@ -59,18 +59,22 @@ async def claim_due(*, limit: int = 200, ids: list[int] | None = None) -> list[i
     return ids
 
 
-async def recover_expired(*, limit: int = 200) -> list[int]:
+async def recover_expired(*, limit: int = 200, orphaned: bool = False) -> list[int]:
     """Messages whose sending attempt stopped renewing its lease (worker killed, host cut off): queued again,
-    to be sent now, or failed when they have used every attempt."""
+    to be sent now, or failed when they have used every attempt.
+
+    With `orphaned`, every sending message counts as lost: for a single process that starts up and knows no
+    other worker can be sending them (embedded mode after a crash), so they need not wait out their lease."""
     now = clock.utcnow()
     recovered: list[int] = []
+    why = "the process holding it stopped" if orphaned else "lease expired"
     async with transaction():
         expired = await (
-            Message.filter(status=MessageStatus.sending, lease_until__lt=now).order_by("lease_until").limit(limit)
-            .select_for_update(skip_locked=True)
+            Message.filter(status=MessageStatus.sending, **({} if orphaned else {"lease_until__lt": now}))
+            .order_by("lease_until").limit(limit).select_for_update(skip_locked=True)
         )
         for message in expired:
-            lost = f"attempt {message.attempts} lost its worker (lease expired)"
+            lost = f"attempt {message.attempts} lost its worker ({why})"
             out_of_attempts = message.attempts >= settings().message_max_attempts
             values: dict[str, object] = ({"status": MessageStatus.failed, "reason": f"{lost}; gave up after {message.attempts} attempts"}
                       if out_of_attempts else {"status": MessageStatus.queued, "due_at": now, "reason": lost})

@@ -52,11 +52,15 @@ def uninstall_dispatcher() -> None:
 
 
 async def resend_orphans() -> int:
-    """Embedded start-up: runs a previous process left queued or running are sent again now."""
+    """Embedded start-up: runs a previous process left queued or running, and messages it left sending, are
+    sent again now (not after their leases)."""
     ids = await queue.recover_expired(orphaned=True)
     if ids:
         await asyncio.to_thread(send, ids)
-    return len(ids)
+    messages = await delivery.recover_expired(orphaned=True)
+    if messages:
+        await asyncio.to_thread(send_messages, messages)
+    return len(ids) + len(messages)
 
 
 async def tick(*, sweep: bool) -> int:

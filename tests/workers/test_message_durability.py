@@ -194,3 +194,19 @@ async def test_an_email_a_worker_writes_is_sent_by_that_worker_not_left_to_the_s
         os.killpg(worker.pid, signal.SIGTERM)
         worker.wait(timeout=30)
     assert [r.message_id for r in smtp.messages() if r.recipients == [address]] == [mail.message_id(message)]
+
+
+async def test_embedded_start_up_sends_a_message_its_previous_process_left_sending_at_once(db, smtp):
+    """`pipewright serve` killed mid-send and started again: one process, so the send cannot still be alive."""
+    message = await lost_send(attempts=1)  # its lease has a minute to go
+    assert await scheduler.resend_orphans() == 1  # what EmbeddedWorker.start does first
+
+    async def sent() -> Message | None:
+        return await Message.get_or_none(id=message.id, status=MessageStatus.sent)
+
+    done = await wait_until(sent, timeout_s=5, what="the orphaned message sent again")
+    assert done.attempts == 2
+    attempts = await DeliveryAttempt.filter(message_id=message.id).order_by("number")
+    assert [(a.number, a.outcome, a.answer) for a in attempts][0] == (
+        1, "lost", "attempt 1 lost its worker (the process holding it stopped)")
+    await wait_until(lambda: _async(len(arrived(smtp, message)) == 1), what="the email at the peer")
