@@ -40,6 +40,25 @@ def transport_for(channel: str) -> Transport:
     return capture.CAPTURE
 
 
+class _Misconfigured:
+    """The channel's transport cannot be built from its settings (a malformed PIPEWRIGHT_SMTP_URL): every attempt
+    fails with the reason and is retried, so the message shows what is wrong instead of staying queued unseen,
+    and goes out once the setting is fixed."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name, self.problem = name, problem
+
+    async def send(self, message: Message) -> Sent:
+        raise TransientSendError(self.problem)
+
+
+def _transport_of(channel: str) -> Transport:
+    try:
+        return transport_for(channel)
+    except ValueError as exc:
+        return _Misconfigured("smtp" if channel == Channel.email else "http", str(exc))
+
+
 async def claim_due(*, limit: int = 200, ids: list[int] | None = None) -> list[int]:
     """Queued messages whose time has come (of `ids`, when given); each is pushed back by QUEUED_LEASE_S so the
     next poll does not send it again while a worker is on its way."""
@@ -123,7 +142,7 @@ async def _start(message_id: int) -> tuple[Message, Transport] | None:
     message = await Message.get_or_none(id=message_id)
     if message is None or message.status != MessageStatus.queued:
         return None
-    transport = transport_for(message.channel)
+    transport = _transport_of(message.channel)
     attempt, now = message.attempts + 1, clock.utcnow()
     lease_until = now + timedelta(seconds=settings().message_lease_s)
     async with transaction():

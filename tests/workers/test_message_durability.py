@@ -15,7 +15,7 @@ from datetime import timedelta
 
 import pytest
 
-from server import clock
+from server import clock, config
 from server.actor import SYSTEM
 from server.channels import delivery, mail, outbox
 from server.config import settings
@@ -210,3 +210,23 @@ async def test_embedded_start_up_sends_a_message_its_previous_process_left_sendi
     assert [(a.number, a.outcome, a.answer) for a in attempts][0] == (
         1, "lost", "attempt 1 lost its worker (the process holding it stopped)")
     await wait_until(lambda: _async(len(arrived(smtp, message)) == 1), what="the email at the peer")
+
+
+async def test_a_malformed_smtp_url_fails_the_attempts_saying_so_instead_of_leaving_the_email_queued(db, smtp,
+                                                                                                   monkeypatch):
+    monkeypatch.setenv("PIPEWRIGHT_SMTP_URL", "mail.example.com:587")  # the scheme forgotten
+    monkeypatch.setenv("PIPEWRIGHT_MESSAGE_MAX_ATTEMPTS", "2")
+    config.reload()
+    _, stages = await make_pipeline()
+    await add_rule(stages["new"], "send_email", {"subject": "Offer", "text": "Hello"})
+    [(deal, _)] = await deals_with_customers(stages["new"], 1)
+
+    async def failed() -> Message | None:
+        return await Message.get_or_none(element_id=deal.id, status=MessageStatus.failed)
+
+    message = await wait_until(failed, timeout_s=10, what="the message failed")
+    problem = "PIPEWRIGHT_SMTP_URL must start with smtp:// or smtps://, not mail.example.com://"
+    assert message.reason == f"{problem} (gave up after 2 attempts)"
+    attempts = await DeliveryAttempt.filter(message_id=message.id).order_by("number")
+    assert [(a.outcome, a.answer) for a in attempts] == [("retry", problem), ("failed", problem)]
+    assert smtp.messages() == []
