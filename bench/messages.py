@@ -253,8 +253,17 @@ class Cpu:
                    sum(tree_cpu_s(pid) for pid in server_pids), group_cpu_s(peer.process.pid), machine_cpu())
 
 
+async def _idle_cpu(peer: Peer, worker_pgid: int | None, server_pids: list[int], seconds: float = 3.0) -> float:
+    """CPU seconds per second that everything but the peer spends with nothing to do (polling, heartbeats)."""
+    before, started = Cpu.now(peer, worker_pgid, server_pids), time.monotonic()
+    await asyncio.sleep(seconds)
+    after = Cpu.now(peer, worker_pgid, server_pids)
+    return ((after.own - before.own) + (after.workers - before.workers) + (after.servers - before.servers)) / (
+        time.monotonic() - started)
+
+
 async def _phase(label: str, count: int, rate: float, inbox: Any, send: Any, peer: Peer, args: argparse.Namespace,
-                 *, alive: Any, worker_pgid: int | None, server_pids: list[int]) -> dict[str, Any]:
+                 *, alive: Any, worker_pgid: int | None, server_pids: list[int], idle: float = 0.0) -> dict[str, Any]:
     """Move `count` deals into the send stage (at `rate` per second, 0: flat out) and wait for their emails."""
     from server.actor import SYSTEM
     from server.models import Message
@@ -265,7 +274,7 @@ async def _phase(label: str, count: int, rate: float, inbox: Any, send: Any, pee
     marks: dict[str, float] = {}
     load_before = os.getloadavg()
     cpu0 = Cpu.now(peer, worker_pgid, server_pids)
-    started = time.perf_counter()
+    started = window = time.perf_counter()
     for i, (deal_id, address) in enumerate(deals.items()):
         if rate > 0:
             await asyncio.sleep(max(0.0, started + i / rate - time.perf_counter()))
@@ -286,6 +295,7 @@ async def _phase(label: str, count: int, rate: float, inbox: Any, send: Any, pee
             break
         await asyncio.sleep(0.05)
     cpu1 = Cpu.now(peer, worker_pgid, server_pids)
+    window = time.perf_counter() - window
     load_after = os.getloadavg()
     # The `sent` commit follows the peer's reply: give the last ones a moment.
     deadline = time.monotonic() + 10
@@ -329,6 +339,8 @@ async def _phase(label: str, count: int, rate: float, inbox: Any, send: Any, pee
             "bench_process_s": cpu1.own - cpu0.own, "worker_processes_s": cpu1.workers - cpu0.workers,
             "database_broker_s": cpu1.servers - cpu0.servers, "peer_s": cpu1.peer - cpu0.peer,
             "pipewright_ms_per_email": 1000 * pipewright_s / max(len(first_at), 1),
+            "idle_cpu_per_s": idle,
+            "net_ms_per_email": 1000 * max(pipewright_s - idle * window, 0.0) / max(len(first_at), 1),
         },
         "load_average": {"before": load_before[0], "after": load_after[0]},
     }
@@ -337,10 +349,11 @@ async def _phase(label: str, count: int, rate: float, inbox: Any, send: Any, pee
 async def measure(args: argparse.Namespace, peer: Peer, *, alive: Any = None, worker_pgid: int | None = None,
                   server_pids: list[int] | None = None) -> list[dict[str, Any]]:
     inbox, send = await _setup_stage()
-    common = {"alive": alive, "worker_pgid": worker_pgid, "server_pids": server_pids or []}
+    common: dict[str, Any] = {"alive": alive, "worker_pgid": worker_pgid, "server_pids": server_pids or []}
     warm = await _phase("warm", 1, 0, inbox, send, peer, args, **common)
     if warm["missing"]:
         raise RuntimeError("the warm-up email did not arrive")
+    common["idle"] = await _idle_cpu(peer, worker_pgid, server_pids or [])
     phases = [await _phase("flat", args.emails, 0, inbox, send, peer, args, **common)]
     if args.rate > 0:
         phases.append(await _phase("paced", args.rate_emails, args.rate, inbox, send, peer, args, **common))
@@ -368,7 +381,8 @@ def report(result: dict[str, Any]) -> str:
             f"    CPU                  machine {cpu['machine_busy_pct']:.0f}% busy; this process "
             f"{cpu['bench_process_s']:.2f} s, workers {cpu['worker_processes_s']:.2f} s, database+broker "
             f"{cpu['database_broker_s']:.2f} s, peer {cpu['peer_s']:.2f} s: "
-            f"{cpu['pipewright_ms_per_email']:.1f} ms per email (all but the peer)",
+            f"{cpu['pipewright_ms_per_email']:.1f} ms per email (all but the peer); idle it spends "
+            f"{1000 * cpu['idle_cpu_per_s']:.0f} ms/s, so {cpu['net_ms_per_email']:.1f} ms per email net of idle",
             f"    load average (1 min) {phase['load_average']['before']:.2f} before, "
             f"{phase['load_average']['after']:.2f} after",
         ]
@@ -529,7 +543,7 @@ def run_both(args: argparse.Namespace) -> int:
             lat = p["latency_ms"]
             pace = f"{p['emails']} at {p['rate']:g}/s" if p["rate"] else f"{p['emails']} flat out"
             print(f"  {r['mode']:<11} {pace:<24} {p['emails_per_s']:>8.1f} {lat['p50']:>7.0f} {lat['p99']:>7.0f} "
-                  f"{lat['max']:>7.0f} {p['cpu']['pipewright_ms_per_email']:>12.1f} "
+                  f"{lat['max']:>7.0f} {p['cpu']['net_ms_per_email']:>12.1f} "
                   f"{p['load_average']['before']:>5.2f}")
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2))
