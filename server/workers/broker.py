@@ -80,12 +80,6 @@ class Database(Middleware):
             raise RuntimeError("the Database middleware must come after AsyncIO")
         thread.run_coroutine(connect(settings().database_url))
         install_publisher()  # the runs' events reach the web processes' hubs over Redis
-        # What a run commits here (an email, the next run of its lane) goes to Redis right after the commit, as
-        # from a web process, instead of waiting for the scheduler's next poll. Imported here: the scheduler
-        # imports the actors, which import this module.
-        from server.workers.scheduler import install_dispatcher
-
-        install_dispatcher()
 
     def after_worker_shutdown(self, broker: Any, worker: Any) -> None:
         from server.database import disconnect

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from collections import Counter, defaultdict
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -20,7 +21,7 @@ from server.actor import SYSTEM
 from server.channels import delivery, mail, outbox
 from server.config import settings
 from server.kinds import Channel, Direction, MessageStatus
-from server.models import Contact, DealContact, DeliveryAttempt, Message
+from server.models import Contact, DealContact, DeliveryAttempt, Message, Stage
 from server.services import elements as element_service
 from server.workers import scheduler
 from tests.support import add_rule, make_pipeline, make_token, wait_until
@@ -34,7 +35,7 @@ DEALS = 200
 IN_FLIGHT = 2 * 4
 
 
-async def deals_with_customers(stage, count: int) -> list[tuple[object, str]]:
+async def deals_with_customers(stage: Stage, count: int) -> list[tuple[Any, str]]:
     """Deals in `stage`, each with its own contact and address (so each email is identifiable at the peer)."""
     made = []
     for i in range(count):
