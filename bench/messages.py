@@ -1,6 +1,6 @@
 """Emails through the outbox into a local SMTP peer: emails per second, and move → message at the peer latency.
 
-    .venv/bin/python -m bench.messages --mode both                 # flat out, then at 20 moves/s, each mode
+    .venv/bin/python -m bench.messages --mode both                 # flat out, then at 5 moves/s, each mode
     .venv/bin/python -m bench.messages --mode embedded --emails 300
     .venv/bin/python -m bench.messages --mode production --rate 0   # flat out only
 
@@ -62,9 +62,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m bench.messages", description=__doc__.split("\n\n")[0])
     parser.add_argument("--mode", choices=("embedded", "production", "both"), default="both")
     parser.add_argument("--emails", type=int, default=300, help="deals moved (so emails sent) flat out (default 300)")
-    parser.add_argument("--rate", type=float, default=20,
-                        help="then the same at this many moves per second (default 20; 0: skip)")
-    parser.add_argument("--rate-emails", type=int, default=200, help="emails in the paced phase (default 200)")
+    parser.add_argument("--rate", type=float, default=5,
+                        help="then the same at this many moves per second (default 5; 0: skip)")
+    parser.add_argument("--rate-emails", type=int, default=100, help="emails in the paced phase (default 100)")
     parser.add_argument("--threads", type=int, default=8, help="worker threads (embedded worker, and per process)")
     parser.add_argument("--processes", type=int, default=2, help="production: dramatiq worker processes")
     parser.add_argument("--poll-ms", type=int, default=50, help="PIPEWRIGHT_POLL_MS for the scheduler")
