@@ -565,7 +565,8 @@ def main(argv: list[str] | None = None) -> int:
     print(report(result), flush=True)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(result, indent=2))
-    bad = any(p["missing"] or p["recipients_with_two_messages"] for p in result["phases"])
+    bad = any(p["missing"] or p["recipients_with_two_messages"] or p["same_message_id_twice"]
+              or p["statuses"] != {"sent": p["emails"]} for p in result["phases"])
     return 1 if bad else 0
 
 
