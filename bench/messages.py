@@ -231,7 +231,7 @@ async def _deals(label: str, count: int, inbox: Any) -> dict[int, str]:
     deals = {}
     for i in range(count):
         address = f"{label}-{i}@bench.example"
-        contact = await Contact.create(name=f"Customer {label} {i}", emails=[address])
+        contact = await Contact.create(name=f"Customer {label} {i}", emails=[{"value": address, "type": "work"}])
         deal = await create_element("deal", {"title": f"Deal {label} {i}", "amount": "1200"}, stage_id=inbox.id,
                                     actor=SYSTEM)
         await DealContact.create(deal_id=deal.id, contact_id=contact.id, position=0)

@@ -40,7 +40,7 @@ async def deals_with_customers(stage: Stage, count: int) -> list[tuple[Any, str]
     made = []
     for i in range(count):
         address = f"customer{i}@load.example"
-        contact = await Contact.create(name=f"Customer {i}", emails=[address])
+        contact = await Contact.create(name=f"Customer {i}", emails=[{"value": address, "type": "work"}])
         deal = await element_service.create_element("deal", {"title": f"Deal {i}"}, stage_id=stage.id, actor=SYSTEM)
         await DealContact.create(deal_id=deal.id, contact_id=contact.id, position=0)
         made.append((deal, address))
