@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import cancel_on_sigterm, machine_cpu, percentile, stop_group
+from bench.common import WorkerProcess, cancel_on_sigterm, machine_cpu, percentile, stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -424,37 +424,6 @@ async def run_embedded(args: argparse.Namespace) -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------- production mode
-
-
-class WorkerProcess:
-    """`python -m server.cli worker` in its own session, so the whole group can be stopped and measured."""
-
-    def __init__(self, args: argparse.Namespace, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self.log = open(log_path, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "worker", "--processes", str(args.processes),
-             "--threads", str(args.threads)],
-            env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"the worker exited with {self.process.returncode}:\n{self.tail()}")
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        stop_group(self.process)
-        try:  # dramatiq's worker processes share the group; none may outlive the bench
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.log.close()
 
 
 async def run_production(args: argparse.Namespace) -> dict[str, Any]:

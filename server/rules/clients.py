@@ -14,7 +14,7 @@ from typing import Any
 import phonenumbers
 
 from server.config import settings
-from server.errors import FieldError, ValidationFailed
+from server.errors import ActionError, FieldError, ValidationFailed
 from server.kinds import AddressKind, EmailType, PhoneType
 from server.models import Company, Contact, CustomField
 from server.rules.elements import coerce_field_map, coerce_value, record_changes
@@ -172,3 +172,16 @@ async def element_clients(element_type: str, element: Any, *, client: str = "any
         if (company := await Company.get_or_none(id=element.company_id)) is not None:
             found.append(company)
     return found
+
+
+async def client_address(element_type: str, element: Any, kind: str, *, client: str = "any",
+                         address_type: str = "any") -> tuple[str, Contact | Company]:
+    """The first email address or phone number (`kind`) of the element's clients, in `element_clients` order, of
+    `address_type`; with the client it belongs to. ActionError saying what is missing when there is none."""
+    for row in await element_clients(element_type, element, client=client):
+        if found := addresses(row, kind, address_type=address_type):
+            return found[0], row
+    which = "" if address_type == "any" else f"{address_type} "
+    whose = {"any": "contact or company", "contact": "contact", "company": "company"}[client]
+    what = "email address" if kind == "email" else "phone number"
+    raise ActionError(f"the {element_type} has no {whose} with a {which}{what}")

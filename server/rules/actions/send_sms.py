@@ -106,16 +106,13 @@ class SendSms(Action[SendSmsParams]):
                 return e164(params.to.strip(), region=region)
             except ValueError as exc:
                 raise ActionError(f"to: {exc}") from None
-        for row in await clients.element_clients(ctx.element_type, ctx.element, client=params.client):
-            if found := clients.addresses(row, "phone", address_type=params.to_type):
-                try:
-                    return e164(found[0], region=region)
-                except ValueError as exc:
-                    kind = "contact" if isinstance(row, Contact) else "company"
-                    raise ActionError(f"the {kind} {row.name}'s phone: {exc}") from None
-        which = "" if params.to_type == "any" else f"{params.to_type} "
-        whose = {"any": "contact or company", "contact": "contact", "company": "company"}[params.client]
-        raise ActionError(f"the {ctx.element_type} has no {whose} with a {which}phone number")
+        number, row = await clients.client_address(ctx.element_type, ctx.element, "phone", client=params.client,
+                                                   address_type=params.to_type)
+        try:
+            return e164(number, region=region)
+        except ValueError as exc:
+            kind = "contact" if isinstance(row, Contact) else "company"
+            raise ActionError(f"the {kind} {row.name}'s phone: {exc}") from None
 
     def describe(self, params: SendSmsParams, names: Names = NO_NAMES) -> str:
         to = params.to or ("the client" if params.client == "any" else f"the {params.client}")
