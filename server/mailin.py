@@ -288,6 +288,7 @@ async def start(listen: str, *, max_bytes: int | None = None, timeout_s: float =
     try:
         server = await loop.create_server(session, host, port)
     except OSError as exc:
-        raise OSError(exc.errno, f"the inbound mail receiver cannot listen on {listen}: {exc.strerror}") from exc
+        raise OSError(exc.errno, f"the inbound mail receiver cannot listen on {listen}: {exc.strerror} "
+                      "(set PIPEWRIGHT_MAILIN to another host:port, or to nothing to turn it off)") from exc
     bound = server.sockets[0].getsockname()
     return Receiver(server, sessions, f"{bound[0]}:{bound[1]}")
