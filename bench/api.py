@@ -292,7 +292,7 @@ async def seed_deals(count: int) -> dict[str, Any]:
         await add_rule(stages["new"], "generate_code", {"length": 8}, key="code")
         owners = [await make_user(f"Owner{n}", role="manager") for n in range(5)]
         companies = [await Company.create(name=f"Company {n}") for n in range(10)]
-        contacts = [await Contact.create(name=f"Contact {n}", emails=[f"contact{n}@example.com"],
+        contacts = [await Contact.create(name=f"Contact {n}", emails=[{"value": f"contact{n}@example.com", "type": "work"}],
                                          company_id=companies[n % 10].id) for n in range(60)]
         for n in range(count):
             values: dict[str, Any] = {"title": f"Deal {n}", "amount": 1000 + n, "responsible": owners[n % 5].id}

@@ -1,10 +1,15 @@
-"""What the benchmarks share: percentiles, CPU accounting from /proc, and clean cancellation."""
+"""What the benchmarks share: percentiles, CPU accounting from /proc, clean cancellation, the worker process."""
 
+import argparse
 import asyncio
 import math
 import os
 import signal
 import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -44,3 +49,35 @@ def stop_group(process: subprocess.Popen) -> None:
             process.wait()
         except ProcessLookupError:
             pass
+
+
+class WorkerProcess:
+    """`python -m server.cli worker` in its own session, so the whole group can be stopped."""
+
+    def __init__(self, args: argparse.Namespace, env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        self.log = open(log_path, "wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "server.cli", "worker", "--processes", str(args.processes),
+             "--threads", str(args.threads)],
+            env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def check_alive(self) -> None:
+        if self.process.poll() is not None:
+            raise RuntimeError(f"the worker exited with {self.process.returncode}:\n{self.tail()}")
+
+    def tail(self, lines: int = 30) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        stop_group(self.process)
+        # dramatiq's worker processes share the group; make sure none outlives the bench.
+        try:
+            os.killpg(self.process.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.log.close()

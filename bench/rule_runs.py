@@ -13,7 +13,7 @@ before its create/move call. Wall time runs from the first create/move to the la
 
 - embedded: a fresh SQLite file in a temp dir, migrate + connect, and the EmbeddedWorker on this
   process's loop (as tests/conftest.py's `db` fixture does); the producer shares that loop.
-- production: PostgreSQL and Redis from tests.services, migrate, `python -m server.cli worker
+- production: PostgreSQL and Redis from tests.support.servers, migrate, `python -m server.cli worker
   --processes P --threads T` as a child process (dramatiq + scheduler), and in this process the
   dispatcher (server.workers.scheduler.install_dispatcher) so due runs go to Redis right after
   commit. Completion is found by polling the database.
@@ -40,7 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import cancel_on_sigterm, machine_cpu, percentile, stop_group
+from bench.common import WorkerProcess, cancel_on_sigterm, machine_cpu, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -140,6 +140,7 @@ def group_cpu_s(pgid: int) -> float:
 
 async def _setup_stage() -> tuple[Any, Any, list[int]]:
     """A deal pipeline with a rule-less inbox stage and the measured stage with the three rules."""
+    from server.actor import SYSTEM
     from server.models import Pipeline, Stage
     from server.services.rules import RuleInput, create_rule
 
@@ -148,7 +149,7 @@ async def _setup_stage() -> tuple[Any, Any, list[int]]:
     stage = await Stage.create(pipeline=pipeline, code="bench", name="Bench", position=1)
     rule_ids = []
     for action_type, key, params in RULES:
-        rule = await create_rule(stage.id, RuleInput(action_type=action_type, key=key, params=params))
+        rule = await create_rule(stage.id, RuleInput(action_type=action_type, key=key, params=params), actor=SYSTEM)
         rule_ids.append(rule.id)
     return inbox, stage, rule_ids
 
@@ -156,15 +157,16 @@ async def _setup_stage() -> tuple[Any, Any, list[int]]:
 async def _enter(via: str, title: str, inbox: Any, stage: Any) -> tuple[int, datetime]:
     """One deal into the measured stage; returns its id and the time taken just before the call."""
     from server import clock
+    from server.actor import SYSTEM
     from server.services.elements import create_element, move_element
 
     if via == "create":
         t0 = clock.utcnow()
-        deal = await create_element("deal", {"title": title, "amount": "1200"}, stage_id=stage.id)
+        deal = await create_element("deal", {"title": title, "amount": "1200"}, stage_id=stage.id, actor=SYSTEM)
         return deal.id, t0
-    deal = await create_element("deal", {"title": title, "amount": "1200"}, stage_id=inbox.id)
+    deal = await create_element("deal", {"title": title, "amount": "1200"}, stage_id=inbox.id, actor=SYSTEM)
     t0 = clock.utcnow()
-    await move_element("deal", deal.id, stage.id)
+    await move_element("deal", deal.id, stage.id, actor=SYSTEM)
     return deal.id, t0
 
 
@@ -328,40 +330,8 @@ async def run_embedded(args: argparse.Namespace) -> dict[str, Any]:
 # ---------------------------------------------------------------- production mode
 
 
-class WorkerProcess:
-    """`python -m server.cli worker` in its own session, so the whole group can be stopped."""
-
-    def __init__(self, args: argparse.Namespace, env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        self.log = open(log_path, "wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "server.cli", "worker", "--processes", str(args.processes),
-             "--threads", str(args.threads)],
-            env=env, cwd=ROOT, stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
-
-    def check_alive(self) -> None:
-        if self.process.poll() is not None:
-            raise RuntimeError(f"the worker exited with {self.process.returncode}:\n{self.tail()}")
-
-    def tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self) -> None:
-        stop_group(self.process)
-        # dramatiq's worker processes share the group; make sure none outlives the bench.
-        try:
-            os.killpg(self.process.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        self.log.close()
-
-
 async def run_production(args: argparse.Namespace) -> dict[str, Any]:
-    from tests.services import start_postgres, start_redis
+    from tests.support.servers import start_postgres, start_redis
 
     cancel_on_sigterm()
     workdir = tempfile.mkdtemp(prefix="pw-bench-")

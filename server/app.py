@@ -12,7 +12,7 @@ from starlette.routing import Route, WebSocketRoute
 from tortoise.connection import get_connection
 from tortoise.contrib.starlette import RegisterTortoise
 
-from server import database, live
+from server import database, live, tracking_routes
 from server.calendar_feed import calendar_feed
 from server.config import settings
 from server.hooks_routes import trigger_webhook, webhook
@@ -79,9 +79,17 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
 
                 install_dispatcher()
             await live.hub.start()
+            receiver = None
             try:
+                if config.mailin:
+                    from server import mailin
+
+                    receiver = await mailin.start(config.mailin)
+                    print(f"pipewright: inbound mail (SMTP) on {receiver.address}", flush=True)
                 yield
             finally:
+                if receiver is not None:
+                    await receiver.stop()
                 await live.hub.stop()
                 if worker is not None:
                     await worker.stop()
@@ -91,6 +99,7 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
         Route("/calendar/{token}.ics", calendar_feed, methods=["GET"]),
         Route("/hooks/triggers/{token}", trigger_webhook, methods=["POST"]),  # before the channels' pattern
         Route("/hooks/{channel}/{token}", webhook, methods=["POST"]),
+        *tracking_routes.routes(),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/", admin_root),

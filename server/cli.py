@@ -1,4 +1,4 @@
-"""The `pipewright` command: serve, worker, scheduler, migrate."""
+"""The `pipewright` command: serve, worker, scheduler, mailin, migrate."""
 
 import argparse
 import asyncio
@@ -160,6 +160,44 @@ def _scheduler(args: argparse.Namespace) -> int:
     return 0
 
 
+async def _mailin_main(listen: str) -> None:
+    from server import database, live, mailin
+    from server.config import settings
+
+    await database.connect()
+    live.install_publisher()  # a reply on a deal is an event the web processes' subscribers want
+    if not settings().embedded_broker:
+        from server.workers.scheduler import install_dispatcher
+
+        install_dispatcher()  # the rules after an ended Wait go to the workers at once, not at the next poll
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        receiver = await mailin.start(listen)
+        print(f"pipewright: inbound mail (SMTP) on {receiver.address}, {_redacted(settings().database_url)}",
+              flush=True)
+        try:
+            await stop.wait()
+        finally:
+            await receiver.stop()
+    finally:
+        await database.disconnect()
+
+
+def _mailin(args: argparse.Namespace) -> int:
+    """The inbound SMTP receiver alone, on a migrated database (behind the MTA, or on port 25)."""
+    from server.config import reload
+
+    listen = args.listen or reload().mailin or "127.0.0.1:2525"
+    try:
+        asyncio.run(_mailin_main(listen))
+    except (OSError, ValueError) as exc:
+        sys.exit(f"pipewright mailin: {exc}")
+    return 0
+
+
 def _require_broker() -> None:
     if not os.environ.get("PIPEWRIGHT_BROKER_URL"):
         sys.exit("set PIPEWRIGHT_BROKER_URL=redis://… (separate workers need a shared broker; "
@@ -217,6 +255,10 @@ def main(argv: list[str] | None = None) -> int:
     worker.set_defaults(func=_worker)
 
     commands.add_parser("scheduler", help="run only the scheduler").set_defaults(func=_scheduler)
+    mailin = commands.add_parser("mailin", help="run the inbound SMTP receiver (replies, bounces, complaints)")
+    mailin.add_argument("--listen", default=None, metavar="HOST:PORT",
+                        help="default PIPEWRIGHT_MAILIN, else 127.0.0.1:2525 (0.0.0.0:25 to take mail directly)")
+    mailin.set_defaults(func=_mailin)
     commands.add_parser("migrate", help="apply database migrations").set_defaults(func=_migrate)
 
     token = commands.add_parser("token", help="create an API token for a user and print it")

@@ -62,6 +62,9 @@ class Settings:
     message_max_attempts: int = field(default_factory=lambda: _int("PIPEWRIGHT_MESSAGE_MAX_ATTEMPTS", 8))
     message_retry_base_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_MESSAGE_RETRY_BASE_MS", 5000))
     message_lease_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_MESSAGE_LEASE_S", 60))
+    # Phone numbers are stored in E.164; one written without a country code (030 5550 0100: a client's, a
+    # webhook's, an SMS recipient's) is read as a number of this region (ISO 3166 code).
+    default_region: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_DEFAULT_REGION", "DE").upper())
 
     @property
     def development(self) -> bool:

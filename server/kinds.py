@@ -90,3 +90,30 @@ class MessageStatus(StrEnum):
 class AddressKind(StrEnum):
     email = "email"
     phone = "phone"
+
+
+class EmailType(StrEnum):
+    """What a client's email address is for; Send email picks one by type (or any)."""
+
+    work = "work"
+    home = "home"
+    other = "other"
+
+
+class PhoneType(StrEnum):
+    """What a client's phone number is for; Send SMS picks one by type (or any)."""
+
+    work = "work"
+    mobile = "mobile"
+    home = "home"
+    other = "other"
+
+
+class AddressType(StrEnum):
+    """Every word an email address or phone number may be typed with (EmailType and PhoneType together): the
+    one enum of the API's `ClientAddress.type`."""
+
+    work = "work"
+    home = "home"
+    mobile = "mobile"
+    other = "other"

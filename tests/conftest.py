@@ -13,6 +13,7 @@ import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -164,6 +165,20 @@ def backend(tmp_path_factory: pytest.TempPathFactory, smtp_peer: SmtpPeer,
         postgres.stop()
 
 
+async def _empty_tables(connection: Any) -> None:
+    """TRUNCATE every table. The worker may still be finishing the previous test's work (a send, a run): its
+    locks can deadlock with the TRUNCATE's, and PostgreSQL then aborts one side; whichever it was, try again."""
+    statement = "TRUNCATE " + ", ".join(f'"{t}"' for t in _tables()) + " CASCADE"
+    for attempt in range(5):
+        try:
+            await connection.execute_script(statement)
+            return
+        except Exception as exc:  # asyncpg's DeadlockDetectedError, raw or wrapped by Tortoise
+            if "deadlock" not in str(exc).lower() or attempt == 4:
+                raise
+            await asyncio.sleep(0.2 * (attempt + 1))
+
+
 def _tables() -> list[str]:
     """Every table the models define, from Tortoise's registry: a new model is emptied without a list to keep."""
     from tortoise import Tortoise
@@ -256,9 +271,7 @@ async def db(backend: Backend, sqlite_template: Path, tmp_path: Path, monkeypatc
     await database.connect(backend.database_url)
     from tortoise.connection import get_connection
 
-    await get_connection("default").execute_script(
-        "TRUNCATE " + ", ".join(f'"{t}"' for t in _tables()) + " CASCADE"
-    )
+    await _empty_tables(get_connection("default"))
     try:
         yield backend
     finally:

@@ -8,9 +8,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.errors import ValidationFailed
-from server.services import elements, pipelines, runs, users
+from server.services import elements, messages, pipelines, runs, users
 from web.guard import page
 from web.templating import error_map, is_htmx, redirect, render, when
+
+
+MESSAGES_SHOWN = 50  # the element page's message log: the newest ones (GraphQL pages through all)
 
 
 def _type(request: Request) -> str:
@@ -101,11 +104,13 @@ async def _page_context(request: Request, element_type: str, element_id: int) ->
                                      ([element.responsible_id] if element.responsible_id else []), actor=actor)
     responsible = people.get(element.responsible_id) if element.responsible_id else None
     authors = {ident: user.name for ident, user in people.items()}
+    message_log = await messages.element_messages(element_type, element_id, actor=actor, first=MESSAGES_SHOWN)
     return {
         **await _runs_context(request, element_type, element_id),
         "element": element, "pipeline": pipeline, "stages": await pipelines.list_stages(pipeline.id),
         "fields": _fields(element_type, element, responsible), "timeline": list(reversed(timeline)),
-        "authors": authors,
+        "authors": authors, "messages": message_log.items, "messages_more": message_log.has_next,
+        "messages_total": message_log.total,
     }
 
 

@@ -5,7 +5,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from web import auth, board, elements, people, pipelines, rules
+from web import auth, board, channels, elements, people, pipelines, rules
 from web.guard import page
 from web.templating import HERE
 
@@ -28,6 +28,7 @@ def admin() -> Mount:
         *rules.routes,
         *elements.routes,
         *people.routes,
+        *channels.routes,
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="admin-static"),
     ]
     return Mount("/admin", routes=routes)

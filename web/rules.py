@@ -1,9 +1,10 @@
 """A stage's rules: the action catalogue, the rule form (new and edit), delete, move and lane toggle (admins only)."""
 
+import html
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import Response
+from starlette.responses import HTMLResponse, Response
 from starlette.routing import Route
 
 from server.errors import ValidationFailed
@@ -23,12 +24,14 @@ def _form_context(form: designer.RuleForm, values: dict[str, Any], errors: dict[
     return {
         "stage": form.stage, "pipeline": form.stage.pipeline, "action": form.action, "rule": form.rule,
         "values": values, "errors": errors, "fields": form.fields, "groups": designer.GROUPS,
-        "users": form.users, "stages": form.stages, "all_pipelines": form.pipelines,
+        "users": form.users, "stages": form.stages, "all_pipelines": form.pipelines, "mail_senders": form.mail_senders,
         "placeholders": form.placeholders, "element_fields": form.element_fields, "date_fields": form.date_fields,
         "condition_fields": form.condition_fields, "condition_rows": rows, "operators": designer.OPERATOR_LABELS,
         "timing_kinds": rule_form.TIMING_KINDS, "working_time": rule_form.WORKING_TIME,
         "value_text": rule_form.value_text, "entity_type": form.stage.pipeline.entity_type,
         "first_rule": form.first_rule,
+        "hints": designer.param_hints(form.action, {name: (values.get("params") or {}).get(name) or ""
+                                                     for name in form.action.hinted_params}),
     }
 
 
@@ -42,6 +45,18 @@ def _form_response(request: Request, context: dict[str, Any], *, status_code: in
     """The whole page, or only the form for htmx (it swaps the form in place, errors inline)."""
     name = "_rule_form.html" if is_htmx(request) else "rule_form.html"
     return render(request, name, context, status_code=status_code)
+
+
+@page(admin=True)
+async def param_hint(request: Request) -> Response:
+    """The live note under a param as the admin types (the SMS segment count): the text of the hint alone."""
+    action = designer.action_type(request.path_params["key"])
+    name = request.path_params["param"]
+    if action is None or name not in action.hinted_params:
+        return HTMLResponse("", status_code=404)
+    value = (await request.form()).get(f"p.{name}")
+    hints = designer.param_hints(action, {name: value if isinstance(value, str) else ""})
+    return HTMLResponse(html.escape(hints.get(name, "")))
 
 
 @page(admin=True)
@@ -118,6 +133,7 @@ async def rule_lane(request: Request) -> Response:
 
 
 routes = [
+    Route("/actions/{key}/hints/{param}", param_hint, methods=["POST"]),
     Route("/stages/{stage_id:int}/rules/new", rule_new, methods=["GET", "POST"]),
     Route("/rules/{rule_id:int}/edit", rule_edit, methods=["GET", "POST"]),
     Route("/rules/{rule_id:int}/delete", rule_delete, methods=["GET", "POST"]),

@@ -50,6 +50,25 @@ def describe_transports() -> str:
     return f"{email}, {texts}"
 
 
+class _Misconfigured:
+    """The channel's transport cannot be built from its settings (a malformed PIPEWRIGHT_SMTP_URL): every attempt
+    fails with the reason and is retried, so the message shows what is wrong instead of staying queued unseen,
+    and goes out once the setting is fixed."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        self.name, self.problem = name, problem
+
+    async def send(self, message: Message) -> Sent:
+        raise TransientSendError(self.problem)
+
+
+def _transport_of(channel: str) -> Transport:
+    try:
+        return transport_for(channel)
+    except ValueError as exc:
+        return _Misconfigured("smtp" if channel == Channel.email else "http", str(exc))
+
+
 async def claim_due(*, limit: int = 200, ids: list[int] | None = None) -> list[int]:
     """Queued messages whose time has come (of `ids`, when given); each is pushed back by QUEUED_LEASE_S so the
     next poll does not send it again while a worker is on its way."""
@@ -69,18 +88,22 @@ async def claim_due(*, limit: int = 200, ids: list[int] | None = None) -> list[i
     return ids
 
 
-async def recover_expired(*, limit: int = 200) -> list[int]:
+async def recover_expired(*, limit: int = 200, orphaned: bool = False) -> list[int]:
     """Messages whose sending attempt stopped renewing its lease (worker killed, host cut off): queued again,
-    to be sent now, or failed when they have used every attempt."""
+    to be sent now, or failed when they have used every attempt.
+
+    With `orphaned`, every sending message counts as lost: for a single process that starts up and knows no
+    other worker can be sending them (embedded mode after a crash), so they need not wait out their lease."""
     now = clock.utcnow()
     recovered: list[int] = []
+    why = "the process holding it stopped" if orphaned else "lease expired"
     async with transaction():
         expired = await (
-            Message.filter(status=MessageStatus.sending, lease_until__lt=now).order_by("lease_until").limit(limit)
-            .select_for_update(skip_locked=True)
+            Message.filter(status=MessageStatus.sending, **({} if orphaned else {"lease_until__lt": now}))
+            .order_by("lease_until").limit(limit).select_for_update(skip_locked=True)
         )
         for message in expired:
-            lost = f"attempt {message.attempts} lost its worker (lease expired)"
+            lost = f"attempt {message.attempts} lost its worker ({why})"
             out_of_attempts = message.attempts >= settings().message_max_attempts
             values: dict[str, object] = ({"status": MessageStatus.failed, "reason": f"{lost}; gave up after {message.attempts} attempts"}
                       if out_of_attempts else {"status": MessageStatus.queued, "due_at": now, "reason": lost})
@@ -129,7 +152,7 @@ async def _start(message_id: int) -> tuple[Message, Transport] | None:
     message = await Message.get_or_none(id=message_id)
     if message is None or message.status != MessageStatus.queued:
         return None
-    transport = transport_for(message.channel)
+    transport = _transport_of(message.channel)
     attempt, now = message.attempts + 1, clock.utcnow()
     lease_until = now + timedelta(seconds=settings().message_lease_s)
     async with transaction():
@@ -194,4 +217,6 @@ async def _record(message: Message, transport: Transport, status: MessageStatus,
         message.status, message.answer = status, answer
         message.reason = reason or ""
         await message_event(message)
+        if status == MessageStatus.sent and message.channel == Channel.sms:
+            await sms.apply_held_receipt(message.id)  # a delivery receipt that overtook the gateway's answer
     return status

@@ -1,16 +1,29 @@
 """Building an outbound email from its message row: headers, a text and an HTML part, DKIM signature.
 
 The Message-ID is derived from the row's `uid`, so every attempt at one message sends the same Message-ID
-(a receiver that deduplicates on it delivers once) and a reply's In-Reply-To finds the message again.
+(a receiver that deduplicates on it delivers once) and a reply's In-Reply-To finds the message again. The HTML
+part is sent with open and link tracking (`tracking.py`); the row keeps the HTML as the rule rendered it.
 """
 
+import asyncio
 import email.policy
 import email.utils
 from email.message import EmailMessage
 from pathlib import Path
 
+from server.channels import tracking
 from server.config import settings
 from server.models import Message
+
+# The headers a DKIM signature covers. One absent when signing is signed as empty (RFC 6376 5.4), so it cannot be
+# added later (a Reply-To sending answers elsewhere); the ones a forger would add a second copy of are listed
+# twice ("over-signed"), so a second Subject or From above ours breaks the signature too.
+DKIM_HEADERS = (b"from", b"to", b"cc", b"subject", b"date", b"message-id", b"reply-to", b"in-reply-to",
+                b"references", b"mime-version", b"content-type", b"content-transfer-encoding")
+DKIM_OVERSIGNED = (b"from", b"to", b"cc", b"subject", b"reply-to")
+# relaxed/relaxed: relays that re-fold headers or touch whitespace in the body (trailing spaces, blank lines
+# at the end) do not break the signature; the content itself is covered all the same.
+DKIM_CANONICALIZATION = (b"relaxed", b"relaxed")
 
 
 def domain_of(address: str) -> str:
@@ -27,7 +40,8 @@ def uid_from_message_id(header: str) -> str | None:
     return local if len(local) == 32 and all(c in "0123456789abcdef" for c in local) else None
 
 
-def build(message: Message) -> EmailMessage:
+def build(message: Message, *, tracking_key: bytes | None = None) -> EmailMessage:
+    """The email of a message row; with `tracking_key`, its HTML part carries the open pixel and signed links."""
     mail = EmailMessage(policy=email.policy.SMTP)
     mail["Message-ID"] = message_id(message)
     mail["Date"] = email.utils.format_datetime(message.created_at)
@@ -38,13 +52,22 @@ def build(message: Message) -> EmailMessage:
         mail["Reply-To"] = reply_to
     mail.set_content(message.text or "")
     if message.html:
-        mail.add_alternative(message.html, subtype="html")
+        html = tracking.tracked_html(message.html, uid=message.uid, key=tracking_key) if tracking_key else message.html
+        mail.add_alternative(html, subtype="html")
     return mail
 
 
-def as_bytes(message: Message) -> bytes:
-    """The email as sent: built, then DKIM-signed when a key is configured."""
-    raw = build(message).as_bytes()
+async def as_bytes(message: Message) -> bytes:
+    """The email as sent: built (HTML tracked), then DKIM-signed when a key is configured.
+
+    Built in a thread: rewriting a long HTML body and dkimpy's RSA (pure Python, tens of ms) would otherwise hold
+    the event loop, which embedded mode shares with the web server."""
+    key = await tracking.signing_key() if message.html else None
+    return await asyncio.to_thread(_composed, message, key)
+
+
+def _composed(message: Message, tracking_key: bytes | None) -> bytes:
+    raw = build(message, tracking_key=tracking_key).as_bytes()
     config = settings()
     if not config.dkim_key_file:
         return raw
@@ -55,6 +78,7 @@ def as_bytes(message: Message) -> bytes:
 def sign(raw: bytes, *, key: bytes, selector: str, domain: str) -> bytes:
     import dkim
 
-    headers = [b"from", b"to", b"subject", b"date", b"message-id", b"reply-to", b"mime-version", b"content-type"]
-    signature: bytes = dkim.sign(raw, selector.encode(), domain.encode(), key, include_headers=headers)
+    signature: bytes = dkim.sign(raw, selector.encode(), domain.encode(), key,
+                                 include_headers=[*DKIM_HEADERS, *DKIM_OVERSIGNED],
+                                 canonicalize=DKIM_CANONICALIZATION)
     return signature + raw

@@ -37,7 +37,7 @@ class SmtpTransport:
         return f"{'smtps' if self.use_tls else 'smtp'}://{self.hostname}:{self.port}"
 
     async def send(self, message: Message) -> Sent:
-        raw = mail.as_bytes(message)
+        raw = await mail.as_bytes(message)
         try:
             errors, reply = await aiosmtplib.send(
                 raw, sender=message.sender, recipients=[message.recipient], hostname=self.hostname, port=self.port,

@@ -75,8 +75,9 @@ class CustomField(Model):
 class Company(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=200)
-    emails: fields.JSONField[list[str]] = fields.JSONField(default=list)
-    phones: fields.JSONField[list[str]] = fields.JSONField(default=list)
+    # [{"value": ..., "type": ...}] first first (server/rules/clients.py checks them): EmailType / PhoneType
+    emails: fields.JSONField[list[dict[str, str]]] = fields.JSONField(default=list)
+    phones: fields.JSONField[list[dict[str, str]]] = fields.JSONField(default=list)
     responsible: fields.ForeignKeyNullableRelation[User] = fields.ForeignKeyField(
         "models.User", related_name=False, null=True, on_delete=fields.SET_NULL
     )
@@ -91,8 +92,9 @@ class Company(Model):
 class Contact(Model):
     id = fields.IntField(primary_key=True)
     name = fields.CharField(max_length=200)
-    emails: fields.JSONField[list[str]] = fields.JSONField(default=list)
-    phones: fields.JSONField[list[str]] = fields.JSONField(default=list)
+    # [{"value": ..., "type": ...}] first first (server/rules/clients.py checks them): EmailType / PhoneType
+    emails: fields.JSONField[list[dict[str, str]]] = fields.JSONField(default=list)
+    phones: fields.JSONField[list[dict[str, str]]] = fields.JSONField(default=list)
     company: fields.ForeignKeyNullableRelation[Company] = fields.ForeignKeyField(
         "models.Company", related_name="contacts", null=True, on_delete=fields.SET_NULL
     )

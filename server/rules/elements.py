@@ -1,7 +1,7 @@
 """Leads and deals as the engine sees them: loading, typed field changes with audit, template context."""
 
 import json
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
@@ -257,29 +257,29 @@ async def apply_changes(
 
 async def record_changes(
     record_type: str, row: Any, changes: dict[str, Any], *, builtin: Collection[str], relations: Collection[str],
-    actor_id: int | None, rule_run_id: int | None, first_of_list: Collection[str] = (),
+    actor_id: int | None, rule_run_id: int | None, first_of_list: Mapping[str, str] | None = None,
 ) -> list[FieldChange]:
     """Set fields of a lead, deal, contact or company, with one audit row per real change.
 
-    Built-in fields are columns (`<name>_id` for relations); `first_of_list` names set the first
-    entry of the list column `<name>s` (a contact's email); anything else lives in `custom`.
+    Built-in fields are columns (`<name>_id` for relations); `first_of_list` names set the value of the
+    first typed entry `{"value", "type"}` of the list column `<name>s` (a contact's email), keeping its
+    type, or add an entry of the type it maps to; anything else lives in `custom`.
     """
     custom = dict(row.custom or {})
     changed: list[FieldChange] = []
     for name, value in changes.items():
-        if name in first_of_list:
+        if first_of_list and name in first_of_list:
             attr = f"{name}s"
-            values = list(getattr(row, attr) or [])
-            old = values[0] if values else None
+            entries = [dict(e) for e in getattr(row, attr) or []]
+            old = entries[0]["value"] if entries else None
             if old == value:
                 continue
             if value is None:
-                values = values[1:]
-            elif values:
-                values[0] = value
-            else:
-                values = [value]
-            setattr(row, attr, values)
+                entries = entries[1:]
+            else:  # the new first value, once: a later entry with the same value goes
+                first = {**entries[0], "value": value} if entries else {"value": value, "type": first_of_list[name]}
+                entries = [first] + [e for e in entries[1:] if e["value"].lower() != value.lower()]
+            setattr(row, attr, entries)
         elif name in builtin:
             attr = f"{name}_id" if name in relations else name
             old = getattr(row, attr)
@@ -330,13 +330,26 @@ def _person(user: User | None) -> dict[str, Any] | None:
     return {"id": user.id, "name": user.name, "email": user.email, "role": user.role}
 
 
+# The typed addresses a client offers templates and conditions by name (rules/placeholders.py lists the same):
+# the first of that type, or None.
+TYPED_ADDRESSES = {"work_email": ("email", "work"), "home_email": ("email", "home"),
+                   "mobile_phone": ("phone", "mobile"), "work_phone": ("phone", "work")}
+
+
 def _client(row: Contact | Company | None, custom_codes: list[str]) -> dict[str, Any] | None:
+    """A contact or company as plain values: `emails` / `phones` are the values first first, `email` / `phone`
+    the first of them, `work_email` and the like the first of their type."""
     if row is None:
         return None
+    lists = {"email": [e["value"] for e in row.emails or []], "phone": [p["value"] for p in row.phones or []]}
+    typed = {name: next((e["value"] for e in (row.emails if kind == "email" else row.phones) or []
+                         if e["type"] == address_type), None)
+             for name, (kind, address_type) in TYPED_ADDRESSES.items()}
     return {
         **dict.fromkeys(custom_codes), **(row.custom or {}),  # a custom field without a value is empty, not missing
-        "id": row.id, "name": row.name, "emails": list(row.emails or []), "phones": list(row.phones or []),
-        "email": row.emails[0] if row.emails else None, "phone": row.phones[0] if row.phones else None,
+        "id": row.id, "name": row.name, "emails": lists["email"], "phones": lists["phone"],
+        "email": lists["email"][0] if lists["email"] else None, "phone": lists["phone"][0] if lists["phone"] else None,
+        **typed,
     }
 
 

@@ -52,6 +52,7 @@ async def _client(client_type: str, element_type: str) -> Record:
     fields: dict[str, Shape] = {
         "id": Value("int"), "name": Value("string"), "emails": Value("list"), "phones": Value("list"),
         "email": Value("string"), "phone": Value("string"),
+        **{name: Value("string") for name in elements.TYPED_ADDRESSES},
     }
     for name, value in (await _custom(client_type)).items():
         fields.setdefault(name, value)

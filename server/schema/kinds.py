@@ -7,7 +7,9 @@ the JSON a client reads stays the string it read when these fields were `String`
 
 import strawberry
 
-from server.kinds import ElementType, Lane, Role, RunStatus, StageRunStatus, StageSemantic
+from server.kinds import (
+    Channel, Direction, ElementType, Lane, MessageStatus, Role, RunStatus, StageRunStatus, StageSemantic,
+)
 
 # strawberry.enum marks the class itself (it returns it): the domain enums are the GraphQL ones.
 strawberry.enum(RunStatus, description="A rule run's status: scheduled, queued, running, waiting, then final.")
@@ -16,5 +18,13 @@ strawberry.enum(ElementType, description="What a pipeline holds.")
 strawberry.enum(Role, description="admin configures; manager sees every element; employee sees their own.")
 strawberry.enum(Lane, description="How a rule runs relative to the rule above it.")
 strawberry.enum(StageSemantic, description="What reaching the stage means for the element.")
+# customer channels
+strawberry.enum(Channel, description="How a message travels: email, sms; inbound also call, chat, form.")
+strawberry.enum(Direction, description="outbound: we send it; inbound: the customer's.")
+strawberry.enum(MessageStatus, description="An outbound message's delivery (queued, sending, sent, delivered, "
+                                           "bounced, failed, suppressed); inbound messages are received.")
 
-__all__ = ["ElementType", "Lane", "Role", "RunStatus", "StageRunStatus", "StageSemantic"]
+__all__ = [
+    "Channel", "Direction", "ElementType", "Lane", "MessageStatus", "Role", "RunStatus", "StageRunStatus",
+    "StageSemantic",
+]

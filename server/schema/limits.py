@@ -29,6 +29,8 @@ from graphql import (
 )
 
 from server.errors import MAX_LISTED_ERRORS
+from server.services.clients import MAX_ADDRESSES
+from server.services.hooks import CHANNELS as WEBHOOK_CHANNELS
 from server.services.paging import MAX_PAGE
 
 MAX_COST = 25_000
@@ -40,10 +42,16 @@ CONFIGURATION_LISTS = frozenset({
     "Pipeline.stages", "StageRules.rules", "ActionType.params", "StageList.stages",
     # one run per rule of the stage the element is in
     "Element.currentRuns", "Lead.currentRuns", "Deal.currentRuns",
+    # customer channels: the senders an admin configures
+    "Query.mailSenders",
 })
 BOUNDED_LISTS = {
     "MarkedRead.notifications": MAX_PAGE,  # markNotificationsRead takes at most MAX_PAGE ids
     "ValidationError.errors": MAX_LISTED_ERRORS,
+    # a client's typed addresses: services/clients.py refuses more
+    "Contact.emailAddresses": MAX_ADDRESSES, "Contact.phoneNumbers": MAX_ADDRESSES,
+    "Company.emailAddresses": MAX_ADDRESSES, "Company.phoneNumbers": MAX_ADDRESSES,
+    "ChannelSettings.webhooks": len(WEBHOOK_CHANNELS),  # one per webhook channel
 }
 
 
@@ -56,6 +64,8 @@ LARGE_FIELDS = {
     "CustomerActivity.text": RENDERED, "FeedPost.body": RENDERED,
     "Deal.custom": RENDERED, "Lead.custom": RENDERED, "Contact.custom": RENDERED, "Company.custom": RENDERED,
     "AuditEntry.oldValue": WRITTEN, "AuditEntry.newValue": WRITTEN, "Rule.params": WRITTEN,
+    # a message's bodies are rendered templates (outbound) or what a customer sent
+    "Message.text": RENDERED, "Message.html": RENDERED,
 }
 
 

@@ -9,7 +9,9 @@ from tortoise.expressions import Subquery
 from tortoise.models import Model
 
 from server.kinds import ElementType
-from server.models import Company, Contact, DealContact, Pipeline, RuleRun, Stage, StageRun, TimelineEntry, User
+from server.models import (
+    Company, Contact, DealContact, DeliveryAttempt, Pipeline, RuleRun, Stage, StageRun, TimelineEntry, User,
+)
 
 ElementKey = tuple[str, int]  # (element_type, element_id)
 _Record = TypeVar("_Record", bound=Model)
@@ -85,6 +87,17 @@ async def _timelines(keys: Sequence[LatestKey]) -> list[list[TimelineEntry]]:
     return [sorted(grouped[k], key=lambda e: e.id) for k in keys]
 
 
+# ---------------------------------------------------------------- messages (customer channels)
+
+
+async def _delivery_attempts(message_ids: Sequence[int]) -> list[list[DeliveryAttempt]]:
+    """Each message's attempts, oldest first: for messages a resolver was allowed to show (services/messages.py)."""
+    grouped: dict[int, list[DeliveryAttempt]] = defaultdict(list)
+    for attempt in await DeliveryAttempt.filter(message_id__in=list(message_ids)).order_by("message_id", "number"):
+        grouped[attempt.message_id].append(attempt)
+    return [grouped[i] for i in message_ids]
+
+
 class Loaders:
     def __init__(self) -> None:
         self.stage = DataLoader(_stages)
@@ -97,3 +110,4 @@ class Loaders:
         self.pipeline = _by_id(Pipeline)
         self.rule_runs = DataLoader(_rule_runs)
         self.timeline = DataLoader(_timelines)
+        self.delivery_attempts = DataLoader(_delivery_attempts)

@@ -14,6 +14,8 @@ from server.schema.errors import ForbiddenError, NotFoundError, ValidationError,
 from server.schema.ids import gid, opt_int, to_int
 from server.schema.types import (
     ApiToken,
+    Company,
+    Contact,
     CustomerActivity,
     Deal,
     Deleted,
@@ -24,7 +26,9 @@ from server.schema.types import (
     Task,
     TimelineEntry,
 )
+from server.schema.messages import MessageMutation
 from server.schema.work import WorkMutation
+from server.services import clients as client_service
 from server.services import elements as element_service
 from server.services import rules as rule_service
 from server.services import tokens as token_service
@@ -95,6 +99,52 @@ class RuleInput:
         )
 
 
+# Clients: contacts and companies with typed email addresses and phone numbers.
+
+ContactResult = Annotated[Contact | ValidationError | NotFoundError | ForbiddenError, strawberry.union("ContactResult")]
+CompanyResult = Annotated[Company | ValidationError | NotFoundError | ForbiddenError, strawberry.union("CompanyResult")]
+
+
+@strawberry.input(description="An email address or phone number. Types: work, home, other; for numbers also mobile.")
+class ClientAddressInput:
+    value: str
+    type: str = "work"
+
+
+def _addresses(given: list[ClientAddressInput] | None) -> list[client_service.Address] | None:
+    return None if given is None else [client_service.Address(value=a.value, type=a.type) for a in given]
+
+
+@strawberry.input(description="Fields left out keep their value on update. `emails` / `phones` replace the lists "
+                              f"(at most {client_service.MAX_ADDRESSES} each, first first); numbers are stored in "
+                              "E.164, one without a country code read in the server's default region.")
+class CompanyInput:
+    name: str | None = None
+    emails: list[ClientAddressInput] | None = None
+    phones: list[ClientAddressInput] | None = None
+    responsible_id: strawberry.ID | None = strawberry.field(
+        default=None, description="Default on create: the signed-in user (an employee may create only their own).")
+    fields: JSON | None = strawberry.field(default=None, description="Custom fields by code.")
+
+    def to_service(self) -> client_service.ClientInput:
+        return client_service.ClientInput(
+            name=self.name, emails=_addresses(self.emails), phones=_addresses(self.phones),
+            responsible_id=opt_int(self.responsible_id, "responsible_id"), fields=_object(self.fields, "fields"),
+        )
+
+
+@strawberry.input(description="As CompanyInput, and the company the contact works for.")
+class ContactInput(CompanyInput):
+    company_id: strawberry.ID | None = None
+    clear_company: bool = strawberry.field(default=False, description="On update: link the contact to no company.")
+
+    def to_service(self) -> client_service.ClientInput:
+        data = super().to_service()
+        data.company_id = opt_int(self.company_id, "company_id")
+        data.clear_company = self.clear_company
+        return data
+
+
 async def _create(element_type: str, info: Info, data: CreateLeadInput | CreateDealInput) -> Any:
     contact_ids = getattr(data, "contact_ids", None)
     return await element_service.create_element(
@@ -124,7 +174,7 @@ async def _delete(element_type: str, info: Info, id: strawberry.ID) -> Deleted:
 
 
 @strawberry.type
-class Mutation(WorkMutation, AdminMutation):
+class Mutation(WorkMutation, AdminMutation, MessageMutation):
     @strawberry.mutation
     async def create_lead(self, info: Info, input: CreateLeadInput) -> LeadResult:
         return await result_of(lambda: _create(ElementType.lead, info, input), Lead.of)
@@ -229,3 +279,25 @@ class Mutation(WorkMutation, AdminMutation):
     async def revoke_api_token(self, info: Info, id: strawberry.ID) -> ApiTokenResult:
         actor = actor_of(info)
         return await result_of(lambda: token_service.revoke_token(actor, to_int(id, "id")), ApiToken.of)
+
+    @strawberry.mutation(description="A new contact; employees create contacts they are responsible for.")
+    async def create_contact(self, info: Info, input: ContactInput) -> ContactResult:
+        actor = actor_of(info)
+        return await result_of(lambda: client_service.create_contact(input.to_service(), actor=actor), Contact.of)
+
+    @strawberry.mutation(description="Change a contact; employees change the contacts they are responsible for.")
+    async def update_contact(self, info: Info, id: strawberry.ID, input: ContactInput) -> ContactResult:
+        actor = actor_of(info)
+        return await result_of(
+            lambda: client_service.update_contact(to_int(id, "id"), input.to_service(), actor=actor), Contact.of)
+
+    @strawberry.mutation(description="A new company; employees create companies they are responsible for.")
+    async def create_company(self, info: Info, input: CompanyInput) -> CompanyResult:
+        actor = actor_of(info)
+        return await result_of(lambda: client_service.create_company(input.to_service(), actor=actor), Company.of)
+
+    @strawberry.mutation(description="Change a company; employees change the companies they are responsible for.")
+    async def update_company(self, info: Info, id: strawberry.ID, input: CompanyInput) -> CompanyResult:
+        actor = actor_of(info)
+        return await result_of(
+            lambda: client_service.update_company(to_int(id, "id"), input.to_service(), actor=actor), Company.of)

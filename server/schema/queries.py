@@ -20,6 +20,8 @@ from server.schema.types import (
     ActionType,
     ApiToken,
     AuditEntry,
+    Company,
+    Contact,
     Deal,
     Lead,
     Pipeline,
@@ -31,7 +33,9 @@ from server.schema.types import (
     TimelineEntry,
     User,
 )
+from server.schema.messages import MessageQuery
 from server.schema.work import WorkQuery
+from server.services import clients as client_service
 from server.services import elements as element_service
 from server.services import pipelines as pipeline_service
 from server.services import rules as rule_service
@@ -45,6 +49,8 @@ LOG_PAGE = ("The element's {}, oldest first: at most `first` (up to 100), after 
 
 LeadLookup = Annotated[Lead | ValidationError | NotFoundError | ForbiddenError, strawberry.union("LeadLookup")]
 DealLookup = Annotated[Deal | ValidationError | NotFoundError | ForbiddenError, strawberry.union("DealLookup")]
+ContactLookup = Annotated[Contact | ValidationError | NotFoundError | ForbiddenError, strawberry.union("ContactLookup")]
+CompanyLookup = Annotated[Company | ValidationError | NotFoundError | ForbiddenError, strawberry.union("CompanyLookup")]
 Shown = TypeVar("Shown")  # the GraphQL type of an element: Lead or Deal
 
 
@@ -68,7 +74,7 @@ async def _lookup(
 
 
 @strawberry.type
-class Query(WorkQuery):
+class Query(WorkQuery, MessageQuery):
     @strawberry.field(description="The user the API token acts as.")
     async def me(self, info: Info) -> User:
         actor = actor_of(info)
@@ -170,3 +176,14 @@ class Query(WorkQuery):
         actor_of(info)
         return [ActionType.of(action) for action in registry().values()]
 
+    # Clients. An employee sees the contacts and companies they are responsible for or that are linked to their
+    # leads and deals; any other id (existing or not) is a ForbiddenError for them.
+    @strawberry.field
+    async def contact(self, info: Info, id: strawberry.ID) -> ContactLookup:
+        actor = actor_of(info)
+        return await result_of(lambda: client_service.get_contact(to_int(id, "id"), actor=actor), Contact.of)
+
+    @strawberry.field
+    async def company(self, info: Info, id: strawberry.ID) -> CompanyLookup:
+        actor = actor_of(info)
+        return await result_of(lambda: client_service.get_company(to_int(id, "id"), actor=actor), Company.of)

@@ -16,8 +16,10 @@ from server.errors import ValidationFailed
 from server.schema.context import connection_of
 from server.schema.ids import gid, opt_gid, opt_int
 from server.schema.kinds import ElementType, RunStatus
+from server.schema.messages import MessageEvent
 
-ACTIVITY_KINDS = ("timeline", "feed", "notification")
+ACTIVITY_KINDS = ("timeline", "feed", "notification", "message")
+ELEMENT_KINDS = ("element", "message")  # a message of the element was written or changed status
 
 
 def _after(value: str | None) -> int | None:
@@ -30,7 +32,8 @@ def _after(value: str | None) -> int | None:
 
 @strawberry.type
 class ActivityEvent:
-    """A timeline entry, feed post or notification. `data` is the entry as JSON (fields per kind)."""
+    """A timeline entry, feed post, notification or message (sent, received, or its delivery status changed).
+    `data` is the entry as JSON (fields per kind)."""
 
     cursor: str
     kind: str
@@ -81,25 +84,29 @@ class RuleRunEvent:
 @strawberry.type
 class ElementEvent:
     cursor: str
-    change: str = strawberry.field(description="created | updated | moved | deleted")
+    change: str = strawberry.field(description="created | updated | moved | deleted | message")
     element_type: ElementType
     element_id: strawberry.ID
     title: str
     stage_id: strawberry.ID | None
     fields: list[str] = strawberry.field(description="The changed fields, for `updated`.")
     created_at: datetime
+    message: MessageEvent | None = strawberry.field(
+        description="For `message`: the message written or whose status changed (title and stage are empty).")
 
     @classmethod
     def of(cls, event: live.LiveEvent) -> "ElementEvent":
         p = event.payload
-        return cls(cursor=str(event.id), change=p["change"], element_type=_element_type(event),
+        change = "message" if event.kind == "message" else p["change"]
+        return cls(cursor=str(event.id), change=change, element_type=_element_type(event),
                    element_id=gid(event.element_id or 0), title=p.get("title", ""), stage_id=opt_gid(p.get("stage_id")),
-                   fields=list(p.get("fields") or []), created_at=event.created_at)
+                   fields=list(p.get("fields") or []), created_at=event.created_at,
+                   message=MessageEvent.of(p) if event.kind == "message" else None)
 
 
 @strawberry.type
 class Subscription:
-    @strawberry.subscription(description="Timeline entries, feed posts and notifications you may see.")
+    @strawberry.subscription(description="Timeline entries, feed posts, notifications and messages you may see.")
     async def activity_stream(self, info: Info, after: str | None = None) -> AsyncGenerator[ActivityEvent, None]:
         connection = connection_of(info)
         async for event in live.stream(connection, lambda event: True, after=_after(after), kinds=ACTIVITY_KINDS):
@@ -129,7 +136,8 @@ class Subscription:
         async for event in live.stream(connection, accept, after=_after(after), kinds=("rule_run",)):
             yield RuleRunEvent.of(event)
 
-    @strawberry.subscription(description="Leads and deals created, changed, moved or deleted.")
+    @strawberry.subscription(description="Leads and deals created, changed, moved or deleted, and their messages "
+                                         "(written, or their delivery status changed).")
     async def element_changed(
         self, info: Info, after: str | None = None, element_type: str | None = None,
         element_id: strawberry.ID | None = None,
@@ -139,9 +147,10 @@ class Subscription:
 
         def accept(event: live.LiveEvent) -> bool:
             return (
-                (element_type is None or event.element_type == element_type)
+                event.element_type is not None  # a message of no element is not an element change
+                and (element_type is None or event.element_type == element_type)
                 and (element is None or event.element_id == element)
             )
 
-        async for event in live.stream(connection, accept, after=_after(after), kinds=("element",)):
+        async for event in live.stream(connection, accept, after=_after(after), kinds=ELEMENT_KINDS):
             yield ElementEvent.of(event)

@@ -11,11 +11,14 @@ from strawberry.scalars import JSON
 from strawberry.types import Info
 
 from server import models
+from server.kinds import AddressType
 from server.rules.actions.base import Action
 from server.rules.actions.params import ParamSpec, describe_params
 from server.schema.context import context_of
 from server.schema.ids import gid, opt_gid
 from server.schema.kinds import ElementType, Lane, Role, RunStatus, StageRunStatus, StageSemantic
+from server.schema.messages import Message, element_messages
+from server.schema.relay import Connection
 from server.services.elements import MAX_DEAL_CONTACTS
 from server.services.paging import MAX_PAGE, page_size
 
@@ -47,19 +50,42 @@ class User:
                    active=row.active)
 
 
+# Clients: contacts and companies, with typed email addresses and phone numbers.
+
+strawberry.enum(AddressType, name="ClientAddressType",
+                description="What an email address (work, home, other) or phone number (also mobile) is for.")
+
+
+@strawberry.type(description="One email address or phone number of a client, with its type.")
+class ClientAddress:
+    value: str
+    type: AddressType
+
+    @classmethod
+    def list_of(cls, entries: list[dict[str, str]] | None) -> list["ClientAddress"]:
+        return [cls(value=e["value"], type=AddressType(e["type"])) for e in entries or []]
+
+
+def _values(entries: list[dict[str, str]] | None) -> list[str]:
+    return [e["value"] for e in entries or []]
+
+
 @strawberry.type
 class Contact:
     id: strawberry.ID
     name: str
-    emails: list[str]
-    phones: list[str]
+    emails: list[str] = strawberry.field(description="The email addresses, first first (emailAddresses has types).")
+    phones: list[str] = strawberry.field(description="The phone numbers in E.164, first first.")
+    email_addresses: list[ClientAddress]
+    phone_numbers: list[ClientAddress]
     company_id: strawberry.ID | None
     responsible_id: strawberry.ID | None
     custom: JSON
 
     @classmethod
     def of(cls, row: models.Contact) -> "Contact":
-        return cls(id=gid(row.id), name=row.name, emails=list(row.emails or []), phones=list(row.phones or []),
+        return cls(id=gid(row.id), name=row.name, emails=_values(row.emails), phones=_values(row.phones),
+                   email_addresses=ClientAddress.list_of(row.emails), phone_numbers=ClientAddress.list_of(row.phones),
                    company_id=opt_gid(row.company_id), responsible_id=opt_gid(row.responsible_id),
                    custom=jsonable(row.custom))
 
@@ -68,14 +94,17 @@ class Contact:
 class Company:
     id: strawberry.ID
     name: str
-    emails: list[str]
-    phones: list[str]
+    emails: list[str] = strawberry.field(description="The email addresses, first first (emailAddresses has types).")
+    phones: list[str] = strawberry.field(description="The phone numbers in E.164, first first.")
+    email_addresses: list[ClientAddress]
+    phone_numbers: list[ClientAddress]
     responsible_id: strawberry.ID | None
     custom: JSON
 
     @classmethod
     def of(cls, row: models.Company) -> "Company":
-        return cls(id=gid(row.id), name=row.name, emails=list(row.emails or []), phones=list(row.phones or []),
+        return cls(id=gid(row.id), name=row.name, emails=_values(row.emails), phones=_values(row.phones),
+                   email_addresses=ClientAddress.list_of(row.emails), phone_numbers=ClientAddress.list_of(row.phones),
                    responsible_id=opt_gid(row.responsible_id), custom=jsonable(row.custom))
 
 
@@ -274,7 +303,9 @@ class CustomerActivity:
 @strawberry.type
 class ActionParam:
     name: str
-    type: str  # the widget kind: template, user, users, stage, pipeline, roles, field_map, bool, int, string, choice…
+    type: str = strawberry.field(description="The widget kind: template, user, users, stage, pipeline, roles, "
+                                             "field_map, mail_sender (an id from `mailSenders`), bool, int, "
+                                             "string, choice, list, map.")
     required: bool
     default: JSON | None
     label: str
@@ -364,6 +395,10 @@ class Element:
     async def timeline(self, info: Info, last: int = MAX_PAGE) -> list[TimelineEntry]:
         key = (self.element_type, int(self.id), page_size(last, "last"))
         return [TimelineEntry.of(e) for e in await context_of(info).loaders.timeline.load(key)]
+
+    @strawberry.field(description="The element's messages (sent and received), newest first.")
+    async def messages(self, info: Info, first: int = 20, after: str | None = None) -> Connection[Message]:
+        return await element_messages(info, self.element_type, int(self.id), first=first, after=after)
 
 
 def _common(row: models.Lead | models.Deal) -> dict[str, Any]:

@@ -9,10 +9,11 @@ from datetime import date, timedelta
 from typing import Any
 
 from server.db import transaction
-from server.models import Company, Contact, CustomField, Pipeline, Stage, User, WorkCalendar
+from server.models import CustomField, Pipeline, Stage, User, WorkCalendar
 from server.rules.actions import registry
 from server.rules.actions.params import describe_params, example_params
 from server.services.access import SYSTEM, Actor, actor_for
+from server.services.clients import Address, ClientInput, create_company, create_contact
 from server.services.elements import create_element
 from server.services.rules import RuleInput, create_rule
 
@@ -49,22 +50,35 @@ CUSTOM_FIELDS: tuple[tuple[str, str, str, str, list[str]], ...] = (
     ("lead", "phone", "Phone", "string", []),
 )
 
+# A client's typed addresses: (value, type), first first. Numbers in E.164, as the clients service stores them.
+Addresses = tuple[tuple[str, str], ...]
+
 # name, emails, phones, responsible
-COMPANIES: tuple[tuple[str, list[str], list[str], str], ...] = (
-    ("Nordlicht Solar GmbH", ["info@nordlicht-solar.example"], ["+49 30 5550 1200"], "maria"),
-    ("Bergmann & Söhne KG", ["kontakt@bergmann-soehne.example"], ["+49 89 5550 3400"], "sven"),
-    ("Alpenblick Hotels AG", ["office@alpenblick.example"], ["+43 1 5550 7788"], "jonas"),
-    ("Hafenkante Logistik GmbH", ["service@hafenkante.example"], ["+49 40 5550 9100"], "tom"),
+COMPANIES: tuple[tuple[str, Addresses, Addresses, str], ...] = (
+    ("Nordlicht Solar GmbH", (("info@nordlicht-solar.example", "work"),), (("+493055501200", "work"),), "maria"),
+    ("Bergmann & Söhne KG", (("kontakt@bergmann-soehne.example", "work"),), (("+498955503400", "work"),), "sven"),
+    ("Alpenblick Hotels AG", (("office@alpenblick.example", "work"),), (("+43155507788", "work"),), "jonas"),
+    ("Hafenkante Logistik GmbH", (("service@hafenkante.example", "work"),), (("+494055509100", "work"),), "tom"),
 )
 
-# name, emails, phones, company, position
-CONTACTS: tuple[tuple[str, list[str], list[str], str | None, str], ...] = (
-    ("Katrin Vogel", ["k.vogel@nordlicht-solar.example"], ["+49 151 5550 1201"], "Nordlicht Solar GmbH", "Purchasing"),
-    ("Michael Bergmann", ["m.bergmann@bergmann-soehne.example"], ["+49 171 5550 3401"], "Bergmann & Söhne KG", "Owner"),
-    ("Eva Gruber", ["eva.gruber@alpenblick.example"], ["+43 664 5550 7789"], "Alpenblick Hotels AG", "Partner manager"),
-    ("Finn Petersen", ["f.petersen@hafenkante.example"], ["+49 160 5550 9102"], "Hafenkante Logistik GmbH", "CFO"),
-    ("Julia Klein", ["julia.klein@mail.example"], ["+49 176 5550 4242"], None, "Freelancer"),
+# name, emails, phones, company, position: each contact has a work and a home address, a mobile and a work number.
+CONTACTS: tuple[tuple[str, Addresses, Addresses, str | None, str], ...] = (
+    ("Katrin Vogel", (("k.vogel@nordlicht-solar.example", "work"), ("katrin.vogel@mail.example", "home")),
+     (("+4915155501201", "mobile"), ("+493055501201", "work")), "Nordlicht Solar GmbH", "Purchasing"),
+    ("Michael Bergmann", (("m.bergmann@bergmann-soehne.example", "work"), ("michael.bergmann@mail.example", "home")),
+     (("+4917155503401", "mobile"), ("+498955503401", "work")), "Bergmann & Söhne KG", "Owner"),
+    ("Eva Gruber", (("eva.gruber@alpenblick.example", "work"), ("eva.gruber@post.example", "home")),
+     (("+436645557789", "mobile"), ("+43155507789", "work")), "Alpenblick Hotels AG", "Partner manager"),
+    ("Finn Petersen", (("f.petersen@hafenkante.example", "work"), ("finn.petersen@mail.example", "home")),
+     (("+4916055509102", "mobile"), ("+494055509102", "work")), "Hafenkante Logistik GmbH", "CFO"),
+    ("Julia Klein", (("julia.klein@studio-klein.example", "work"), ("julia.klein@mail.example", "home")),
+     (("+4917655504242", "mobile"), ("+493055504242", "work")), None, "Freelancer"),
 )
+
+
+def _addresses(entries: Addresses) -> list[Address]:
+    return [Address(value=value, type=address_type) for value, address_type in entries]
+
 
 # entity type, name, default, stages (code, name, semantic)
 PIPELINES: tuple[tuple[str, str, bool, tuple[tuple[str, str, str], ...]], ...] = (
@@ -105,6 +119,8 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
          "params": {"message": "{{lead.title}} ({{lead.responsible.name|default('nobody assigned')}}) waits for the customer's reply"}},
     ),
     ("Leads", "junk"): (
+        {"key": "spam", "action_type": "add_to_exceptions", "title": "Spam: stop storing the sender's mail",
+         "params": {"delete_element": True}, "condition": [[{"field": "source", "op": "eq", "value": "spam"}]]},
         {"key": "clean_up", "action_type": "delete_element", "title": "Delete junk leads after 30 days", "params": {},
          "timing": {"kind": "after", "amount": 30, "unit": "days"}},
     ),
@@ -268,18 +284,17 @@ async def load_demo_if_empty() -> bool:
         await WorkCalendar.create(**CALENDAR, holidays=holidays)
         for entity_type, code, name, field_type, options in CUSTOM_FIELDS:
             await CustomField.create(entity_type=entity_type, code=code, name=name, type=field_type, options=options)
-        companies: dict[str, int] = {}
+        companies: dict[str, tuple[int, str]] = {}  # name → id, responsible's key
         for name, emails, phones, owner in COMPANIES:
-            client = await Company.create(name=name, emails=emails, phones=phones, responsible_id=users[owner])
-            companies[name] = client.id
+            firm = await create_company(ClientInput(name=name, emails=_addresses(emails), phones=_addresses(phones),
+                                                       responsible_id=users[owner]), actor=actors[owner])
+            companies[name] = (firm.id, owner)
         contacts: dict[str, int] = {}
         for name, emails, phones, company_name, job_title in CONTACTS:
-            company_id = companies[company_name] if company_name else None
-            employer = await Company.get(id=company_id) if company_id else None
-            person = await Contact.create(
-                name=name, emails=emails, phones=phones, company_id=company_id, custom={"position": job_title},
-                responsible_id=employer.responsible_id if employer else users["maria"],
-            )
+            company_id, owner = companies[company_name] if company_name else (None, "maria")
+            person = await create_contact(ClientInput(
+                name=name, emails=_addresses(emails), phones=_addresses(phones), company_id=company_id,
+                responsible_id=users[owner], fields={"position": job_title}), actor=actors[owner])
             contacts[name] = person.id
         stages: dict[str, dict[str, int]] = {}
         pipelines: dict[str, int] = {}
@@ -307,7 +322,7 @@ async def load_demo_if_empty() -> bool:
                                  actor=actors[responsible] if responsible else SYSTEM)
         for title, pipeline_name, code, responsible, company, names, amount, days, priority in DEALS:
             fields = {"title": title, "amount": amount, "currency": "EUR", "responsible": users[responsible],
-                      "company": companies[company], "priority": priority,
+                      "company": companies[company][0], "priority": priority,
                       "close_date": (today + timedelta(days=days)).isoformat() if days is not None else None}
             await create_element("deal", fields, stage_id=stages[pipeline_name][code],
                                  contact_ids=[contacts[n] for n in names], actor=actors[responsible])

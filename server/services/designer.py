@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.errors import NotFound
-from server.models import Pipeline, Rule, Stage, User
+from server.models import MailSender, Pipeline, Rule, Stage, User
 from server.rules import elements, placeholders
 from server.rules.actions import get_action, registry
 from server.rules.actions.base import GROUPS as GROUPS  # the catalogue's headings
@@ -21,7 +21,7 @@ from server.rules.conditions import OPERATOR_LABELS as OPERATOR_LABELS
 from server.rules.conditions import Comparison
 from server.rules.engine import lane_numbers
 from server.rules.timing import Timing
-from server.services import pipelines, rules, users
+from server.services import messages, pipelines, rules, users
 from server.services.access import Acting, require_admin
 
 # ---------------------------------------------------------------- the catalogue
@@ -29,6 +29,11 @@ from server.services.access import Acting, require_admin
 
 def action_type(key: str) -> Action[Any] | None:
     return get_action(key)
+
+
+def param_hints(action: Action[Any], params: dict[str, Any]) -> dict[str, str]:
+    """The live notes of the rule form (an SMS text's segment count) for the values as typed."""
+    return {name: hint for name, hint in action.param_hints(params).items() if name in action.hinted_params}
 
 
 def catalogue() -> dict[str, list[Action[Any]]]:
@@ -130,6 +135,7 @@ class RuleForm:
     users: list[User]
     stages: list[Stage]  # of the rule's pipeline
     pipelines: list[Pipeline]
+    mail_senders: list[MailSender]  # for `mail_sender` params (Send email's sender)
 
 
 async def new_rule_form(stage: Stage, action: Action[Any], *, actor: Acting) -> RuleForm:
@@ -187,4 +193,5 @@ async def _rule_form(stage: Stage, action: Action[Any], rule: Rule | None, value
         users=await users.list_users(actor=actor),
         stages=await pipelines.list_stages(stage.pipeline_id),
         pipelines=await pipelines.list_pipelines(),
+        mail_senders=await messages.mail_senders(actor=actor),
     )

@@ -5,11 +5,13 @@ each element reached ends ("ended by: email").
 Mail and calls from an address or number on the exception list are not stored: the entry's counter goes up.
 """
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from tortoise.expressions import F
+from tortoise.connection import get_connection
 from tortoise.exceptions import IntegrityError
 
 from server import clock
@@ -37,6 +39,11 @@ from server.rules.actions.base import CUSTOMER_ACTIVITY
 ACTIVITY_KIND = {Channel.email: "email", Channel.call: "call", Channel.sms: "message", Channel.chat: "message",
                  Channel.form: "form"}
 TIMELINE_TEXT_CHARS = 4000
+
+
+class RecordingInProgress(ValidationFailed):
+    """A concurrent delivery with the same idempotency key is being recorded: this one's transaction is rolled
+    back, and running it again answers the other's recording."""
 
 
 @dataclass
@@ -73,12 +80,15 @@ async def blocked_by_exception(sender: str) -> bool:
 async def clients_with(address: str) -> list[Contact | Company]:
     """Contacts and companies with this email address or phone number.
 
-    The lists are JSON columns, so the database pre-filters on their text and the exact entry is checked here.
+    The lists are JSON columns, so the database pre-filters on their text (a parameterised LIKE for the quoted
+    value, as SQLite stores it with \\u escapes and PostgreSQL's jsonb prints it without) and the exact entry is
+    checked here.
     """
     wanted = normalised(address)
     found: list[Contact | Company] = []
     for model in (Contact, Company):
-        for row in await model.filter(_json_text_contains(model, wanted)).limit(50):
+        ids = await _ids_mentioning(model._meta.db_table, wanted)
+        for row in await model.filter(id__in=ids).order_by("id") if ids else []:
             values = [normalised(v) for v in _values(row.emails) + _values(row.phones)]
             if wanted in values:
                 found.append(row)
@@ -89,16 +99,20 @@ def _values(entries: Sequence[Any] | None) -> list[str]:
     return [e if isinstance(e, str) else str(e.get("value", "")) for e in entries or []]
 
 
-def _json_text_contains(model: type[Contact] | type[Company], wanted: str) -> Any:
-    from tortoise.expressions import RawSQL, Q
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
-    table = model._meta.db_table
-    # A LIKE over the JSON text of both columns (lower-cased): both databases can, no JSON operator needed.
-    escaped = wanted.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_").replace("'", "''")
-    pattern = f"'%\"{escaped}\"%'"
-    return Q(id__in=RawSQL(
-        f"SELECT id FROM {table} WHERE lower(CAST(emails AS TEXT)) LIKE {pattern} ESCAPE '\\' "
-        f"OR lower(CAST(phones AS TEXT)) LIKE {pattern} ESCAPE '\\'"))
+
+async def _ids_mentioning(table: str, wanted: str) -> list[int]:
+    """Ids of the rows (at most 50) whose emails or phones JSON text holds `wanted` as a quoted string."""
+    connection = get_connection("default")
+    marks = ("$1", "$2") if connection.capabilities.dialect == "postgres" else ("?", "?")
+    patterns = [_like(json.dumps(wanted)), _like(json.dumps(wanted, ensure_ascii=False))]
+    where = " OR ".join(f"lower(CAST({column} AS TEXT)) LIKE {mark} ESCAPE '\\'"
+                        for column in ("emails", "phones") for mark in marks)
+    params = patterns if marks[0] == "$1" else patterns * 2  # numbered marks repeat, question marks do not
+    _, rows = await connection.execute_query(f"SELECT id FROM {table} WHERE {where} ORDER BY id LIMIT 50", params)
+    return [int(row["id"]) for row in rows]
 
 
 async def open_elements_of(clients: Sequence[Contact | Company]) -> list[tuple[str, Element]]:
@@ -177,9 +191,19 @@ async def _store(inbound: Inbound, reply: Message | None, reached: list[tuple[st
             meta={**inbound.meta, "elements": [[t, e.id] for t, e in reached]},
         )
     except IntegrityError:  # the same key, recorded by a concurrent delivery a moment ago
-        raise ValidationFailed.one("idempotency_key", "this delivery is being recorded already; retry to get its answer") from None
+        raise RecordingInProgress.one("idempotency_key", "this delivery is being recorded already; retry to get its answer") from None
     await message_event(message)
     return message
+
+
+async def link(inbound: Inbound, message: Message, element_type: str, element: Element) -> None:
+    """A message recorded without an element (unknown sender, "keep") now that the caller made one for it (a web
+    form's new lead): linked to it, on its timeline, customer activity there. Inside the recording's transaction."""
+    message.element_type, message.element_id = element_type, element.id
+    message.meta = {**message.meta, "elements": [*message.meta.get("elements", []), [element_type, element.id]]}
+    await message.save(update_fields=["element_type", "element_id", "meta"])
+    await message_event(message)
+    await _customer_activity(inbound, message, element_type, element)
 
 
 async def _customer_activity(inbound: Inbound, message: Message, element_type: str, element: Element) -> None:

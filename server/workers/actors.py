@@ -1,10 +1,20 @@
-"""The actors: one rule run, one delivery attempt of a message. Retries are ours (durable rows), not dramatiq's."""
+"""The actors: one rule run, one delivery attempt of a message. Retries are ours (durable rows), not dramatiq's.
+
+Also the dispatcher: what a commit made due (runs, messages) is sent to the broker right after it. A web process
+and the embedded worker install it themselves; each production worker process installs it when it boots, so an
+email a run writes (or the next run of its lane) goes out at once instead of at the scheduler's next poll.
+"""
+
+import asyncio
+from typing import Any
 
 import dramatiq
+from dramatiq.brokers.stub import StubBroker
+from dramatiq.middleware import Middleware
 
-from server.channels import delivery
-from server.rules import engine
-from server.workers.broker import broker  # noqa: F401  (sets the broker before the actor exists)
+from server.channels import delivery, outbox
+from server.rules import dispatch, engine, queue
+from server.workers.broker import broker
 
 
 @dramatiq.actor(queue_name="rule_runs", max_retries=0, time_limit=10 * 60 * 1000)
@@ -16,3 +26,49 @@ async def execute_rule_run(run_id: int) -> None:
 @dramatiq.actor(queue_name="messages", max_retries=0, time_limit=10 * 60 * 1000)
 async def deliver_message(message_id: int) -> None:
     await delivery.deliver(message_id)
+
+
+def send(run_ids: list[int]) -> None:
+    for run_id in run_ids:
+        execute_rule_run.send(run_id)
+
+
+async def dispatch_due(run_ids: list[int]) -> None:
+    """The engine's fast path: runs due right after a commit are claimed and sent at once."""
+    claimed = await queue.claim(run_ids)
+    if claimed:
+        await asyncio.to_thread(send, claimed)  # a Redis round trip must not block the loop
+
+
+def send_messages(message_ids: list[int]) -> None:
+    for message_id in message_ids:
+        deliver_message.send(message_id)
+
+
+async def dispatch_due_messages(message_ids: list[int]) -> None:
+    """Messages written by a commit are sent at once (the claim pushes their due time back, so the next poll
+    does not send them again)."""
+    claimed = await delivery.claim_due(ids=message_ids)
+    if claimed:
+        await asyncio.to_thread(send_messages, claimed)
+
+
+def install_dispatcher() -> None:
+    dispatch.set_dispatcher(dispatch_due)
+    outbox.set_dispatcher(dispatch_due_messages)
+
+
+def uninstall_dispatcher() -> None:
+    dispatch.set_dispatcher(None)
+    outbox.set_dispatcher(None)
+
+
+class DispatchAfterCommit(Middleware):
+    """A production worker process sends what its runs commit itself (the scheduler's poll is the fallback)."""
+
+    def before_worker_boot(self, broker: Any, worker: Any) -> None:
+        install_dispatcher()
+
+
+if not isinstance(broker, StubBroker):  # embedded: EmbeddedWorker.attach installs it on the web server's loop
+    broker.add_middleware(DispatchAfterCommit())

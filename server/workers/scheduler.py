@@ -9,54 +9,27 @@ import time
 
 from server import events
 from server.config import settings
-from server.channels import delivery, outbox
-from server.rules import dispatch, queue
-from server.workers.actors import deliver_message, execute_rule_run
+from server.channels import delivery
+from server.rules import queue
+# The dispatcher lives with the actors (a worker process installs it at boot); the web process and the
+# embedded worker install it from here.
+from server.workers.actors import install_dispatcher, send, send_messages, uninstall_dispatcher
+
+__all__ = ["install_dispatcher", "resend_orphans", "run_forever", "tick", "uninstall_dispatcher"]
 
 log = logging.getLogger(__name__)
 
 
-def send(run_ids: list[int]) -> None:
-    for run_id in run_ids:
-        execute_rule_run.send(run_id)
-
-
-async def dispatch_due(run_ids: list[int]) -> None:
-    """The engine's fast path: runs due right after a commit are claimed and sent at once."""
-    claimed = await queue.claim(run_ids)
-    if claimed:
-        await asyncio.to_thread(send, claimed)  # a Redis round trip must not block the loop
-
-
-def send_messages(message_ids: list[int]) -> None:
-    for message_id in message_ids:
-        deliver_message.send(message_id)
-
-
-async def dispatch_due_messages(message_ids: list[int]) -> None:
-    """Messages written by a commit are sent at once (the claim pushes their due time back, so the next poll
-    does not send them again)."""
-    claimed = await delivery.claim_due(ids=message_ids)
-    if claimed:
-        await asyncio.to_thread(send_messages, claimed)
-
-
-def install_dispatcher() -> None:
-    dispatch.set_dispatcher(dispatch_due)
-    outbox.set_dispatcher(dispatch_due_messages)
-
-
-def uninstall_dispatcher() -> None:
-    dispatch.set_dispatcher(None)
-    outbox.set_dispatcher(None)
-
-
 async def resend_orphans() -> int:
-    """Embedded start-up: runs a previous process left queued or running are sent again now."""
+    """Embedded start-up: runs a previous process left queued or running, and messages it left sending, are
+    sent again now (not after their leases)."""
     ids = await queue.recover_expired(orphaned=True)
     if ids:
         await asyncio.to_thread(send, ids)
-    return len(ids)
+    messages = await delivery.recover_expired(orphaned=True)
+    if messages:
+        await asyncio.to_thread(send_messages, messages)
+    return len(ids) + len(messages)
 
 
 async def tick(*, sweep: bool) -> int:

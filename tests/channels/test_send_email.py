@@ -12,13 +12,14 @@ from server.models import Contact, DealContact, DeliveryAttempt, Message, RuleRu
 from server.rules import engine, queue
 from server.services import elements as element_service
 from tests.support import add_rule, make_pipeline, make_user, wait_for_runs, wait_until
+from tests.support.clients import work
 
 pytestmark = pytest.mark.production_backend
 
 
 async def deal_with_client(stage, *, email: str = "anna@acme.example", title: str = "LED retrofit"):
     owner = await make_user("Maria")
-    contact = await Contact.create(name="Anna Berg", emails=[email])
+    contact = await Contact.create(name="Anna Berg", emails=work(email))
     deal = await element_service.create_element("deal", {"title": title, "responsible": owner.id},
                                                 stage_id=stage.id, actor=SYSTEM)
     await DealContact.create(deal_id=deal.id, contact_id=contact.id, position=0)

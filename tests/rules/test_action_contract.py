@@ -29,6 +29,7 @@ from server.services import auth
 from server.services import elements as element_service
 from server.services.demo import load_demo_if_empty
 from tests.support import add_rule, make_pipeline, make_token, make_user, wait_for_runs, wait_until
+from tests.support.clients import work
 
 # How each event that ends a wait happens for real: a new event needs its way in here.
 RELEASES: dict[str, Callable[[str, int], Awaitable[Any]]] = {
@@ -81,8 +82,9 @@ async def new_element(entity_type: str, stage: Stage) -> tuple[str, int]:
         lead = await element_service.create_element("lead", {"title": "Web form: Ida", "responsible": owner.id},
                                                     stage_id=stage.id, actor=SYSTEM)
         return "lead", lead.id
-    company = await Company.create(name="Acme", emails=["office@acme.example"])
-    contact = await Contact.create(name="Carla", emails=["carla@acme.example"], company_id=company.id)
+    company = await Company.create(name="Acme", emails=work("office@acme.example"))
+    contact = await Contact.create(name="Carla", emails=work("carla@acme.example"),
+                                   phones=[{"value": "+491705550123", "type": "mobile"}], company_id=company.id)
     deal = await element_service.create_element("deal", {"title": "Acme roof", "responsible": owner.id,
                                                          "company": company.id, "close_date": "2031-05-01"},
                                                 stage_id=stage.id, contact_ids=[contact.id], actor=SYSTEM)

@@ -34,6 +34,7 @@ from server.rules import engine, queue
 from server.services import elements as element_service
 from server.services import feed
 from tests.support import ClockControl, add_rule, make_pipeline, make_user, wait_for_runs, wait_until
+from tests.support.clients import work
 
 pytestmark = pytest.mark.production_backend
 
@@ -404,7 +405,7 @@ async def test_converting_a_lead_makes_a_deal_in_the_chosen_pipeline_with_the_le
     await add_rule(partner_stages["new"], "history_entry", {"text": "partner deal {{deal.title}} opened"})
     await add_rule(lead_stages["offer"], "convert_lead", {"pipeline": partners.id, "create_contact": True})
     company = await Company.create(name="Acme GmbH")
-    contact = await Contact.create(name="Katrin Vogel", emails=["k@acme.example"], company=company)
+    contact = await Contact.create(name="Katrin Vogel", emails=work("k@acme.example"), company=company)
     lead = await element_service.create_element(
         "lead", {"title": "Acme wants panels", "amount": 1200, "contact": contact.id, "company": company.id,
                  "responsible": ann.id}, stage_id=lead_stages["offer"].id, actor=SYSTEM)
@@ -441,7 +442,7 @@ async def test_converting_a_lead_without_contact_creates_contact_and_company_fro
     await add_rule(lead_stages["offer"], "convert_lead", {"create_company": True})
     lead = await element_service.create_element(
         "lead", {"title": "Heat pump", "contact_name": "Paul Wagner", "email": "paul@mail.example",
-                 "phone": "+49 170 555", "responsible": ann.id}, stage_id=lead_stages["offer"].id, actor=SYSTEM)
+                 "phone": "0170 5550 8080", "responsible": ann.id}, stage_id=lead_stages["offer"].id, actor=SYSTEM)
 
     run = await one_run("lead", lead.id)
 
@@ -449,7 +450,7 @@ async def test_converting_a_lead_without_contact_creates_contact_and_company_fro
     contact = await Contact.get(id=run.outputs["contact_id"])
     company = await Company.get(id=run.outputs["company_id"])
     assert (contact.name, contact.emails, contact.phones, contact.company_id) == (
-        "Paul Wagner", ["paul@mail.example"], ["+49 170 555"], company.id)
+        "Paul Wagner", work("paul@mail.example"), [{"value": "+4917055508080", "type": "mobile"}], company.id)
     assert company.name == "Heat pump"
     deal = await Deal.get(id=run.outputs["deal_id"])
     assert (await deal.pipeline).name == "Sales"  # the default deal pipeline
@@ -509,7 +510,7 @@ async def test_create_contact_for_lead_links_a_new_contact_and_marks_the_lead_re
     _, stages = await make_pipeline("lead", name="Leads")
     await add_rule(stages["offer"], "create_contact_for_lead", {"phone_field": "mobile"})
     lead = await element_service.create_element(
-        "lead", {"title": "Julia Klein", "email": "julia@mail.example", "mobile": "+49 176 4242", "responsible": ann.id},
+        "lead", {"title": "Julia Klein", "email": "julia@mail.example", "mobile": "+49 30 5550 4242", "responsible": ann.id},
         stage_id=stages["offer"].id, actor=SYSTEM)
 
     run = await one_run("lead", lead.id)
@@ -517,7 +518,7 @@ async def test_create_contact_for_lead_links_a_new_contact_and_marks_the_lead_re
     assert run.status == "succeeded", run.error
     contact = await Contact.get(id=run.outputs["contact_id"])
     assert (contact.name, contact.emails, contact.phones, contact.responsible_id) == (
-        "Julia Klein", ["julia@mail.example"], ["+49 176 4242"], ann.id)
+        "Julia Klein", work("julia@mail.example"), work("+493055504242"), ann.id)  # a landline: work
     await lead.refresh_from_db()
     assert (lead.contact_id, lead.is_repeat) == (contact.id, True)
     assert {a.field for a in await AuditEntry.filter(element_type="lead", element_id=lead.id, rule_run_id=run.id)} == {
@@ -547,11 +548,12 @@ async def test_change_company_and_contact_modify_the_linked_records(db):
     await CustomField.create(entity_type="company", code="customer_since", name="Customer since", type="date")
     await CustomField.create(entity_type="contact", code="newsletter", name="Newsletter", type="bool")
     _, stages = await make_pipeline()
-    await add_rule(stages["won"], "change_company", {"fields": {"customer_since": "{{today}}", "phone": "+49 30 1"}})
+    await add_rule(stages["won"], "change_company", {"fields": {"customer_since": "{{today}}", "phone": "030 5550 0101"}})
     await add_rule(stages["won"], "change_contact", {"fields": {"newsletter": True, "email": "new@acme.example",
                                                                 "name": "{{deal.contact.name}} (customer)"}})
-    company = await Company.create(name="Acme", phones=["+49 30 0", "+49 30 9"])
-    first = await Contact.create(name="First", emails=["old@acme.example"])
+    company = await Company.create(name="Acme", phones=[{"value": "+493055500100", "type": "work"},
+                                                         {"value": "+493055500109", "type": "other"}])
+    first = await Contact.create(name="First", emails=[{"value": "old@acme.example", "type": "home"}])
     second = await Contact.create(name="Second")
     deal = await element_service.create_element("deal", {"title": "Acme", "company": company.id, "responsible": ann.id},
                                                 stage_id=stages["won"].id, contact_ids=[first.id, second.id], actor=SYSTEM)
@@ -561,9 +563,10 @@ async def test_change_company_and_contact_modify_the_linked_records(db):
     assert [r.status for r in runs] == ["succeeded", "succeeded"], [r.error for r in runs]
     await company.refresh_from_db()
     assert company.custom == {"customer_since": clock.utcnow().date().isoformat()}
-    assert company.phones == ["+49 30 1", "+49 30 9"]
+    # The first number's value changes (in E.164, read as a German number), its type and the others stay.
+    assert company.phones == [{"value": "+493055500101", "type": "work"}, {"value": "+493055500109", "type": "other"}]
     await first.refresh_from_db()
-    assert (first.name, first.emails, first.custom) == ("First (customer)", ["new@acme.example"], {"newsletter": True})
+    assert (first.name, first.emails, first.custom) == ("First (customer)", [{"value": "new@acme.example", "type": "home"}], {"newsletter": True})
     assert (await Contact.get(id=second.id)).name == "Second"
     audit = await AuditEntry.filter(element_type="contact", element_id=first.id).order_by("id")
     assert sorted((a.field, a.rule_run_id, a.actor_id) for a in audit) == [
@@ -572,12 +575,12 @@ async def test_change_company_and_contact_modify_the_linked_records(db):
 
 async def test_change_contact_on_a_lead_uses_its_contact(db):
     _, stages = await make_pipeline("lead", name="Leads")
-    await add_rule(stages["offer"], "change_contact", {"fields": {"phone": "+43 1 555"}})
+    await add_rule(stages["offer"], "change_contact", {"fields": {"phone": "+43 1 5550 7788"}})
     contact = await Contact.create(name="Eva")
     lead = await element_service.create_element("lead", {"title": "L", "contact": contact.id}, stage_id=stages["offer"].id, actor=SYSTEM)
 
     assert (await one_run("lead", lead.id)).status == "succeeded"
-    assert (await Contact.get(id=contact.id)).phones == ["+43 1 555"]
+    assert (await Contact.get(id=contact.id)).phones == [{"value": "+43155507788", "type": "work"}]  # a new first entry
 
 
 async def test_change_company_without_a_linked_company_fails_clearly(db):
@@ -602,7 +605,7 @@ async def test_change_company_and_contact_fields_are_type_checked_at_save(db):
     assert errors == {
         "params.fields.customer_since": "must be a date as YYYY-MM-DD, not 'soon'",
         "params.fields.deal_only": "company has no field 'deal_only'",
-        "params.fields.email": "must be an email address, not 'not-an-email'",
+        "params.fields.email": "not a valid email address: 'not-an-email'",
         "params.fields.responsible": "user 999 does not exist",
         "params.fields.name": "must not be empty",
     }

@@ -12,6 +12,7 @@ from server.rules.actions import get_action
 from server.services import elements as element_service
 from server.services import rules as rule_service
 from tests.support import add_rule, make_pipeline, make_user, wait_for_runs
+from tests.support.clients import work
 from web import rule_form
 
 
@@ -227,7 +228,7 @@ async def test_the_names_checked_at_save_are_the_names_a_run_gets(db):
         await CustomField.create(entity_type=entity_type, code=code, name=code, type="string")
     _, stages = await make_pipeline()
     company = await Company.create(name="Acme")
-    contact = await Contact.create(name="Bea", emails=["bea@acme.example"])
+    contact = await Contact.create(name="Bea", emails=work("bea@acme.example"))
     owner = await make_user()
     deal = await element_service.create_element("deal", {"title": "Shape", "company": company.id, "responsible": owner.id},
                                                 stage_id=stages["offer"].id, contact_ids=[contact.id], actor=SYSTEM)

@@ -13,6 +13,7 @@ from server.models import Company, Contact, Deal, DealContact, Lead, Pipeline, R
 from server.rules.actions import registry
 from tests.support import make_pipeline, make_token, make_user, wait_until
 from tests.support.api import Api
+from tests.support.clients import work
 from web import rule_form
 
 pytestmark = pytest.mark.production_backend
@@ -112,7 +113,7 @@ async def test_every_other_in_crm_action_through_the_api(api: Api) -> None:
     helper = await make_user("Helper")
     _, admin = await make_token("admin")
     company = await Company.create(name="Acme")
-    contact = await Contact.create(name="Carla", emails=["carla@acme.example"])
+    contact = await Contact.create(name="Carla", emails=work("carla@acme.example"))
 
     async def new_deal(title: str) -> Deal:
         deal = await Deal.create(title=title, pipeline_id=sales.id, stage_id=stages["new"].id,

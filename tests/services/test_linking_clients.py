@@ -10,6 +10,7 @@ from server.actor import SYSTEM
 from server.models import Company, Contact, Deal, DealContact, Lead
 from tests.support.api import api, data, refused_fields
 from tests.support import make_pipeline, make_token
+from tests.support.clients import work
 
 pytestmark = pytest.mark.production_backend
 
@@ -31,19 +32,19 @@ async def people(db: Any) -> dict[str, Any]:
     maria, maria_token = await make_token("employee", "Maria")
     tom, _ = await make_token("employee", "Tom")
     _, manager_token = await make_token("manager", "Lena")
-    toms_contact = await Contact.create(name="Tom's client", emails=["secret@tom.example"], phones=["+49 1"],
+    toms_contact = await Contact.create(name="Tom's client", emails=work("secret@tom.example"), phones=work("+493055500100"),
                                         responsible_id=tom.id)
-    toms_company = await Company.create(name="Tom's company", emails=["board@tom.example"], responsible_id=tom.id)
-    marias_contact = await Contact.create(name="Maria's client", emails=["m@example.com"], responsible_id=maria.id)
+    toms_company = await Company.create(name="Tom's company", emails=work("board@tom.example"), responsible_id=tom.id)
+    marias_contact = await Contact.create(name="Maria's client", emails=work("m@example.com"), responsible_id=maria.id)
     # Nobody is responsible for these; Maria sees them through her lead, Tom's deal shows the other one.
-    via_lead = await Contact.create(name="Via lead", emails=["lead@example.com"])
+    via_lead = await Contact.create(name="Via lead", emails=work("lead@example.com"))
     via_company = await Company.create(name="Via lead company")
     from server.services.elements import create_element
 
     await create_element("lead", {"title": "Maria's lead", "contact": via_lead.id, "company": via_company.id,
                                   "responsible": maria.id}, actor=SYSTEM)
     toms_deal = await create_element("deal", {"title": "Tom's deal", "responsible": tom.id}, actor=SYSTEM)
-    via_toms_deal = await Contact.create(name="On Tom's deal", emails=["deal@tom.example"])
+    via_toms_deal = await Contact.create(name="On Tom's deal", emails=work("deal@tom.example"))
     await DealContact.create(deal_id=toms_deal.id, contact_id=via_toms_deal.id, position=0)
     return {"maria": maria_token, "manager": manager_token, "toms_contact": toms_contact.id,
             "toms_company": toms_company.id, "marias_contact": marias_contact.id, "via_lead": via_lead.id,

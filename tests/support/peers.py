@@ -5,6 +5,7 @@ The SMS gateway is a boundary we do not own (a provider's HTTP API), so it is th
 server that records each request and answers like a generic JSON gateway. Everything else is real.
 """
 
+import asyncio
 import email
 import email.policy
 import json
@@ -36,6 +37,10 @@ class Received:
         parsed: EmailMessage = email.message_from_bytes(self.raw, policy=email.policy.default)  # type: ignore[assignment]
         return parsed
 
+    @property
+    def message_id(self) -> str:
+        return str(self.message["Message-ID"] or "")
+
     def body(self, subtype: str = "plain") -> str:
         part = self.message.get_body(preferencelist=(subtype,))
         return part.get_content() if part is not None else ""
@@ -43,13 +48,15 @@ class Received:
 
 class SmtpPeer:
     """An SMTP server on a loopback port that keeps every message it accepts. `refuse` makes it answer each
-    RCPT with an SMTP reply instead (a 5xx refuses for good, a 4xx asks to try later); `stop` / `start` take it
-    down and bring it back on the same port."""
+    RCPT with an SMTP reply instead (a 5xx refuses for good, a 4xx asks to try later); `data_delay_s` makes it
+    take that long over each message before it keeps it and answers (a slow server, so a test can act while
+    sends are in flight); `stop` / `start` take it down and bring it back on the same port."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.received: list[Received] = []
         self.refuse: str | None = None
+        self.data_delay_s = 0.0
         self._lock = threading.Lock()
         self._controller: Controller | None = None
 
@@ -66,6 +73,8 @@ class SmtpPeer:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or b""
+        if self.data_delay_s:
+            await asyncio.sleep(self.data_delay_s)
         with self._lock:
             self.received.append(Received(str(envelope.mail_from), list(envelope.rcpt_tos), bytes(content)))
         return "250 2.0.0 Ok: queued"
@@ -82,7 +91,7 @@ class SmtpPeer:
     def clear(self) -> None:
         with self._lock:
             self.received.clear()
-        self.refuse = None
+        self.refuse, self.data_delay_s = None, 0.0
 
     def messages(self) -> list[Received]:
         with self._lock:

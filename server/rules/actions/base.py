@@ -167,6 +167,7 @@ class Action(Generic[P]):
     outputs: ClassVar[tuple[str, ...]] = ()  # every key execute (and release, for a blocking action) may return
     released_by: ClassVar[tuple[str, ...]] = ()  # RELEASE_EVENTS that end this action's wait
     example: ClassVar[Example]
+    hinted_params: ClassVar[tuple[str, ...]] = ()  # params the rule form annotates live (`param_hints`)
 
     async def check(self, params: P, *, stage_id: int) -> list[tuple[str, str]]:
         """Checks that need the database (a user exists, a stage is in the pipeline): (field, message)."""
@@ -182,6 +183,11 @@ class Action(Generic[P]):
     def describe(self, params: P, names: Names = NO_NAMES) -> str:
         """What the rule does, in words, for the designer and the run log."""
         return self.title
+
+    def param_hints(self, params: dict[str, Any]) -> dict[str, str]:
+        """Notes the rule form shows under `hinted_params` as the admin types (the SMS segment count), from the
+        values as typed, not validated."""
+        return {}
 
 
 async def unknown_users(**user_ids: int | list[int] | None) -> list[tuple[str, str]]:

@@ -8,8 +8,9 @@ falls back to the lead's title.
 from typing import Any
 
 from server.errors import ActionError
+from server.kinds import AddressKind, EmailType
 from server.models import AuditEntry, Contact, Lead
-from server.rules import elements
+from server.rules import clients, elements
 from server.rules.actions.base import (
     NO_NAMES,
     Action,
@@ -47,18 +48,32 @@ async def check_lead_fields(params: ContactFieldsParams, stage_id: int) -> list[
 
 
 def contact_values(lead: Lead, params: ContactFieldsParams) -> dict[str, Any]:
-    """Name, emails and phones for a contact made from the lead."""
+    """Name and typed emails and phones for a contact made from the lead: the email as a work address, the
+    number as a mobile one if its numbering plan says so (else work). A value that is no email address or phone number fails the run, naming the lead's field:
+    no contact is made with a half-read form."""
+
+    def field(name: str) -> str:
+        return getattr(params, name) or DEFAULT_FIELDS[name]
 
     def value(name: str) -> str:
-        field = getattr(params, name) or DEFAULT_FIELDS[name]
-        raw = lead.title if field == "title" else (lead.custom or {}).get(field)
+        raw = lead.title if field(name) == "title" else (lead.custom or {}).get(field(name))
         return str(raw or "").strip()
 
-    email, phone = value("email_field"), value("phone_field")
+    def checked(name: str, kind: AddressKind) -> list[dict[str, str]]:
+        text = value(name)
+        if not text:
+            return []
+        try:
+            stored = clients.address_value(kind, text)
+            return [{"value": stored, "type": EmailType.work if kind == AddressKind.email else clients.phone_type(stored)}]
+        except ValueError as exc:
+            raise ActionError(f"the lead's field '{field(name)}' holds {text!r}: {exc}; correct it and run the rule "
+                              "again") from None
+
     return {
         "name": (value("name_field") or lead.title)[:200],
-        "emails": [email] if email else [],
-        "phones": [phone] if phone else [],
+        "emails": checked("email_field", AddressKind.email),
+        "phones": checked("phone_field", AddressKind.phone),
     }
 
 

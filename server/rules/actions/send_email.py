@@ -88,12 +88,9 @@ class SendEmail(Action[SendEmailParams]):
             if not _ADDRESS.match(recipient):
                 raise ActionError(f"'to' rendered to '{recipient[:100]}', which is not an email address")
             return recipient
-        for row in await clients.element_clients(ctx.element_type, ctx.element, client=params.client):
-            if found := clients.addresses(row, "email", address_type=params.to_type):
-                return found[0]
-        which = "" if params.to_type == "any" else f"{params.to_type} "
-        whose = {"any": "contact or company", "contact": "contact", "company": "company"}[params.client]
-        raise ActionError(f"the {ctx.element_type} has no {whose} with a {which}email address")
+        address, _ = await clients.client_address(ctx.element_type, ctx.element, "email", client=params.client,
+                                                  address_type=params.to_type)
+        return address
 
     def describe(self, params: SendEmailParams, names: Names = NO_NAMES) -> str:
         to = params.to or ("the client" if params.client == "any" else f"the {params.client}")

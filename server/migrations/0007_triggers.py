@@ -7,7 +7,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0005_channels')]
+    dependencies = [('models', '0006_typed_addresses')]
 
     initial = False
 
