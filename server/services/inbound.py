@@ -34,6 +34,8 @@ from server.models import (
 )
 from server.rules import elements, engine
 from server.rules.actions.base import CUSTOMER_ACTIVITY
+from server.rules.triggering import Event, Occurrence
+from server.rules.triggers.base import CALL, CHAT_MESSAGE, EMAIL_RECEIVED, FORM_SUBMITTED
 
 # What each channel counts as, in CustomerActivity.kind (the recordCustomerActivity kinds).
 ACTIVITY_KIND = {Channel.email: "email", Channel.call: "call", Channel.sms: "message", Channel.chat: "message",
@@ -218,6 +220,25 @@ async def _customer_activity(inbound: Inbound, message: Message, element_type: s
                                                                                   "message_id": message.id})
     await elements.element_event(element_type, element, "customer_activity", channel=inbound.channel.value,
                                  message_id=message.id)
+    if (event := _trigger_event(inbound, message)) is not None:
+        await engine.fire_triggers(Occurrence(event, element_type=element_type, element_id=element.id))
+
+
+def _trigger_event(inbound: Inbound, message: Message) -> Event | None:
+    """What the customer's message is for triggers: incoming email, a call (its direction), a chat message, a web
+    form; an SMS reply is customer activity but no trigger type of SPEC §5."""
+    meta = inbound.meta
+    if inbound.channel == Channel.email:
+        return Event(EMAIL_RECEIVED, {"from": inbound.sender, "subject": inbound.subject, "text": inbound.text[:4000],
+                                      "message_id": message.id})
+    if inbound.channel == Channel.call:
+        return Event(CALL, {"direction": meta.get("direction"), "from": meta.get("from"), "to": meta.get("to"),
+                            "duration_s": meta.get("duration_s"), "recording_url": meta.get("recording_url")})
+    if inbound.channel == Channel.chat:
+        return Event(CHAT_MESSAGE, {"from": inbound.sender, "text": inbound.text[:4000]})
+    if inbound.channel == Channel.form:
+        return Event(FORM_SUBMITTED, {"form": meta.get("form"), "fields": meta.get("fields") or {}})
+    return None
 
 
 def _summary(inbound: Inbound) -> str:

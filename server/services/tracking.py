@@ -16,7 +16,9 @@ from server.db import transaction
 from server.errors import ValidationFailed
 from server.kinds import Direction
 from server.models import ELEMENT_MODELS, Message
-from server.rules import elements
+from server.rules import elements, engine
+from server.rules.triggering import Event, Occurrence
+from server.rules.triggers.base import EMAIL_OPENED, LINK_CLICKED
 
 OPENED = "email_opened"
 CLICKED = "link_clicked"
@@ -89,6 +91,8 @@ async def _opened(message: Message) -> None:
     await elements.add_timeline_entry(message.element_type, element.id, "history",
                                       f"Email “{message.subject}” opened", author_id=None)
     await elements.element_event(message.element_type, element, OPENED, message_id=message.id)
+    await engine.fire_triggers(Occurrence(Event(EMAIL_OPENED, {"subject": message.subject, "message_id": message.id}),
+                                          element_type=message.element_type, element_id=element.id))
 
 
 async def _clicked(message: Message, url: str) -> None:
@@ -100,6 +104,9 @@ async def _clicked(message: Message, url: str) -> None:
     await elements.add_timeline_entry(message.element_type, element.id, "history",
                                       f"Link clicked in “{message.subject}”: {shown}", author_id=None)
     await elements.element_event(message.element_type, element, CLICKED, message_id=message.id, url=url)
+    await engine.fire_triggers(Occurrence(
+        Event(LINK_CLICKED, {"url": url, "subject": message.subject, "message_id": message.id}),
+        element_type=message.element_type, element_id=element.id))
 
 
 def _iso(moment: Any) -> str | None:

@@ -122,7 +122,7 @@ async def test_a_closed_task_and_a_new_responsible_fire_their_triggers(db):
 async def test_an_event_on_a_contact_moves_its_open_deals_and_not_its_won_ones(db):
     stages = await six_stages()
     await add_trigger(stages["s3"], "chat_message", name="Chatted")
-    contact = await Contact.create(name="Anna", emails=["anna@acme.example"])
+    contact = await Contact.create(name="Anna", emails=[{"value": "anna@acme.example", "type": "work"}])
     open_deal, won_deal = await deal_in(stages["s1"]), await deal_in(stages["won"])
     for deal in (open_deal, won_deal):
         await DealContact.create(deal_id=deal.id, contact_id=contact.id, position=0)
@@ -208,3 +208,24 @@ async def test_a_payment_above_the_minimum_moves_the_deal_and_a_retried_report_c
     with pytest.raises(ValidationFailed) as failure:
         await payments.record_payment("deal", deal.id, amount="-3", actor=SYSTEM)
     assert failure.value.errors[0].field == "amount"
+
+
+async def test_a_customers_missed_call_and_email_move_their_open_deal_through_the_matching_triggers(db):
+    from server.kinds import Channel
+    from server.services import inbound
+
+    stages = await six_stages()
+    await add_trigger(stages["s2"], "missed_call", name="Missed them")
+    await add_trigger(stages["s4"], "incoming_email", {"subject_contains": "order"}, name="They order")
+    contact = await Contact.create(name="Anna", emails=[{"value": "anna@acme.example", "type": "work"}],
+                                   phones=[{"value": "+49301234567", "type": "work"}])
+    deal = await deal_in(stages["s1"])
+    await DealContact.create(deal_id=deal.id, contact_id=contact.id, position=0)
+
+    await inbound.record(inbound.Inbound(channel=Channel.call, sender="+49301234567",
+                                         meta={"direction": "missed", "from": "+49301234567", "to": "200"}))
+    assert await stage_of(deal) == "s2"
+    await inbound.record(inbound.Inbound(channel=Channel.email, sender="anna@acme.example", subject="Hello"))
+    assert await stage_of(deal) == "s2"  # not an order
+    await inbound.record(inbound.Inbound(channel=Channel.email, sender="anna@acme.example", subject="Our order"))
+    assert await stage_of(deal) == "s4"
