@@ -12,6 +12,7 @@ failure stage). This module decides; `engine.fire_triggers`, called in the trans
 event, moves and records.
 """
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,6 +27,7 @@ from server.rules.triggers.base import Event
 __all__ = ["Decision", "Event", "Occurrence", "decide", "reached"]
 
 MAX_DATA_CHARS = 20_000  # the event data kept on an activation (a webhook payload may be large)
+MAX_WHY_CHARS = 500  # one evaluation's words: a condition's explanation quotes the event's value, however long
 
 
 @dataclass(frozen=True)
@@ -141,11 +143,10 @@ async def _why_not(trigger: Trigger, event: Event, element_type: str, element: E
 
 def _evaluation(trigger: Trigger, stages: dict[int, Stage], matched: bool, why: str) -> dict[str, Any]:
     return {"trigger_id": trigger.id, "name": trigger.name, "stage_id": trigger.stage_id,
-            "stage": stages[trigger.stage_id].name, "matched": matched, "why": why}
+            "stage": stages[trigger.stage_id].name, "matched": matched,
+            "why": why if len(why) <= MAX_WHY_CHARS else why[:MAX_WHY_CHARS - 1] + "…"}
 
 
 def _bounded(data: dict[str, Any]) -> dict[str, Any]:
-    import json
-
     text = json.dumps(data, default=str)
     return data if len(text) <= MAX_DATA_CHARS else {"truncated": text[:MAX_DATA_CHARS]}
