@@ -72,9 +72,11 @@ async def trigger_webhook(request: Request) -> Response:
         if len(body) > MAX_BODY_BYTES:
             return _error(413, f"the body may have at most {MAX_BODY_BYTES // 1024} KiB")
     try:
-        payload = json.loads(body)
+        payload = json.loads(body, parse_constant=_not_json)
     except (ValueError, UnicodeDecodeError) as exc:
         return _error(400, f"the body is not JSON: {exc}")
+    except RecursionError:
+        return _error(400, "the body is not JSON this server reads: it is nested too deeply")
     if not isinstance(payload, dict):
         return _error(400, "the body must be a JSON object")
     key = request.headers.get("idempotency-key") or None
@@ -90,3 +92,8 @@ async def trigger_webhook(request: Request) -> Response:
     return JSONResponse({"outcome": answer.outcome, "reason": answer.reason, "activation_id": answer.activation_id,
                          "element": {"type": answer.element_type, "id": answer.element_id},
                          "duplicate": answer.duplicate})
+
+
+def _not_json(constant: str) -> object:
+    # Python's json reads NaN and Infinity, which JSON has not and PostgreSQL's jsonb refuses when the payload is kept.
+    raise ValueError(f"{constant} is not a JSON value")
