@@ -184,11 +184,9 @@ async def receive_webhook(token: str, payload: dict[str, Any], *, idempotency_ke
     """An inbound webhook trigger's URL was called. The payload names the element (`element_type`, `element_id`);
     the rest is `event.payload` for the trigger's condition. A repeated Idempotency-Key answers the first call's
     answer and moves nothing."""
-    import hmac
+    from tortoise.exceptions import IntegrityError
 
-    trigger = await Trigger.get_or_none(token=token) if token else None
-    if trigger is None or trigger.token is None or not hmac.compare_digest(trigger.token, token):
-        raise NotFound("webhook", "trigger")
+    trigger = await _webhook_trigger(token)
     element_type = payload.get("element_type")
     element_id = payload.get("element_id")
     if element_type not in ("lead", "deal"):
@@ -196,6 +194,34 @@ async def receive_webhook(token: str, payload: dict[str, Any], *, idempotency_ke
     if not isinstance(element_id, int) or isinstance(element_id, bool):
         raise ValidationFailed.one("element_id", "must be the element's id (an integer)")
     key = f"{trigger.id}:{idempotency_key}" if idempotency_key else None
+    try:
+        return await _fire_webhook(token, element_type, element_id, payload, key)
+    except IntegrityError:
+        # The same key for another element, saved by a concurrent call after this one looked (the element locks
+        # serialise only calls for one element): the unique index refused this one, so answer the first's answer.
+        # A trigger or stage deleted while this call ran fails the same way and is no webhook any more.
+        first = await TriggerActivation.get_or_none(idempotency_key=key) if key else None
+        if first is None:
+            await _webhook_trigger(token)
+            raise
+        return _duplicate(first)
+
+
+async def _webhook_trigger(token: str) -> Trigger:
+    import hmac
+
+    trigger = await Trigger.get_or_none(token=token) if token else None
+    if trigger is None or trigger.token is None or not hmac.compare_digest(trigger.token, token):
+        raise NotFound("webhook", "trigger")
+    return trigger
+
+
+def _duplicate(first: TriggerActivation) -> WebhookAnswer:
+    return WebhookAnswer(first.id, first.outcome, first.reason, first.element_type, first.element_id, duplicate=True)
+
+
+async def _fire_webhook(token: str, element_type: str, element_id: int, payload: dict[str, Any],
+                        key: str | None) -> WebhookAnswer:
     async with transaction():
         try:  # the element row is locked first: a concurrent retry with the same key waits here, then finds it
             element = await elements.load(element_type, element_id, lock=True)
@@ -204,9 +230,12 @@ async def receive_webhook(token: str, payload: dict[str, Any], *, idempotency_ke
         if key:
             first = await TriggerActivation.get_or_none(idempotency_key=key)
             if first is not None:
-                return WebhookAnswer(first.id, first.outcome, first.reason, first.element_type, first.element_id,
-                                     duplicate=True)
-        stage = await Stage.get(id=trigger.stage_id)
+                return _duplicate(first)
+        # Read again behind the lock: a URL rotated or a trigger (or its stage) deleted meanwhile is no webhook.
+        trigger = await _webhook_trigger(token)
+        stage = await Stage.get_or_none(id=trigger.stage_id)
+        if stage is None:
+            raise NotFound("webhook", "trigger")
         if element.pipeline_id != stage.pipeline_id:
             raise ValidationFailed.one("element_id", f"{element_type} {element_id} is not in the pipeline of this "
                                                      "trigger's stage")
