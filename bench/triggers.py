@@ -295,7 +295,8 @@ def report(result: dict[str, Any]) -> str:
             f"    event -> comment     p50 {lat['p50']:.0f} ms, p99 {lat['p99']:.0f} ms, max {lat['max']:.0f} ms",
             f"    answer (first POST)  p50 {ans['p50']:.0f} ms, p99 {ans['p99']:.0f} ms",
             f"    machine              {p['machine_busy_pct']:.0f}% busy; load average "
-            f"{' '.join(f'{v:.2f}' for v in p['load_after'])} (before {' '.join(f'{v:.2f}' for v in p['load_before'])})",
+            f"{' '.join(f'{v:.2f}' for v in p['load_after'])} "
+            f"(before {' '.join(f'{v:.2f}' for v in p['load_before'])})",
             f"    checks               {p['checks']}",
         ]
         if p["unfinished"]:
