@@ -157,6 +157,10 @@ async def test_a_malformed_call_is_refused_naming_the_field(db, client, change, 
 async def test_a_body_that_is_not_json_or_not_an_object_is_refused(db, client):
     assert (await post(client, "calls", None, body=b"{nope")).status_code == 400
     assert (await post(client, "calls", ["missed"])).status_code == 400
+    not_a_number = await post(client, "calls", None, body=b'{"duration_s": NaN}')  # Python reads it, JSON has none
+    assert not_a_number.status_code == 400 and "NaN is not a JSON value" in not_a_number.json()["error"]
+    deep = await post(client, "calls", None, body=b"[" * 100_000 + b"]" * 100_000)
+    assert deep.status_code == 400 and "nested too deeply" in deep.json()["error"]
 
 
 # ---------------------------------------------------------------- proving a delivery
