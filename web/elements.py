@@ -1,4 +1,4 @@
-"""Leads and deals: lists, the element page with its timeline and live automation tab, moves."""
+"""Leads and deals: lists, the element page with its timeline, live automation tab and trigger activations, moves."""
 
 from decimal import Decimal
 from typing import Any
@@ -8,12 +8,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.errors import ValidationFailed
-from server.services import elements, messages, pipelines, runs, users
+from server.services import designer, elements, messages, pipelines, runs, triggers, users
 from web.guard import page
 from web.templating import error_map, is_htmx, redirect, render, when
 
 
 MESSAGES_SHOWN = 50  # the element page's message log: the newest ones (GraphQL pages through all)
+ACTIVATIONS_SHOWN = 20  # the newest trigger activations
 
 
 def _type(request: Request) -> str:
@@ -105,12 +106,13 @@ async def _page_context(request: Request, element_type: str, element_id: int) ->
     responsible = people.get(element.responsible_id) if element.responsible_id else None
     authors = {ident: user.name for ident, user in people.items()}
     message_log = await messages.element_messages(element_type, element_id, actor=actor, first=MESSAGES_SHOWN)
+    activations = await triggers.activations(element_type, element_id, actor=actor, first=ACTIVATIONS_SHOWN)
     return {
         **await _runs_context(request, element_type, element_id),
         "element": element, "pipeline": pipeline, "stages": await pipelines.list_stages(pipeline.id),
         "fields": _fields(element_type, element, responsible), "timeline": list(reversed(timeline)),
         "authors": authors, "messages": message_log.items, "messages_more": message_log.has_next,
-        "messages_total": message_log.total,
+        "messages_total": message_log.total, "activations": await designer.explain_activations(activations),
     }
 
 

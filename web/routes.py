@@ -5,7 +5,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from web import auth, board, channels, elements, people, pipelines, rules
+from web import auth, board, channels, elements, people, pipelines, rules, triggers
 from web.guard import page
 from web.templating import HERE
 
@@ -26,6 +26,7 @@ def admin() -> Mount:
         *pipelines.routes,
         *board.routes,
         *rules.routes,
+        *triggers.routes,
         *elements.routes,
         *people.routes,
         *channels.routes,

@@ -1,5 +1,5 @@
-"""Demo data for an empty database: a small sales team, clients, pipelines and rules that show each action
-(hand-written here, or the action's own example).
+"""Demo data for an empty database: a small sales team, clients, pipelines, rules that show each action
+(hand-written here, or the action's own example) and triggers of every type the demo's events can fire.
 
 Everything goes through the services a client would use, so the rules are validated and revisioned
 and the leads and deals start their stage runs like any other.
@@ -16,6 +16,7 @@ from server.services.access import SYSTEM, Actor, actor_for
 from server.services.clients import Address, ClientInput, create_company, create_contact
 from server.services.elements import create_element
 from server.services.rules import RuleInput, create_rule
+from server.services.triggers import TriggerInput, create_trigger
 
 OFFICE_HOURS = {"days": [0, 1, 2, 3, 4], "start": "09:00", "end": "18:00"}
 
@@ -203,6 +204,45 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
     ),
 }
 
+# (pipeline, stage) → triggers as TriggerInput fields. None fires while the demo loads: the events its rules cause
+# (a lead handed out, a deal's priority set) reach no trigger that listens to them in that pipeline, or none whose
+# settings they fit. Document viewed and Resource booked wait for documents and bookings (issue 15).
+TRIGGERS: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
+    ("Leads", "new"): (
+        {"name": "Contact form", "trigger_type": "web_form", "settings": {"form": "contact-us"}},
+    ),
+    ("Leads", "in_progress"): (
+        {"name": "Missed call: call back", "trigger_type": "missed_call", "settings": {}},
+        {"name": "They called us", "trigger_type": "incoming_call", "settings": {"min_duration_s": 30}},
+        {"name": "We reached them", "trigger_type": "outgoing_call", "settings": {"min_duration_s": 60}},
+        {"name": "Chat message", "trigger_type": "chat_message", "settings": {},
+         "condition": [[{"field": "event.text", "op": "not_empty"}]]},
+    ),
+    ("Sales", "documents"): (
+        {"name": "Pricing link clicked", "trigger_type": "link_clicked",
+         "settings": {"url": "https://pipewright.example/pricing"}},
+        {"name": "Amount agreed", "trigger_type": "field_changed", "settings": {"fields": ["amount"]},
+         "condition": [[{"field": "amount", "op": "gte", "value": "1000"}]]},
+    ),
+    ("Sales", "invoice"): (
+        {"name": "Contract task closed", "trigger_type": "task_status_changed", "settings": {"statuses": ["closed"]},
+         "condition": [[{"field": "event.title", "op": "contains", "value": "contract"}]]},
+    ),
+    ("Sales", "in_progress"): (
+        {"name": "Customer replied", "trigger_type": "incoming_email", "settings": {}, "allow_back": True},
+        {"name": "Offer opened", "trigger_type": "email_opened", "settings": {"subject_contains": "offer"}},
+    ),
+    ("Sales", "won"): (
+        {"name": "Paid in full", "trigger_type": "payment_received", "settings": {"min_amount": "1000"}},
+        {"name": "Paid in the shop", "trigger_type": "webhook", "settings": {},
+         "condition": [[{"field": "event.payload.status", "op": "eq", "value": "paid"}]]},
+    ),
+    ("Partners", "negotiation"): (
+        {"name": "New partner manager: talk again", "trigger_type": "responsible_changed", "settings": {},
+         "allow_back": True},
+    ),
+}
+
 # title, stage, responsible, contact, source, amount, custom fields. An employee links only contacts they
 # may see (services/access.py): the responsible of a lead is the one of its contact's company.
 LEADS: tuple[tuple[str, str, str | None, str | None, str, int | None, dict[str, Any]], ...] = (
@@ -312,6 +352,9 @@ async def load_demo_if_empty() -> bool:
                 run_as = values.pop("run_as", None)
                 await create_rule(stages[pipeline_name][code], RuleInput(**values, run_as_id=users.get(run_as or "")),
                                   actor=actors["anna"])
+        for (pipeline_name, code), stage_triggers in TRIGGERS.items():
+            for trigger in stage_triggers:
+                await create_trigger(stages[pipeline_name][code], TriggerInput(**trigger), actor=actors["anna"])
         shown = {rule["action_type"] for rules in RULES.values() for rule in rules}
         await _seed_examples(shown, pipelines, stages, actors["anna"])
         for title, code, responsible, contact, source, amount, custom in LEADS:

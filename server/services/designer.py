@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from server.errors import NotFound
-from server.models import MailSender, Pipeline, Rule, Stage, User
+from server.models import MailSender, Pipeline, Rule, Stage, Trigger, TriggerActivation, User
 from server.rules import elements, placeholders
 from server.rules.actions import get_action, registry
 from server.rules.actions.base import GROUPS as GROUPS  # the catalogue's headings
@@ -21,7 +21,11 @@ from server.rules.conditions import OPERATOR_LABELS as OPERATOR_LABELS
 from server.rules.conditions import Comparison
 from server.rules.engine import lane_numbers
 from server.rules.timing import Timing
-from server.services import messages, pipelines, rules, users
+from server.rules.triggers import base as trigger_events
+from server.rules.triggers import get_trigger_type
+from server.rules.triggers import registry as trigger_registry
+from server.rules.triggers.base import TriggerType as TriggerType  # the faces hold types the catalogue gives them
+from server.services import messages, pipelines, rules, triggers, users
 from server.services.access import Acting, require_admin
 
 # ---------------------------------------------------------------- the catalogue
@@ -83,6 +87,202 @@ def condition_text(condition: list[list[dict[str, Any]]]) -> str:
     return groups[0] if groups else ""
 
 
+# ---------------------------------------------------------------- describing a trigger
+
+# The trigger catalogue's headings, by the event a type listens to (a type on a new event goes under "Other").
+TRIGGER_GROUPS = {"email": "Email", "calls": "Calls", "web": "Web, chat and webhooks",
+                  "element": "Changes to the element", "sales": "Payments, documents and bookings", "other": "Other"}
+_EVENT_GROUPS = {
+    trigger_events.EMAIL_RECEIVED: "email", trigger_events.EMAIL_OPENED: "email", trigger_events.LINK_CLICKED: "email",
+    trigger_events.CALL: "calls", trigger_events.FORM_SUBMITTED: "web", trigger_events.CHAT_MESSAGE: "web",
+    trigger_events.WEBHOOK: "web", trigger_events.FIELD_CHANGED: "element",
+    trigger_events.RESPONSIBLE_CHANGED: "element", trigger_events.TASK_STATUS_CHANGED: "element",
+    trigger_events.PAYMENT_RECEIVED: "sales", trigger_events.DOCUMENT_VIEWED: "sales",
+    trigger_events.RESOURCE_BOOKED: "sales",
+}
+
+
+def trigger_type(key: str) -> TriggerType[Any] | None:
+    return get_trigger_type(key)
+
+
+def trigger_group(kind: TriggerType[Any]) -> str:
+    return _EVENT_GROUPS.get(kind.event, "other")
+
+
+def trigger_catalogue() -> dict[str, list[TriggerType[Any]]]:
+    """Every trigger type by group, in the order of TRIGGER_GROUPS (empty groups stay, the face skips them)."""
+    grouped: dict[str, list[TriggerType[Any]]] = {group: [] for group in TRIGGER_GROUPS}
+    for kind in trigger_registry().values():
+        grouped[trigger_group(kind)].append(kind)
+    return grouped
+
+
+def trigger_settings_specs(kind: TriggerType[Any]) -> list[ParamSpec]:
+    """The widgets of a trigger type's settings: the same reader as an action's params."""
+    return describe_params(kind.Settings)
+
+
+def trigger_text(trigger_type_key: str, settings: dict[str, Any], condition: list[list[dict[str, Any]]],
+                 allow_back: bool) -> str:
+    """A trigger in one sentence: "When a payment of at least 1000 is received and amount ≥ '1000': move here,
+    also backwards"."""
+    kind = get_trigger_type(trigger_type_key)
+    if kind is None:
+        when = f"When an event of the unknown trigger type “{trigger_type_key}” happens"
+    else:
+        try:
+            when = kind.describe(kind.Settings.model_validate(settings or {}))
+        except ValueError:
+            when = f"{kind.title} (its settings no longer validate: edit the trigger)"
+    only_if = condition_text(condition)
+    if only_if:
+        when += f" and {only_if}" if len(condition) == 1 else f" and either {only_if}"
+    return f"{when}: move here{', also backwards' if allow_back else ''}"
+
+
+@dataclass(frozen=True)
+class TriggerCard:
+    """A trigger as the board shows it: what makes it fire, in words."""
+
+    trigger: Trigger
+    says: str
+    title: str  # its type's title
+    webhook_path: str | None  # an inbound webhook's secret URL path
+
+
+def webhook_path(trigger: Trigger) -> str | None:
+    return f"/hooks/triggers/{trigger.token}" if trigger.token else None
+
+
+def trigger_card(trigger: Trigger) -> TriggerCard:
+    kind = get_trigger_type(trigger.trigger_type)
+    return TriggerCard(trigger, trigger_text(trigger.trigger_type, trigger.settings, trigger.condition,
+                                             trigger.allow_back),
+                       kind.title if kind else trigger.trigger_type, webhook_path(trigger))
+
+
+# ---------------------------------------------------------------- the trigger form
+
+
+@dataclass(frozen=True)
+class TriggerForm:
+    """What the trigger form shows: where the trigger is, its type's settings widgets, its stored values (a new
+    trigger's defaults), the names a condition may compare and the users it may move as."""
+
+    stage: Stage  # with its pipeline loaded
+    trigger: Trigger | None  # None: a new trigger
+    kind: TriggerType[Any]
+    fields: list[ParamSpec]
+    values: dict[str, Any]
+    condition_fields: list[str]  # the element's names and event.<name> of the type's data
+    element_fields: list[str]  # fields a Field changed trigger may watch
+    users: list[User]
+
+
+async def new_trigger_form(stage: Stage, kind: TriggerType[Any], *, actor: Acting) -> TriggerForm:
+    values = {"name": kind.title, "settings": {}, "condition": [], "allow_back": False, "run_as_id": None,
+              "enabled": True}
+    return await _trigger_form(stage, kind, None, values, actor=actor)
+
+
+async def edit_trigger_form(trigger_id: int, *, actor: Acting) -> TriggerForm:
+    require_admin(actor)
+    trigger = await triggers.get_trigger(trigger_id)
+    kind = get_trigger_type(trigger.trigger_type)
+    if kind is None:
+        raise NotFound("trigger type", trigger.trigger_type)
+    values = {"name": trigger.name, "settings": dict(trigger.settings or {}), "condition": trigger.condition or [],
+              "allow_back": trigger.allow_back, "run_as_id": trigger.run_as_id, "enabled": trigger.enabled}
+    return await _trigger_form(await pipelines.load_stage(trigger.stage_id), kind, trigger, values, actor=actor)
+
+
+async def _trigger_form(stage: Stage, kind: TriggerType[Any], trigger: Trigger | None, values: dict[str, Any], *,
+                        actor: Acting) -> TriggerForm:
+    require_admin(actor)
+    entity_type = stage.pipeline.entity_type
+    element = await placeholders.element_record(entity_type)
+    types = await elements.field_types(entity_type)
+    return TriggerForm(
+        stage=stage, trigger=trigger, kind=kind, fields=trigger_settings_specs(kind), values=values,
+        condition_fields=[*_paths(element), *[f"event.{name}" for name in kind.data_fields]],
+        element_fields=["title", *[name for name in types if name != "title"]],
+        users=await users.list_users(actor=actor),
+    )
+
+
+# ---------------------------------------------------------------- an element's trigger activations
+
+
+@dataclass(frozen=True)
+class ActivationView:
+    """One event matched against an element's triggers, in sentences: what happened, and for each trigger
+    tried why it fired or not."""
+
+    activation: TriggerActivation
+    event: str  # the event in words
+    outcome: str  # "“Paid” moved it from “Invoice” to “Won”", "No trigger matched"
+    evaluations: list[str]
+
+
+EVENT_WORDS = {
+    trigger_events.EMAIL_RECEIVED: "An email came in", trigger_events.EMAIL_OPENED: "The customer opened an email",
+    trigger_events.LINK_CLICKED: "The customer clicked a link", trigger_events.CALL: "A call",
+    trigger_events.FORM_SUBMITTED: "A web form was submitted", trigger_events.CHAT_MESSAGE: "A chat message came in",
+    trigger_events.WEBHOOK: "A webhook URL was called", trigger_events.FIELD_CHANGED: "A field changed",
+    trigger_events.RESPONSIBLE_CHANGED: "The responsible changed",
+    trigger_events.PAYMENT_RECEIVED: "A payment was received",
+    trigger_events.DOCUMENT_VIEWED: "A document was viewed",
+    trigger_events.TASK_STATUS_CHANGED: "A task's status changed",
+    trigger_events.RESOURCE_BOOKED: "A resource was booked",
+}
+
+
+def _event_words(activation: TriggerActivation) -> str:
+    data = activation.data or {}
+    words = EVENT_WORDS.get(activation.event, activation.event.replace("_", " ").capitalize())
+    if activation.event == trigger_events.CALL and data.get("direction"):
+        return f"A{'n' if data['direction'] in ('incoming', 'outgoing') else ''} {data['direction']} call"
+    if activation.event == trigger_events.FIELD_CHANGED and data.get("field"):
+        return f"{data['field']} changed from {data.get('old')!r} to {data.get('new')!r}"
+    if activation.event == trigger_events.PAYMENT_RECEIVED and data.get("amount") is not None:
+        return f"A payment of {data['amount']} {data.get('currency') or ''}".rstrip() + " was received"
+    if activation.event == trigger_events.TASK_STATUS_CHANGED and data.get("status"):
+        return f"The task “{data.get('title')}” became {data['status']}"
+    if data.get("subject"):
+        return f"{words}: “{data['subject']}”"
+    return words
+
+
+async def explain_activations(activations: list[TriggerActivation]) -> list[ActivationView]:
+    """The activations an element's page lists (services/triggers.activations gives them, access checked)."""
+    stage_ids = [i for a in activations for i in (a.from_stage_id, a.to_stage_id) if i is not None]
+    names = {i: s.name for i, s in (await pipelines.stages_by_id(stage_ids=stage_ids)).items()}
+
+    def stage(stage_id: int | None) -> str:
+        return f"“{names.get(stage_id, f'stage {stage_id}')}”" if stage_id is not None else "no stage"
+
+    views = []
+    for activation in activations:
+        fired = next((e for e in activation.evaluations or [] if e.get("trigger_id") == activation.trigger_id), None)
+        name = f"“{fired['name']}”" if fired else "A trigger"
+        if activation.outcome == "moved":
+            outcome = (f"{name} moved it from {stage(activation.from_stage_id)} to {stage(activation.to_stage_id)}")
+        elif activation.outcome == "stopped":
+            outcome = (f"{name} matched, but the move to {stage(activation.to_stage_id)} was stopped: "
+                       f"{activation.reason}")
+        else:
+            outcome = f"No trigger matched: it stayed in {stage(activation.from_stage_id)}"
+        lines = []
+        for e in activation.evaluations or []:
+            if e.get("matched"):
+                lines.append(f"“{e.get('name')}” (on “{e.get('stage')}”) matched.")
+            else:
+                lines.append(f"“{e.get('name')}” (on “{e.get('stage')}”) did not match: {e.get('why')}.")
+        views.append(ActivationView(activation, _event_words(activation), outcome, lines))
+    return views
+
+
 # ---------------------------------------------------------------- the board
 
 
@@ -98,8 +298,9 @@ class RuleCard:
     group: str
 
 
-async def board(pipeline_id: int, *, actor: Acting) -> list[tuple[Stage, list[RuleCard]]]:
-    """Each stage of the pipeline with its rules, in order, numbered in lanes as the engine runs them."""
+async def board(pipeline_id: int, *, actor: Acting) -> list[tuple[Stage, list[TriggerCard], list[RuleCard]]]:
+    """Each stage of the pipeline with its triggers in words and its rules, in order, numbered in lanes as the
+    engine runs them."""
     require_admin(actor)
     names = await load_names()
     columns = []
@@ -110,7 +311,7 @@ async def board(pipeline_id: int, *, actor: Acting) -> list[tuple[Stage, list[Ru
             action = get_action(rule.action_type)
             cards.append(RuleCard(rule, lane + 1, describe(action, rule.params, names), timing_text(rule.timing),
                                   condition_text(rule.condition), action.group if action else ""))
-        columns.append((stage, cards))
+        columns.append((stage, [trigger_card(t) for t in await triggers.list_triggers(stage.id)], cards))
     return columns
 
 

@@ -15,11 +15,15 @@ from server.models import (
     RuleRun,
     Stage,
     TimelineEntry,
+    Trigger,
+    TriggerActivation,
     User,
 )
 from server.rules.actions import registry
+from server.rules.triggers import registry as trigger_registry
 from server.services import elements as element_service
 from server.services import rules as rule_service
+from server.services import triggers as trigger_service
 from server.services.demo import load_demo_if_empty
 from tests.support import wait_for_runs, wait_until
 
@@ -60,6 +64,22 @@ async def test_every_demo_rule_saves_again_unchanged(db):
         assert (saved.params, saved.condition, saved.timing) == (rule.params, rule.condition, rule.timing)
 
 
+# Their events come with documents and bookings (issue 15): the demo cannot fire them yet.
+NOT_FIRED_YET = {"document_viewed", "resource_booked"}
+
+
+async def test_demo_has_a_trigger_of_every_type_it_can_fire_and_each_saves_again_unchanged(db):
+    await load_demo_if_empty()
+    triggers = await Trigger.all()
+    assert {t.trigger_type for t in triggers} == set(trigger_registry()) - NOT_FIRED_YET
+
+    for trigger in triggers:
+        saved = await trigger_service.update_trigger(trigger.id, trigger_service.TriggerInput(), actor=SYSTEM)
+        assert (saved.settings, saved.condition) == (trigger.settings, trigger.condition)
+    [webhook] = [t for t in triggers if t.trigger_type == "webhook"]
+    assert webhook.token  # its URL works from the start
+
+
 async def test_deal_entering_the_promo_stage_gets_its_promo_code_comment(db):
     await load_demo_if_empty()
     promo = await Rule.get(key="promo", action_type="generate_code")
@@ -87,6 +107,8 @@ async def test_demo_elements_run_their_rules_without_failures(db):
     await wait_until(immediate_runs_settled, what="the demo's immediate runs to finish")
     assert await RuleRun.filter(status="succeeded").exists()
     assert [(r.rule_key, r.error) for r in await RuleRun.filter(status__in=("failed", "stopped"))] == []
+    # The demo's own rules cause events (a lead handed out, a deal's priority set) that move nothing.
+    assert [a.reason for a in await TriggerActivation.filter(outcome__in=("moved", "stopped"))] == []
 
 
 async def test_every_demo_action_has_run_or_is_due(db):

@@ -61,7 +61,7 @@ async def test_the_board_numbers_lanes_as_the_runs_get_them(db):
                       ("e", "after_previous"), ("f", "parallel")):
         await add_rule(stages["offer"], "add_comment", {"text": key}, key=key, lane=lane)
 
-    columns = dict((stage.id, cards) for stage, cards in await designer.board(stages["offer"].pipeline_id,
+    columns = dict((stage.id, cards) for stage, _triggers, cards in await designer.board(stages["offer"].pipeline_id,
                                                                                 actor=ADMIN))
     shown = {card.rule.key: card.lane for card in columns[stages["offer"].id]}
     deal = await element_service.create_element("deal", {"title": "Lanes"}, stage_id=stages["offer"].id, actor=SYSTEM)

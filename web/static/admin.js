@@ -1,4 +1,4 @@
-// The admin's only hand-written script: the placeholder picker of template fields, and focus
+// The admin's only hand-written script: the placeholder picker of template fields, copy buttons, and focus
 // on the error summary after htmx swaps a form back with errors.
 document.addEventListener("click", (event) => {
   const button = event.target.closest("button[data-insert]");
@@ -16,4 +16,19 @@ document.addEventListener("click", (event) => {
 document.addEventListener("htmx:after:swap", () => {
   const summary = document.querySelector("[data-focus]");
   if (summary) summary.focus();
+});
+
+// Copy buttons (a webhook trigger's secret URL): data-copy names the input whose value is copied.
+document.addEventListener("click", async (event) => {
+  const button = event.target.closest("button[data-copy]");
+  if (!button) return;
+  const field = document.getElementById(button.dataset.copy);
+  if (!field) return;
+  field.select();
+  try {
+    await navigator.clipboard.writeText(field.value);
+    button.textContent = "Copied";
+  } catch {
+    button.textContent = "Select and copy";  // no clipboard (plain http): the text is selected
+  }
 });
