@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from server.models import Pipeline, Stage, User
-from server.rules.actions.base import Action, ParamKind, Params
+from server.rules.actions.base import Action, ParamKind
 
 
 @dataclass(frozen=True)
@@ -90,8 +91,8 @@ def describe_param(name: str, info: FieldInfo) -> ParamSpec:
     )
 
 
-def describe_params(model: type[Params]) -> list[ParamSpec]:
-    """Every field of a params model, in declaration order."""
+def describe_params(model: type[BaseModel]) -> list[ParamSpec]:
+    """Every field of a params model (or a trigger type's settings model), in declaration order."""
     return [describe_param(name, info) for name, info in model.model_fields.items()]
 
 
