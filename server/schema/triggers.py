@@ -88,7 +88,7 @@ class TriggerInput:
     """Fields left out keep their value on update. `settings` as the type's `settings` describe them;
     `condition` an OR of AND groups like a rule's, on the element and on `event.<name>`."""
 
-    type: str | None = None
+    trigger_type: str | None = None
     name: str | None = None
     settings: JSON | None = None
     condition: JSON | None = None
@@ -100,7 +100,8 @@ class TriggerInput:
     def to_service(self) -> trigger_service.TriggerInput:
         # settings and condition go as sent: the service checks their shape and names the field it refuses
         return trigger_service.TriggerInput(
-            trigger_type=self.type, name=self.name, settings=json_as_sent(self.settings), condition=json_as_sent(self.condition),
+            trigger_type=self.trigger_type, name=self.name, settings=json_as_sent(self.settings),
+            condition=json_as_sent(self.condition),
             allow_back=self.allow_back, run_as_id=opt_int(self.run_as_id, "run_as_id"),
             clear_run_as=self.clear_run_as, enabled=self.enabled)
 

@@ -134,7 +134,7 @@ class Trigger:
     id: strawberry.ID
     stage_id: strawberry.ID
     name: str
-    type: str
+    trigger_type: str = strawberry.field(description="A key of `triggerTypes`.")
     settings: JSON
     condition: JSON
     allow_back: bool = strawberry.field(description="It may move an element back from a later stage.")
@@ -158,9 +158,9 @@ class Trigger:
 
     @classmethod
     def of(cls, row: models.Trigger) -> "Trigger":
-        return cls(id=gid(row.id), stage_id=gid(row.stage_id), name=row.name, type=row.trigger_type,
-                   settings=json_as_sent(row.settings), condition=json_as_sent(row.condition), allow_back=row.allow_back,
-                   run_as_id=opt_gid(row.run_as_id), enabled=row.enabled, position=row.position,
+        return cls(id=gid(row.id), stage_id=gid(row.stage_id), name=row.name, trigger_type=row.trigger_type,
+                   settings=json_as_sent(row.settings), condition=json_as_sent(row.condition),
+                   allow_back=row.allow_back, run_as_id=opt_gid(row.run_as_id), enabled=row.enabled, position=row.position,
                    description=trigger_service.describe_trigger(row), url=trigger_service.webhook_url(row))
 
 
