@@ -143,7 +143,7 @@ async def test_a_chat_message_and_a_web_form_move_the_deal(db, api, client):
     deal = await deal_of_anna(stages["s1"])
 
     assert (await post(client, "chat", {"from": ANNA_EMAIL, "text": "What is the price?"})).status_code == 200
-    assert await stage_of(deal) == "s2"
+    await arrived(deal.id, "s2")  # its rule done before the next event moves the deal on (else it is cancelled)
     form = {"form": "quote", "fields": {"email": ANNA_EMAIL, "name": "Anna Berg"}}
     assert (await post(client, "forms", form)).status_code == 200
     assert await stage_of(deal) == "s4"
@@ -201,7 +201,7 @@ async def test_updating_a_watched_field_and_the_responsible_through_the_api_move
     assert (await api.as_(token, update, id=str(deal.id), f={"title": "ACME 2"}))["updateDeal"]["__typename"] == "Deal"
     assert await stage_of(deal) == "s1"
     await api.as_(token, update, id=str(deal.id), f={"amount": "2500"})
-    assert await stage_of(deal) == "s2"
+    await arrived(deal.id, "s2")  # its rule done before the next event moves the deal on (else it is cancelled)
     await api.as_(token, update, id=str(deal.id), f={"responsible": str(bob.id)})
     assert await stage_of(deal) == "s4"
     assert [r.status for r in await wait_for_runs("deal", deal.id, 2)] == ["succeeded", "succeeded"]
