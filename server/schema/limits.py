@@ -44,6 +44,10 @@ CONFIGURATION_LISTS = frozenset({
     "Element.currentRuns", "Lead.currentRuns", "Deal.currentRuns",
     # customer channels: the senders an admin configures
     "Query.mailSenders",
+    # triggers: the catalogue, a stage's triggers (services/triggers.py: at most 50 a stage), the settings of a
+    # trigger type, and an activation's evaluations (one per trigger of the pipeline an admin configured)
+    "Query.triggerTypes", "TriggerType.settings", "TriggerType.dataFields", "Stage.triggers",
+    "StageTriggers.triggers", "TriggerActivation.evaluations",
 })
 BOUNDED_LISTS = {
     "MarkedRead.notifications": MAX_PAGE,  # markNotificationsRead takes at most MAX_PAGE ids
@@ -66,6 +70,8 @@ LARGE_FIELDS = {
     "AuditEntry.oldValue": WRITTEN, "AuditEntry.newValue": WRITTEN, "Rule.params": WRITTEN,
     # a message's bodies are rendered templates (outbound) or what a customer sent
     "Message.text": RENDERED, "Message.html": RENDERED,
+    # a trigger activation's event data is cut at DATA_SHOWN characters (schema/types.py)
+    "TriggerActivation.data": 16, "Trigger.settings": WRITTEN, "Trigger.condition": WRITTEN,
 }
 
 

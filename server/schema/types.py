@@ -14,13 +14,17 @@ from server import models
 from server.kinds import AddressType
 from server.rules.actions.base import Action
 from server.rules.actions.params import ParamSpec, describe_params
-from server.schema.context import context_of
-from server.schema.ids import gid, opt_gid
+from server.schema.context import actor_of, context_of
+from server.schema.ids import gid, opt_gid, opt_int
 from server.schema.kinds import ElementType, Lane, Role, RunStatus, StageRunStatus, StageSemantic
 from server.schema.messages import Message, element_messages
 from server.schema.relay import Connection
+from server.services import triggers as trigger_service
+from server.services.access import Actor
 from server.services.elements import MAX_DEAL_CONTACTS
 from server.services.paging import MAX_PAGE, page_size
+
+DATA_SHOWN = 16_000  # characters of an activation's event data shown; a webhook payload may be far longer
 
 
 def jsonable(value: Any) -> Any:
@@ -108,6 +112,128 @@ class Company:
                    responsible_id=opt_gid(row.responsible_id), custom=jsonable(row.custom))
 
 
+# Triggers: a stage's, and what their events did to an element (the queries and mutations: schema/triggers.py).
+
+def json_as_sent(value: Any) -> Any:
+    """JSON as stored or as a client sent it (the service checks its shape and names the field it refuses)."""
+    return value
+
+
+async def _stage(info: Info, stage_id: int | None) -> "Stage | None":
+    if stage_id is None:
+        return None
+    row = await context_of(info).loaders.stage.load(stage_id)
+    return None if row is None else Stage.of(row)
+
+
+
+@strawberry.type
+class Trigger:
+    """When its event happens to an element of the pipeline, the element moves into `stage` (whose rules run)."""
+
+    id: strawberry.ID
+    stage_id: strawberry.ID
+    name: str
+    trigger_type: str = strawberry.field(description="A key of `triggerTypes`.")
+    settings: JSON
+    condition: JSON
+    allow_back: bool = strawberry.field(description="It may move an element back from a later stage.")
+    run_as_id: strawberry.ID | None
+    enabled: bool
+    position: int
+    description: str = strawberry.field(description="The trigger in words: its event and its condition.")
+    url: strawberry.Private[str | None]
+
+    @strawberry.field
+    async def stage(self, info: Info) -> "Stage":
+        stage = await _stage(info, int(self.stage_id))
+        assert stage is not None  # a trigger's stage is a cascading foreign key
+        return stage
+
+    @strawberry.field(description="An inbound webhook trigger's secret URL (POST JSON naming element_type and "
+                                  "element_id); admins only, None for others and for other types.")
+    def webhook_url(self, info: Info) -> str | None:
+        actor = actor_of(info)
+        return self.url if isinstance(actor, Actor) and actor.is_admin else None
+
+    @classmethod
+    def of(cls, row: models.Trigger) -> "Trigger":
+        return cls(id=gid(row.id), stage_id=gid(row.stage_id), name=row.name, trigger_type=row.trigger_type,
+                   settings=json_as_sent(row.settings), condition=json_as_sent(row.condition),
+                   allow_back=row.allow_back, run_as_id=opt_gid(row.run_as_id), enabled=row.enabled, position=row.position,
+                   description=trigger_service.describe_trigger(row), url=trigger_service.webhook_url(row))
+
+
+@strawberry.type
+class TriggerEvaluation:
+    """One candidate trigger of an activation: whether it matched, and why not."""
+
+    trigger_id: strawberry.ID
+    name: str
+    stage_id: strawberry.ID | None
+    stage: str = strawberry.field(description="The stage's name when the event was matched.")
+    matched: bool
+    why: str
+
+
+def _bounded(data: dict[str, Any]) -> Any:
+    """The event's data as stored, or (past DATA_SHOWN characters of JSON) its start as text."""
+    text = json.dumps(data, default=str)
+    if len(text) <= DATA_SHOWN:
+        return data
+    return {"truncated": True, "size": len(text), "json": text[:DATA_SHOWN]}
+
+
+@strawberry.type
+class TriggerActivation:
+    """An event matched against the triggers of an element's pipeline: which fired, and why the others did not."""
+
+    id: strawberry.ID
+    event: str
+    outcome: str = strawberry.field(description="moved | no_match | stopped (by the loop guard)")
+    reason: str
+    trigger_id: strawberry.ID | None
+    from_stage_id: strawberry.ID | None
+    to_stage_id: strawberry.ID | None
+    evaluations: list[TriggerEvaluation]
+    data: JSON = strawberry.field(description=f"The event's data (past {DATA_SHOWN} characters of JSON: "
+                                              "{truncated, size, json} with the start).")
+    created_at: datetime
+
+    @strawberry.field(description="The trigger that fired (None: none did, or it was deleted since).")
+    async def trigger(self) -> Trigger | None:
+        if self.trigger_id is None:
+            return None
+        row = await models.Trigger.get_or_none(id=int(self.trigger_id))
+        return None if row is None else Trigger.of(row)
+
+    @strawberry.field
+    async def from_stage(self, info: Info) -> "Stage | None":
+        return await _stage(info, opt_int(self.from_stage_id, "from_stage_id"))
+
+    @strawberry.field
+    async def to_stage(self, info: Info) -> "Stage | None":
+        return await _stage(info, opt_int(self.to_stage_id, "to_stage_id"))
+
+    @classmethod
+    def of(cls, row: models.TriggerActivation) -> "TriggerActivation":
+        evaluations = [TriggerEvaluation(trigger_id=gid(e["trigger_id"]), name=e.get("name", ""),
+                                         stage_id=opt_gid(e.get("stage_id")), stage=e.get("stage", ""),
+                                         matched=bool(e.get("matched")), why=e.get("why", ""))
+                       for e in row.evaluations or []]
+        return cls(id=gid(row.id), event=row.event, outcome=row.outcome, reason=row.reason,
+                   trigger_id=opt_gid(row.trigger_id), from_stage_id=opt_gid(row.from_stage_id),
+                   to_stage_id=opt_gid(row.to_stage_id), evaluations=evaluations, data=_bounded(row.data or {}),
+                   created_at=row.created_at)
+
+
+
+async def element_activations(info: Info, element_type: str, element_id: int, first: int) -> list[TriggerActivation]:
+    rows = await trigger_service.activations(element_type, element_id, actor=actor_of(info),
+                                             first=page_size(first))
+    return [TriggerActivation.of(r) for r in rows]
+
+
 @strawberry.type
 class Stage:
     id: strawberry.ID
@@ -123,6 +249,12 @@ class Stage:
         row = await context_of(info).loaders.pipeline.load(int(self.pipeline_id))
         assert row is not None  # stage.pipeline_id is a foreign key: the pipeline is there
         return Pipeline.of(row)
+
+    @strawberry.field(description="Admins only (others get a FORBIDDEN error): the triggers that move elements "
+                                  "into this stage, in the order they are tried.")
+    async def triggers(self, info: Info) -> list[Trigger]:
+        rows = await trigger_service.stage_triggers(int(self.id), actor=actor_of(info))
+        return [Trigger.of(r) for r in rows]
 
     @classmethod
     def of(cls, row: models.Stage) -> "Stage":
@@ -399,6 +531,11 @@ class Element:
     @strawberry.field(description="The element's messages (sent and received), newest first.")
     async def messages(self, info: Info, first: int = 20, after: str | None = None) -> Connection[Message]:
         return await element_messages(info, self.element_type, int(self.id), first=first, after=after)
+
+    @strawberry.field(description="The element's `first` (up to 100) newest trigger activations: which trigger "
+                                  "moved it, and why the others did not.")
+    async def trigger_activations(self, info: Info, first: int = 20) -> list[TriggerActivation]:
+        return await element_activations(info, self.element_type, int(self.id), first)
 
 
 def _common(row: models.Lead | models.Deal) -> dict[str, Any]:

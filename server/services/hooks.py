@@ -24,6 +24,7 @@ CHANNELS = {
     "chat": "chat messages",
     "forms": "web form submissions (a form can create a lead when the sender is unknown)",
     "sms_status": "the SMS gateway's delivery receipts",
+    "payments": "payments received, from a payment provider",
 }
 SIGNATURE_HEADER = "X-Pipewright-Signature"
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from server.config import settings as app_settings
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed, field_errors
 from server.models import Pipeline, Stage, Trigger, TriggerActivation, User
@@ -16,6 +17,7 @@ from server.rules.triggering import Event, Occurrence
 from server.rules.triggers import get_trigger_type, registry
 from server.rules.triggers.base import WEBHOOK
 from server.services.access import Acting, require_admin
+from server.services.designer import condition_text
 from server.services.elements import require_visible
 
 MAX_TRIGGERS_PER_STAGE = 50
@@ -112,6 +114,35 @@ async def list_triggers(stage_id: int) -> list[Trigger]:
     return await Trigger.filter(stage_id=stage_id).order_by("position", "id")
 
 
+async def stage_triggers(stage_id: int, *, actor: Acting) -> list[Trigger]:
+    """A stage's triggers in the order they are tried, for admins configuring them."""
+    require_admin(actor)
+    await _stage(stage_id)
+    return await list_triggers(stage_id)
+
+
+def describe_trigger(trigger: Trigger) -> str:
+    """The trigger in words: its type's "when" and its condition, as the board and the API show it."""
+    kind = get_trigger_type(trigger.trigger_type)
+    if kind is None:
+        return f"unknown trigger type '{trigger.trigger_type}'"
+    try:
+        when = kind.describe(kind.Settings.model_validate(trigger.settings or {}))
+    except ValidationError:
+        when = f"{kind.title} (its settings no longer validate: edit the trigger)"
+    condition = condition_text(trigger.condition)
+    return f"{when}, if {condition}" if condition else when
+
+
+def webhook_url(trigger: Trigger) -> str | None:
+    """An inbound webhook trigger's secret URL (other types have none)."""
+    if trigger.token is None:
+        return None
+    config = app_settings()
+    base = config.public_url.rstrip("/") or f"http://{config.host}:{config.port}"
+    return f"{base}/hooks/triggers/{trigger.token}"
+
+
 async def create_trigger(stage_id: int, data: TriggerInput, *, actor: Acting) -> Trigger:
     require_admin(actor)
     stage = await _stage(stage_id)
@@ -152,6 +183,20 @@ async def update_trigger(trigger_id: int, data: TriggerInput, *, actor: Acting) 
         trigger.token = None
     await trigger.save()
     return trigger
+
+
+async def reorder_triggers(stage_id: int, trigger_ids: list[int], *, actor: Acting) -> list[Trigger]:
+    """Set the order of a stage's triggers (the order the matcher tries triggers of one stage in); the list
+    must name each of them once."""
+    require_admin(actor)
+    await _stage(stage_id)
+    current = await list_triggers(stage_id)
+    if sorted(trigger_ids) != sorted(t.id for t in current):
+        raise ValidationFailed.one("trigger_ids", "list every trigger of the stage exactly once")
+    async with transaction():
+        for position, trigger_id in enumerate(trigger_ids):
+            await Trigger.filter(id=trigger_id).update(position=position)
+    return await list_triggers(stage_id)
 
 
 async def delete_trigger(trigger_id: int, *, actor: Acting) -> None:

@@ -1,4 +1,5 @@
-"""What each webhook channel's JSON means: calls, SMS replies, chat messages, web forms, SMS delivery receipts.
+"""What each webhook channel's JSON means: calls, SMS replies, chat messages, web forms, SMS delivery receipts,
+payments.
 
 `handle` is what the webhook face calls once the delivery has proved itself (services/hooks.py): it checks the
 payload, records it, and returns the JSON answer. An `Idempotency-Key` makes a retried delivery answer the first
@@ -11,6 +12,7 @@ error rather than a lost link; every string is bounded) and a handler registered
 import re
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Annotated, Any, Literal, TypeVar
 
 import phonenumbers
@@ -25,7 +27,7 @@ from server.kinds import Channel, Direction, ElementType, EmailType
 from server.models import Company, Contact, Element, Message
 from server.rules.clients import phone_type
 from server.services import elements as element_service
-from server.services import inbound
+from server.services import inbound, payments
 from server.services.inbound import Inbound, Recorded
 
 Handler = Callable[[dict[str, Any], str | None], Awaitable[dict[str, Any]]]
@@ -380,3 +382,29 @@ async def _receipt_message(reference: str | None, ident: str | None) -> Message:
         raise ValidationFailed.one("id", f"no SMS we sent has the gateway id '{ident[:100]}'")
     raise ValidationFailed.one("reference", f"no SMS we sent has the reference '{str(reference)[:100]}'")
 
+
+
+# ---------------------------------------------------------------- payments: a payment provider's notices
+
+
+class PaymentPayload(Payload):
+    element_type: Literal["lead", "deal"]
+    element_id: int = Field(ge=1, strict=True)
+    amount: Decimal  # "1250.00" or 1250; services/payments checks its range
+    currency: str = Field(default="", max_length=3)
+    reference: str = Field(default="", max_length=200)
+
+
+@handler("payments")
+async def payments_received(payload: dict[str, Any], idempotency_key: str | None) -> dict[str, Any]:
+    """A payment for a lead or deal: recorded once per Idempotency-Key (a retry answers the first payment), on the
+    element's timeline, and the event "payment received" triggers listen to."""
+    notice = parse(PaymentPayload, payload)
+    try:
+        payment, new = await payments.record_payment(
+            notice.element_type, notice.element_id, amount=notice.amount, currency=notice.currency,
+            reference=notice.reference, idempotency_key=idempotency_key, actor=SYSTEM)
+    except NotFound:
+        raise ValidationFailed.one("element_id", f"{notice.element_type} {notice.element_id} does not exist") from None
+    return {"payment_id": payment.id, "element": {"type": payment.element_type, "id": payment.element_id},
+            "amount": str(payment.amount), "currency": payment.currency, "duplicate": not new}

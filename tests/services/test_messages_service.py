@@ -233,7 +233,7 @@ async def test_channel_settings_show_servers_and_webhook_secrets_to_admins_witho
     assert shown.sms_auth_configured and (shown.dkim_selector, shown.dkim_domain) == ("pipewright", "acme.example")
     assert shown.mail_receiver == "0.0.0.0:2525"
     assert not any(secret in repr(shown) for secret in ("s3cret", "mailer", "sms-token", "key=abc"))
-    assert [h.channel for h in shown.webhooks] == ["calls", "sms", "chat", "forms", "sms_status"]
+    assert [h.channel for h in shown.webhooks] == ["calls", "sms", "chat", "forms", "sms_status", "payments"]
     calls = shown.webhooks[0]
     rotated = await messages.rotate_webhook("calls", actor=admin)
     assert rotated.url != calls.url and rotated.signing_secret != calls.signing_secret

@@ -92,7 +92,7 @@ def describe_param(name: str, info: FieldInfo) -> ParamSpec:
 
 
 def describe_params(model: type[BaseModel]) -> list[ParamSpec]:
-    """Every field of a params model, in declaration order."""
+    """Every field of a params model (or a trigger type's settings model), in declaration order."""
     return [describe_param(name, info) for name, info in model.model_fields.items()]
 
 
