@@ -215,3 +215,19 @@ def _value_problem(shape: Value, value: Any) -> str | None:
 
 
 _BOOL_TEXT = ("true", "false", "yes", "no", "1", "0")
+
+
+def describe_condition(condition: list[list[dict[str, Any]]]) -> str:
+    """A stored condition in words: "amount > '5000' and source = 'web'", groups joined by "or"."""
+    groups = []
+    for group in condition or []:
+        parts = []
+        for comparison in group:
+            try:
+                parts.append(Comparison.model_validate(comparison).describe())
+            except ValueError:
+                parts.append(str(comparison))
+        groups.append(" and ".join(parts))
+    if len(groups) > 1:
+        return " or ".join(f"({g})" for g in groups)
+    return groups[0] if groups else ""

@@ -18,7 +18,7 @@ from server.rules.actions.params import describe_params
 from server.rules.conditions import LIST_OPERATORS as LIST_OPERATORS
 from server.rules.conditions import NO_VALUE_OPERATORS as NO_VALUE_OPERATORS
 from server.rules.conditions import OPERATOR_LABELS as OPERATOR_LABELS
-from server.rules.conditions import Comparison
+from server.rules.conditions import describe_condition
 from server.rules.engine import lane_numbers
 from server.rules.timing import Timing
 from server.rules.triggers import base as trigger_events
@@ -72,21 +72,6 @@ def timing_text(timing: dict[str, Any]) -> str:
         return str(timing)
 
 
-def condition_text(condition: list[list[dict[str, Any]]]) -> str:
-    groups = []
-    for group in condition or []:
-        parts = []
-        for comparison in group:
-            try:
-                parts.append(Comparison.model_validate(comparison).describe())
-            except ValueError:
-                parts.append(str(comparison))
-        groups.append(" and ".join(parts))
-    if len(groups) > 1:
-        return " or ".join(f"({g})" for g in groups)
-    return groups[0] if groups else ""
-
-
 # ---------------------------------------------------------------- describing a trigger
 
 # The trigger catalogue's headings, by the event a type listens to (a type on a new event goes under "Other").
@@ -123,24 +108,6 @@ def trigger_settings_specs(kind: TriggerType[Any]) -> list[ParamSpec]:
     return describe_params(kind.Settings)
 
 
-def trigger_text(trigger_type_key: str, settings: dict[str, Any], condition: list[list[dict[str, Any]]],
-                 allow_back: bool) -> str:
-    """A trigger in one sentence: "When a payment of at least 1000 is received and amount ≥ '1000': move here,
-    also backwards"."""
-    kind = get_trigger_type(trigger_type_key)
-    if kind is None:
-        when = f"When an event of the unknown trigger type “{trigger_type_key}” happens"
-    else:
-        try:
-            when = kind.describe(kind.Settings.model_validate(settings or {}))
-        except ValueError:
-            when = f"{kind.title} (its settings no longer validate: edit the trigger)"
-    only_if = condition_text(condition)
-    if only_if:
-        when += f" and {only_if}" if len(condition) == 1 else f" and either {only_if}"
-    return f"{when}: move here{', also backwards' if allow_back else ''}"
-
-
 @dataclass(frozen=True)
 class TriggerCard:
     """A trigger as the board shows it: what makes it fire, in words."""
@@ -157,9 +124,8 @@ def webhook_path(trigger: Trigger) -> str | None:
 
 def trigger_card(trigger: Trigger) -> TriggerCard:
     kind = get_trigger_type(trigger.trigger_type)
-    return TriggerCard(trigger, trigger_text(trigger.trigger_type, trigger.settings, trigger.condition,
-                                             trigger.allow_back),
-                       kind.title if kind else trigger.trigger_type, webhook_path(trigger))
+    return TriggerCard(trigger, triggers.describe_trigger(trigger), kind.title if kind else trigger.trigger_type,
+                       webhook_path(trigger))
 
 
 # ---------------------------------------------------------------- the trigger form
@@ -310,7 +276,7 @@ async def board(pipeline_id: int, *, actor: Acting) -> list[tuple[Stage, list[Tr
         for rule, lane in zip(stage_rules, lane_numbers([r.lane for r in stage_rules]), strict=True):
             action = get_action(rule.action_type)
             cards.append(RuleCard(rule, lane + 1, describe(action, rule.params, names), timing_text(rule.timing),
-                                  condition_text(rule.condition), action.group if action else ""))
+                                  describe_condition(rule.condition), action.group if action else ""))
         columns.append((stage, [trigger_card(t) for t in await triggers.list_triggers(stage.id)], cards))
     return columns
 

@@ -12,12 +12,11 @@ from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed, field_errors
 from server.models import Pipeline, Stage, Trigger, TriggerActivation, User
 from server.rules import elements, engine, placeholders
-from server.rules.conditions import Comparison, comparison_problems
+from server.rules.conditions import Comparison, comparison_problems, describe_condition
 from server.rules.triggering import Event, Occurrence
 from server.rules.triggers import get_trigger_type, registry
 from server.rules.triggers.base import WEBHOOK
 from server.services.access import Acting, require_admin
-from server.services.designer import condition_text
 from server.services.elements import require_visible
 
 MAX_TRIGGERS_PER_STAGE = 50
@@ -122,16 +121,20 @@ async def stage_triggers(stage_id: int, *, actor: Acting) -> list[Trigger]:
 
 
 def describe_trigger(trigger: Trigger) -> str:
-    """The trigger in words: its type's "when" and its condition, as the board and the API show it."""
+    """A trigger in one sentence, as the board and the API show it: "When a payment of at least 1000 is received
+    and amount ≥ '1000': move here, also backwards"."""
     kind = get_trigger_type(trigger.trigger_type)
     if kind is None:
-        return f"unknown trigger type '{trigger.trigger_type}'"
-    try:
-        when = kind.describe(kind.Settings.model_validate(trigger.settings or {}))
-    except ValidationError:
-        when = f"{kind.title} (its settings no longer validate: edit the trigger)"
-    condition = condition_text(trigger.condition)
-    return f"{when}, if {condition}" if condition else when
+        when = f"When an event of the unknown trigger type “{trigger.trigger_type}” happens"
+    else:
+        try:
+            when = kind.describe(kind.Settings.model_validate(trigger.settings or {}))
+        except ValidationError:
+            when = f"{kind.title} (its settings no longer validate: edit the trigger)"
+    only_if = describe_condition(trigger.condition)
+    if only_if:
+        when += f" and {only_if}" if len(trigger.condition) == 1 else f" and either {only_if}"
+    return f"{when}: move here{', also backwards' if trigger.allow_back else ''}"
 
 
 def webhook_url(trigger: Trigger) -> str | None:
