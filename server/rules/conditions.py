@@ -4,7 +4,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from server.errors import FieldError, field_errors
 
 from server.rules.placeholders import Record, Value, resolve
 
@@ -231,3 +233,26 @@ def describe_condition(condition: list[list[dict[str, Any]]]) -> str:
     if len(groups) > 1:
         return " or ".join(f"({g})" for g in groups)
     return groups[0] if groups else ""
+
+
+def checked_condition(condition: Any, names: Record) -> tuple[list[list[dict[str, Any]]], list[FieldError]]:
+    """A condition as a client submitted it, checked against what it may name (a rule's or a trigger's): the
+    groups as stored, and a FieldError per problem (`condition.<group>.<comparison>.<part>`)."""
+    if not isinstance(condition, list) or not all(isinstance(group, list) for group in condition):
+        return [], [FieldError("condition", "must be a list of groups, each a list of comparisons")]
+    checked: list[list[dict[str, Any]]] = []
+    errors: list[FieldError] = []
+    for g, group in enumerate(condition):
+        row = []
+        for c, comparison in enumerate(group):
+            try:
+                parsed = Comparison.model_validate(comparison)
+            except ValidationError as exc:
+                errors += field_errors(exc, f"condition.{g}.{c}")
+                continue
+            errors += [FieldError(f"condition.{g}.{c}.{part}", message)
+                       for part, message in comparison_problems(parsed, names)]
+            row.append(parsed.model_dump(mode="json"))
+        if row:
+            checked.append(row)
+    return checked, errors

@@ -13,7 +13,7 @@ from server.models import Pipeline, Rule, Stage, User
 from server.rules import elements, placeholders, revisions, templates
 from server.rules.actions import get_action, registry
 from server.rules.actions.base import template_texts
-from server.rules.conditions import Comparison, comparison_problems
+from server.rules.conditions import checked_condition
 from server.rules.timing import Timing
 from server.services.access import Acting, require_admin
 
@@ -95,25 +95,8 @@ async def _validated(stage: Stage, values: dict[str, Any], *, rule: Rule | None 
             errors.append(FieldError("timing.field", f"'{timing.field}' is not a date field of this pipeline's elements"))
     except ValidationError as exc:
         errors += field_errors(exc, "timing")
-    condition = values["condition"] or []
-    if not isinstance(condition, list) or not all(isinstance(g, list) for g in condition):
-        errors.append(FieldError("condition", "must be a list of groups, each a list of comparisons"))
-    else:
-        checked = []
-        for g, group in enumerate(condition):
-            row = []
-            for c, comparison in enumerate(group):
-                try:
-                    checked_comparison = Comparison.model_validate(comparison)
-                except ValidationError as exc:
-                    errors += field_errors(exc, f"condition.{g}.{c}")
-                    continue
-                refused = comparison_problems(checked_comparison, names)
-                errors += [FieldError(f"condition.{g}.{c}.{part}", message) for part, message in refused]
-                row.append(checked_comparison.model_dump(mode="json"))
-            if row:
-                checked.append(row)
-        values["condition"] = checked
+    values["condition"], condition_errors = checked_condition(values["condition"] or [], names)
+    errors += condition_errors
     if values.get("run_as_id") is not None and not await User.exists(id=values["run_as_id"]):
         errors.append(FieldError("run_as_id", f"user {values['run_as_id']} does not exist"))
     if errors:

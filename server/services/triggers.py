@@ -12,7 +12,7 @@ from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed, field_errors
 from server.models import Pipeline, Stage, Trigger, TriggerActivation, User
 from server.rules import elements, engine, placeholders
-from server.rules.conditions import Comparison, comparison_problems, describe_condition
+from server.rules.conditions import checked_condition, describe_condition
 from server.rules.triggering import Event, Occurrence
 from server.rules.triggers import get_trigger_type, registry
 from server.rules.triggers.base import WEBHOOK
@@ -68,26 +68,10 @@ async def _validated(stage: Stage, values: dict[str, Any]) -> dict[str, Any]:
                        for f, m in await kind.check(settings, stage_id=stage.id)]
         except ValidationError as exc:
             errors += field_errors(exc, "settings")
-    condition = values["condition"] or []
-    if not isinstance(condition, list) or not all(isinstance(g, list) for g in condition):
-        errors.append(FieldError("condition", "must be a list of groups, each a list of comparisons"))
-    elif kind is not None:
-        names = await _names(stage, kind.key)
-        checked = []
-        for g, group in enumerate(condition):
-            row = []
-            for c, comparison in enumerate(group):
-                try:
-                    parsed = Comparison.model_validate(comparison)
-                except ValidationError as exc:
-                    errors += field_errors(exc, f"condition.{g}.{c}")
-                    continue
-                errors += [FieldError(f"condition.{g}.{c}.{part}", message)
-                           for part, message in comparison_problems(parsed, names)]
-                row.append(parsed.model_dump(mode="json"))
-            if row:
-                checked.append(row)
-        values["condition"] = checked
+    if kind is not None:
+        values["condition"], condition_errors = checked_condition(values["condition"] or [],
+                                                                  await _names(stage, kind.key))
+        errors += condition_errors
     if values.get("run_as_id") is not None and not await User.exists(id=values["run_as_id"]):
         errors.append(FieldError("run_as_id", f"user {values['run_as_id']} does not exist"))
     if errors:
