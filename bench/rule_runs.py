@@ -372,7 +372,7 @@ async def run_production(args: argparse.Namespace) -> dict[str, Any]:
         return result
     finally:
         if "server.rules.dispatch" in sys.modules:
-            sys.modules["server.rules.dispatch"].set_dispatcher(None)
+            sys.modules["server.rules.dispatch"].RUNS.dispatcher = None
         if worker is not None:
             worker.stop()
         if connected:

@@ -10,17 +10,23 @@ from server.channels.outbox import normalised
 _NOT_DIGITS = re.compile(r"[^0-9]")
 
 
+def international(text: str) -> str | None:
+    """A number written with its country code (+49 (0)30 5550-1200) in E.164, if it is a possible number; None
+    otherwise. Lists compare what was written, so a possible number is enough (valid is for sending)."""
+    try:
+        number = phonenumbers.parse(text.strip(), None)
+    except phonenumbers.NumberParseException:
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164) \
+        if phonenumbers.is_possible_number(number) else None
+
+
 def normalise_phone(text: str) -> str:
     """+49 (0)30 5550-1200 → +493055501200. A number without a country code (no default region is configured)
     keeps its digits, with a leading + if it had one, so the same number written twice compares equal."""
     text = text.strip()
-    if text.startswith("+"):
-        try:
-            number = phonenumbers.parse(text, None)
-        except phonenumbers.NumberParseException:
-            number = None
-        if number is not None and phonenumbers.is_possible_number(number):
-            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    if text.startswith("+") and (number := international(text)) is not None:
+        return number
     digits = _NOT_DIGITS.sub("", text)
     return f"+{digits}" if text.startswith("+") and digits else digits
 

@@ -2,32 +2,16 @@
 
 A rule run's message is keyed by the run (`Message.rule_run_id` is unique), so a run delivered twice finds
 the message its first attempt wrote instead of making another. After commit the message is handed to
-the dispatcher the worker layer installed (the scheduler's next poll finds it otherwise).
+the dispatcher the worker layer installed in `dispatch.MESSAGES` (the scheduler's next poll finds it otherwise).
 """
 
 import secrets
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from server import clock, events
-from server.db import after_commit_batch
 from server.kinds import Direction, MessageStatus
 from server.models import Message, Suppression
-
-Dispatcher = Callable[[list[int]], Awaitable[None]]
-_dispatcher: Dispatcher | None = None
-
-
-def set_dispatcher(dispatcher: Dispatcher | None) -> None:
-    global _dispatcher
-    _dispatcher = dispatcher
-
-
-def due_now(message_ids: list[int]) -> None:
-    dispatcher = _dispatcher
-    if dispatcher is not None and message_ids:
-        after_commit_batch("due_messages", message_ids, dispatcher)
-
+from server.rules import dispatch
 
 def new_uid() -> str:
     return secrets.token_hex(16)
@@ -67,7 +51,7 @@ async def queue(
     )
     await message_event(message)
     if entry is None:
-        due_now([message.id])
+        dispatch.MESSAGES.now([message.id])
     return message
 
 

@@ -13,7 +13,6 @@ import logging
 from typing import Any
 
 import httpx
-import phonenumbers
 
 from server import clock
 from server.channels.outbox import message_event
@@ -22,6 +21,7 @@ from server.config import settings
 from server.db import transaction
 from server.kinds import MessageStatus
 from server.models import Message
+from server.rules import clients
 
 log = logging.getLogger(__name__)
 
@@ -30,16 +30,12 @@ MAX_PROVIDER_ID_CHARS = 255  # Message.provider_id
 
 
 def e164(number: str, *, region: str) -> str:
-    """A phone number in E.164 (+49301234567), a national one read as a number of `region` (ISO 3166, "DE").
-    ValueError saying why for anything that is not a valid number."""
+    """A recipient's number in E.164; ValueError saying why for anything that is not a valid number."""
     try:
-        parsed = phonenumbers.parse(number, region.upper())
-    except phonenumbers.NumberParseException:
-        raise ValueError(f"'{number[:100]}' is not a phone number") from None
-    if not phonenumbers.is_valid_number(parsed):
-        raise ValueError(f"'{number[:100]}' is not a valid phone number "
-                         f"(national numbers are read as {region.upper()})")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+        return clients.e164(number, region=region)
+    except clients.NotAPhoneNumber as exc:
+        national = f" (national numbers are read as {region.upper()})" if exc.parsed else ""
+        raise ValueError(f"'{number[:100]}' is {exc}{national}") from None
 
 
 class HttpSmsGateway:

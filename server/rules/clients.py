@@ -56,18 +56,34 @@ def email_value(text: str) -> str:
     return address
 
 
+class NotAPhoneNumber(ValueError):
+    """`parsed`: False when the text is no number at all, True when it is one but not a valid number there."""
+
+    def __init__(self, *, parsed: bool) -> None:
+        self.parsed = parsed
+        super().__init__("not a valid phone number" if parsed else "not a phone number")
+
+
+def e164(text: str, *, region: str | None = None) -> str:
+    """A phone number in E.164 (+49301234567), one without a country code read as a number of `region` (default:
+    PIPEWRIGHT_DEFAULT_REGION). The one place numbers are parsed: NotAPhoneNumber otherwise."""
+    try:
+        number = phonenumbers.parse(text, (region or settings().default_region).upper())
+    except phonenumbers.NumberParseException:
+        raise NotAPhoneNumber(parsed=False) from None
+    if not phonenumbers.is_valid_number(number):
+        raise NotAPhoneNumber(parsed=True)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
 def phone_value(text: str, *, region: str | None = None) -> str:
-    """A phone number in E.164; one without a country code is read as a number of `region` (default:
-    PIPEWRIGHT_DEFAULT_REGION). ValueError if it cannot be parsed or is no valid number there."""
+    """A client's phone number as stored: E.164. ValueError if it is too long or no valid number."""
     if len(text) > ADDRESS_MAX_LENGTH:
         raise ValueError(f"must be at most {ADDRESS_MAX_LENGTH} characters")
     try:
-        number = phonenumbers.parse(text, region or settings().default_region)
-    except phonenumbers.NumberParseException:
+        return e164(text, region=region)
+    except NotAPhoneNumber:
         raise ValueError("not a valid phone number") from None
-    if not phonenumbers.is_valid_number(number):
-        raise ValueError("not a valid phone number")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 
 
 def phone_type(e164: str) -> PhoneType:

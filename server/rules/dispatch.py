@@ -1,6 +1,7 @@
-"""How the engine says "these runs are due now" without knowing about brokers.
+"""How the engine and the outbox say "these are due now" without knowing about brokers.
 
-The worker layer installs a dispatcher; without one, the scheduler's next poll finds the runs.
+The worker layer installs a dispatcher for rule runs and one for messages; without one, the scheduler's next
+poll finds them.
 """
 
 from collections.abc import Awaitable, Callable
@@ -9,16 +10,20 @@ from server.db import after_commit_batch
 
 Dispatcher = Callable[[list[int]], Awaitable[None]]
 
-_dispatcher: Dispatcher | None = None
+
+class Due:
+    """One kind of work the broker takes (rule runs, messages), handed over once the transaction that made it
+    due has committed."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.dispatcher: Dispatcher | None = None
+
+    def now(self, ids: list[int]) -> None:
+        dispatcher = self.dispatcher
+        if dispatcher is not None and ids:
+            after_commit_batch(self.key, ids, dispatcher)
 
 
-def set_dispatcher(dispatcher: Dispatcher | None) -> None:
-    global _dispatcher
-    _dispatcher = dispatcher
-
-
-def due_now(run_ids: list[int]) -> None:
-    """Hand these runs to the dispatcher once the transaction that made them due has committed."""
-    dispatcher = _dispatcher
-    if dispatcher is not None and run_ids:
-        after_commit_batch("due_runs", run_ids, dispatcher)
+RUNS = Due("due_runs")
+MESSAGES = Due("due_messages")

@@ -285,7 +285,7 @@ async def _make_eligible(run: RuleRun, *, base: datetime, timing_context: _Timin
         return
     await RuleRun.filter(id=run.id, status=RunStatus.scheduled).update(due_at=due_at, reason=None)
     if due_at <= clock.utcnow():
-        dispatch.due_now([run.id])
+        dispatch.RUNS.now([run.id])
 
 
 async def advance_lane(finished: RuleRun) -> None:

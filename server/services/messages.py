@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
-import phonenumbers
 from tortoise.exceptions import IntegrityError
 
 from server import clock
-from server.channels.outbox import due_now, message_event, normalised, suppressed
+from server.channels.addresses import international
+from server.channels.outbox import message_event, normalised, suppressed
+from server.rules import dispatch
 from server.config import settings
 from server.db import transaction
 from server.errors import FieldError, Forbidden, NotFound, ValidationFailed
@@ -121,7 +122,7 @@ async def resend(message_id: int, *, actor: Acting) -> Message:
             raise ValidationFailed.one("id", "the message changed meanwhile: reload it and try again")
         message.status, message.due_at, message.reason, message.meta = MessageStatus.queued, now, reason, meta
         await message_event(message, resent_by=actor.user_id)
-        due_now([message.id])
+        dispatch.MESSAGES.now([message.id])
     return message
 
 
@@ -170,13 +171,10 @@ def address_of(value: str, *, field: str = "value") -> tuple[AddressKind, str]:
     if not text.startswith("+"):
         raise ValidationFailed.one(field, f"'{text}' is neither an email address nor a phone number in "
                                           "international format (e.g. +49 30 1234567)")
-    try:
-        number = phonenumbers.parse(text, None)
-    except phonenumbers.NumberParseException:
-        number = None
-    if number is None or not phonenumbers.is_possible_number(number):
+    number = international(text)
+    if number is None:
         raise ValidationFailed.one(field, f"'{text}' is not a phone number (international format, e.g. +49 30 1234567)")
-    return AddressKind.phone, phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return AddressKind.phone, number
 
 
 async def exceptions(*, actor: Acting, first: int = 50, after: int | None = None, search: str | None = None) -> Slice:

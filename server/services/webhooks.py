@@ -25,6 +25,7 @@ from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed
 from server.kinds import Channel, Direction, ElementType, EmailType
 from server.models import Company, Contact, Element, Message
+from server.rules import clients
 from server.rules.clients import phone_type
 from server.services import elements as element_service
 from server.services import inbound, payments
@@ -76,15 +77,11 @@ def parse(model: type[ModelT], payload: dict[str, Any]) -> ModelT:
 
 def e164(number: str, *, field: str) -> str:
     """A phone number in E.164, read in PIPEWRIGHT_DEFAULT_REGION when it has no country code."""
-    region = settings().default_region
     try:
-        parsed = phonenumbers.parse(number, region)
-    except phonenumbers.NumberParseException:
-        parsed = None
-    if parsed is None or not phonenumbers.is_valid_number(parsed):
+        return clients.e164(number)
+    except clients.NotAPhoneNumber:
         raise ValidationFailed.one(field, f"{number!r} is not a valid phone number (numbers without a country code "
-                                          f"are read as {region}, PIPEWRIGHT_DEFAULT_REGION)")
-    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
+                                          f"are read as {settings().default_region}, PIPEWRIGHT_DEFAULT_REGION)") from None
 
 
 def e164_or_as_given(number: str) -> str:

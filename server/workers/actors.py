@@ -12,7 +12,7 @@ import dramatiq
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 
-from server.channels import delivery, outbox
+from server.channels import delivery
 from server.rules import dispatch, engine, queue
 from server.workers.broker import broker
 
@@ -54,13 +54,12 @@ async def dispatch_due_messages(message_ids: list[int]) -> None:
 
 
 def install_dispatcher() -> None:
-    dispatch.set_dispatcher(dispatch_due)
-    outbox.set_dispatcher(dispatch_due_messages)
+    dispatch.RUNS.dispatcher = dispatch_due
+    dispatch.MESSAGES.dispatcher = dispatch_due_messages
 
 
 def uninstall_dispatcher() -> None:
-    dispatch.set_dispatcher(None)
-    outbox.set_dispatcher(None)
+    dispatch.RUNS.dispatcher = dispatch.MESSAGES.dispatcher = None
 
 
 class DispatchAfterCommit(Middleware):
