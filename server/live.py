@@ -66,17 +66,12 @@ class LiveEvent:
         return cls(**data)
 
 
-# Kinds whose events without an element are for managers and admins, not everyone: a message of no lead or deal
-# names a customer's address, which only those who see every element may see (services/messages.py).
-STAFF_WITHOUT_ELEMENT = frozenset({"message"})
-
-
 def visible(actor: Actor, event: LiveEvent) -> bool:
     """The permission matrix applied to one event."""
     if event.audience is not None:
         return actor.user_id in event.audience
     if event.element_type is None:
-        return event.kind not in STAFF_WITHOUT_ELEMENT or actor.sees_all_elements
+        return True
     return actor.sees_all_elements or event.responsible_id == actor.user_id
 
 
@@ -224,8 +219,7 @@ class Hub:
 
     def _fan_out(self, event: LiveEvent) -> None:
         """Offer `event` to the subscriptions of the users who may see it, and to no others: the
-        audience, or everyone for an event without element (managers and admins for a message), or managers,
-        admins and the responsible."""
+        audience, or everyone for an event without element, or managers, admins and the responsible."""
         by_user = self._listening.get(event.kind)
         if not by_user:
             return
@@ -240,8 +234,6 @@ class Hub:
         if event.audience is not None:
             return event.audience
         if event.element_type is None:
-            if event.kind in STAFF_WITHOUT_ELEMENT:
-                return [user_id for user_id in listening if user_id in self._seeing_all]
             return list(listening)
         if event.responsible_id is None or event.responsible_id in self._seeing_all:
             return list(self._seeing_all)

@@ -9,9 +9,9 @@ import secrets
 from typing import Any
 
 from server import clock, events
-from server.kinds import Direction, MessageStatus
+from server.kinds import Direction, MessageStatus, Role
 from server.models import Message, Suppression
-from server.rules import dispatch
+from server.rules import dispatch, notifications
 
 def new_uid() -> str:
     return secrets.token_hex(16)
@@ -61,9 +61,12 @@ def suppression_reason(entry: Suppression) -> str:
 
 
 async def message_event(message: Message, **extra: Any) -> None:
-    """A message was written or changed status: for `activityStream` and `elementChanged` subscribers."""
+    """A message was written or changed status: for `activityStream` and `elementChanged` subscribers. A message
+    of no lead or deal names a customer's address: its audience is the managers and admins (who see every
+    element), decided when it is written like every event's."""
+    audience = None if message.element_type else await notifications.audience(roles=(Role.admin, Role.manager))
     await events.emit("message", {
         "id": message.id, "direction": message.direction, "channel": message.channel, "status": message.status,
         "recipient": message.recipient, "sender": message.sender, "subject": message.subject,
         "attempts": message.attempts, "reason": message.reason, **extra,
-    }, element_type=message.element_type, element_id=message.element_id)
+    }, element_type=message.element_type, element_id=message.element_id, audience=audience)
