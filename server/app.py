@@ -12,7 +12,7 @@ from starlette.routing import Route, WebSocketRoute
 from tortoise.connection import get_connection
 from tortoise.contrib.starlette import RegisterTortoise
 
-from server import database, live, tracking_routes
+from server import database, documents_routes, live, tracking_routes
 from server.calendar_feed import calendar_feed
 from server.config import settings
 from server.hooks_routes import trigger_webhook, webhook
@@ -100,6 +100,7 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
         Route("/hooks/triggers/{token}", trigger_webhook, methods=["POST"]),  # before the channels' pattern
         Route("/hooks/{channel}/{token}", webhook, methods=["POST"]),
         *tracking_routes.routes(),
+        *documents_routes.routes(),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/", admin_root),

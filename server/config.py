@@ -65,6 +65,18 @@ class Settings:
     # Phone numbers are stored in E.164; one written without a country code (030 5550 0100: a client's, a
     # webhook's, an SMS recipient's) is read as a number of this region (ISO 3166 code).
     default_region: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_DEFAULT_REGION", "DE").upper())
+    # Files (document PDFs, stamps, signatures): a local directory; empty: `files` next to the SQLite database
+    # (or in the working directory on PostgreSQL). Every web and worker process must see the same directory.
+    files_dir: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_FILES_DIR", ""))
+    # The company's own details, for document templates ({{own.name}}, {{own.address}}, …).
+    company_name: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_COMPANY_NAME", ""))
+    company_address: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_COMPANY_ADDRESS", ""))
+    company_email: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_COMPANY_EMAIL", ""))
+    company_phone: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_COMPANY_PHONE", ""))
+    company_tax_id: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_COMPANY_TAX_ID", ""))
+    # The PDF step of a document: attempts with backoff, like a message's delivery.
+    pdf_max_attempts: int = field(default_factory=lambda: _int("PIPEWRIGHT_PDF_MAX_ATTEMPTS", 3))
+    pdf_lease_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_PDF_LEASE_S", 120))
 
     @property
     def development(self) -> bool:
@@ -73,6 +85,16 @@ class Settings:
     @property
     def is_postgres(self) -> bool:
         return self.database_url.startswith(("postgres://", "postgresql://", "asyncpg://"))
+
+    @property
+    def files_path(self) -> str:
+        if self.files_dir:
+            return self.files_dir
+        if self.database_url.startswith("sqlite://"):
+            database = self.database_url.removeprefix("sqlite://").split("?")[0]
+            if database and database != ":memory:":
+                return os.path.join(os.path.dirname(os.path.abspath(database)), "files")
+        return os.path.abspath("files")
 
     @property
     def embedded_broker(self) -> bool:

@@ -150,6 +150,7 @@ def backend(tmp_path_factory: pytest.TempPathFactory, smtp_peer: SmtpPeer,
         "PIPEWRIGHT_SMS_URL": sms_gateway.url,
         "PIPEWRIGHT_MESSAGE_RETRY_BASE_MS": "200",
         "PIPEWRIGHT_MESSAGE_LEASE_S": "3",
+        "PIPEWRIGHT_FILES_DIR": str(tmp_path_factory.mktemp("files")),  # the worker's and the tests' file store
         "PYTHONPATH": str(ROOT),
     }
     from server import database
@@ -220,7 +221,7 @@ class SharedEmbeddedWorker:
         await self.worker.detach()
         broker.flush_all()
         # The actors run on this loop, so wait for them off it.
-        for queue in ("rule_runs", "messages"):
+        for queue in ("rule_runs", "messages", "documents"):
             await asyncio.to_thread(broker.join, queue, timeout=60_000, fail_fast=False)
 
     async def stop(self) -> None:
@@ -267,6 +268,7 @@ async def db(backend: Backend, sqlite_template: Path, tmp_path: Path, monkeypatc
         return
     monkeypatch.setenv("PIPEWRIGHT_DATABASE_URL", backend.database_url or "")
     monkeypatch.setenv("PIPEWRIGHT_BROKER_URL", backend.redis.url)  # live events travel over Redis pub/sub
+    monkeypatch.setenv("PIPEWRIGHT_FILES_DIR", backend.worker.env["PIPEWRIGHT_FILES_DIR"])
     config.reload()
     await database.connect(backend.database_url)
     from tortoise.connection import get_connection

@@ -19,6 +19,7 @@ from server.models.crm import (
     WorkCalendar,
     model_for,
 )
+from server.models.documents import Document, DocumentCounter, DocumentTemplate, DocumentView
 from server.models.events import Event
 from server.models.messages import ChannelHook, DeliveryAttempt, ExceptionEntry, MailSender, Message, Suppression
 from server.models.payments import Payment
@@ -29,7 +30,7 @@ from server.models.work import Activity, FeedPost, FeedRecipient, Notification, 
 MODEL_MODULES = [
     "server.models.crm", "server.models.pipelines", "server.models.automation",
     "server.models.work", "server.models.access", "server.models.events", "server.models.messages",
-    "server.models.triggers", "server.models.payments",
+    "server.models.triggers", "server.models.payments", "server.models.documents",
 ]
 
 __all__ = [
@@ -39,6 +40,10 @@ __all__ = [
     "ApiToken",
     "ChannelHook",
     "DeliveryAttempt",
+    "Document",
+    "DocumentCounter",
+    "DocumentTemplate",
+    "DocumentView",
     "ExceptionEntry",
     "MailSender",
     "Message",

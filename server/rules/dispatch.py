@@ -1,6 +1,6 @@
 """How the engine and the outbox say "these are due now" without knowing about brokers.
 
-The worker layer installs a dispatcher for rule runs and one for messages; without one, the scheduler's next
+The worker layer installs a dispatcher for rule runs, one for messages and one for document PDFs; without one, the scheduler's next
 poll finds them.
 """
 
@@ -27,3 +27,4 @@ class Due:
 
 RUNS = Due("due_runs")
 MESSAGES = Due("due_messages")
+DOCUMENTS = Due("due_documents")  # documents whose PDF is to be made

@@ -612,6 +612,20 @@ async def release_waiting(run: RuleRun, *, ended_by: str, outputs: dict[str, Any
     return True
 
 
+async def fail_waiting(run: RuleRun, *, error: str) -> bool:
+    """End a blocking run's wait as failed (what it waits for cannot happen: a PDF that could not be made).
+    Call inside `transaction()`."""
+    taken = await RuleRun.filter(id=run.id, status=RunStatus.waiting).update(
+        status=RunStatus.failed, error=error, finished_at=clock.utcnow(), due_at=None,
+    )
+    if not taken:
+        return False
+    run.status = RunStatus.failed
+    await run_event(run, RunStatus.failed, error=error)
+    await advance_lane(run)
+    return True
+
+
 async def waiting_runs(element_type: str, element_id: int, event: str) -> list[RuleRun]:
     """The element's waiting runs whose wait `event` ends: their action lists it in `released_by`."""
     return await RuleRun.filter(

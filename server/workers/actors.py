@@ -1,4 +1,4 @@
-"""The actors: one rule run, one delivery attempt of a message. Retries are ours (durable rows), not dramatiq's.
+"""The actors: one rule run, one delivery attempt of a message, one attempt at a document's PDF. Retries are ours (durable rows), not dramatiq's.
 
 Also the dispatcher: what a commit made due (runs, messages) is sent to the broker right after it. A web process
 and the embedded worker install it themselves; each production worker process installs it when it boots, so an
@@ -13,7 +13,7 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 
 from server.channels import delivery
-from server.rules import dispatch, engine, queue
+from server.rules import dispatch, engine, pdf, queue
 from server.workers.broker import broker
 
 
@@ -26,6 +26,12 @@ async def execute_rule_run(run_id: int) -> None:
 @dramatiq.actor(queue_name="messages", max_retries=0, time_limit=10 * 60 * 1000)
 async def deliver_message(message_id: int) -> None:
     await delivery.deliver(message_id)
+
+
+# Its own queue: a PDF takes a worker thread for a second or so, and must not hold up rule runs or email.
+@dramatiq.actor(queue_name="documents", max_retries=0, time_limit=10 * 60 * 1000)
+async def make_document_pdf(document_id: int) -> None:
+    await pdf.make(document_id)
 
 
 def send(run_ids: list[int]) -> None:
@@ -53,13 +59,25 @@ async def dispatch_due_messages(message_ids: list[int]) -> None:
         await asyncio.to_thread(send_messages, claimed)
 
 
+def send_documents(document_ids: list[int]) -> None:
+    for document_id in document_ids:
+        make_document_pdf.send(document_id)
+
+
+async def dispatch_due_documents(document_ids: list[int]) -> None:
+    claimed = await pdf.claim_due(ids=document_ids)
+    if claimed:
+        await asyncio.to_thread(send_documents, claimed)
+
+
 def install_dispatcher() -> None:
     dispatch.RUNS.dispatcher = dispatch_due
     dispatch.MESSAGES.dispatcher = dispatch_due_messages
+    dispatch.DOCUMENTS.dispatcher = dispatch_due_documents
 
 
 def uninstall_dispatcher() -> None:
-    dispatch.RUNS.dispatcher = dispatch.MESSAGES.dispatcher = None
+    dispatch.RUNS.dispatcher = dispatch.MESSAGES.dispatcher = dispatch.DOCUMENTS.dispatcher = None
 
 
 class DispatchAfterCommit(Middleware):

@@ -1,4 +1,4 @@
-"""The scheduler: sends due runs and messages to the broker, and re-sends those whose lease expired.
+"""The scheduler: sends due runs, messages and document PDFs to the broker, and re-sends those whose lease expired.
 
 Several schedulers may run at once (claims use FOR UPDATE SKIP LOCKED on PostgreSQL).
 """
@@ -10,10 +10,10 @@ import time
 from server import events
 from server.config import settings
 from server.channels import delivery
-from server.rules import queue
+from server.rules import pdf, queue
 # The dispatcher lives with the actors (a worker process installs it at boot); the web process and the
 # embedded worker install it from here.
-from server.workers.actors import install_dispatcher, send, send_messages, uninstall_dispatcher
+from server.workers.actors import install_dispatcher, send, send_documents, send_messages, uninstall_dispatcher
 
 __all__ = ["install_dispatcher", "resend_orphans", "run_forever", "tick", "uninstall_dispatcher"]
 
@@ -29,7 +29,10 @@ async def resend_orphans() -> int:
     messages = await delivery.recover_expired(orphaned=True)
     if messages:
         await asyncio.to_thread(send_messages, messages)
-    return len(ids) + len(messages)
+    documents = await pdf.recover_expired(orphaned=True)
+    if documents:
+        await asyncio.to_thread(send_documents, documents)
+    return len(ids) + len(messages) + len(documents)
 
 
 async def tick(*, sweep: bool) -> int:
@@ -44,7 +47,12 @@ async def tick(*, sweep: bool) -> int:
         messages += await delivery.recover_expired()
     if messages:
         await asyncio.to_thread(send_messages, messages)
-    return len(sent) + len(messages)
+    documents = await pdf.claim_due()
+    if sweep:
+        documents += await pdf.recover_expired()
+    if documents:
+        await asyncio.to_thread(send_documents, documents)
+    return len(sent) + len(messages) + len(documents)
 
 
 PRUNE_EVERY_S = 600

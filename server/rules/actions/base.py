@@ -34,6 +34,7 @@ PIPELINE = ParamKind("pipeline")
 ROLES = ParamKind("roles")
 FIELD_MAP = ParamKind("field_map")
 MAIL_SENDER = ParamKind("mail_sender")  # a configured sender address (MailSender id)
+DOCUMENT_TEMPLATE = ParamKind("document_template")  # a DocumentTemplate id
 
 
 def _valid_template(text: str) -> str:
@@ -48,6 +49,7 @@ StageId = Annotated[int, STAGE]
 PipelineId = Annotated[int, PIPELINE]
 Roles = Annotated[list[Role], ROLES]
 MailSenderId = Annotated[int, MAIL_SENDER]
+DocumentTemplateId = Annotated[int, DOCUMENT_TEMPLATE]
 
 
 @dataclass(frozen=True)

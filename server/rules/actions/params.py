@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from server.models import Pipeline, Stage, User
+from server.rules import documents
 from server.rules.actions.base import Action, ParamKind
 
 
@@ -21,7 +22,7 @@ from server.rules.actions.base import Action, ParamKind
 class ParamSpec:
     name: str
     label: str
-    kind: str  # template user users stage pipeline roles field_map bool int string choice list map
+    kind: str  # template user users stage pipeline roles field_map mail_sender document_template bool int string choice list map
     required: bool
     default: Any
     choices: list[str] = field(default_factory=list)  # a choice's values, or the roles to pick from
@@ -118,6 +119,8 @@ async def example_params(action: Action[Any], *, pipeline_id: int) -> dict[str, 
             if pipeline is None:
                 raise LookupError(f"the example of {action.key} names a {value} pipeline: there is none")
             params[spec.name] = pipeline.id
+        elif spec.kind == "document_template":  # named: the one of that name, made with a plain body if missing
+            params[spec.name] = (await documents.example_template(value, action.example.entity_type)).id
     return params
 
 
