@@ -34,5 +34,5 @@ async def new_deal(sales: dict[str, Any], title: str = "Acme roof", stage: str =
 
 
 async def offer_template(**values: Any) -> DocumentTemplate:
-    return await document_service.save_template(document_service.TemplateInput(
-        name="Offer", body=OFFER, prefix="OF-", counter="yearly", **values), actor=SYSTEM)
+    values = {"name": "Offer", "body": OFFER, "prefix": "OF-", "counter": "yearly", **values}
+    return await document_service.save_template(document_service.TemplateInput(**values), actor=SYSTEM)
