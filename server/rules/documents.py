@@ -63,7 +63,7 @@ async def next_number(template: DocumentTemplate, *, at: datetime | None = None)
     await connection.execute_query(
         f"INSERT INTO document_counter (template_id, period, next_value) VALUES ({marks[0]}, {marks[1]}, 1) "
         "ON CONFLICT (template_id, period) DO NOTHING", [template.id, period])
-    _, rows = await connection.execute_query(
+    rows = await connection.execute_query_dict(  # (execute_query drops an UPDATE's RETURNING rows on asyncpg)
         f"UPDATE document_counter SET next_value = next_value + 1 WHERE template_id = {marks[0]} "
         f"AND period = {marks[1]} RETURNING next_value - 1 AS value", [template.id, period])
     return format_number(template, period, int(rows[0]["value"]))
