@@ -11,9 +11,11 @@ import email.utils
 from email.message import EmailMessage
 from pathlib import Path
 
+from server import files
 from server.channels import tracking
+from server.channels.transports import PermanentSendError, TransientSendError
 from server.config import settings
-from server.models import Message
+from server.models import Document, Message
 
 # The headers a DKIM signature covers. One absent when signing is signed as empty (RFC 6376 5.4), so it cannot be
 # added later (a Reply-To sending answers elsewhere); the ones a forger would add a second copy of are listed
@@ -40,8 +42,10 @@ def uid_from_message_id(header: str) -> str | None:
     return local if len(local) == 32 and all(c in "0123456789abcdef" for c in local) else None
 
 
-def build(message: Message, *, tracking_key: bytes | None = None) -> EmailMessage:
-    """The email of a message row; with `tracking_key`, its HTML part carries the open pixel and signed links."""
+def build(message: Message, *, tracking_key: bytes | None = None,
+          attachments: list[tuple[str, bytes]] | None = None) -> EmailMessage:
+    """The email of a message row; with `tracking_key`, its HTML part carries the open pixel and signed links;
+    `attachments` are (file name, PDF) pairs."""
     mail = EmailMessage(policy=email.policy.SMTP)
     mail["Message-ID"] = message_id(message)
     mail["Date"] = email.utils.format_datetime(message.created_at)
@@ -54,7 +58,27 @@ def build(message: Message, *, tracking_key: bytes | None = None) -> EmailMessag
     if message.html:
         html = tracking.tracked_html(message.html, uid=message.uid, key=tracking_key) if tracking_key else message.html
         mail.add_alternative(html, subtype="html")
+    for filename, data in attachments or ():
+        mail.add_attachment(data, maintype="application", subtype="pdf", filename=filename)
     return mail
+
+
+async def attached_pdfs(message: Message) -> list[tuple[str, bytes]]:
+    """The PDFs of the documents the message attaches. TransientSendError while one is still being made (the
+    attempt is retried with backoff), PermanentSendError when one could not be made or is gone."""
+    pdfs = []
+    for document_id in message.meta.get("attachments") or ():
+        document = await Document.get_or_none(id=document_id)
+        if document is None:
+            raise PermanentSendError(f"attachment: document {document_id} no longer exists")
+        if document.pdf_status == "failed":
+            raise PermanentSendError(f"attachment: the PDF of document {document.number} could not be made: "
+                                     f"{document.pdf_error}")
+        if document.pdf_status != "ready" or not document.pdf_key:
+            raise TransientSendError(f"waiting for the PDF of document {document.number}")
+        filename = "".join(c if c.isalnum() or c in "-_." else "_" for c in document.number) + ".pdf"
+        pdfs.append((filename, await files.store().get(document.pdf_key)))
+    return pdfs
 
 
 async def as_bytes(message: Message) -> bytes:
@@ -63,11 +87,12 @@ async def as_bytes(message: Message) -> bytes:
     Built in a thread: rewriting a long HTML body and dkimpy's RSA (pure Python, tens of ms) would otherwise hold
     the event loop, which embedded mode shares with the web server."""
     key = await tracking.signing_key() if message.html else None
-    return await asyncio.to_thread(_composed, message, key)
+    attachments = await attached_pdfs(message)
+    return await asyncio.to_thread(_composed, message, key, attachments)
 
 
-def _composed(message: Message, tracking_key: bytes | None) -> bytes:
-    raw = build(message, tracking_key=tracking_key).as_bytes()
+def _composed(message: Message, tracking_key: bytes | None, attachments: list[tuple[str, bytes]]) -> bytes:
+    raw = build(message, tracking_key=tracking_key, attachments=attachments).as_bytes()
     config = settings()
     if not config.dkim_key_file:
         return raw

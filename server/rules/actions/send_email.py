@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from server.errors import ActionError
 from server.kinds import Channel, MessageStatus
-from server.models import MailSender
+from server.models import Document, MailSender
 from server.config import settings
 from server.rules import clients
 from server.rules.actions.base import (
@@ -31,6 +31,9 @@ class SendEmailParams(Params):
     subject: Template = Field(min_length=1, max_length=998)
     html: Template = Field(default="", max_length=200_000)
     text: Template = Field(default="", max_length=200_000, description="the plain-text part; empty: made from the HTML")
+    attachments: Template = Field(default="", max_length=500, description=(
+        "documents made earlier in the run, whose PDFs go with the email: their ids, comma-separated, e.g. "
+        "{{rules.offer.document_id}}"))
 
     @model_validator(mode="after")
     def _has_body(self) -> "SendEmailParams":
@@ -72,15 +75,36 @@ class SendEmail(Action[SendEmailParams]):
         sender = await (MailSender.get_or_none(id=params.sender) if params.sender is not None
                         else MailSender.filter(is_default=True).order_by("id").first())
         address, name = (sender.address, sender.name) if sender else (settings().mail_from, "")
+        meta: dict[str, object] = {"reply_to": sender.reply_to} if sender and sender.reply_to else {}
+        if attached := await self._attachments(ctx, params.attachments):
+            meta["attachments"] = attached
         message = await ctx.send_message(
             channel=Channel.email, recipient=recipient, sender=address, sender_name=name, subject=params.subject,
-            html=params.html, text=params.text or text_of(params.html),
-            meta={"reply_to": sender.reply_to} if sender and sender.reply_to else None,
+            html=params.html, text=params.text or text_of(params.html), meta=meta or None,
         )
         outputs = {"message_id": message.id, "to": recipient}
         if message.status == MessageStatus.suppressed:
             return Skipped(message.reason or "the address is suppressed", outputs)
         return Done(outputs)
+
+    async def _attachments(self, ctx: RunContext, rendered: str) -> list[int]:
+        """The ids of the element's documents named (their PDFs are attached when the email is sent: a PDF still
+        being made holds the email back; one that could not be made fails it)."""
+        ids: list[int] = []
+        for part in (p.strip() for p in rendered.split(",")):
+            if not part:
+                continue
+            if not part.isdigit():
+                raise ActionError(f"'attachments' rendered to '{rendered[:100]}': name documents by their ids")
+            document = await Document.get_or_none(id=int(part), element_type=ctx.element_type,
+                                                  element_id=ctx.element.id)
+            if document is None:
+                raise ActionError(f"'attachments': document {part} is not a document of this {ctx.element_type}")
+            if document.pdf_status == "failed":
+                raise ActionError(f"'attachments': the PDF of document {document.number} could not be made: "
+                                  f"{document.pdf_error}")
+            ids.append(document.id)
+        return ids
 
     async def _recipient(self, ctx: RunContext, params: SendEmailParams) -> str:
         if params.to.strip():
@@ -95,7 +119,8 @@ class SendEmail(Action[SendEmailParams]):
     def describe(self, params: SendEmailParams, names: Names = NO_NAMES) -> str:
         to = params.to or ("the client" if params.client == "any" else f"the {params.client}")
         kind = "" if params.to or params.to_type == "any" else f" ({params.to_type} address)"
-        return f"Sends the email “{params.subject[:80]}” to {to}{kind}"
+        attached = " with the documents' PDFs attached" if params.attachments.strip() else ""
+        return f"Sends the email “{params.subject[:80]}” to {to}{kind}{attached}"
 
 
 ACTION = SendEmail()
