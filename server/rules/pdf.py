@@ -44,7 +44,7 @@ class PdfRefused(Exception):
 @lru_cache(maxsize=1)
 def _weasyprint() -> Any:
     try:
-        import weasyprint
+        import weasyprint  # type: ignore[import-untyped]  # ships no types; used through Any here
     except OSError as exc:  # cffi could not load libpango / libgobject
         raise PdfUnavailable(MISSING_LIBRARIES.format(detail=exc)) from exc
     return weasyprint
