@@ -8,7 +8,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.errors import ValidationFailed
-from server.services import designer, elements, messages, pipelines, runs, triggers, users
+from server.services import designer, documents, elements, messages, pipelines, runs, triggers, users
 from web.guard import page
 from web.templating import error_map, is_htmx, redirect, render, when
 
@@ -107,12 +107,14 @@ async def _page_context(request: Request, element_type: str, element_id: int) ->
     authors = {ident: user.name for ident, user in people.items()}
     message_log = await messages.element_messages(element_type, element_id, actor=actor, first=MESSAGES_SHOWN)
     activations = await triggers.activations(element_type, element_id, actor=actor, first=ACTIVATIONS_SHOWN)
+    made = await documents.element_documents(element_type, element_id, actor=actor)
     return {
         **await _runs_context(request, element_type, element_id),
         "element": element, "pipeline": pipeline, "stages": await pipelines.list_stages(pipeline.id),
         "fields": _fields(element_type, element, responsible), "timeline": list(reversed(timeline)),
         "authors": authors, "messages": message_log.items, "messages_more": message_log.has_next,
         "messages_total": message_log.total, "activations": await designer.explain_activations(activations),
+        "documents": made, "document_links": {d.id: documents.link_of(d) for d in made},
     }
 
 

@@ -56,7 +56,7 @@ def parse_params(action: Action[Any], form: FormData) -> tuple[dict[str, Any], d
                 if name:
                     mapping[name] = form.get(f"{key}.{index}.value") or ""
             params[f.name] = mapping
-        elif f.kind in ("int", "user", "stage", "pipeline", "mail_sender"):
+        elif f.kind in ("int", "user", "stage", "pipeline", "mail_sender", "document_template"):
             if text.strip():
                 params[f.name] = _number(text.strip())
             elif f.required:

@@ -14,6 +14,7 @@ from server.rules.actions import registry
 from server.rules.actions.params import describe_params, example_params
 from server.services.access import SYSTEM, Actor, actor_for
 from server.services.clients import Address, ClientInput, create_company, create_contact
+from server.services.documents import TemplateInput, save_template
 from server.services.elements import create_element
 from server.services.rules import RuleInput, create_rule
 from server.services.triggers import TriggerInput, create_trigger
@@ -148,6 +149,8 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
          "params": {"text": "New deal: {{deal.title}}", "roles": ["manager"]}},
     ),
     ("Sales", "documents"): (
+        {"key": "offer", "action_type": "create_document", "title": "Make the offer",
+         "params": {"template": "Offer", "fields": {"title": "Offer: {{deal.title}}"}}},
         {"key": "contract", "action_type": "task", "title": "Prepare the contract",
          "params": {"title": "Prepare the contract for {{deal.title}}", "deadline_days": 2,
                     "participants": ["anna"], "wait_until_closed": True}},
@@ -269,12 +272,24 @@ DEALS: tuple[tuple[str, str, str, str, str, tuple[str, ...], int, int | None, st
 )
 
 
+OFFER = """<style>body { font-family: sans-serif; } h1 { color: #2b4c7e; } td { padding: 4px 12px; }</style>
+<p>{{own.name|default('Pipewright Demo GmbH')}} · {{own.address|default('Musterstraße 1, 10115 Berlin')}}</p>
+<h1>Offer {{document.number}}</h1>
+<p>{{document.date}}</p>
+<p>For {{deal.company.name|default('')}}{% if deal.contact %}, attn. {{deal.contact.name}}{% endif %}</p>
+<h2>{{deal.title}}</h2>
+<table><tr><td>Amount</td><td>{{deal.amount|default('')}} {{deal.currency|default('')}}</td></tr>
+<tr><td>Valid until</td><td>{{deal.close_date|default('')}}</td></tr></table>
+<p>Your contact: {{deal.responsible.name|default('')}} {{deal.responsible.email|default('')}}</p>"""
+DOCUMENT_TEMPLATES = (("Offer", OFFER, "OF-", "yearly"),)
+
+
 def _email(key: str) -> str:
     return f"{key}@pipewright.example"
 
 
 def _params(action_type: str, params: dict[str, Any], users: dict[str, int], stages: dict[str, int],
-            pipelines: dict[str, int]) -> dict[str, Any]:
+            pipelines: dict[str, int], document_templates: dict[str, int]) -> dict[str, Any]:
     """Table params with user keys, stage codes and pipeline names replaced by ids (found by the param's kind)."""
     resolved = dict(params)
     for spec in describe_params(registry()[action_type].Params):
@@ -289,6 +304,8 @@ def _params(action_type: str, params: dict[str, Any], users: dict[str, int], sta
             resolved[spec.name] = stages[value]
         elif spec.kind == "pipeline":
             resolved[spec.name] = pipelines[value]
+        elif spec.kind == "document_template":
+            resolved[spec.name] = document_templates[value]
     return resolved
 
 
@@ -345,10 +362,15 @@ async def load_demo_if_empty() -> bool:
             for index, (code, stage_name, semantic) in enumerate(stage_rows):
                 stage = await Stage.create(pipeline=pipeline, code=code, name=stage_name, position=index, semantic=semantic)
                 stages[name][code] = stage.id
+        document_templates: dict[str, int] = {}
+        for name, body, prefix, counter in DOCUMENT_TEMPLATES:
+            template = await save_template(TemplateInput(name=name, body=body, prefix=prefix, counter=counter),
+                                           actor=actors["anna"])
+            document_templates[name] = template.id
         for (pipeline_name, code), rules in RULES.items():
             for rule in rules:
                 values = {**rule, "params": _params(rule["action_type"], rule["params"], users, stages[pipeline_name],
-                                                    pipelines)}
+                                                    pipelines, document_templates)}
                 run_as = values.pop("run_as", None)
                 await create_rule(stages[pipeline_name][code], RuleInput(**values, run_as_id=users.get(run_as or "")),
                                   actor=actors["anna"])

@@ -17,6 +17,7 @@ from server.services.access import Acting, require_admin, require_element
 from server.services.elements import require_visible
 
 ENTITY_TYPES = ("deal", "lead")
+COUNTERS = documents.COUNTERS
 MAX_IMAGE_BYTES = 2_000_000
 IMAGE_TYPES = {b"\x89PNG": "png", b"\xff\xd8": "jpg"}
 VIEW_AGAIN_S = 600  # a view from the same address and browser within this is the same view
