@@ -1,5 +1,6 @@
 """Composition root: the Starlette app, its routes and lifespan. The only module that knows every face."""
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,7 +13,7 @@ from starlette.routing import Route, WebSocketRoute
 from tortoise.connection import get_connection
 from tortoise.contrib.starlette import RegisterTortoise
 
-from server import database, documents_routes, live, tracking_routes
+from server import clock, database, documents_routes, live, tracking_routes
 from server.calendar_feed import calendar_feed
 from server.config import settings
 from server.hooks_routes import trigger_webhook, webhook
@@ -78,6 +79,9 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
                 from server.workers.scheduler import install_dispatcher
 
                 install_dispatcher()
+            # Due times written here are on the database's clock (embedded: the scheduler keeps it in step).
+            clock_stop = asyncio.Event()
+            clock_task = None if config.embedded_broker else asyncio.create_task(clock.keep_in_step(clock_stop))
             await live.hub.start()
             receiver = None
             try:
@@ -91,6 +95,9 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
                 if receiver is not None:
                     await receiver.stop()
                 await live.hub.stop()
+                clock_stop.set()
+                if clock_task is not None:
+                    await clock_task
                 if worker is not None:
                     await worker.stop()
 

@@ -78,6 +78,12 @@ class Settings:
     pdf_max_attempts: int = field(default_factory=lambda: _int("PIPEWRIGHT_PDF_MAX_ATTEMPTS", 3))
     pdf_lease_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_PDF_LEASE_S", 120))
 
+    # Leases (issue 13). A running run renews its lease_s lease every third of it while its action works. A run
+    # sent to the broker but not yet started counts as lost (and is sent again) after queued_lease_s plus
+    # queued_lease_per_run_ms for each run queued ahead of it: the backlog is drained before anything is re-sent.
+    queued_lease_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_QUEUED_LEASE_S", 30))
+    queued_lease_per_run_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_QUEUED_LEASE_PER_RUN_MS", 100))
+
     @property
     def development(self) -> bool:
         return self.environment == "development"

@@ -25,8 +25,8 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # events.emit is what the engine and the services call to record a live event: it writes a row.
     "data": (
         "server", "server.models", "server.migrations", "server.db", "server.database", "server.sqlite_immediate",
-        "server.clock", "server.config", "server.errors", "server.events", "server.actor", "server.kinds",
-        "server.files",
+        "server.clock", "server.lease", "server.config", "server.errors", "server.events", "server.actor",
+        "server.kinds", "server.files",
     ),
 }
 RANK = {name: rank for rank, name in enumerate(reversed(LAYERS))}

@@ -15,7 +15,7 @@ import asyncio
 import logging
 from datetime import timedelta
 
-from server import clock
+from server import clock, lease
 from server.channels.outbox import message_event, suppressed, suppression_reason
 from server.channels import capture, sms, smtp
 from server.channels.transports import PermanentSendError, Sent, TransientSendError, Transport
@@ -130,9 +130,12 @@ async def deliver(message_id: int) -> MessageStatus | None:
         return await _record(message, transport, MessageStatus.suppressed, reason=suppression_reason(entry),
                              outcome="failed", answer="")
     config = settings()
-    heartbeat = asyncio.get_running_loop().create_task(_keep_lease(message))
     try:
-        sent = await asyncio.wait_for(transport.send(message), timeout=config.send_timeout_s)
+        async with lease.kept(lambda: _renew_lease(message), lease_s=config.message_lease_s,
+                              what=f"message {message.id} (attempt {message.attempts})"):
+            sent = await asyncio.wait_for(transport.send(message), timeout=config.send_timeout_s)
+    except lease.LeaseLost:  # another attempt is sending it: its outcome is the one recorded
+        return None
     except PermanentSendError as exc:
         return await _record(message, transport, MessageStatus.failed, reason=f"refused: {exc.answer}",
                              outcome="failed", answer=exc.answer)
@@ -143,8 +146,6 @@ async def deliver(message_id: int) -> MessageStatus | None:
     except Exception as exc:  # a bug in a transport: retried like a transient error, with the error shown
         log.exception("delivering message %s raised", message_id)
         return await _retry_or_fail(message, transport, f"{type(exc).__name__}: {exc}")
-    finally:
-        heartbeat.cancel()
     return await _record(message, transport, MessageStatus.sent, sent=sent, outcome="sent", answer=sent.answer)
 
 
@@ -168,20 +169,12 @@ async def _start(message_id: int) -> tuple[Message, Transport] | None:
     return message, transport
 
 
-async def _keep_lease(message: Message) -> None:
-    """Renew the attempt's lease while the peer works, so a slow but alive send is not taken over."""
-    lease_s = settings().message_lease_s
-    while True:
-        await asyncio.sleep(max(lease_s / 3, 0.05))
-        try:
-            renewed = await Message.filter(id=message.id, status=MessageStatus.sending,
-                                           attempts=message.attempts).update(
-                lease_until=clock.utcnow() + timedelta(seconds=lease_s))
-        except Exception:  # the database is briefly unreachable: the next beat tries again
-            log.warning("renewing the lease of message %s failed", message.id, exc_info=True)
-            continue
-        if not renewed:
-            return
+async def _renew_lease(message: Message) -> bool:
+    """The heartbeat of a sending attempt (server/lease.py): its lease runs on while the peer works."""
+    lease_until = clock.utcnow() + timedelta(seconds=settings().message_lease_s)
+    renewed = await Message.filter(id=message.id, status=MessageStatus.sending,
+                                   attempts=message.attempts).update(lease_until=lease_until)
+    return renewed > 0
 
 
 async def _retry_or_fail(message: Message, transport: Transport, answer: str) -> MessageStatus | None:

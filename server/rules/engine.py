@@ -15,7 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from server import clock, events
+from server import clock, events, lease
 from server.channels import outbox
 from server.config import settings
 from server.db import transaction
@@ -420,12 +420,15 @@ async def execute(run_id: int) -> RunStatus | None:
     run, attempt = started
     action = get_action(run.action_type)
     try:
-        async with transaction():
-            if action is None:
-                raise ActionError(f"unknown action type '{run.action_type}'")
-            status = await _perform(run, action, attempt)
+        async with lease.kept(lambda: _renew_lease(run, attempt), lease_s=settings().lease_s,
+                              what=f"rule run {run.id} (attempt {attempt})") as heartbeat:
+            async with transaction():
+                if action is None:
+                    raise ActionError(f"unknown action type '{run.action_type}'")
+                status = await _perform(run, action, attempt)
+                heartbeat.stop()  # the outcome is ours under the run's row lock until the commit
         return status
-    except Superseded:
+    except (Superseded, lease.LeaseLost):
         return None
     except LoopStopped as exc:
         return await _conclude(run, attempt, RunStatus.stopped, reason=str(exc))
@@ -461,6 +464,13 @@ async def _start(run_id: int) -> tuple[RuleRun, int] | None:
         run.status, run.attempts, run.started_at, run.lease_until = RunStatus.running, attempt, now, lease_until
         await run_event(run, RunStatus.running)
     return run, attempt
+
+
+async def _renew_lease(run: RuleRun, attempt: int) -> bool:
+    """The heartbeat of a running attempt: its lease runs on while the attempt is still the run's."""
+    lease_until = clock.utcnow() + timedelta(seconds=settings().lease_s)
+    renewed = await RuleRun.filter(id=run.id, status=RunStatus.running, attempts=attempt).update(lease_until=lease_until)
+    return renewed > 0
 
 
 async def _perform(run: RuleRun, action: Action[Any], attempt: int) -> RunStatus:

@@ -1,6 +1,6 @@
 """Claiming runs for execution: due runs, and runs whose lease expired (lost message, dead worker)."""
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from server import clock
@@ -10,8 +10,18 @@ from server.kinds import RunStatus
 from server.models import RuleRun
 from server.rules.engine import advance_lane, run_event
 
-# How long a queued run may wait for a worker before the sweeper sends it again.
-QUEUED_LEASE_S = 30
+# Expired or orphaned runs are recovered this many at a time, each page its own transaction, until none is left.
+RECOVER_PAGE = 500
+
+
+async def queued_lease_until(now: datetime, *, joining: int) -> datetime:
+    """When a run sent to the broker now counts as lost if no worker has started it: the base wait, plus the
+    time the workers need for every run queued ahead of it (a fixed wait would re-send a long backlog over
+    and over while the workers are still draining it). Call inside the claim's transaction."""
+    config = settings()
+    ahead = await RuleRun.filter(status=RunStatus.queued).count()
+    backlog_ms = (ahead + joining) * config.queued_lease_per_run_ms
+    return now + timedelta(seconds=config.queued_lease_s, milliseconds=backlog_ms)
 
 
 async def _claim(query: Any, limit: int) -> list[int]:
@@ -25,7 +35,7 @@ async def _claim(query: Any, limit: int) -> list[int]:
         ids = [row.id for row in rows]
         if ids:
             await RuleRun.filter(id__in=ids, status__in=(RunStatus.scheduled, RunStatus.waiting)).update(
-                status=RunStatus.queued, lease_until=now + timedelta(seconds=QUEUED_LEASE_S)
+                status=RunStatus.queued, lease_until=await queued_lease_until(now, joining=len(ids))
             )
     return ids
 
@@ -40,39 +50,66 @@ async def claim(run_ids: list[int]) -> list[int]:
     return await _claim(RuleRun.filter(id__in=run_ids, status=RunStatus.scheduled), len(run_ids))
 
 
-async def recover_expired(*, limit: int = 500, orphaned: bool = False) -> list[int]:
-    """Queued or running runs past their lease go back to queued, to be sent again.
+def lost_too_often(attempts: int, *, orphaned: bool) -> str:
+    """Why a run that kept losing its worker failed, in words an operator can act on."""
+    if orphaned:
+        how = "each time the process running it stopped before it finished"
+    else:
+        how = (f"each attempt stopped renewing its {settings().lease_s} s lease (PIPEWRIGHT_LEASE_S): the worker "
+               "was killed, frozen or cut off from the database")
+    return f"its worker was lost {attempts} times ({how}); gave up after {attempts} attempts"
+
+
+async def recover_expired(*, page: int = RECOVER_PAGE, orphaned: bool = False) -> list[int]:
+    """Queued or running runs past their lease go back to queued, to be sent again: all of them, `page` at
+    a time.
 
     With `orphaned`, every queued or running run counts as expired: for a single process that
     starts up and knows no other worker can hold them (embedded mode after a crash).
 
-    The attempt counter makes a slow worker that comes back lose its compare-and-set, so its
-    effect rolls back; a run that loses its worker too often fails with the reason.
+    A running attempt renews its lease while it works, so only a lost worker lets it expire. The attempt
+    counter makes a slow worker that comes back lose its compare-and-set, so its effect rolls back; a run
+    that loses its worker too often fails with the reason.
     """
+    recovered: list[int] = []
+    after_id = 0
+    while True:
+        found, after_id = await _recover_page(after_id, page, orphaned, recovered)
+        if found < page:
+            return recovered
+
+
+async def _recover_page(after_id: int, page: int, orphaned: bool, recovered: list[int]) -> tuple[int, int]:
     now = clock.utcnow()
     max_attempts = settings().max_attempts
-    recovered: list[int] = []
     async with transaction():
         expired = await (
-            RuleRun.filter(status__in=(RunStatus.queued, RunStatus.running),
+            RuleRun.filter(status__in=(RunStatus.queued, RunStatus.running), id__gt=after_id,
                            **({} if orphaned else {"lease_until__lt": now}))
-            .order_by("lease_until").limit(limit).select_for_update(skip_locked=True)
+            .order_by("id").limit(page).select_for_update(skip_locked=True)
         )
+        if not expired:
+            return 0, after_id
+        requeue = []
         for run in expired:
             if run.status == RunStatus.running and run.attempts >= max_attempts:
+                error = lost_too_often(run.attempts, orphaned=orphaned)
                 failed = await RuleRun.filter(id=run.id, status=RunStatus.running, attempts=run.attempts).update(
-                    status=RunStatus.failed, finished_at=now, lease_until=None,
-                    error=f"the worker running it was lost {run.attempts} times",
+                    status=RunStatus.failed, finished_at=now, lease_until=None, error=error,
                 )
                 if failed:
                     run.status = RunStatus.failed
-                    await run_event(run, RunStatus.failed, error=f"the worker running it was lost {run.attempts} times")
+                    await run_event(run, RunStatus.failed, error=error)
                     await advance_lane(run)
-                continue
+            else:
+                requeue.append(run)
+        lease_until = await queued_lease_until(now, joining=sum(r.status == RunStatus.running for r in requeue))
+        for run in requeue:
+            why = "the process running it stopped" if orphaned else "its lease expired"
             taken = await RuleRun.filter(id=run.id, status=run.status, attempts=run.attempts).update(
-                status=RunStatus.queued, lease_until=now + timedelta(seconds=QUEUED_LEASE_S),
-                reason=f"re-sent: lease expired while {run.status}" if run.status == RunStatus.running else run.reason,
+                status=RunStatus.queued, lease_until=lease_until,
+                reason=f"re-sent: attempt {run.attempts} was lost ({why})" if run.status == RunStatus.running else run.reason,
             )
             if taken:
                 recovered.append(run.id)
-    return recovered
+    return len(expired), expired[-1].id

@@ -6,12 +6,15 @@ email a run writes (or the next run of its lane) goes out at once instead of at 
 """
 
 import asyncio
+import concurrent.futures
 from typing import Any
 
 import dramatiq
+from dramatiq.asyncio import get_event_loop_thread
 from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 
+from server import clock
 from server.channels import delivery
 from server.rules import dispatch, engine, pdf, queue
 from server.workers.broker import broker
@@ -81,10 +84,22 @@ def uninstall_dispatcher() -> None:
 
 
 class DispatchAfterCommit(Middleware):
-    """A production worker process sends what its runs commit itself (the scheduler's poll is the fallback)."""
+    """A production worker process sends what its runs commit itself (the scheduler's poll is the fallback),
+    and keeps its clock in step with the database's (leases it renews, due times it writes)."""
+
+    def __init__(self) -> None:
+        self._clock: concurrent.futures.Future[None] | None = None
 
     def before_worker_boot(self, broker: Any, worker: Any) -> None:
         install_dispatcher()
+        thread = get_event_loop_thread()  # the Database middleware connected on it
+        if thread is not None:
+            thread.run_coroutine(clock.sync_with_database())  # before the first run
+            self._clock = asyncio.run_coroutine_threadsafe(clock.keep_in_step(), thread.loop)
+
+    def before_worker_shutdown(self, broker: Any, worker: Any) -> None:
+        if self._clock is not None:
+            self._clock.cancel()
 
 
 if not isinstance(broker, StubBroker):  # embedded: EmbeddedWorker.attach installs it on the web server's loop

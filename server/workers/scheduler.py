@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 
-from server import events
+from server import clock, events
 from server.config import settings
 from server.channels import delivery
 from server.rules import pdf, queue
@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 async def resend_orphans() -> int:
     """Embedded start-up: runs a previous process left queued or running, and messages it left sending, are
     sent again now (not after their leases)."""
-    ids = await queue.recover_expired(orphaned=True)
+    ids = await queue.recover_expired(orphaned=True)  # every one of them, a page at a time
     if ids:
         await asyncio.to_thread(send, ids)
     messages = await delivery.recover_expired(orphaned=True)
@@ -63,9 +63,12 @@ async def run_forever(stop: asyncio.Event) -> None:
     poll_s = config.poll_ms / 1000
     sweep_every = max(1, config.sweep_ms // max(config.poll_ms, 1))
     ticks = 0
-    next_prune = time.monotonic()
+    next_prune = next_clock_sync = time.monotonic()
     while not stop.is_set():
         try:
+            if time.monotonic() >= next_clock_sync:  # due times and leases are compared on the database's clock
+                next_clock_sync = time.monotonic() + clock.SYNC_EVERY_S
+                await clock.sync_with_database()
             while await tick(sweep=ticks % sweep_every == 0) >= 200:  # a backlog: drain it before sleeping
                 pass
             if time.monotonic() >= next_prune:
