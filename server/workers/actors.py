@@ -6,6 +6,9 @@ email a run writes (or the next run of its lane) goes out at once instead of at 
 """
 
 import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dramatiq
@@ -13,8 +16,11 @@ from dramatiq.brokers.stub import StubBroker
 from dramatiq.middleware import Middleware
 
 from server.channels import delivery
+from server.config import settings
 from server.rules import dispatch, engine, queue
 from server.workers.broker import broker
+
+log = logging.getLogger(__name__)
 
 
 @dramatiq.actor(queue_name="rule_runs", max_retries=0, time_limit=10 * 60 * 1000)
@@ -33,11 +39,28 @@ def send(run_ids: list[int]) -> None:
         execute_rule_run.send(run_id)
 
 
+# Sends after commit run on their own threads, so a Redis that hangs ties up these and not the default pool
+# (password checks, the embedded worker's joins); each send gives up after PIPEWRIGHT_REDIS_SOCKET_TIMEOUT_MS.
+_sender = ThreadPoolExecutor(max_workers=4, thread_name_prefix="broker-send")
+
+
+async def _hand_over(send_all: Callable[[list[int]], None], ids: list[int], what: str) -> None:
+    """Send `ids` to the broker, waiting at most PIPEWRIGHT_BROKER_SEND_WAIT_MS: the change that made them due
+    has committed, and a request must answer. Rows not sent keep their queued lease; once it runs out, the
+    scheduler sends them again."""
+    loop = asyncio.get_running_loop()
+    try:
+        await asyncio.wait_for(loop.run_in_executor(_sender, send_all, ids), settings().broker_send_wait_ms / 1000)
+    except TimeoutError:
+        log.warning("the broker did not take %d %s within %d ms; the scheduler will send them",
+                    len(ids), what, settings().broker_send_wait_ms)
+
+
 async def dispatch_due(run_ids: list[int]) -> None:
     """The engine's fast path: runs due right after a commit are claimed and sent at once."""
     claimed = await queue.claim(run_ids)
     if claimed:
-        await asyncio.to_thread(send, claimed)  # a Redis round trip must not block the loop
+        await _hand_over(send, claimed, "rule runs")
 
 
 def send_messages(message_ids: list[int]) -> None:
@@ -50,7 +73,7 @@ async def dispatch_due_messages(message_ids: list[int]) -> None:
     does not send them again)."""
     claimed = await delivery.claim_due(ids=message_ids)
     if claimed:
-        await asyncio.to_thread(send_messages, claimed)
+        await _hand_over(send_messages, claimed, "messages")
 
 
 def install_dispatcher() -> None:
