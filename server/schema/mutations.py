@@ -155,11 +155,12 @@ IDEMPOTENCY_KEY = ("A key of your choosing (1 to 200 characters), or the Idempot
 
 
 def _key_of(info: Info, argument: str | None) -> str | None:
-    """The `idempotencyKey` argument, else the request's Idempotency-Key header."""
-    if argument is not None:
+    """The `idempotencyKey` argument, else the HTTP request's Idempotency-Key header (not a websocket's
+    handshake header, which would make every create on the socket one)."""
+    context = context_of(info)
+    if argument is not None or context.connection is not None:
         return argument
-    request = context_of(info).request
-    headers = getattr(request, "headers", None)
+    headers = getattr(context.request, "headers", None)
     return None if headers is None else headers.get("idempotency-key")
 
 
@@ -286,12 +287,15 @@ class Mutation(WorkMutation, AdminMutation, MessageMutation, TriggerMutation):
         )
 
     @strawberry.mutation(description="A comment on the timeline of a lead or deal, by the signed-in user.")
-    async def add_comment(self, info: Info, element_type: str, element_id: strawberry.ID, text: str) -> CommentResult:
+    async def add_comment(self, info: Info, element_type: str, element_id: strawberry.ID, text: str,
+                          idempotency_key: Annotated[str | None, strawberry.argument(description=IDEMPOTENCY_KEY)] = None,
+                          ) -> CommentResult:
         actor = actor_of(info)
-        return await result_of(
-            lambda: element_service.add_comment(element_type, to_int(element_id, "element_id"), text, actor=actor),
-            TimelineEntry.of,
-        )
+        given = {"element_type": element_type, "element_id": element_id, "text": text}
+        return await result_of(lambda: idempotency.once(
+            key=_key_of(info, idempotency_key), operation="add_comment", given=given, result_type="timeline_entry",
+            create=lambda: element_service.add_comment(element_type, to_int(element_id, "element_id"), text, actor=actor),
+            load=lambda ident: element_service.get_timeline_entry(ident, actor=actor), actor=actor), TimelineEntry.of)
 
     @strawberry.mutation
     async def close_task(self, info: Info, id: strawberry.ID) -> TaskResult:

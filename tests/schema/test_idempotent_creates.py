@@ -3,7 +3,7 @@
 import asyncio
 from datetime import timedelta
 
-from server.models import Contact, Deal, IdempotencyKey, RuleRun
+from server.models import Contact, Deal, IdempotencyKey, Lead, RuleRun, TimelineEntry
 from server.services import idempotency
 from tests.support import add_rule, make_pipeline, make_token, wait_for_runs
 from tests.support.api import api, data, refused_fields
@@ -124,3 +124,21 @@ async def test_keys_expire_after_the_retention(admin_client, clock_control):
     assert await idempotency.prune() == 1
     assert await IdempotencyKey.all().count() == 0
 
+
+
+async def test_a_comment_retried_with_the_same_key_is_on_the_timeline_once(admin_client):
+    stage = await _sales_with_rules()
+    deal = (await data(admin_client, CREATE_DEAL, input={"title": "Talked", "stageId": stage}))["createDeal"]
+    query = """mutation($id: ID!) { addComment(elementType: "deal", elementId: $id, text: "Called back",
+      idempotencyKey: "call-1") { ... on TimelineEntry { id text } } }"""
+    first = await data(admin_client, query, id=deal["id"])
+    assert await data(admin_client, query, id=deal["id"]) == first
+    assert await TimelineEntry.filter(kind="comment", text="Called back").count() == 1
+
+
+async def test_a_lead_create_retried_makes_one_lead(admin_client):
+    await make_pipeline("lead", "Leads")
+    query = 'mutation { createLead(input: {title: "Walk-in"}, idempotencyKey: "l-1") { ... on Lead { id } } }'
+    first = await data(admin_client, query)
+    assert await data(admin_client, query) == first
+    assert await Lead.filter(title="Walk-in").count() == 1
