@@ -95,7 +95,7 @@ def _make_broker() -> dramatiq.Broker:
         import redis
         from dramatiq.brokers.redis import RedisBroker
 
-        # Built here rather than from `url=`, which would leave redis-py's defaults (retries on timeout).
+        # Built here rather than from `url=`, so its timeouts are our settings, not whatever redis-py defaults to.
         client = redis.Redis.from_url(config.broker_url, **config.redis_options)
         # dramatiq 2.x leaves RedisBroker.__init__ unannotated; the broker it builds is typed.
         redis_broker = RedisBroker(client=client)  # type: ignore[no-untyped-call]
