@@ -84,6 +84,32 @@ class Settings:
     queued_lease_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_QUEUED_LEASE_S", 30))
     queued_lease_per_run_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_QUEUED_LEASE_PER_RUN_MS", 100))
 
+    # Timeouts on every wait (README: "Timeouts"). PostgreSQL's are set per connection as it opens, so asyncpg's
+    # reset on release keeps them. 0 turns one off.
+    pg_lock_timeout_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_PG_LOCK_TIMEOUT_MS", 5000))
+    pg_statement_timeout_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_PG_STATEMENT_TIMEOUT_MS", 30_000))
+    pg_idle_in_transaction_timeout_ms: int = field(
+        default_factory=lambda: _int("PIPEWRIGHT_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS", 30_000))
+    pg_connect_timeout_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_PG_CONNECT_TIMEOUT_S", 10))
+    # asyncpg's own bound on one statement: above the server's statement timeout, for a server that is cut off.
+    pg_command_timeout_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_PG_COMMAND_TIMEOUT_S", 40))
+    # The server notices a client that vanished (host cut off, frozen) after idle + interval * count seconds.
+    pg_keepalives_idle_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_PG_KEEPALIVES_IDLE_S", 30))
+    pg_keepalives_interval_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_PG_KEEPALIVES_INTERVAL_S", 10))
+    pg_keepalives_count: int = field(default_factory=lambda: _int("PIPEWRIGHT_PG_KEEPALIVES_COUNT", 3))
+    db_pool_min_connections: int = field(default_factory=lambda: _int("PIPEWRIGHT_DB_POOL_MIN_CONNECTIONS", 1))
+    db_pool_max_connections: int = field(default_factory=lambda: _int("PIPEWRIGHT_DB_POOL_MAX_CONNECTIONS", 5))
+    sqlite_busy_timeout_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_SQLITE_BUSY_TIMEOUT_MS", 5000))
+    redis_socket_timeout_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_REDIS_SOCKET_TIMEOUT_MS", 5000))
+    redis_connect_timeout_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_REDIS_CONNECT_TIMEOUT_MS", 3000))
+    redis_health_check_interval_s: int = field(
+        default_factory=lambda: _int("PIPEWRIGHT_REDIS_HEALTH_CHECK_INTERVAL_S", 30))
+    # How long a request whose change has committed waits for the broker to take its due runs and messages;
+    # what is not sent by then, the scheduler sends once their queued lease runs out.
+    broker_send_wait_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_BROKER_SEND_WAIT_MS", 2000))
+    # An idempotency key answers its first result for this long.
+    idempotency_key_retention_h: int = field(default_factory=lambda: _int("PIPEWRIGHT_IDEMPOTENCY_KEY_RETENTION_H", 24))
+
     @property
     def development(self) -> bool:
         return self.environment == "development"
@@ -101,6 +127,14 @@ class Settings:
             if database and database != ":memory:":
                 return os.path.join(os.path.dirname(os.path.abspath(database)), "files")
         return os.path.abspath("files")
+
+    @property
+    def redis_options(self) -> dict[str, float]:
+        """Every Redis client's timeouts (redis-py's names). No retries: a command that times out fails in
+        socket_timeout, and what it would have sent, the scheduler sends (runs and messages are rows)."""
+        return {"socket_timeout": self.redis_socket_timeout_ms / 1000,
+                "socket_connect_timeout": self.redis_connect_timeout_ms / 1000,
+                "health_check_interval": self.redis_health_check_interval_s}
 
     @property
     def embedded_broker(self) -> bool:

@@ -10,19 +10,52 @@ from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 from server.config import settings
 from server.models import MODEL_MODULES
 
-SQLITE_OPTIONS = "busy_timeout=5000&synchronous=NORMAL"
+def sqlite_options() -> str:
+    return f"busy_timeout={settings().sqlite_busy_timeout_ms}&synchronous=NORMAL"
 
 
 def _with_options(url: str) -> str:
     if url.startswith("sqlite://") and "?" not in url and url != "sqlite://:memory:":
-        return f"{url}?{SQLITE_OPTIONS}"
+        return f"{url}?{sqlite_options()}"
     if url.startswith("postgresql://"):
         return "postgres://" + url.removeprefix("postgresql://")
     return url
 
 
-def _connection(url: str) -> str | dict[str, Any]:
+def postgres_server_settings(*, migrating: bool = False) -> dict[str, str]:
+    """Set on each connection as it opens (startup parameters, so the pool's RESET ALL on release keeps them).
+    Migrations may rewrite big tables: no statement timeout for them, but the lock timeout stays (a migration
+    waiting on a lock would queue every other writer behind it)."""
+    config = settings()
+    return {
+        "lock_timeout": str(config.pg_lock_timeout_ms),
+        "statement_timeout": "0" if migrating else str(config.pg_statement_timeout_ms),
+        "idle_in_transaction_session_timeout": str(config.pg_idle_in_transaction_timeout_ms),
+        "tcp_keepalives_idle": str(config.pg_keepalives_idle_s),
+        "tcp_keepalives_interval": str(config.pg_keepalives_interval_s),
+        "tcp_keepalives_count": str(config.pg_keepalives_count),
+    }
+
+
+def _postgres(url: str, *, migrating: bool) -> dict[str, Any]:
+    """The URL's connection with our timeouts and pool sizes; what the URL sets itself (`?maxsize=`) wins."""
+    config = settings()
+    connection = expand_db_url(url)
+    credentials = connection["credentials"]
+    credentials["server_settings"] = {**postgres_server_settings(migrating=migrating),
+                                      **(credentials.get("server_settings") or {})}
+    credentials.setdefault("timeout", config.pg_connect_timeout_s)  # asyncpg: connecting
+    if not migrating:
+        credentials.setdefault("command_timeout", config.pg_command_timeout_s)
+    credentials.setdefault("minsize", config.db_pool_min_connections)
+    credentials.setdefault("maxsize", config.db_pool_max_connections)
+    return connection
+
+
+def _connection(url: str, *, migrating: bool = False) -> str | dict[str, Any]:
     url = _with_options(url)
+    if url.startswith(("postgres://", "asyncpg://")):
+        return _postgres(url, migrating=migrating)
     if not url.startswith("sqlite://") or url == "sqlite://:memory:":
         return url
     connection = expand_db_url(url)
@@ -30,9 +63,9 @@ def _connection(url: str) -> str | dict[str, Any]:
     return connection
 
 
-def tortoise_config(url: str | None = None) -> dict[str, Any]:
+def tortoise_config(url: str | None = None, *, migrating: bool = False) -> dict[str, Any]:
     return {
-        "connections": {"default": _connection(url or settings().database_url)},
+        "connections": {"default": _connection(url or settings().database_url, migrating=migrating)},
         "apps": {
             "models": {
                 "models": MODEL_MODULES,
@@ -51,7 +84,7 @@ TORTOISE_ORM = tortoise_config(os.environ.get("PIPEWRIGHT_DATABASE_URL", "sqlite
 
 async def migrate(url: str | None = None) -> None:
     """Apply every migration not yet applied to the database at `url`."""
-    await tortoise_migrate(config=tortoise_config(url))
+    await tortoise_migrate(config=tortoise_config(url, migrating=True))
     await Tortoise.close_connections()
 
 

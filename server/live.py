@@ -289,7 +289,10 @@ class Hub:
 
         delay = 0.2
         while True:
-            client = aioredis.Redis.from_url(settings().broker_url)
+            # Connect and health-check timeouts only: the reads below bound their own wait (IDLE_CATCH_UP_S).
+            options = settings().redis_options
+            client = aioredis.Redis.from_url(settings().broker_url, socket_connect_timeout=options[
+                "socket_connect_timeout"], health_check_interval=options["health_check_interval"])
             try:
                 async with client.pubsub() as pubsub:
                     await pubsub.subscribe(CHANNEL)
@@ -345,8 +348,14 @@ async def publish(rows: list[Event]) -> None:
     loop_id = id(asyncio.get_running_loop())
     client = _publishers.get(loop_id)
     if client is None:
-        client = _publishers[loop_id] = aioredis.Redis.from_url(settings().broker_url)
-    await client.publish(CHANNEL, "\n".join(e.to_json() for e in events))
+        options = settings().redis_options
+        client = _publishers[loop_id] = aioredis.Redis.from_url(
+            settings().broker_url, socket_timeout=options["socket_timeout"],
+            socket_connect_timeout=options["socket_connect_timeout"],
+            health_check_interval=options["health_check_interval"])
+    # The transaction has committed: a Redis that hangs must not hold the request (the hubs catch up from the table).
+    await asyncio.wait_for(client.publish(CHANNEL, "\n".join(e.to_json() for e in events)),
+                           settings().broker_send_wait_ms / 1000)
 
 
 def install_publisher() -> None:

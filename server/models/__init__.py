@@ -21,6 +21,7 @@ from server.models.crm import (
 )
 from server.models.documents import Document, DocumentCounter, DocumentTemplate, DocumentView
 from server.models.events import Event
+from server.models.idempotency import IdempotencyKey
 from server.models.messages import ChannelHook, DeliveryAttempt, ExceptionEntry, MailSender, Message, Suppression
 from server.models.payments import Payment
 from server.models.pipelines import Pipeline, Stage
@@ -30,7 +31,7 @@ from server.models.work import Activity, FeedPost, FeedRecipient, Notification, 
 MODEL_MODULES = [
     "server.models.crm", "server.models.pipelines", "server.models.automation",
     "server.models.work", "server.models.access", "server.models.events", "server.models.messages",
-    "server.models.triggers", "server.models.payments", "server.models.documents",
+    "server.models.triggers", "server.models.payments", "server.models.documents", "server.models.idempotency",
 ]
 
 __all__ = [
@@ -50,6 +51,7 @@ __all__ = [
     "Suppression",
     "Event",
     "FeedPost",
+    "IdempotencyKey",
     "FeedRecipient",
     "LoginAttempt",
     "Notification",

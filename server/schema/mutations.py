@@ -1,5 +1,7 @@
 """Writes. Every mutation returns a union: errors the user caused are results, not GraphQL errors."""
 
+import dataclasses
+from collections.abc import Awaitable, Callable
 from typing import Annotated, Any
 
 import strawberry
@@ -9,7 +11,7 @@ from strawberry.types import Info
 from server.errors import ValidationFailed
 from server.kinds import ElementType
 from server.schema.admin import AdminMutation
-from server.schema.context import actor_of
+from server.schema.context import actor_of, context_of
 from server.schema.errors import ForbiddenError, NotFoundError, ValidationError, result_of
 from server.schema.ids import gid, opt_int, to_int
 from server.schema.types import (
@@ -32,6 +34,7 @@ from server.schema.triggers import TriggerMutation
 from server.schema.work import WorkMutation
 from server.services import clients as client_service
 from server.services import elements as element_service
+from server.services import idempotency
 from server.services import rules as rule_service
 from server.services import tokens as token_service
 
@@ -147,14 +150,41 @@ class ContactInput(CompanyInput):
         return data
 
 
-async def _create(element_type: str, info: Info, data: CreateLeadInput | CreateDealInput) -> Any:
+IDEMPOTENCY_KEY = ("A key of your choosing (1 to 200 characters), or the Idempotency-Key header: sent again "
+                   "with the same input by the same user, the create answers what it made the first time "
+                   "instead of making it twice. Kept 24 hours (PIPEWRIGHT_IDEMPOTENCY_KEY_RETENTION_H).")
+
+
+def _key_of(info: Info, argument: str | None) -> str | None:
+    """The `idempotencyKey` argument, else the HTTP request's Idempotency-Key header (not a websocket's
+    handshake header, which would make every create on the socket one)."""
+    context = context_of(info)
+    if argument is not None or context.connection is not None:
+        return argument
+    headers = getattr(context.request, "headers", None)
+    return None if headers is None else headers.get("idempotency-key")
+
+
+async def _once(info: Info, operation: str, key: str | None, given: Any, result_type: str,
+                create: Callable[[], Awaitable[Any]], load: Callable[[int], Awaitable[Any]]) -> Any:
+    return await idempotency.once(key=_key_of(info, key), operation=operation, given=dataclasses.asdict(given),
+                                  result_type=result_type, create=create, load=load, actor=actor_of(info))
+
+
+async def _create(element_type: str, info: Info, data: CreateLeadInput | CreateDealInput, key: str | None) -> Any:
     contact_ids = getattr(data, "contact_ids", None)
-    return await element_service.create_element(
-        element_type, {**_object(data.fields, "fields"), "title": data.title},
-        stage_id=opt_int(data.stage_id, "stage_id"), pipeline_id=opt_int(data.pipeline_id, "pipeline_id"),
-        contact_ids=None if contact_ids is None else [to_int(i, "contact_ids") for i in contact_ids],
-        actor=actor_of(info),
-    )
+    actor = actor_of(info)
+
+    async def create() -> Any:
+        return await element_service.create_element(
+            element_type, {**_object(data.fields, "fields"), "title": data.title},
+            stage_id=opt_int(data.stage_id, "stage_id"), pipeline_id=opt_int(data.pipeline_id, "pipeline_id"),
+            contact_ids=None if contact_ids is None else [to_int(i, "contact_ids") for i in contact_ids],
+            actor=actor,
+        )
+
+    return await _once(info, f"create_{element_type}", key, data, element_type, create,
+                       lambda ident: element_service.get_element(element_type, ident, actor=actor))
 
 
 async def _update(element_type: str, info: Info, id: strawberry.ID, fields: JSON) -> Any:
@@ -178,12 +208,16 @@ async def _delete(element_type: str, info: Info, id: strawberry.ID) -> Deleted:
 @strawberry.type
 class Mutation(WorkMutation, AdminMutation, MessageMutation, TriggerMutation, DocumentMutation):
     @strawberry.mutation
-    async def create_lead(self, info: Info, input: CreateLeadInput) -> LeadResult:
-        return await result_of(lambda: _create(ElementType.lead, info, input), Lead.of)
+    async def create_lead(self, info: Info, input: CreateLeadInput,
+                          idempotency_key: Annotated[str | None, strawberry.argument(description=IDEMPOTENCY_KEY)] = None,
+                          ) -> LeadResult:
+        return await result_of(lambda: _create(ElementType.lead, info, input, idempotency_key), Lead.of)
 
     @strawberry.mutation
-    async def create_deal(self, info: Info, input: CreateDealInput) -> DealResult:
-        return await result_of(lambda: _create(ElementType.deal, info, input), Deal.of)
+    async def create_deal(self, info: Info, input: CreateDealInput,
+                          idempotency_key: Annotated[str | None, strawberry.argument(description=IDEMPOTENCY_KEY)] = None,
+                          ) -> DealResult:
+        return await result_of(lambda: _create(ElementType.deal, info, input, idempotency_key), Deal.of)
 
     @strawberry.mutation
     async def update_lead(self, info: Info, id: strawberry.ID, fields: JSON) -> LeadResult:
@@ -254,12 +288,15 @@ class Mutation(WorkMutation, AdminMutation, MessageMutation, TriggerMutation, Do
         )
 
     @strawberry.mutation(description="A comment on the timeline of a lead or deal, by the signed-in user.")
-    async def add_comment(self, info: Info, element_type: str, element_id: strawberry.ID, text: str) -> CommentResult:
+    async def add_comment(self, info: Info, element_type: str, element_id: strawberry.ID, text: str,
+                          idempotency_key: Annotated[str | None, strawberry.argument(description=IDEMPOTENCY_KEY)] = None,
+                          ) -> CommentResult:
         actor = actor_of(info)
-        return await result_of(
-            lambda: element_service.add_comment(element_type, to_int(element_id, "element_id"), text, actor=actor),
-            TimelineEntry.of,
-        )
+        given = {"element_type": element_type, "element_id": element_id, "text": text}
+        return await result_of(lambda: idempotency.once(
+            key=_key_of(info, idempotency_key), operation="add_comment", given=given, result_type="timeline_entry",
+            create=lambda: element_service.add_comment(element_type, to_int(element_id, "element_id"), text, actor=actor),
+            load=lambda ident: element_service.get_timeline_entry(ident, actor=actor), actor=actor), TimelineEntry.of)
 
     @strawberry.mutation
     async def close_task(self, info: Info, id: strawberry.ID) -> TaskResult:
@@ -283,9 +320,14 @@ class Mutation(WorkMutation, AdminMutation, MessageMutation, TriggerMutation, Do
         return await result_of(lambda: token_service.revoke_token(actor, to_int(id, "id")), ApiToken.of)
 
     @strawberry.mutation(description="A new contact; employees create contacts they are responsible for.")
-    async def create_contact(self, info: Info, input: ContactInput) -> ContactResult:
+    async def create_contact(self, info: Info, input: ContactInput,
+                             idempotency_key: Annotated[str | None, strawberry.argument(description=IDEMPOTENCY_KEY)] = None,
+                             ) -> ContactResult:
         actor = actor_of(info)
-        return await result_of(lambda: client_service.create_contact(input.to_service(), actor=actor), Contact.of)
+        return await result_of(lambda: _once(
+            info, "create_contact", idempotency_key, input, "contact",
+            lambda: client_service.create_contact(input.to_service(), actor=actor),
+            lambda ident: client_service.get_contact(ident, actor=actor)), Contact.of)
 
     @strawberry.mutation(description="Change a contact; employees change the contacts they are responsible for.")
     async def update_contact(self, info: Info, id: strawberry.ID, input: ContactInput) -> ContactResult:
@@ -294,9 +336,14 @@ class Mutation(WorkMutation, AdminMutation, MessageMutation, TriggerMutation, Do
             lambda: client_service.update_contact(to_int(id, "id"), input.to_service(), actor=actor), Contact.of)
 
     @strawberry.mutation(description="A new company; employees create companies they are responsible for.")
-    async def create_company(self, info: Info, input: CompanyInput) -> CompanyResult:
+    async def create_company(self, info: Info, input: CompanyInput,
+                             idempotency_key: Annotated[str | None, strawberry.argument(description=IDEMPOTENCY_KEY)] = None,
+                             ) -> CompanyResult:
         actor = actor_of(info)
-        return await result_of(lambda: client_service.create_company(input.to_service(), actor=actor), Company.of)
+        return await result_of(lambda: _once(
+            info, "create_company", idempotency_key, input, "company",
+            lambda: client_service.create_company(input.to_service(), actor=actor),
+            lambda ident: client_service.get_company(ident, actor=actor)), Company.of)
 
     @strawberry.mutation(description="Change a company; employees change the companies they are responsible for.")
     async def update_company(self, info: Info, id: strawberry.ID, input: CompanyInput) -> CompanyResult:

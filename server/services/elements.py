@@ -271,3 +271,12 @@ async def add_comment(element_type: str, element_id: int, text: str, *, actor: A
     async with transaction():
         require_element(actor, await elements.load(element_type, element_id))
         return await elements.add_timeline_entry(element_type, element_id, "comment", text, author_id=actor.user_id)
+
+
+async def get_timeline_entry(entry_id: int, *, actor: Acting) -> TimelineEntry:
+    """One entry of a timeline, for whoever may see the element's log (a retried comment's answer)."""
+    entry = await TimelineEntry.get_or_none(id=entry_id)
+    if entry is None:
+        raise NotFound("timeline entry", entry_id)
+    await require_visible(actor, entry.element_type, entry.element_id)
+    return entry

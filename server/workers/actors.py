@@ -7,6 +7,9 @@ email a run writes (or the next run of its lane) goes out at once instead of at 
 
 import asyncio
 import concurrent.futures
+import logging
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import dramatiq
@@ -16,8 +19,13 @@ from dramatiq.middleware import Middleware
 
 from server import clock
 from server.channels import delivery
+from server.config import settings
+from server.kinds import MessageStatus, RunStatus
+from server.models import Document, Message, RuleRun
 from server.rules import dispatch, engine, pdf, queue
 from server.workers.broker import broker
+
+log = logging.getLogger(__name__)
 
 
 @dramatiq.actor(queue_name="rule_runs", max_retries=0, time_limit=10 * 60 * 1000)
@@ -42,11 +50,44 @@ def send(run_ids: list[int]) -> None:
         execute_rule_run.send(run_id)
 
 
+# Sends after commit run on their own threads, so a Redis that hangs ties up these and not the default pool
+# (password checks, the embedded worker's joins); each send gives up after PIPEWRIGHT_REDIS_SOCKET_TIMEOUT_MS.
+_sender = ThreadPoolExecutor(max_workers=4, thread_name_prefix="broker-send")
+
+
+async def _hand_over(send_all: Callable[[list[int]], None], ids: list[int], give_back: Callable[[list[int]], Awaitable[Any]],
+                     what: str) -> None:
+    """Send `ids` to the broker, waiting at most PIPEWRIGHT_BROKER_SEND_WAIT_MS: the change that made them due
+    has committed, and the request must answer. What the broker did not take is given back at once (its claim
+    ends now), so the scheduler's next sweep sends it, instead of after the claim's whole lease. A send that
+    did arrive after all is then sent twice, which the runs' compare-and-set makes harmless."""
+    loop = asyncio.get_running_loop()
+    wait_ms = settings().broker_send_wait_ms
+    try:
+        await asyncio.wait_for(loop.run_in_executor(_sender, send_all, ids), wait_ms / 1000)
+    except Exception as exc:  # TimeoutError (Redis hangs), redis' ConnectionError (Redis down)
+        log.warning("the broker did not take %d %s within %d ms (%s); the scheduler will send them",
+                    len(ids), what, wait_ms, type(exc).__name__)
+        await give_back(ids)
+
+
+async def _give_back_runs(run_ids: list[int]) -> None:
+    await RuleRun.filter(id__in=run_ids, status=RunStatus.queued).update(lease_until=clock.utcnow())
+
+
+async def _give_back_messages(message_ids: list[int]) -> None:
+    await Message.filter(id__in=message_ids, status=MessageStatus.queued).update(due_at=clock.utcnow())
+
+
+async def _give_back_documents(document_ids: list[int]) -> None:
+    await Document.filter(id__in=document_ids, pdf_status="pending").update(pdf_due_at=clock.utcnow())
+
+
 async def dispatch_due(run_ids: list[int]) -> None:
     """The engine's fast path: runs due right after a commit are claimed and sent at once."""
     claimed = await queue.claim(run_ids)
     if claimed:
-        await asyncio.to_thread(send, claimed)  # a Redis round trip must not block the loop
+        await _hand_over(send, claimed, _give_back_runs, "rule runs")
 
 
 def send_messages(message_ids: list[int]) -> None:
@@ -59,7 +100,7 @@ async def dispatch_due_messages(message_ids: list[int]) -> None:
     does not send them again)."""
     claimed = await delivery.claim_due(ids=message_ids)
     if claimed:
-        await asyncio.to_thread(send_messages, claimed)
+        await _hand_over(send_messages, claimed, _give_back_messages, "messages")
 
 
 def send_documents(document_ids: list[int]) -> None:
@@ -70,7 +111,7 @@ def send_documents(document_ids: list[int]) -> None:
 async def dispatch_due_documents(document_ids: list[int]) -> None:
     claimed = await pdf.claim_due(ids=document_ids)
     if claimed:
-        await asyncio.to_thread(send_documents, claimed)
+        await _hand_over(send_documents, claimed, _give_back_documents, "documents")
 
 
 def install_dispatcher() -> None:

@@ -92,10 +92,13 @@ class Database(Middleware):
 def _make_broker() -> dramatiq.Broker:
     config = settings()
     if config.broker_url:
+        import redis
         from dramatiq.brokers.redis import RedisBroker
 
+        # Built here rather than from `url=`, so its timeouts are our settings, not whatever redis-py defaults to.
+        client = redis.Redis.from_url(config.broker_url, **config.redis_options)
         # dramatiq 2.x leaves RedisBroker.__init__ unannotated; the broker it builds is typed.
-        redis_broker = RedisBroker(url=config.broker_url)  # type: ignore[no-untyped-call]
+        redis_broker = RedisBroker(client=client)  # type: ignore[no-untyped-call]
         redis_broker.add_middleware(DaemonAsyncIO())
         redis_broker.add_middleware(Database())
         return redis_broker

@@ -11,6 +11,7 @@ from server import clock, events
 from server.config import settings
 from server.channels import delivery
 from server.rules import pdf, queue
+from server.services import idempotency
 # The dispatcher lives with the actors (a worker process installs it at boot); the web process and the
 # embedded worker install it from here.
 from server.workers.actors import install_dispatcher, send, send_documents, send_messages, uninstall_dispatcher
@@ -75,6 +76,8 @@ async def run_forever(stop: asyncio.Event) -> None:
                 next_prune = time.monotonic() + PRUNE_EVERY_S
                 if pruned := await events.prune():
                     log.info("pruned %d live events past the retention", pruned)
+                if pruned := await idempotency.prune():
+                    log.info("pruned %d idempotency keys past the retention", pruned)
         except Exception:  # the database may be briefly unreachable; the next tick tries again
             log.exception("scheduler tick failed")
         ticks += 1
