@@ -250,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
 
     worker = commands.add_parser("worker", help="run dramatiq worker processes and the scheduler")
     worker.add_argument("--processes", type=int, default=2)
-    worker.add_argument("--threads", type=int, default=8)
+    worker.add_argument("--threads", type=int, default=settings().worker_threads,
+                        help="runs at once per process (PIPEWRIGHT_WORKER_THREADS; the pool holds two connections per thread)")
     worker.add_argument("--no-scheduler", action="store_true")
     worker.set_defaults(func=_worker)
 

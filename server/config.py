@@ -89,7 +89,7 @@ class Settings:
     pg_lock_timeout_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_PG_LOCK_TIMEOUT_MS", 5000))
     pg_statement_timeout_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_PG_STATEMENT_TIMEOUT_MS", 30_000))
     pg_idle_in_transaction_timeout_ms: int = field(
-        default_factory=lambda: _int("PIPEWRIGHT_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS", 30_000))
+        default_factory=lambda: _int("PIPEWRIGHT_PG_IDLE_IN_TRANSACTION_TIMEOUT_MS", 60_000))
     pg_connect_timeout_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_PG_CONNECT_TIMEOUT_S", 10))
     # asyncpg's own bound on one statement: above the server's statement timeout, for a server that is cut off.
     pg_command_timeout_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_PG_COMMAND_TIMEOUT_S", 40))
@@ -98,7 +98,10 @@ class Settings:
     pg_keepalives_interval_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_PG_KEEPALIVES_INTERVAL_S", 10))
     pg_keepalives_count: int = field(default_factory=lambda: _int("PIPEWRIGHT_PG_KEEPALIVES_COUNT", 3))
     db_pool_min_connections: int = field(default_factory=lambda: _int("PIPEWRIGHT_DB_POOL_MIN_CONNECTIONS", 1))
-    db_pool_max_connections: int = field(default_factory=lambda: _int("PIPEWRIGHT_DB_POOL_MAX_CONNECTIONS", 5))
+    # A running run holds a connection for its transaction and its lease heartbeat needs a second one, so the
+    # default is two per worker thread plus two (a smaller pool starves the heartbeats: runs get taken over).
+    db_pool_max_connections: int = field(default_factory=lambda: _int(
+        "PIPEWRIGHT_DB_POOL_MAX_CONNECTIONS", 2 * _int("PIPEWRIGHT_WORKER_THREADS", 8) + 2))
     sqlite_busy_timeout_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_SQLITE_BUSY_TIMEOUT_MS", 5000))
     redis_socket_timeout_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_REDIS_SOCKET_TIMEOUT_MS", 5000))
     redis_connect_timeout_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_REDIS_CONNECT_TIMEOUT_MS", 3000))

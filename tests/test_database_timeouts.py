@@ -50,7 +50,7 @@ async def test_the_defaults_suit_production(db, monkeypatch):
         monkeypatch.delenv(f"PIPEWRIGHT_{name}", raising=False)
     await _reconnect(db, monkeypatch)
     assert [await _show(n) for n in ("lock_timeout", "statement_timeout", "idle_in_transaction_session_timeout")] \
-        == ["5s", "30s", "30s"]
+        == ["5s", "30s", "1min"]
 
 
 async def test_a_transaction_left_idle_is_cut_and_the_next_one_works(db, monkeypatch):

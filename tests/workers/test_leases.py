@@ -33,9 +33,9 @@ async def comments(deal_id: int) -> list[str]:
 def worker_with_slow_actions(env: dict[str, str], log: Path, **extra: str) -> Iterator[None]:
     """A worker host of its own that also knows the test-only actions: one dramatiq process (every run in it
     shares one event loop) and a scheduler, as `pipewright worker --processes 1` runs them."""
-    # Each run holds a connection for its transaction and its heartbeat needs another: with 8 threads the pool
-    # must hold 16 (asyncpg's default of 5 starves the heartbeats; see the pool settings in server/database.py).
-    env = {**env, "PIPEWRIGHT_DATABASE_URL": env["PIPEWRIGHT_DATABASE_URL"] + "?maxsize=20", **extra}
+    # Each run holds a connection for its transaction and its heartbeat needs another: the default pool (two per
+    # worker thread plus two, PIPEWRIGHT_DB_POOL_MAX_CONNECTIONS) is what keeps the heartbeats alive here.
+    env = {**env, **extra}
     with open(log, "ab") as out:
         processes = [
             subprocess.Popen([sys.executable, "-m", "dramatiq", "server.workers.actors", "tests.workers.slow_actions",
