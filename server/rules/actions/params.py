@@ -118,7 +118,7 @@ async def example_params(action: Action[Any], *, pipeline_id: int) -> dict[str, 
             if pipeline is None:
                 raise LookupError(f"the example of {action.key} names a {value} pipeline: there is none")
             params[spec.name] = pipeline.id
-    return params
+    return await action.prepare_example(params, entity_type=action.example.entity_type)
 
 
 async def _user_with_role(action: Action[Any], role: str) -> int:
