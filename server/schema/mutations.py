@@ -27,6 +27,7 @@ from server.schema.types import (
     TimelineEntry,
 )
 from server.schema.messages import MessageMutation
+from server.schema.bookings import BookingMutation
 from server.schema.triggers import TriggerMutation
 from server.schema.work import WorkMutation
 from server.services import clients as client_service
@@ -175,7 +176,7 @@ async def _delete(element_type: str, info: Info, id: strawberry.ID) -> Deleted:
 
 
 @strawberry.type
-class Mutation(WorkMutation, AdminMutation, MessageMutation, TriggerMutation):
+class Mutation(WorkMutation, AdminMutation, MessageMutation, TriggerMutation, BookingMutation):
     @strawberry.mutation
     async def create_lead(self, info: Info, input: CreateLeadInput) -> LeadResult:
         return await result_of(lambda: _create(ElementType.lead, info, input), Lead.of)

@@ -34,6 +34,7 @@ from server.schema.types import (
     User,
 )
 from server.schema.messages import MessageQuery
+from server.schema.bookings import BookingQuery
 from server.schema.triggers import TriggerQuery
 from server.schema.work import WorkQuery
 from server.services import clients as client_service
@@ -75,7 +76,7 @@ async def _lookup(
 
 
 @strawberry.type
-class Query(WorkQuery, MessageQuery, TriggerQuery):
+class Query(WorkQuery, MessageQuery, TriggerQuery, BookingQuery):
     @strawberry.field(description="The user the API token acts as.")
     async def me(self, info: Info) -> User:
         actor = actor_of(info)
