@@ -5,7 +5,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from web import auth, board, channels, elements, people, pipelines, rules, triggers
+from web import auth, board, bookings, channels, elements, people, pipelines, rules, triggers
 from web.guard import page
 from web.templating import HERE
 
@@ -30,6 +30,7 @@ def admin() -> Mount:
         *elements.routes,
         *people.routes,
         *channels.routes,
+        *bookings.routes,
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="admin-static"),
     ]
     return Mount("/admin", routes=routes)

@@ -3,7 +3,7 @@ action (rules/bookings.py), on the element's timeline and the "resource booked" 
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from tortoise.exceptions import IntegrityError
 
@@ -16,7 +16,7 @@ from server.rules import elements, engine
 from server.rules.bookings import BOOKING_FIELD_TYPE, BookingConflict, describe
 from server.rules.triggering import Event, Occurrence
 from server.rules.triggers.base import RESOURCE_BOOKED
-from server.services.access import Acting, Actor, require_element
+from server.services.access import Acting, Actor, element_scope, require_element
 from server.services.calendar import BookedSlot
 from server.services.elements import require_visible
 
@@ -24,7 +24,7 @@ __all__ = [
     "BOOKING_FIELD_TYPE", "BookingConflict", "BookingInput", "ResourceInput", "ServiceInput", "book",
     "booking_fields", "cancel_booking", "create_resource", "create_service", "describe", "element_bookings",
     "get_resource", "get_service", "list_resources", "list_services", "resource_bookings", "update_resource",
-    "update_service",
+    "update_service", "week",
 ]
 
 MAX_RANGE = timedelta(days=62)  # bookings of a resource asked for at once
@@ -296,3 +296,65 @@ async def feed_slots(booked: list[tuple[Booking, Resource]]) -> list[BookedSlot]
             titles[(element_type, element.id)] = f"{element_type.capitalize()}: {element.title}"
     return [BookedSlot(b, r, services.get(b.service_id) if b.service_id else None,
                        titles.get((b.element_type, b.element_id))) for b, r in booked]
+
+
+# ---------------------------------------------------------------- a resource's week, for the admin
+
+
+@dataclass(frozen=True)
+class WeekBlock:
+    """A booking as one day's column shows it: its part of that day (UTC), and the element if the viewer may see it."""
+
+    booking: Booking
+    starts: datetime
+    ends: datetime
+    title: str | None  # None: the viewer may not see the element (the slot is shown as taken)
+    service: str | None
+
+
+@dataclass(frozen=True)
+class WeekDay:
+    day: date
+    blocks: list[WeekBlock]
+
+
+@dataclass(frozen=True)
+class Week:
+    resource: Resource
+    start: date  # a Monday
+    days: list[WeekDay]
+
+    @property
+    def previous(self) -> date:
+        return self.start - timedelta(days=7)
+
+    @property
+    def next(self) -> date:
+        return self.start + timedelta(days=7)
+
+
+def monday_of(day: date) -> date:
+    return day - timedelta(days=day.weekday())
+
+
+async def week(resource_id: int, day: date, *, actor: Acting) -> Week:
+    """The active bookings of a resource in the week (Monday to Sunday, UTC) that holds `day`, per day."""
+    resource = await get_resource(resource_id)
+    start = monday_of(day)
+    first = datetime(start.year, start.month, start.day, tzinfo=UTC)
+    rows = await resource_bookings(resource_id, first, first + timedelta(days=7), actor=actor)
+    services = {s.id: s.name for s in await Service.filter(id__in={b.service_id for b in rows if b.service_id})}
+    titles: dict[tuple[str, int], str] = {}
+    for element_type in {b.element_type for b in rows}:
+        ids = [b.element_id for b in rows if b.element_type == element_type]
+        for element in await model_for(element_type).filter(id__in=ids, **element_scope(actor)).only("id", "title"):
+            titles[(element_type, element.id)] = element.title
+    days = []
+    for offset in range(7):
+        begin = first + timedelta(days=offset)
+        end = begin + timedelta(days=1)
+        blocks = [WeekBlock(b, max(b.start_at, begin), min(b.end_at, end), titles.get((b.element_type, b.element_id)),
+                            services.get(b.service_id) if b.service_id else None)
+                  for b in rows if b.start_at < end and b.end_at > begin]
+        days.append(WeekDay(begin.date(), blocks))
+    return Week(resource, start, days)
