@@ -87,8 +87,9 @@ async def _services_page(request: Request, *, errors: dict[str, dict[str, str]] 
 
 
 def _service_input(form: Any) -> bookings.ServiceInput:
-    return bookings.ServiceInput(name=_text(form, "name"),
-                                 duration_minutes=_number(_text(form, "duration_minutes")) or 0)
+    minutes = _text(form, "duration_minutes").strip()
+    # not a whole number of minutes (-5, 1.5): 0, which the service refuses naming the field
+    return bookings.ServiceInput(name=_text(form, "name"), duration_minutes=(_number(minutes) or 0) if minutes else None)
 
 
 @page()

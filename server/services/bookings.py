@@ -139,15 +139,16 @@ async def _saved_service(service: Service) -> Service:
 
 async def create_service(data: ServiceInput, *, actor: Acting) -> Service:
     require_manager(actor)
+    minutes = 60 if data.duration_minutes is None else data.duration_minutes
     errors: list[FieldError] = []
-    for check in (lambda: _name(data.name), lambda: _duration(data.duration_minutes or 60)):
+    for check in (lambda: _name(data.name), lambda: _duration(minutes)):
         try:
             check()
         except ValidationFailed as exc:
             errors += exc.errors
     if errors:
         raise ValidationFailed(errors)
-    return await _saved_service(Service(name=_name(data.name), duration_minutes=data.duration_minutes or 60))
+    return await _saved_service(Service(name=_name(data.name), duration_minutes=minutes))
 
 
 async def update_service(service_id: int, data: ServiceInput, *, actor: Acting) -> Service:
