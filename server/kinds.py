@@ -117,3 +117,17 @@ class AddressType(StrEnum):
     home = "home"
     mobile = "mobile"
     other = "other"
+
+
+class ResourceKind(StrEnum):
+    """What a bookable resource is: a person (then it books their calendar) or a thing (a room, a car)."""
+
+    employee = "employee"
+    thing = "thing"
+
+
+class BookingStatus(StrEnum):
+    """Only active bookings hold their slot."""
+
+    active = "active"
+    cancelled = "cancelled"

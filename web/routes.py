@@ -5,7 +5,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from web import auth, board, channels, documents, elements, people, pipelines, rules, triggers
+from web import auth, board, bookings, channels, documents, elements, people, pipelines, rules, triggers
 from web.guard import page
 from web.templating import HERE
 
@@ -31,6 +31,7 @@ def admin() -> Mount:
         *people.routes,
         *channels.routes,
         *documents.routes,
+        *bookings.routes,
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="admin-static"),
     ]
     return Mount("/admin", routes=routes)

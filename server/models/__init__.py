@@ -1,6 +1,7 @@
 """Tortoise models, grouped by area. `MODEL_MODULES` is what the ORM config loads."""
 
 from server.models.access import AdminSession, ApiToken, LoginAttempt, RecoveryCode, SetupCode
+from server.models.bookings import Booking, Resource, Service
 from server.models.automation import Rule, RuleRun, StageRevision, StageRun
 from server.models.crm import (
     ELEMENT_MODELS,
@@ -32,6 +33,7 @@ MODEL_MODULES = [
     "server.models.crm", "server.models.pipelines", "server.models.automation",
     "server.models.work", "server.models.access", "server.models.events", "server.models.messages",
     "server.models.triggers", "server.models.payments", "server.models.documents", "server.models.idempotency",
+    "server.models.bookings",
 ]
 
 __all__ = [
@@ -59,6 +61,7 @@ __all__ = [
     "RoundRobinCursor",
     "SetupCode",
     "AuditEntry",
+    "Booking",
     "Company",
     "Contact",
     "CustomField",
@@ -70,8 +73,10 @@ __all__ = [
     "MODEL_MODULES",
     "Payment",
     "Pipeline",
+    "Resource",
     "Rule",
     "RuleRun",
+    "Service",
     "Stage",
     "StageRevision",
     "StageRun",

@@ -63,7 +63,7 @@ class CustomField(Model):
     entity_type = fields.CharField(max_length=10)  # lead | deal | contact | company
     code = fields.CharField(max_length=64)
     name = fields.CharField(max_length=200)
-    type = fields.CharField(max_length=20)  # string text number money date datetime bool select user
+    type = fields.CharField(max_length=20)  # string text number money date datetime bool select user booking
     options: fields.JSONField[list[Any]] = fields.JSONField(default=list)  # choices for select
     required = fields.BooleanField(default=False)
 

@@ -54,6 +54,11 @@ class RunContext(Protocol):
         """Delete the element: its pending runs are cancelled with `reason` (this run finishes on its own)."""
         ...
 
+    async def fire_event(self, kind: str, data: dict[str, Any]) -> None:
+        """Something happened to the element because of this run (a resource booked): its triggers may move it,
+        continuing this run's chain."""
+        ...
+
     async def send_message(self, *, channel: str, recipient: str, text: str, sender: str, sender_name: str = "",
                            subject: str = "", html: str = "", meta: dict[str, Any] | None = None) -> Message:
         """An outbound email or SMS about the element, written to the outbox with this run and delivered after

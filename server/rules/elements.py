@@ -170,6 +170,8 @@ async def coerce_value(field_type: str, options: list[Any], value: Any) -> Any:
         if not await model.exists(id=ident):
             raise ValueError(missing_reference(field_type, ident))
         return ident
+    if field_type == "booking":  # its value is the Booking rows of the field (rules/bookings.py)
+        raise ValueError("holds bookings: book with the Book a resource action or the bookResource mutation")
     raise ValueError(f"fields of type '{field_type}' cannot be set here")
 
 

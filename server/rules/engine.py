@@ -395,6 +395,10 @@ class EngineRunContext:
         await cancel_element_runs(self.element_type, self.element.id, reason=reason, except_run_id=self.run.id)
         await self.element.delete()
 
+    async def fire_event(self, kind: str, data: dict[str, Any]) -> None:
+        await fire_triggers(triggering.Occurrence(triggering.Event(kind, data), element_type=self.element_type,
+                                                  element_id=self.element.id, rule_run_id=self.run.id))
+
     async def send_message(self, *, channel: str, recipient: str, text: str, sender: str, sender_name: str = "",
                            subject: str = "", html: str = "", meta: dict[str, Any] | None = None) -> Message:
         return await outbox.queue(channel=channel, recipient=recipient, text=text, sender=sender,

@@ -31,6 +31,7 @@ from graphql import (
 from server.errors import MAX_LISTED_ERRORS
 from server.services.clients import MAX_ADDRESSES
 from server.services.hooks import CHANNELS as WEBHOOK_CHANNELS
+from server.rules.bookings import MAX_RESOURCES
 from server.services.paging import MAX_PAGE
 
 MAX_COST = 25_000
@@ -56,6 +57,7 @@ BOUNDED_LISTS = {
     "Contact.emailAddresses": MAX_ADDRESSES, "Contact.phoneNumbers": MAX_ADDRESSES,
     "Company.emailAddresses": MAX_ADDRESSES, "Company.phoneNumbers": MAX_ADDRESSES,
     "ChannelSettings.webhooks": len(WEBHOOK_CHANNELS),  # one per webhook channel
+    "Booked.bookings": MAX_RESOURCES,  # one per resource booked at once (rules/bookings.py refuses more)
 }
 
 

@@ -35,6 +35,7 @@ from server.schema.types import (
 )
 from server.schema.messages import MessageQuery
 from server.schema.documents import DocumentQuery
+from server.schema.bookings import BookingQuery
 from server.schema.triggers import TriggerQuery
 from server.schema.work import WorkQuery
 from server.services import clients as client_service
@@ -76,7 +77,7 @@ async def _lookup(
 
 
 @strawberry.type
-class Query(WorkQuery, MessageQuery, TriggerQuery, DocumentQuery):
+class Query(WorkQuery, MessageQuery, TriggerQuery, DocumentQuery, BookingQuery):
     @strawberry.field(description="The user the API token acts as.")
     async def me(self, info: Info) -> User:
         actor = actor_of(info)

@@ -6,7 +6,7 @@ from datetime import datetime, timedelta
 from server import clock
 from server.errors import Forbidden, NotFound, ValidationFailed
 from server.models import ELEMENT_MODELS, Activity, User, model_for
-from server.services import calendar
+from server.services import bookings, calendar
 from server.services.access import Acting, Actor, require_element
 
 # The feed lists activities from this far back (and everything after).
@@ -112,7 +112,9 @@ async def calendar_feed(token: str) -> str:
     activities = await Activity.filter(
         responsible_id=user.id, start_at__gte=clock.utcnow() - CALENDAR_HISTORY
     ).order_by("start_at", "id")
-    return calendar.render(user, activities, about=await _about(activities))
+    booked = await bookings.user_bookings(user.id, clock.utcnow() - CALENDAR_HISTORY)
+    return calendar.render(user, activities, about=await _about(activities),
+                           bookings=await bookings.feed_slots(booked))
 
 
 async def _about(activities: list[Activity]) -> dict[int, str]:

@@ -8,10 +8,11 @@ METHOD property, DTSTAMP is the event's last modification (RFC 5545 3.8.7.2).
 """
 
 import re
+from dataclasses import dataclass
 from collections.abc import Iterable
 from datetime import UTC, datetime
 
-from server.models import Activity, User
+from server.models import Activity, Booking, Resource, Service, User
 
 PRODID = "-//pipewright//pipewright calendar 1.0//EN"
 KIND_NAMES = {"call": "Call", "meeting": "Meeting", "activity": "Activity", "todo": "To-do"}
@@ -89,7 +90,43 @@ def _event(activity: Activity, about: str | None) -> list[str]:
     return lines
 
 
-def render(user: User, activities: Iterable[Activity], *, about: dict[int, str] | None = None) -> str:
+def _booking_event(booking: Booking, resource: Resource, service: Service | None, about: str | None) -> list[str]:
+    """A booking of the user as an employee resource. A cancelled booking stays in the feed as CANCELLED (SEQUENCE
+    1), so a client that had it removes it instead of keeping a stale event."""
+    cancelled = booking.status == "cancelled"
+    changed = booking.cancelled_at if cancelled and booking.cancelled_at else booking.created_at
+    summary = f"Booked: {service.name}" if service else f"Booked: {resource.name}"
+    description = "\n".join(part for part in (f"Resource: {resource.name}", about) if part)
+    return [
+        "BEGIN:VEVENT",
+        f"UID:booking-{booking.id}@pipewright",
+        f"DTSTAMP:{utc(changed)}",
+        f"CREATED:{utc(booking.created_at)}",
+        f"LAST-MODIFIED:{utc(changed)}",
+        f"SEQUENCE:{1 if cancelled else 0}",
+        f"DTSTART:{utc(booking.start_at)}",
+        f"DTEND:{utc(booking.end_at)}",
+        f"SUMMARY:{text(summary)}",
+        f"DESCRIPTION:{text(description)}",
+        "CATEGORIES:Booking",
+        f"STATUS:{'CANCELLED' if cancelled else 'CONFIRMED'}",
+        f"TRANSP:{'TRANSPARENT' if cancelled else 'OPAQUE'}",
+        "END:VEVENT",
+    ]
+
+
+@dataclass(frozen=True)
+class BookedSlot:
+    """A booking as the feed shows it: with its resource, service and the element it is for."""
+
+    booking: Booking
+    resource: Resource
+    service: Service | None = None
+    about: str | None = None
+
+
+def render(user: User, activities: Iterable[Activity], *, about: dict[int, str] | None = None,
+           bookings: Iterable[BookedSlot] = ()) -> str:
     """The VCALENDAR text (CRLF line ends, folded). `about`: activity id → the element it belongs to."""
     about = about or {}
     lines = [
@@ -102,5 +139,7 @@ def render(user: User, activities: Iterable[Activity], *, about: dict[int, str] 
     ]
     for activity in activities:
         lines += _event(activity, about.get(activity.id))
+    for slot in bookings:
+        lines += _booking_event(slot.booking, slot.resource, slot.service, slot.about)
     lines.append("END:VCALENDAR")
     return "".join(fold(line) + "\r\n" for line in lines)

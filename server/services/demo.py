@@ -13,6 +13,7 @@ from server.models import CustomField, Pipeline, Stage, User, WorkCalendar
 from server.rules.actions import registry
 from server.rules.actions.params import describe_params, example_params
 from server.services.access import SYSTEM, Actor, actor_for
+from server.services.bookings import ResourceInput, ServiceInput, create_resource, create_service
 from server.services.clients import Address, ClientInput, create_company, create_contact
 from server.services.documents import TemplateInput, save_template
 from server.services.elements import create_element
@@ -50,6 +51,19 @@ CUSTOM_FIELDS: tuple[tuple[str, str, str, str, list[str]], ...] = (
     ("lead", "contact_name", "Contact name", "string", []),
     ("lead", "email", "Email", "string", []),
     ("lead", "phone", "Phone", "string", []),
+    # Booking fields hold the bookings of resources (Book a resource, Cancel booking).
+    ("deal", "partner_visit", "Partner visit", "booking", []),
+)
+
+# Bookable resources: key, name, kind, the user of an employee resource.
+RESOURCES: tuple[tuple[str, str, str, str | None], ...] = (
+    ("showroom", "Showroom Munich", "thing", None),
+    ("jonas", "Jonas Weber", "employee", "jonas"),
+)
+# key, name, default duration in minutes
+SERVICES: tuple[tuple[str, str, int], ...] = (
+    ("partner_visit", "Partner visit", 90),
+    ("contract_signing", "Contract signing", 30),
 )
 
 # A client's typed addresses: (value, type), first first. Numbers in E.164, as the clients service stores them.
@@ -193,6 +207,9 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
     ("Partners", "negotiation"): (
         {"key": "intro", "action_type": "add_comment", "title": "Announce the talks",
          "params": {"text": "Partner talks started with {{deal.company.name|default('a new partner')}}.", "author": "jonas"}},
+        {"key": "visit", "action_type": "book_resource", "title": "Book the showroom and Jonas for a partner visit",
+         "params": {"field": "partner_visit", "service": "partner_visit", "resources": ["showroom", "jonas"],
+                    "start_in": 2, "start_unit": "days", "start_time": "10:00"}},
     ),
     ("Partners", "contract"): (
         {"key": "legal", "action_type": "task", "title": "Legal review",
@@ -200,6 +217,8 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
                     "wait_until_closed": True}},
         {"key": "reviewed", "action_type": "history_entry", "title": "Record the review", "lane": "after_previous",
          "params": {"text": "Legal review done at {{rules.legal.closed_at}}"}},
+        {"key": "visit_done", "action_type": "cancel_booking", "title": "Talks are over: free the partner visit",
+         "params": {"field": "partner_visit"}},
     ),
     ("Partners", "won"): (
         {"key": "close_today", "action_type": "modify_element", "title": "Set the close date",
@@ -243,6 +262,10 @@ TRIGGERS: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
     ("Partners", "negotiation"): (
         {"name": "New partner manager: talk again", "trigger_type": "responsible_changed", "settings": {},
          "allow_back": True},
+    ),
+    ("Partners", "contract"): (
+        {"name": "Contract signing booked", "trigger_type": "resource_booked", "settings": {},
+         "condition": [[{"field": "event.service", "op": "eq", "value": "Contract signing"}]]},
     ),
 }
 
@@ -289,9 +312,13 @@ def _email(key: str) -> str:
 
 
 def _params(action_type: str, params: dict[str, Any], users: dict[str, int], stages: dict[str, int],
-            pipelines: dict[str, int], document_templates: dict[str, int]) -> dict[str, Any]:
-    """Table params with user keys, stage codes and pipeline names replaced by ids (found by the param's kind)."""
+            pipelines: dict[str, int], document_templates: dict[str, int], bookables: dict[str, dict[str, int]]) -> dict[str, Any]:
+    """Table params with user keys, stage codes and pipeline names replaced by ids (found by the param's kind),
+    and a booking's resources and service by their keys here."""
     resolved = dict(params)
+    if action_type == "book_resource":
+        resolved["resources"] = [bookables["resources"][key] for key in params["resources"]]
+        resolved["service"] = bookables["services"][params["service"]]
     for spec in describe_params(registry()[action_type].Params):
         if spec.name not in resolved:
             continue
@@ -341,6 +368,13 @@ async def load_demo_if_empty() -> bool:
         await WorkCalendar.create(**CALENDAR, holidays=holidays)
         for entity_type, code, name, field_type, options in CUSTOM_FIELDS:
             await CustomField.create(entity_type=entity_type, code=code, name=name, type=field_type, options=options)
+        bookables: dict[str, dict[str, int]] = {"resources": {}, "services": {}}
+        for key, name, kind, user_key in RESOURCES:
+            bookables["resources"][key] = (await create_resource(ResourceInput(
+                name=name, kind=kind, user_id=users[user_key] if user_key else None), actor=actors["anna"])).id
+        for key, name, minutes in SERVICES:
+            bookables["services"][key] = (await create_service(ServiceInput(name=name, duration_minutes=minutes),
+                                                               actor=actors["anna"])).id
         companies: dict[str, tuple[int, str]] = {}  # name → id, responsible's key
         for name, emails, phones, owner in COMPANIES:
             firm = await create_company(ClientInput(name=name, emails=_addresses(emails), phones=_addresses(phones),
@@ -370,7 +404,7 @@ async def load_demo_if_empty() -> bool:
         for (pipeline_name, code), rules in RULES.items():
             for rule in rules:
                 values = {**rule, "params": _params(rule["action_type"], rule["params"], users, stages[pipeline_name],
-                                                    pipelines, document_templates)}
+                                                    pipelines, document_templates, bookables)}
                 run_as = values.pop("run_as", None)
                 await create_rule(stages[pipeline_name][code], RuleInput(**values, run_as_id=users.get(run_as or "")),
                                   actor=actors["anna"])

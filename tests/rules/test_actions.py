@@ -33,7 +33,7 @@ async def timeline(deal_id: int, kind: str) -> list[TimelineEntry]:
 async def test_unknown_action_type_is_refused(db):
     _, stages = await make_pipeline()
     errors = await refused(stages["offer"], "send_fax", {})
-    assert errors["action_type"].startswith("unknown action type 'send_fax'; one of: activity, add_comment, add_to_exceptions, change_company")
+    assert errors["action_type"].startswith("unknown action type 'send_fax'; one of: activity, add_comment, add_to_exceptions, book_resource, cancel_booking, change_company")
 
 
 # ---------------------------------------------------------------- add comment

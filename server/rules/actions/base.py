@@ -182,6 +182,11 @@ class Action(Generic[P]):
         """A blocking action's outputs when its wait ends (by an event or by timeout)."""
         return {"ended_by": ended_by}
 
+    async def prepare_example(self, params: dict[str, Any], *, entity_type: str) -> dict[str, Any]:
+        """The example's params with what only this action names (a bookable resource, a booking field) found or
+        made in this database, by the names the example gives. Most actions name nothing of their own."""
+        return params
+
     def describe(self, params: P, names: Names = NO_NAMES) -> str:
         """What the rule does, in words, for the designer and the run log."""
         return self.title

@@ -121,7 +121,7 @@ async def example_params(action: Action[Any], *, pipeline_id: int) -> dict[str, 
             params[spec.name] = pipeline.id
         elif spec.kind == "document_template":  # named: the one of that name, made with a plain body if missing
             params[spec.name] = (await documents.example_template(value, action.example.entity_type)).id
-    return params
+    return await action.prepare_example(params, entity_type=action.example.entity_type)
 
 
 async def _user_with_role(action: Action[Any], role: str) -> int:

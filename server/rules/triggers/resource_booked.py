@@ -8,8 +8,10 @@ class ResourceBooked(TriggerType[NoSettings]):
     title = "Resource booked"
     event = RESOURCE_BOOKED
     Settings = NoSettings
-    data_fields = ("booking_id", "resource", "start_at")
-    example = TriggerExample("Resource booked", {}, Event(RESOURCE_BOOKED, {"booking_id": 1, "resource": "Room 1"}))
+    data_fields = ("booking_id", "resource", "service", "field", "start_at", "end_at")  # rules/bookings.booked_event
+    example = TriggerExample("Resource booked", {}, Event(RESOURCE_BOOKED, {
+        "booking_id": 1, "resource": "Room 1", "service": "Consultation", "field": "consultation",
+        "start_at": "2026-12-03T10:00:00+00:00", "end_at": "2026-12-03T11:00:00+00:00"}))
 
     def describe(self, settings: NoSettings) -> str:
         return "When a resource is booked for the element"
