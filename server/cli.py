@@ -208,9 +208,14 @@ def _worker(args: argparse.Namespace) -> int:
     """Dramatiq worker processes, plus the scheduler in this process unless --no-scheduler."""
     print(f"pipewright worker: {_channels()}", flush=True)
     _require_broker()
+    from server.config import settings
+
+    threads = args.threads or settings().worker_threads
     command = [sys.executable, "-m", "dramatiq", "server.workers.actors",
-               "--processes", str(args.processes), "--threads", str(args.threads)]
-    env = {**os.environ, "dramatiq_worker_timeout": os.environ.get("dramatiq_worker_timeout", "100")}
+               "--processes", str(args.processes), "--threads", str(threads)]
+    # The workers' pool is sized from their thread count (PIPEWRIGHT_DB_POOL_MAX_CONNECTIONS' default).
+    env = {**os.environ, "PIPEWRIGHT_WORKER_THREADS": str(threads),
+           "dramatiq_worker_timeout": os.environ.get("dramatiq_worker_timeout", "100")}
     workers = subprocess.Popen(command, env=env)
     if args.no_scheduler:
         return workers.wait()
@@ -250,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
 
     worker = commands.add_parser("worker", help="run dramatiq worker processes and the scheduler")
     worker.add_argument("--processes", type=int, default=2)
-    worker.add_argument("--threads", type=int, default=settings().worker_threads,
+    worker.add_argument("--threads", type=int, default=None,
                         help="runs at once per process (PIPEWRIGHT_WORKER_THREADS; the pool holds two connections per thread)")
     worker.add_argument("--no-scheduler", action="store_true")
     worker.set_defaults(func=_worker)
