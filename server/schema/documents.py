@@ -14,6 +14,7 @@ from server.schema.context import actor_of
 from server.schema.errors import ForbiddenError, NotFoundError, ValidationError, result_of
 from server.schema.ids import gid, to_int
 from server.services import documents as document_service
+from server.services.paging import page_size
 
 
 @strawberry.type
@@ -94,14 +95,16 @@ PreviewResult = Annotated[DocumentPreview | Refusals, strawberry.union("Document
 
 @strawberry.type
 class DocumentQuery:
-    @strawberry.field(description="Every document template.")
-    async def document_templates(self, info: Info) -> list[DocumentTemplate]:
-        return [DocumentTemplate.of(t) for t in await document_service.list_templates(actor=actor_of(info))]
+    @strawberry.field(description="The document templates by name, the first `first` (at most 100).")
+    async def document_templates(self, info: Info, first: int = 50) -> list[DocumentTemplate]:
+        rows = await document_service.list_templates(actor=actor_of(info), limit=page_size(first))
+        return [DocumentTemplate.of(t) for t in rows]
 
-    @strawberry.field(description="The documents of a lead or deal, newest first.")
-    async def documents(self, info: Info, element_type: str, element_id: strawberry.ID) -> list[Document]:
+    @strawberry.field(description="The documents of a lead or deal, newest first: the first `first` (at most 100).")
+    async def documents(self, info: Info, element_type: str, element_id: strawberry.ID,
+                        first: int = 50) -> list[Document]:
         rows = await document_service.element_documents(element_type, to_int(element_id, "element_id"),
-                                                        actor=actor_of(info))
+                                                        actor=actor_of(info), limit=page_size(first))
         return [Document.of(r) for r in rows]
 
     @strawberry.field(description="The HTML a document from the template (or from `body`, as typed) would have "

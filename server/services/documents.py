@@ -15,6 +15,7 @@ from server.rules.triggering import Event, Occurrence
 from server.rules.triggers.base import DOCUMENT_VIEWED
 from server.services.access import Acting, require_admin, require_element
 from server.services.elements import require_visible
+from server.services.paging import MAX_PAGE
 
 ENTITY_TYPES = ("deal", "lead")
 COUNTERS = documents.COUNTERS
@@ -37,8 +38,8 @@ class TemplateInput:
     signature: bytes | None = None
 
 
-async def list_templates(*, actor: Acting) -> list[DocumentTemplate]:
-    return await DocumentTemplate.all()
+async def list_templates(*, actor: Acting, limit: int = MAX_PAGE) -> list[DocumentTemplate]:
+    return await DocumentTemplate.all().order_by("name", "id").limit(limit)
 
 
 async def get_template(template_id: int, *, actor: Acting) -> DocumentTemplate:
@@ -155,10 +156,12 @@ async def create_document(template_id: int, element_type: str, element_id: int, 
     return document
 
 
-async def element_documents(element_type: str, element_id: int, *, actor: Acting) -> list[Document]:
+async def element_documents(element_type: str, element_id: int, *, actor: Acting,
+                            limit: int = MAX_PAGE) -> list[Document]:
+    """The element's documents, newest first."""
     model_for(element_type)
     await require_visible(actor, element_type, element_id)
-    return await Document.filter(element_type=element_type, element_id=element_id)
+    return await Document.filter(element_type=element_type, element_id=element_id).order_by("-id").limit(limit)
 
 
 async def get_document(document_id: int, *, actor: Acting) -> Document:
