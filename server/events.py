@@ -1,9 +1,10 @@
 """Live events: written to the `event` table as the last step of the transaction that made the change.
 
-The event id is the subscriber's cursor. Ids follow commit order: on PostgreSQL the insert
-takes a transaction-level advisory lock held until commit (SQLite writers are serialised by
-BEGIN IMMEDIATE already), so a reader that has seen id N never later finds a new id below N.
-After commit the events go to whoever registered as the publisher: the live hub (`server/live.py`) does at
+The event's `position` is the subscriber's cursor and follows commit order. On SQLite writers take
+turns (BEGIN IMMEDIATE), so the position is the id, given at insert. On PostgreSQL writers take no
+lock and leave the position empty: the hub numbers committed events as it finds them
+(`live.sequence`), so a writer never waits on another writer's transaction and a transaction that
+commits late is still delivered, after what was delivered before it. After commit the events go to whoever registered as the publisher: the live hub (`server/live.py`) does at
 the start of every process that serves or runs rules, so this module knows nothing of subscribers.
 """
 
@@ -13,6 +14,7 @@ from datetime import timedelta
 from typing import Any
 
 from tortoise.connection import get_connection
+from tortoise.expressions import F
 
 from server import clock, db
 from server.config import settings
@@ -20,7 +22,6 @@ from server.models import Event, model_for
 
 KINDS = ("timeline", "feed", "notification", "rule_run", "element", "access", "message")
 ACCESS = "access"  # a token revoked, a user deactivated or given another role: read by the hub, seen by no one
-ADVISORY_LOCK = 0x70697065  # "pipe": serialises event inserts with commits on PostgreSQL
 
 Publisher = Callable[[list[Event]], Awaitable[None]]
 publisher: Publisher | None = None  # told of each transaction's events after it commits; see set_publisher
@@ -60,10 +61,11 @@ async def emit(
 
 async def _write(records: list[dict[str, Any]]) -> None:
     await _fill_responsible(records)
-    connection = get_connection("default")
-    if connection.capabilities.dialect == "postgres":
-        await connection.execute_query("SELECT pg_advisory_xact_lock($1)", [ADVISORY_LOCK])
     rows = [await Event.create(**record) for record in records]
+    if get_connection("default").capabilities.dialect != "postgres":
+        await Event.filter(id__in=[row.id for row in rows]).update(position=F("id"))
+        for row in rows:
+            row.position = row.id
     publish = publisher
     if publish is not None:
         db.after_commit(lambda: publish(rows))

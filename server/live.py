@@ -2,11 +2,15 @@
 
 A committed event is published once (`publish`). Embedded, the hub gets it directly; in
 production every process PUBLISHes to one Redis channel and each web process holds one
-subscription and fans out inside. Publishes from several processes may arrive out of order
-or not at all (Redis pub/sub is fire and forget): event ids follow commit order, so when the
-hub sees a gap it reads the missing events from the table, as it does whenever Redis has been quiet
-for a second (a lost publish with nothing after it). Subscribers resume after a
-disconnect from their cursor by reading the table, then switch to live events, skipping ids
+subscription and fans out inside. Subscribers see events in the order of their `position`, which
+is their cursor. On SQLite the position is given at insert (writers take turns). On PostgreSQL
+writers take no lock, so ids do not follow commit order; a hub that hears of new events (or has
+heard nothing for a second: Redis pub/sub is fire and forget) first numbers every committed event
+that has no position yet, in id order (`sequence`), then reads the table past its last position.
+A transaction committing late gets the next position when it commits, so nothing is skipped, and
+two changes of one element keep the order they committed in (the second one waited for the first's
+row lock, so its events were inserted later and have higher ids). Subscribers resume after a
+disconnect from their cursor by reading the table, then switch to live events, skipping positions
 they already had.
 
 The hub also knows this process's open websockets (`Connection`), per user (`Viewer`): it limits
@@ -24,6 +28,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, TypeVar
 
+from tortoise.connection import get_connection
+
 from server.actor import Actor
 from server.config import settings
 from server.events import ACCESS, set_publisher
@@ -35,6 +41,9 @@ T = TypeVar("T")
 CHANNEL = "pipewright:events"
 QUEUE_LIMIT = 5_000  # a subscriber this far behind is dropped; it resumes with its cursor
 REPLAY_PAGE = 500
+SEQUENCE_BATCH = 10_000  # events numbered by one statement
+SEQUENCER_BUSY_RETRIES = 20  # another hub is numbering: try again this often, SEQUENCER_BUSY_S apart
+SEQUENCER_BUSY_S = 0.01
 IDLE_CATCH_UP_S = 1.0  # production: with no message for this long, the hub reads the table for lost publishes
 REVOKED = 4403  # the close code of a socket whose token or user lost access (the protocol's "Forbidden")
 TOO_MANY = 4429  # the close code of a socket over the per-user or per-token limit
@@ -43,6 +52,7 @@ TOO_MANY = 4429  # the close code of a socket over the per-user or per-token lim
 @dataclass(frozen=True)
 class LiveEvent:
     id: int
+    position: int | None  # None: published before the hub numbered it (PostgreSQL)
     kind: str
     element_type: str | None
     element_id: int | None
@@ -53,8 +63,14 @@ class LiveEvent:
 
     @classmethod
     def of(cls, row: Event) -> "LiveEvent":
-        return cls(row.id, row.kind, row.element_type, row.element_id, row.responsible_id, row.audience,
+        return cls(row.id, row.position, row.kind, row.element_type, row.element_id, row.responsible_id, row.audience,
                    row.payload, row.created_at)
+
+    @property
+    def cursor(self) -> int:
+        """Where a subscriber that has had this event resumes from."""
+        assert self.position is not None, "only numbered events reach subscribers"
+        return self.position
 
     def to_json(self) -> str:
         return json.dumps({**self.__dict__, "created_at": self.created_at.isoformat()})
@@ -136,14 +152,15 @@ class Hub:
         # Access events applied so far: a reader of a token's access compares it before and after its
         # read and reads again if one came meanwhile (the event may be newer than what it read).
         self.access_changes = 0
-        self.last_id: int | None = None
+        self.last_position: int | None = None
         self._lock = asyncio.Lock()
         self._listener: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Remember where the log ends; in production, listen to the Redis channel."""
-        latest = await Event.all().order_by("-id").first()
-        self.last_id = latest.id if latest else 0
+        await sequence()
+        latest = await Event.filter(position__not_isnull=True).order_by("-position").first()
+        self.last_position = latest.position if latest is not None and latest.position is not None else 0
         if not settings().embedded_broker:
             self._listener = asyncio.create_task(self._listen(), name="pipewright-live-listener")
 
@@ -259,30 +276,42 @@ class Hub:
             connection.close(REVOKED, reason)
 
     async def deliver(self, events: list[LiveEvent]) -> None:
-        """Fan out `events` in id order, reading any gap before them from the table."""
+        """Fan out `events` in position order. Events not numbered yet, or a gap before them: number
+        what has committed and read the table instead."""
         async with self._lock:
-            if self.last_id is None:
+            if self.last_position is None:
                 return  # not started: nobody listens in this process
-            fresh = sorted((e for e in events if e.id > self.last_id), key=lambda e: e.id)
+            last = self.last_position
+            if any(e.position is None for e in events):
+                await self._read_table()
+                return
+            fresh = sorted((e for e in events if e.cursor > last), key=lambda e: e.cursor)
             if not fresh:
                 return
-            if fresh[0].id != self.last_id + 1:
-                known = {e.id for e in fresh}
-                rows = await Event.filter(id__gt=self.last_id, id__lte=fresh[-1].id).order_by("id")
-                fresh = sorted([*fresh, *(LiveEvent.of(r) for r in rows if r.id not in known)], key=lambda e: e.id)
-            for event in fresh:
-                if event.kind == ACCESS:
-                    self._apply_access(event)
-                else:
-                    self._fan_out(event)
-            self.last_id = fresh[-1].id
+            if fresh[0].cursor != last + 1:
+                await self._read_table()
+                return
+            self._fan_out_all(fresh)
 
     async def catch_up(self) -> None:
-        """Deliver whatever the table has past `last_id` (after a Redis reconnect, and when Redis is quiet)."""
-        if self.last_id is None:
-            return
-        rows = await Event.filter(id__gt=self.last_id).order_by("id").limit(10_000)
-        await self.deliver([LiveEvent.of(r) for r in rows])
+        """Deliver whatever the table has past `last_position` (after a Redis reconnect, and when Redis is quiet)."""
+        async with self._lock:
+            if self.last_position is not None:
+                await self._read_table()
+
+    async def _read_table(self) -> None:
+        await sequence()
+        rows = await Event.filter(position__gt=self.last_position).order_by("position").limit(10_000)
+        self._fan_out_all([LiveEvent.of(r) for r in rows])
+
+    def _fan_out_all(self, events: list[LiveEvent]) -> None:
+        for event in events:
+            if event.kind == ACCESS:
+                self._apply_access(event)
+            else:
+                self._fan_out(event)
+        if events:
+            self.last_position = events[-1].cursor
 
     async def _listen(self) -> None:
         import redis.asyncio as aioredis
@@ -305,7 +334,12 @@ class Hub:
                             # token's access event, say, with nothing after it to reveal the gap).
                             await self.catch_up()
                         elif message["type"] == "message":
-                            await self.deliver([LiveEvent.from_json(line) for line in message["data"].splitlines()])
+                            events = [LiveEvent.from_json(line) for line in message["data"].splitlines()]
+                            # Publishes that came meanwhile: one read of the table for all of them.
+                            while (more := await pubsub.get_message(ignore_subscribe_messages=True, timeout=0)):
+                                if more["type"] == "message":
+                                    events += [LiveEvent.from_json(line) for line in more["data"].splitlines()]
+                            await self.deliver(events)
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -317,6 +351,25 @@ class Hub:
 
 
 hub = Hub()
+
+
+async def sequence() -> None:
+    """PostgreSQL: give every committed event without a position the next positions, in id order, in
+    one statement of `pipewright_sequence_events` (migration 0010), one hub at a time. Writers never
+    wait on it, nor it on them; an uncommitted event is numbered by a later call, once it commits."""
+    connection = get_connection("default")
+    if connection.capabilities.dialect != "postgres":
+        return  # positions given at insert
+    for _ in range(SEQUENCER_BUSY_RETRIES):
+        _, rows = await connection.execute_query("SELECT pipewright_sequence_events($1) AS done", [SEQUENCE_BATCH])
+        done = rows[0]["done"]
+        if done == SEQUENCE_BATCH:
+            continue  # more waiting
+        if done >= 0:
+            return
+        await asyncio.sleep(SEQUENCER_BUSY_S)  # another hub is numbering: what it numbers is read anyway
+    log.warning("live events: another process kept numbering events for %.1f s; reading what is numbered",
+                SEQUENCER_BUSY_RETRIES * SEQUENCER_BUSY_S)
 
 
 ACCESS_READS = 3  # a steady stream of access events must not keep one handshake reading
@@ -367,7 +420,7 @@ def install_publisher() -> None:
 async def stream(
     connection: Connection, accept: Callable[[LiveEvent], bool], *, after: int | None, kinds: tuple[str, ...]
 ) -> AsyncIterator[LiveEvent]:
-    """What a subscriber on `connection` receives: events past `after` from the table, then live ones,
+    """What a subscriber on `connection` receives: events past position `after` from the table, then live ones,
     none twice; each one its user may see with the role they have when it is sent."""
     subscription = hub.subscribe(connection, accept, kinds)
     if subscription is None:
@@ -376,10 +429,10 @@ async def stream(
         last = after
         if after is not None:
             while True:
-                rows = await Event.filter(id__gt=last, kind__in=list(kinds)).order_by("id").limit(REPLAY_PAGE)
+                rows = await Event.filter(position__gt=last, kind__in=list(kinds)).order_by("position").limit(REPLAY_PAGE)
                 for row in rows:
-                    last = row.id
                     event = LiveEvent.of(row)
+                    last = event.cursor
                     actor = connection.actor
                     if actor is None:
                         return
@@ -395,9 +448,9 @@ async def stream(
                         f"this subscriber fell {QUEUE_LIMIT} events behind; resubscribe with after: \"{last}\""
                     )
                 return
-            if last is not None and queued.id <= last:
+            if last is not None and queued.cursor <= last:
                 continue
-            last = queued.id
+            last = queued.cursor
             yield queued
     finally:
         hub.unsubscribe(subscription)

@@ -1,4 +1,4 @@
-"""The event log behind subscriptions: every event has a cursor (its id), in commit order."""
+"""The event log behind subscriptions: every event has a cursor (its position), in commit order."""
 
 from typing import Any
 
@@ -19,6 +19,9 @@ class Event(Model):
     audience: fields.JSONField[list[int] | None] = fields.JSONField(null=True)
     payload: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     created_at = fields.DatetimeField(auto_now_add=True)
+    # The delivery order and the subscriber's cursor: given once the event's transaction has committed,
+    # at insert on SQLite (writers take turns) and by the hub's sequencer on PostgreSQL (live.sequence).
+    position = fields.BigIntField(null=True, unique=True)
 
     class Meta:
         table = "event"

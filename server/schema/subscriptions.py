@@ -44,7 +44,7 @@ class ActivityEvent:
 
     @classmethod
     def of(cls, event: live.LiveEvent) -> "ActivityEvent":
-        return cls(cursor=str(event.id), kind=event.kind, element_type=event.element_type,
+        return cls(cursor=str(event.cursor), kind=event.kind, element_type=event.element_type,
                    element_id=opt_gid(event.element_id), created_at=event.created_at, data=JSON(event.payload))
 
 
@@ -74,7 +74,7 @@ class RuleRunEvent:
     @classmethod
     def of(cls, event: live.LiveEvent) -> "RuleRunEvent":
         p = event.payload
-        return cls(cursor=str(event.id), run_id=gid(p["id"]), status=RunStatus(p["status"]), rule_id=gid(p["rule_id"]),
+        return cls(cursor=str(event.cursor), run_id=gid(p["id"]), status=RunStatus(p["status"]), rule_id=gid(p["rule_id"]),
                    rule_key=p["rule_key"], title=p["title"], action_type=p["action_type"],
                    stage_id=opt_gid(p.get("stage_id")), element_type=_element_type(event),
                    element_id=gid(event.element_id or 0), attempts=p.get("attempts", 0), reason=p.get("reason"),
@@ -98,7 +98,7 @@ class ElementEvent:
     def of(cls, event: live.LiveEvent) -> "ElementEvent":
         p = event.payload
         change = "message" if event.kind == "message" else p["change"]
-        return cls(cursor=str(event.id), change=change, element_type=_element_type(event),
+        return cls(cursor=str(event.cursor), change=change, element_type=_element_type(event),
                    element_id=gid(event.element_id or 0), title=p.get("title", ""), stage_id=opt_gid(p.get("stage_id")),
                    fields=list(p.get("fields") or []), created_at=event.created_at,
                    message=MessageEvent.of(p) if event.kind == "message" else None)

@@ -83,6 +83,44 @@ async def test_a_reconnecting_subscriber_gets_what_it_missed_then_live_events_no
     assert {e["elementId"] for e in received} == {str(deal.id)}
 
 
+@pytest.mark.production_only  # SQLite writers take turns: there a stalled writer holds up the others by design
+async def test_a_writer_stalled_before_commit_holds_up_no_other_and_its_event_comes_after_theirs(served: str) -> None:
+    from server import db, events
+
+    await make_pipeline()
+    _, token = await make_token("admin")
+    deal = await create_element("deal", {"title": "Stalled"}, actor=SYSTEM)
+    stalled, release = asyncio.Event(), asyncio.Event()
+
+    async def hold(_: list[None]) -> None:  # after its events are written, before its commit: a paused host
+        stalled.set()
+        await asyncio.wait_for(release.wait(), 30)
+
+    async def stalled_writer() -> None:
+        async with db.transaction():
+            await events.emit("timeline", {"text": "late"}, element_type="deal", element_id=deal.id)
+            db.before_commit_batch("stalled", [None], hold)
+
+    async with ws_client(served, token) as session:
+        stream = session.subscribe(GraphQLRequest(STREAM))
+        pending = await subscribed(stream)
+        writer = asyncio.ensure_future(stalled_writer())
+        await asyncio.wait_for(stalled.wait(), 10)
+        await asyncio.wait_for(comment(served, token, deal.id, "early"), 5)  # commits without waiting for it
+        first = (await pending)["activityStream"]
+        release.set()
+        await writer
+        second = (await next_event(stream))["activityStream"]
+        await stream.aclose()
+    assert [first["data"]["text"], second["data"]["text"]] == ["early", "late"]  # commit order, not insert order
+
+    async with ws_client(served, token) as session:  # resuming after "early" still finds "late": no gap
+        stream = session.subscribe(GraphQLRequest(STREAM, variable_values={"after": first["cursor"]}))
+        resumed = (await next_event(stream))["activityStream"]
+        await stream.aclose()
+    assert (resumed["data"]["text"], resumed["cursor"]) == ("late", second["cursor"])
+
+
 async def test_rule_run_status_changes_arrive_live_in_order(served: str) -> None:
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "generate_code", {"length": 8}, key="promo")
