@@ -64,7 +64,7 @@ async def take_positions(apps: object, schema_editor: Any) -> None:
 
 
 class Migration(migrations.Migration):
-    dependencies = [("models", "0007_triggers")]
+    dependencies = [("models", "0009_documents")]
 
     initial = False
 

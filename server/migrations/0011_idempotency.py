@@ -4,7 +4,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0009_documents')]
+    dependencies = [('models', '0010_event_order')]
 
     initial = False
 
