@@ -38,7 +38,9 @@ async def test_promo_code_stage_through_the_production_server(db, tmp_path):
             data = await graphql(port, 'query($id: ID!) { ruleRuns(elementType: "deal", elementId: $id) { nodes { id status outputs } } '
                                        'timeline(elementType: "deal", elementId: $id) { kind text } }', {"id": deal_id}, token=token)
             runs = data["ruleRuns"] = sorted(data["ruleRuns"]["nodes"], key=lambda r: int(r["id"]))
-            return data if len(runs) == 2 and all(r["status"] == "succeeded" for r in runs) else None
+            # The two top-level fields are read concurrently, each at its own moment: wait for the comment too.
+            settled = len(runs) == 2 and all(r["status"] == "succeeded" for r in runs)
+            return data if settled and any(e["kind"] == "comment" for e in data["timeline"]) else None
 
         data = await wait_until(done, timeout_s=20, what="both runs to succeed")
     finally:
