@@ -228,7 +228,7 @@ RULES: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
 
 # (pipeline, stage) → triggers as TriggerInput fields. None fires while the demo loads: the events its rules cause
 # (a lead handed out, a deal's priority set) reach no trigger that listens to them in that pipeline, or none whose
-# settings they fit. Document viewed and Resource booked wait for documents and bookings (issue 15).
+# settings they fit (the demo's own booking is not a contract signing).
 TRIGGERS: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
     ("Leads", "new"): (
         {"name": "Contact form", "trigger_type": "web_form", "settings": {"form": "contact-us"}},
@@ -253,6 +253,7 @@ TRIGGERS: dict[tuple[str, str], tuple[dict[str, Any], ...]] = {
     ("Sales", "in_progress"): (
         {"name": "Customer replied", "trigger_type": "incoming_email", "settings": {}, "allow_back": True},
         {"name": "Offer opened", "trigger_type": "email_opened", "settings": {"subject_contains": "offer"}},
+        {"name": "Offer viewed", "trigger_type": "document_viewed", "settings": {}},  # the offer's public link
     ),
     ("Sales", "won"): (
         {"name": "Paid in full", "trigger_type": "payment_received", "settings": {"min_amount": "1000"}},

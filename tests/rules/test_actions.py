@@ -410,3 +410,26 @@ async def test_descriptions_name_people_and_stages(db):
     described = notify.describe(notify.Params(text="Hi", users=[maria.id, tom.id], roles=["manager"]), names)
     assert described == "Notifies Maria and Tom, every manager: “Hi”"
     assert move.describe(move.Params(stage=stages["won"].id)) == f"Moves the element to stage {stages['won'].id}"
+
+
+# SPEC §4, the action catalogue: each row and the action types that are it.
+SPEC_CATALOGUE = {
+    "Add to exceptions": ("add_to_exceptions",), "Add comment": ("add_comment",), "Book a resource": ("book_resource",),
+    "Task": ("task",), "Activity": ("activity",), "History entry": ("history_entry",),
+    "Schedule call / meeting": ("schedule_call", "schedule_meeting"), "Modify element": ("modify_element",),
+    "Change stage": ("change_stage",), "Control": ("control",), "Wait": ("wait",),
+    "Change responsible": ("change_responsible",), "Send email / SMS": ("send_email", "send_sms"),
+    "Create from (convert)": ("convert_lead",), "Change company / Change contact": ("change_company", "change_contact"),
+    "Cancel booking": ("cancel_booking",), "Generate code": ("generate_code",), "Notification": ("notification",),
+    "Create contact for lead": ("create_contact_for_lead",), "Activity stream message": ("feed_post",),
+    "Create CRM document": ("create_document",), "Delete element": ("delete_element",),
+}
+
+
+def test_every_row_of_the_action_catalogue_is_an_action_type():
+    from server.rules.actions import registry
+
+    actions = registry()
+    missing = {row: keys for row, keys in SPEC_CATALOGUE.items() if not all(k in actions for k in keys)}
+    assert missing == {}
+    assert sorted(k for keys in SPEC_CATALOGUE.values() for k in keys) == sorted(actions)

@@ -1,8 +1,9 @@
 """Triggers through GraphQL, per type, as an admin configures them and as the event really happens: a mail to the
 inbound receiver, the pixel and a link of a sent email, signed channel webhooks, the trigger's own webhook URL,
 the API's updateDeal, closeTask and recordPayment, and the payments webhook. Each time the element moves into
-the trigger's stage and that stage's rule runs. document_viewed and resource_booked are saved and described
-only: their events come with issue 15 (documents, bookings)."""
+the trigger's stage and that stage's rule runs. document_viewed and resource_booked are configured here; their
+events are fired in tests/documents/test_public_link.py (a view of the public link) and
+tests/schema/test_bookings_api.py (bookResource)."""
 
 import json
 from typing import Any
@@ -322,8 +323,7 @@ async def test_the_catalogue_lists_every_type_with_its_settings_and_event_data(d
     assert by_key["missed_call"]["event"] == "call"
 
 
-async def test_document_viewed_and_resource_booked_are_saved_and_described_though_their_events_come_later(db, api):
-    """Their events arrive with issue 15 (documents, bookings): here they are configured and validated only."""
+async def test_document_viewed_and_resource_booked_are_saved_described_and_checked_by_field(db, api):
     stages, token = await six_stages(), await admin()
     viewed = await configure(api, token, stages["s2"], "document_viewed",
                              condition=[[{"field": "event.number", "op": "contains", "value": "Q-"}]])

@@ -64,14 +64,10 @@ async def test_every_demo_rule_saves_again_unchanged(db):
         assert (saved.params, saved.condition, saved.timing) == (rule.params, rule.condition, rule.timing)
 
 
-# Its event comes with documents (issue 15): the demo cannot fire it yet.
-NOT_FIRED_YET = {"document_viewed"}
-
-
-async def test_demo_has_a_trigger_of_every_type_it_can_fire_and_each_saves_again_unchanged(db):
+async def test_demo_has_a_trigger_of_every_type_and_each_saves_again_unchanged(db):
     await load_demo_if_empty()
     triggers = await Trigger.all()
-    assert {t.trigger_type for t in triggers} == set(trigger_registry()) - NOT_FIRED_YET
+    assert {t.trigger_type for t in triggers} == set(trigger_registry())
 
     for trigger in triggers:
         saved = await trigger_service.update_trigger(trigger.id, trigger_service.TriggerInput(), actor=SYSTEM)
