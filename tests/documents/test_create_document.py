@@ -6,10 +6,10 @@ import io
 import pypdf
 
 from server import clock, files
-from server.models import Document, RuleRun, TimelineEntry
+from server.models import Document, TimelineEntry
 from server.rules import pdf
 from tests.documents.conftest import new_deal, offer_template
-from tests.support import add_rule, wait_for_runs, wait_until
+from tests.support import add_rule, wait_for_runs
 
 
 def pdf_text(data: bytes) -> str:
