@@ -266,11 +266,12 @@ async def _use_database(url: str) -> None:
 
 
 async def _admin_token(name: str = "Bench Admin") -> str:
+    from server.actor import SYSTEM
     from server.services.tokens import create_token
     from tests.support import make_user
 
     admin = await make_user(name.replace(" ", ""), role="admin")
-    _, secret = await create_token(None, user_id=admin.id, name="bench.api")
+    _, secret = await create_token(SYSTEM, user_id=admin.id, name="bench.api")
     return secret
 
 
@@ -280,6 +281,7 @@ async def _admin_token(name: str = "Bench Admin") -> str:
 async def seed_deals(count: int) -> dict[str, Any]:
     """The page's data, with every deal's generate_code run finished by an EmbeddedWorker on this loop."""
     from server.models import Company, Contact, DealContact, RuleRun
+    from server.actor import SYSTEM
     from server.services.elements import create_element
     from server.workers.embedded import EmbeddedWorker
     from tests.support import add_rule, make_pipeline, make_user
@@ -298,7 +300,8 @@ async def seed_deals(count: int) -> dict[str, Any]:
             values: dict[str, Any] = {"title": f"Deal {n}", "amount": 1000 + n, "responsible": owners[n % 5].id}
             if n % 2 == 0:
                 values["company"] = companies[n % 10].id
-            await create_element("deal", values, contact_ids=[contacts[(n + k) % 60].id for k in range(n % 3 + 1)])
+            await create_element("deal", values, contact_ids=[contacts[(n + k) % 60].id for k in range(n % 3 + 1)],
+                                 actor=SYSTEM)
         deadline = time.monotonic() + 180
         while (done := await RuleRun.filter(status="succeeded").count()) < count:
             if time.monotonic() > deadline:

@@ -17,7 +17,7 @@ from server import clock, database, documents_routes, live, tracking_routes
 from server.calendar_feed import calendar_feed
 from server.config import settings
 from server.hooks_routes import trigger_webhook, webhook
-from server.http import AdminBodyLimit, SecurityHeaders, TrustedProxies, trusted_networks
+from server.http import AdminBodyLimit, AdmissionControl, SecurityHeaders, TrustedProxies, trusted_networks
 
 log = logging.getLogger(__name__)
 
@@ -114,9 +114,14 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
         admin(),
     ]
     config = settings()
+    from server.workers.embedded import run_backlog
+
     middleware = [
         Middleware(TrustedProxies, trusted=trusted_networks(config.trusted_proxies)),
         Middleware(SecurityHeaders, development=development),
+        Middleware(AdmissionControl, max_inflight=config.max_inflight_requests, wait_ms=config.admission_wait_ms,
+                   retry_after_s=config.retry_after_s, backlog=run_backlog if config.embedded_broker else None,
+                   max_backlog=config.max_run_backlog),
         Middleware(AdminBodyLimit, logged_in_bytes=config.max_body_bytes),
     ]
     return Starlette(routes=routes, lifespan=lifespan, middleware=middleware)

@@ -112,6 +112,16 @@ class Settings:
     broker_send_wait_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_BROKER_SEND_WAIT_MS", 2000))
     # An idempotency key answers its first result for this long.
     idempotency_key_retention_h: int = field(default_factory=lambda: _int("PIPEWRIGHT_IDEMPOTENCY_KEY_RETENTION_H", 24))
+    # Admission control (server/http.py): requests served at once by one web process (0: no limit), how long
+    # one more waits for a turn before it gets 503 with Retry-After, and (embedded) how many rule runs may wait
+    # for the in-process worker before creates and moves get 503 instead of queueing behind them.
+    max_inflight_requests: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_INFLIGHT_REQUESTS", 32))
+    admission_wait_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_ADMISSION_WAIT_MS", 1000))
+    max_run_backlog: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_RUN_BACKLOG", 1000))
+    retry_after_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_RETRY_AFTER_S", 1))
+    # SQLite's page cache per connection, in KiB (PRAGMA cache_size=-N): 64 MiB keeps the rule_run indexes of
+    # a million pending runs in memory.
+    sqlite_cache_kib: int = field(default_factory=lambda: _int("PIPEWRIGHT_SQLITE_CACHE_KIB", 65536))
 
     @property
     def development(self) -> bool:

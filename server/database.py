@@ -11,7 +11,9 @@ from server.config import settings
 from server.models import MODEL_MODULES
 
 def sqlite_options() -> str:
-    return f"busy_timeout={settings().sqlite_busy_timeout_ms}&synchronous=NORMAL"
+    config = settings()
+    # A negative cache_size is KiB (a positive one would be pages).
+    return f"busy_timeout={config.sqlite_busy_timeout_ms}&synchronous=NORMAL&cache_size=-{config.sqlite_cache_kib}"
 
 
 def _with_options(url: str) -> str:

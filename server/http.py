@@ -1,12 +1,16 @@
 """HTTP hardening every face shares, as pure ASGI middleware: the client's address behind trusted proxies,
-security headers, the admin's body limit, and access logs without the calendar secret.
+security headers, the admin's body limit, admission control under overload, and access logs without the
+calendar secret.
 """
 
+import asyncio
 import html
 import ipaddress
+import json
 import logging
 import re
-from collections.abc import Iterable, Sequence
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -230,3 +234,127 @@ class RedactSecrets(logging.Filter):
         if isinstance(args, tuple) and len(args) >= 3 and isinstance(args[2], str):
             record.args = (*args[:2], redact_path(args[2]), *args[3:])
         return True
+
+
+# Admission control -------------------------------------------------------------------------------
+
+EXEMPT_PATHS = ("/health",)  # load balancers must still see whether the process is alive
+WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+
+
+def _overloaded(scope: Scope, retry_after_s: int, reason: str) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """A 503 in the face's own format: GraphQL errors for the API, a short page for the admin."""
+    if scope["path"].startswith("/graphql"):
+        body = json.dumps({"errors": [{"message": f"{reason}; nothing was done, retry in {retry_after_s} s",
+                                       "extensions": {"code": "OVERLOADED", "retryAfter": retry_after_s}}]}).encode()
+        content_type = b"application/json"
+    else:
+        body = ('<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Busy · pipewright</title></head>'
+                f"<body><main><h1>503 · Busy</h1><p>{html.escape(reason)}. Nothing was saved. Try again in "
+                f"{retry_after_s} s.</p></main></body></html>").encode()
+        content_type = b"text/html; charset=utf-8"
+    return [(b"content-type", content_type), (b"content-length", str(len(body)).encode()),
+            (b"retry-after", str(retry_after_s).encode()), (b"cache-control", b"no-store")], body
+
+
+async def _refuse(scope: Scope, send: Send, retry_after_s: int, reason: str) -> None:
+    headers, body = _overloaded(scope, retry_after_s, reason)
+    await send({"type": "http.response.start", "status": 503, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole body, and a `receive` that replays it to the app."""
+    chunks = []
+    while True:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+    body = b"".join(chunks)
+    replayed = False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
+
+
+def _is_mutation(body: bytes) -> bool:
+    """Whether a GraphQL POST runs a mutation (the operation it names, or its only one)."""
+    if b"mutation" not in body:
+        return False  # the common case, decided without parsing
+    from graphql import GraphQLError, OperationDefinitionNode, OperationType, parse
+
+    try:
+        request = json.loads(body)
+        operations = [d for d in parse(request["query"]).definitions if isinstance(d, OperationDefinitionNode)]
+    except (ValueError, TypeError, KeyError, GraphQLError):
+        return False  # the view answers the malformed request itself
+    name = request.get("operationName")
+    chosen = [op for op in operations if name is None or (op.name is not None and op.name.value == name)]
+    return any(op.operation == OperationType.MUTATION for op in chosen[:1])
+
+
+class AdmissionControl:
+    """At most `max_inflight` HTTP requests at once in this process; one more waits up to `wait_ms` for a turn,
+    then gets 503 with Retry-After before anything of it ran, so latency stays bounded under overload and
+    nothing is half-written. With `backlog` (embedded: rule runs waiting for the in-process worker), writes
+    (GraphQL mutations, admin forms) get 503 while it is above `max_backlog`: a create answered now whose
+    rules run seconds later is worse than a clear "retry in a second". /health and websockets are exempt."""
+
+    def __init__(self, app: ASGIApp, *, max_inflight: int, wait_ms: int, retry_after_s: int,
+                 backlog: Callable[[int], Awaitable[int]] | None = None, max_backlog: int = 0) -> None:
+        self.app = app
+        self.slots = asyncio.Semaphore(max_inflight) if max_inflight > 0 else None
+        self.wait_s = wait_ms / 1000
+        self.retry_after_s = retry_after_s
+        self.backlog = backlog if max_backlog > 0 else None
+        self.max_backlog = max_backlog
+        self._behind_until = self._fresh_until = 0.0  # the backlog is counted at most every BACKLOG_EVERY_S
+
+    BACKLOG_EVERY_S = 0.25
+
+    async def _worker_behind(self) -> bool:
+        assert self.backlog is not None
+        now = time.monotonic()
+        if now >= self._fresh_until:
+            behind = await self.backlog(self.max_backlog) > self.max_backlog
+            self._fresh_until = now + self.BACKLOG_EVERY_S
+            self._behind_until = self._fresh_until if behind else 0.0
+        return now < self._behind_until
+
+    async def _behind(self, scope: Scope, receive: Receive) -> tuple[bool, Receive]:
+        if self.backlog is None or scope["method"] not in WRITE_METHODS or not await self._worker_behind():
+            return False, receive
+        if not scope["path"].startswith("/graphql"):
+            return _is_admin(scope["path"]), receive
+        body, receive = await _read_body(receive)
+        return _is_mutation(body), receive
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+            await self.app(scope, receive, send)
+            return
+        behind, receive = await self._behind(scope, receive)
+        if behind:
+            await _refuse(scope, send, self.retry_after_s, "the worker is behind with rule runs")
+            return
+        if self.slots is None:
+            await self.app(scope, receive, send)
+            return
+        try:
+            await asyncio.wait_for(self.slots.acquire(), self.wait_s)
+        except TimeoutError:
+            await _refuse(scope, send, self.retry_after_s, "the server is at its limit of requests in flight")
+            return
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.slots.release()
