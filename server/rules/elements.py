@@ -49,6 +49,7 @@ async def load(element_type: str, element_id: int, *, lock: bool = False) -> Ele
     element = await query.first()
     if element is None:
         raise NotFound(element_type, element_id)
+    events.owner_known(element_type, element)
     return element
 
 
@@ -320,6 +321,7 @@ async def add_timeline_entry(
 
 async def element_event(element_type: str, element: Element, change: str, **extra: Any) -> None:
     """The element was created, changed, moved or deleted: for `elementChanged` subscribers."""
+    events.owner_known(element_type, element)
     await events.emit("element", {
         "change": change, "stage_id": element.stage_id, "pipeline_id": element.pipeline_id,
         "title": element.title, **extra,

@@ -233,7 +233,8 @@ async def _create_rule_runs(stage_run: StageRun, element: Element, rules: list[d
             heads.append(run)
         previous = run
     if heads:
-        timing_context = await _TimingContext.load(stage_run.element_type, element)
+        timing_context = (await _TimingContext.load(stage_run.element_type, element)
+                          if any(_needs_timing_context(run) for run in heads) else None)
         for run in heads:
             await _make_eligible(run, base=clock.utcnow(), timing_context=timing_context)
 
@@ -264,8 +265,16 @@ class _TimingContext:
         return cls(data, company, responsible)
 
 
-def _due(run: RuleRun, base: datetime, timing_context: _TimingContext) -> tuple[datetime | None, str | None]:
+def _needs_timing_context(run: RuleRun) -> bool:
+    """An immediate run outside working hours' rules is due at its base: no calendar, no element data."""
     timing = Timing.model_validate(run.spec.get("timing") or {})
+    return timing.kind != "immediately" or timing.working_time is not None
+
+
+def _due(run: RuleRun, base: datetime, timing_context: _TimingContext | None) -> tuple[datetime | None, str | None]:
+    timing = Timing.model_validate(run.spec.get("timing") or {})
+    if timing_context is None:  # only for runs that need none (_needs_timing_context)
+        return base, None
     due = compute_due(timing, base=base, element=timing_context.data,
                       company=timing_context.company, responsible=timing_context.responsible)
     return due.at, due.skip_reason
@@ -273,7 +282,7 @@ def _due(run: RuleRun, base: datetime, timing_context: _TimingContext) -> tuple[
 
 async def _make_eligible(run: RuleRun, *, base: datetime, timing_context: _TimingContext | None = None) -> None:
     """The run may start (or its anchor moved): give it a due time, or skip it when its anchor date is empty."""
-    if timing_context is None:
+    if timing_context is None and _needs_timing_context(run):
         timing_context = await _TimingContext.load(run.element_type, await elements.load(run.element_type, run.element_id))
     due_at, skip_reason = _due(run, base, timing_context)
     if due_at is None:
@@ -452,22 +461,25 @@ async def execute(run_id: int) -> RunStatus | None:
 
 
 async def _start(run_id: int) -> tuple[RuleRun, int] | None:
-    """queued → running, counting the attempt and taking a lease. None if the run is not ours."""
-    run = await RuleRun.get_or_none(id=run_id)
-    if run is None or run.status != RunStatus.queued:
-        return None
-    attempt = run.attempts + 1
+    """queued → running, counting the attempt and taking a lease. None if the run is not ours.
+
+    One compare-and-set that gives the run back (UPDATE … RETURNING), in the transaction of its event."""
     now = clock.utcnow()
     lease_until = now + timedelta(seconds=settings().lease_s)
     async with transaction():  # the status and its event commit together
-        taken = await RuleRun.filter(id=run_id, status=RunStatus.queued, attempts=run.attempts).update(
-            status=RunStatus.running, attempts=attempt, started_at=now, lease_until=lease_until
-        )
-        if not taken:
+        connection = RuleRun._meta.db
+        fields = RuleRun._meta.fields_map
+        marks = ["$1", "$2", "$3", "$4", "$5"] if connection.capabilities.dialect == "postgres" else ["?"] * 5
+        _, rows = await connection.execute_query(
+            f'UPDATE "rule_run" SET "status" = {marks[0]}, "attempts" = "attempts" + 1, "started_at" = {marks[1]}, '
+            f'"lease_until" = {marks[2]} WHERE "id" = {marks[3]} AND "status" = {marks[4]} RETURNING *',
+            [RunStatus.running.value, fields["started_at"].to_db_value(now, RuleRun),
+             fields["lease_until"].to_db_value(lease_until, RuleRun), run_id, RunStatus.queued.value])
+        if not rows:
             return None
-        run.status, run.attempts, run.started_at, run.lease_until = RunStatus.running, attempt, now, lease_until
+        run = RuleRun._init_from_db(**dict(rows[0]))
         await run_event(run, RunStatus.running)
-    return run, attempt
+    return run, run.attempts
 
 
 async def _renew_lease(run: RuleRun, attempt: int) -> bool:
