@@ -10,6 +10,7 @@ the start of every process that serves or runs rules, so this module knows nothi
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -61,6 +62,14 @@ _COLUMNS = ("kind", "element_type", "element_id", "responsible_id", "audience", 
 _ROWS_PER_INSERT = 500  # 7 parameters a row, well under SQLite's 32,766
 
 
+@dataclass(frozen=True)
+class Owner:
+    """An element's id and responsible, when only those were read (with a rule run, say)."""
+
+    id: int
+    responsible_id: int | None
+
+
 def owner_known(element_type: str, element: Any) -> None:
     """The element (a loaded lead or deal) is at hand in this transaction: its events take their owner from
     it when they are written, instead of reading it again."""
@@ -92,14 +101,14 @@ async def _insert(rows: list[Event]) -> None:
     if connection.capabilities.dialect == "postgres":
         tuples = ", ".join(
             "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")" for i in range(len(rows)))
-        _, returned = await connection.execute_query(
+        returned = await connection.execute_query_dict(
             f'INSERT INTO "event" ({columns}) VALUES {tuples} RETURNING "id"', values)
         for row, found in zip(rows, sorted(r["id"] for r in returned)):
             row.id = found
     else:
         tuples = ", ".join(f"({i + 1}, " + ", ".join("?" * width) + ")" for i in range(len(rows)))
         picked = ", ".join(f"v.column{j + 2}" for j in range(width))
-        _, returned = await connection.execute_query(
+        returned = await connection.execute_query_dict(
             "WITH base(n) AS MATERIALIZED "
             "(SELECT COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'event'), 0)) "
             f'INSERT INTO "event" ("id", "position", {columns}) '

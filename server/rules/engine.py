@@ -22,6 +22,7 @@ from server.db import transaction
 from server.kinds import Lane, RunStatus, StageRunStatus
 from server.errors import ActionError, LoopStopped, NotFound, TransientActionError, ValidationFailed
 from server.models import (
+    ELEMENT_MODELS,
     AuditEntry,
     Element,
     FeedPost,
@@ -216,27 +217,37 @@ def lane_numbers(lanes: Sequence[str]) -> list[int]:
 
 
 async def _create_rule_runs(stage_run: StageRun, element: Element, rules: list[dict[str, Any]]) -> None:
+    """A run per rule, in lanes. A lane's first run that is due at once (immediate, no working hours) is
+    written with its due time; the others get theirs from `_make_eligible`. Each run's spec says whether a
+    run follows it in its lane (`FOLLOWED`), so finishing the last of a lane looks for no follower."""
     previous: RuleRun | None = None
-    heads: list[RuleRun] = []
+    pending: list[RuleRun] = []
+    now = clock.utcnow()
+    due_now: list[int] = []
     ordered = sorted(rules, key=lambda r: (r["position"], r["id"]))
-    for rule, lane in zip(ordered, lane_numbers([r["lane"] for r in ordered]), strict=True):
+    lanes = lane_numbers([r["lane"] for r in ordered])
+    for index, (rule, lane) in enumerate(zip(ordered, lanes, strict=True)):
         follows = previous is not None and previous.lane == lane
+        spec = {**rule, FOLLOWED: index + 1 < len(lanes) and lanes[index + 1] == lane}
+        due_at = now if not follows and not _timing_needs_context(spec) else None
         run = await RuleRun.create(
             stage_run_id=stage_run.id, element_type=stage_run.element_type, element_id=element.id,
             rule_id=rule["id"], rule_key=rule["key"], action_type=rule["action_type"], title=rule["title"],
             position=rule["position"], lane=lane, after_run_id=previous.id if follows and previous else None,
-            spec=rule, status=RunStatus.scheduled,
+            spec=spec, status=RunStatus.scheduled, due_at=due_at,
             reason=f"waits for '{previous.title}' to finish" if follows and previous else None,
         )
         await run_event(run, RunStatus.scheduled)
-        if not follows:
-            heads.append(run)
+        if due_at is not None:
+            due_now.append(run.id)
+        elif not follows:
+            pending.append(run)
         previous = run
-    if heads:
-        timing_context = (await _TimingContext.load(stage_run.element_type, element)
-                          if any(_needs_timing_context(run) for run in heads) else None)
-        for run in heads:
-            await _make_eligible(run, base=clock.utcnow(), timing_context=timing_context)
+    dispatch.RUNS.now(due_now)
+    if pending:
+        timing_context = await _TimingContext.load(stage_run.element_type, element)
+        for run in pending:
+            await _make_eligible(run, base=now, timing_context=timing_context)
 
 
 # ---------------------------------------------------------------- due times and lanes
@@ -265,10 +276,17 @@ class _TimingContext:
         return cls(data, company, responsible)
 
 
-def _needs_timing_context(run: RuleRun) -> bool:
+FOLLOWED = "followed"  # in a run's spec: a run of the same stay waits for it in its lane
+
+
+def _timing_needs_context(spec: dict[str, Any]) -> bool:
     """An immediate run outside working hours' rules is due at its base: no calendar, no element data."""
-    timing = Timing.model_validate(run.spec.get("timing") or {})
+    timing = Timing.model_validate(spec.get("timing") or {})
     return timing.kind != "immediately" or timing.working_time is not None
+
+
+def _needs_timing_context(run: RuleRun) -> bool:
+    return _timing_needs_context(run.spec)
 
 
 def _due(run: RuleRun, base: datetime, timing_context: _TimingContext | None) -> tuple[datetime | None, str | None]:
@@ -299,6 +317,8 @@ async def _make_eligible(run: RuleRun, *, base: datetime, timing_context: _Timin
 
 async def advance_lane(finished: RuleRun) -> None:
     """The rule after `finished` in its lane may start now (or the lane stops after a failure)."""
+    if finished.spec.get(FOLLOWED) is False:  # runs made before specs said so have no key: look
+        return
     follower = await RuleRun.filter(after_run_id=finished.id, status=RunStatus.scheduled, due_at=None).first()
     if follower is None:
         return
@@ -460,6 +480,12 @@ async def execute(run_id: int) -> RunStatus | None:
         return await _retry_or_fail(run, attempt, f"{type(exc).__name__}: {exc}")
 
 
+# The responsible of the run's element, read with the run by the start's UPDATE … RETURNING (its event's owner).
+_OWNER = "COALESCE({}) AS owner_id".format(", ".join(
+    f'(SELECT "responsible_id" FROM "{model._meta.db_table}" WHERE "id" = "rule_run"."element_id" '
+    f"AND \"rule_run\".\"element_type\" = '{element_type}')" for element_type, model in ELEMENT_MODELS.items()) + ", NULL")
+
+
 async def _start(run_id: int) -> tuple[RuleRun, int] | None:
     """queued → running, counting the attempt and taking a lease. None if the run is not ours.
 
@@ -470,14 +496,16 @@ async def _start(run_id: int) -> tuple[RuleRun, int] | None:
         connection = RuleRun._meta.db
         fields = RuleRun._meta.fields_map
         marks = ["$1", "$2", "$3", "$4", "$5"] if connection.capabilities.dialect == "postgres" else ["?"] * 5
-        _, rows = await connection.execute_query(
+        rows = await connection.execute_query_dict(
             f'UPDATE "rule_run" SET "status" = {marks[0]}, "attempts" = "attempts" + 1, "started_at" = {marks[1]}, '
-            f'"lease_until" = {marks[2]} WHERE "id" = {marks[3]} AND "status" = {marks[4]} RETURNING *',
+            f'"lease_until" = {marks[2]} WHERE "id" = {marks[3]} AND "status" = {marks[4]} RETURNING *, {_OWNER}',
             [RunStatus.running.value, fields["started_at"].to_db_value(now, RuleRun),
              fields["lease_until"].to_db_value(lease_until, RuleRun), run_id, RunStatus.queued.value])
         if not rows:
             return None
-        run = RuleRun._init_from_db(**dict(rows[0]))
+        row = dict(rows[0])
+        events.owner_known(row["element_type"], events.Owner(row["element_id"], row.pop("owner_id")))
+        run = RuleRun._init_from_db(**row)
         await run_event(run, RunStatus.running)
     return run, run.attempts
 
