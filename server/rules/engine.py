@@ -445,12 +445,54 @@ class EngineRunContext:
 # ---------------------------------------------------------------- executing a run
 
 
+def _one_process_writes() -> bool:
+    """SQLite: one process writes, one transaction at a time (BEGIN IMMEDIATE)."""
+    return RuleRun._meta.db.capabilities.dialect == "sqlite"
+
+
+class _RolledBack(Exception):
+    """The one-transaction attempt of a database-only run raised, and its transaction rolled back."""
+
+
 async def execute(run_id: int) -> RunStatus | None:
-    """Run one queued rule run (what the worker actor calls). Returns the final status, if any."""
-    started = await _start(run_id)
-    if started is None:
-        return None
-    run, attempt = started
+    """Run one queued rule run (what the worker actor calls). Returns the final status, if any.
+
+    A run of a database-only action (`Action.database_only`) that is not ending a wait starts, acts and
+    finishes in one transaction: its effects, statuses and events commit together or not at all, so a
+    process that dies meanwhile leaves it queued, to be sent again when its queued lease runs out, and a
+    cancel either comes first (the start's compare-and-set finds it cancelled) or finds it finished. When
+    the action raises, the attempt is recorded as any other: started, then failed, retried or stopped.
+    Any other run commits its start and keeps a lease while it acts.
+
+    Only on SQLite (`_one_process_writes`): on PostgreSQL worker hosts are processes of their own, and a
+    run held in the open transaction of a frozen host could not be taken over when a lease runs out, only
+    once the server ends that transaction (tests/workers/test_faults.py freezes a host to check this)."""
+    try:
+        async with transaction():
+            started = await _take(run_id)
+            if started is None:
+                return None
+            run, attempt = started
+            action = get_action(run.action_type)
+            if action is not None and action.database_only and run.waiting_since is None and _one_process_writes():
+                try:
+                    return await _perform(run, action, attempt)
+                except Exception as exc:
+                    raise _RolledBack() from exc
+    except _RolledBack as rolled_back:
+        error = rolled_back.__cause__
+        assert isinstance(error, Exception)
+        if isinstance(error, Superseded):
+            return None
+        started = await _start(run_id)
+        if started is None:
+            return None
+        return await _outcome_of(*started, error)
+    return await _execute_started(run, attempt)
+
+
+async def _execute_started(run: RuleRun, attempt: int) -> RunStatus | None:
+    """Act for a run whose start has committed, under a lease kept alive until the outcome is ours."""
     action = get_action(run.action_type)
     try:
         async with lease.kept(lambda: _renew_lease(run, attempt), lease_s=settings().lease_s,
@@ -461,23 +503,29 @@ async def execute(run_id: int) -> RunStatus | None:
                 status = await _perform(run, action, attempt)
                 heartbeat.stop()  # the outcome is ours under the run's row lock until the commit
         return status
-    except (Superseded, lease.LeaseLost):
+    except Exception as exc:
+        return await _outcome_of(run, attempt, exc)
+
+
+async def _outcome_of(run: RuleRun, attempt: int, exc: Exception) -> RunStatus | None:
+    """What an attempt that raised `exc` (its transaction rolled back) ends as."""
+    if isinstance(exc, (Superseded, lease.LeaseLost)):
         return None
-    except LoopStopped as exc:
+    if isinstance(exc, LoopStopped):
         return await _conclude(run, attempt, RunStatus.stopped, reason=str(exc))
-    except NotFound as exc:
+    if isinstance(exc, NotFound):
         return await _conclude(run, attempt, RunStatus.cancelled, reason=f"cancelled: {exc}")
-    except TransientActionError as exc:
+    if isinstance(exc, TransientActionError):
         return await _retry_or_fail(run, attempt, str(exc))
-    except (ActionError, ValidationFailed) as exc:
+    if isinstance(exc, (ActionError, ValidationFailed)):
         return await _conclude(run, attempt, RunStatus.failed, error=str(exc))
-    except (OverflowError, RecursionError, MemoryError) as exc:  # the same input fails the same way: no retry
+    if isinstance(exc, (OverflowError, RecursionError, MemoryError)):  # the same input fails the same way
         return await _conclude(run, attempt, RunStatus.failed, error=f"{type(exc).__name__}: {exc} (not retried)")
-    except ValidationError as exc:  # params the action's current version no longer accepts
+    if isinstance(exc, ValidationError):  # params the action's current version no longer accepts
         return await _conclude(run, attempt, RunStatus.failed, error=f"invalid params: {exc}")
-    except Exception as exc:  # a database hiccup or a bug: retried, then failed with the error shown
-        log.exception("rule run %s attempt %s raised", run_id, attempt)
-        return await _retry_or_fail(run, attempt, f"{type(exc).__name__}: {exc}")
+    # a database hiccup or a bug: retried, then failed with the error shown
+    log.error("rule run %s attempt %s raised", run.id, attempt, exc_info=exc)
+    return await _retry_or_fail(run, attempt, f"{type(exc).__name__}: {exc}")
 
 
 # The responsible of the run's element, read with the run by the start's UPDATE … RETURNING (its event's owner).
@@ -487,26 +535,31 @@ _OWNER = "COALESCE({}) AS owner_id".format(", ".join(
 
 
 async def _start(run_id: int) -> tuple[RuleRun, int] | None:
+    """queued → running in a transaction of its own (the status and its event commit together)."""
+    async with transaction():
+        return await _take(run_id)
+
+
+async def _take(run_id: int) -> tuple[RuleRun, int] | None:
     """queued → running, counting the attempt and taking a lease. None if the run is not ours.
 
-    One compare-and-set that gives the run back (UPDATE … RETURNING), in the transaction of its event."""
+    One compare-and-set that gives the run back (UPDATE … RETURNING). Call inside `transaction()`."""
     now = clock.utcnow()
     lease_until = now + timedelta(seconds=settings().lease_s)
-    async with transaction():  # the status and its event commit together
-        connection = RuleRun._meta.db
-        fields = RuleRun._meta.fields_map
-        marks = ["$1", "$2", "$3", "$4", "$5"] if connection.capabilities.dialect == "postgres" else ["?"] * 5
-        rows = await connection.execute_query_dict(
-            f'UPDATE "rule_run" SET "status" = {marks[0]}, "attempts" = "attempts" + 1, "started_at" = {marks[1]}, '
-            f'"lease_until" = {marks[2]} WHERE "id" = {marks[3]} AND "status" = {marks[4]} RETURNING *, {_OWNER}',
-            [RunStatus.running.value, fields["started_at"].to_db_value(now, RuleRun),
-             fields["lease_until"].to_db_value(lease_until, RuleRun), run_id, RunStatus.queued.value])
-        if not rows:
-            return None
-        row = dict(rows[0])
-        events.owner_known(row["element_type"], events.Owner(row["element_id"], row.pop("owner_id")))
-        run = RuleRun._init_from_db(**row)
-        await run_event(run, RunStatus.running)
+    connection = RuleRun._meta.db
+    fields = RuleRun._meta.fields_map
+    marks = ["$1", "$2", "$3", "$4", "$5"] if connection.capabilities.dialect == "postgres" else ["?"] * 5
+    rows = await connection.execute_query_dict(
+        f'UPDATE "rule_run" SET "status" = {marks[0]}, "attempts" = "attempts" + 1, "started_at" = {marks[1]}, '
+        f'"lease_until" = {marks[2]} WHERE "id" = {marks[3]} AND "status" = {marks[4]} RETURNING *, {_OWNER}',
+        [RunStatus.running.value, fields["started_at"].to_db_value(now, RuleRun),
+         fields["lease_until"].to_db_value(lease_until, RuleRun), run_id, RunStatus.queued.value])
+    if not rows:
+        return None
+    row = dict(rows[0])
+    events.owner_known(row["element_type"], events.Owner(row["element_id"], row.pop("owner_id")))
+    run = RuleRun._init_from_db(**row)
+    await run_event(run, RunStatus.running)
     return run, run.attempts
 
 
