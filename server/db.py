@@ -20,6 +20,7 @@ class _Unit:
         self.callbacks: list[Callback] = []
         self.batches: dict[str, list[Any]] = {}
         self.before_commit: dict[str, tuple[list[Any], Callable[[list[Any]], Awaitable[None]]]] = {}
+        self.memos: dict[str, dict[Any, Any]] = {}
 
 
 _unit: ContextVar[_Unit | None] = ContextVar("pipewright_unit_of_work", default=None)
@@ -73,6 +74,13 @@ def after_commit(callback: Callback) -> None:
 
 def in_unit() -> bool:
     return _unit.get() is not None
+
+
+def unit_memo(key: str) -> dict[Any, Any]:
+    """A dict that lives as long as the current transaction (what it has loaded, say), under `key`."""
+    unit = _unit.get()
+    assert unit is not None, "unit_memo needs a transaction"
+    return unit.memos.setdefault(key, {})
 
 
 def before_commit_batch(key: str, items: list[Any], flush: Callable[[list[Any]], Awaitable[None]]) -> None:

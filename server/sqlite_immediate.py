@@ -6,13 +6,38 @@ from reader to writer). Taking the write lock at BEGIN makes such writers wait t
 """
 
 import sqlite3
+from typing import Any
 
 from tortoise.backends.base.client import TransactionContext
-from tortoise.backends.sqlite.client import SqliteClient, SqliteTransactionContext, SqliteTransactionWrapper
+from tortoise.backends.sqlite.client import (
+    SqliteClient,
+    SqliteTransactionContext,
+    SqliteTransactionWrapper,
+    translate_exceptions,
+)
 from tortoise.exceptions import TransactionManagementError
 
 
-class ImmediateTransactionWrapper(SqliteTransactionWrapper):
+def _insert(connection: sqlite3.Connection, query: str, values: list[Any]) -> int:
+    cursor = connection.execute(query, values)
+    try:
+        return cursor.lastrowid or 0
+    finally:
+        cursor.close()
+
+
+class _RowidFromCursor(SqliteClient):
+    """An insert's id from its cursor, not from a second statement (aiosqlite's `execute_insert` runs
+    `SELECT last_insert_rowid()` after every insert)."""
+
+    @translate_exceptions
+    async def execute_insert(self, query: str, values: list[Any]) -> int:
+        async with self.acquire_connection() as connection:
+            self.log.debug("%s: %s", query, values)
+            return int(await connection._execute(_insert, connection._conn, query, values))
+
+
+class ImmediateTransactionWrapper(_RowidFromCursor, SqliteTransactionWrapper):
     async def begin(self) -> None:
         try:
             await self._connection.commit()
@@ -21,7 +46,7 @@ class ImmediateTransactionWrapper(SqliteTransactionWrapper):
             raise TransactionManagementError(exc) from exc
 
 
-class ImmediateSqliteClient(SqliteClient):
+class ImmediateSqliteClient(_RowidFromCursor):
     def _in_transaction(self) -> TransactionContext:
         return SqliteTransactionContext(ImmediateTransactionWrapper(self), self._lock)
 

@@ -6,8 +6,7 @@ from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any, NamedTuple
 
-from server import events
-from server.db import column
+from server import db, events
 from server.errors import FieldError, NotFound, ValidationFailed
 from server.models import (
     ELEMENT_MODELS,
@@ -43,19 +42,27 @@ _REFERENCE_MODELS = {"user": User, "contact": Contact, "company": Company}
 
 
 async def load(element_type: str, element_id: int, *, lock: bool = False) -> Element:
+    """The element, read. With `lock`, its row locked until the transaction ends: a second locked load in the
+    same transaction gives the instance the first one read (changes go through it: `save`)."""
+    locked: dict[tuple[str, int], Element] | None = db.unit_memo("locked_elements") if lock and db.in_unit() else None
+    if locked is not None and (element_type, element_id) in locked:
+        return locked[(element_type, element_id)]
     query = model_for(element_type).filter(id=element_id)
     if lock:
         query = query.select_for_update()
     element = await query.first()
     if element is None:
         raise NotFound(element_type, element_id)
+    events.owner_known(element_type, element)
+    if locked is not None:
+        locked[(element_type, element_id)] = element
     return element
 
 
-async def field_types(element_type: str) -> dict[str, tuple[str, list[Any]]]:
+async def field_types(element_type: str, *, customs: list[CustomField] | None = None) -> dict[str, tuple[str, list[Any]]]:
     """Every changeable field of an element type: built-in and custom, with type and options."""
     types: dict[str, tuple[str, list[Any]]] = {k: (v, []) for k, v in BUILTIN_FIELDS[element_type].items()}
-    for custom in await CustomField.filter(entity_type=element_type):
+    for custom in customs if customs is not None else await CustomField.filter(entity_type=element_type):
         types.setdefault(custom.code, (custom.type, list(custom.options or [])))
     return types
 
@@ -320,6 +327,7 @@ async def add_timeline_entry(
 
 async def element_event(element_type: str, element: Element, change: str, **extra: Any) -> None:
     """The element was created, changed, moved or deleted: for `elementChanged` subscribers."""
+    events.owner_known(element_type, element)
     await events.emit("element", {
         "change": change, "stage_id": element.stage_id, "pipeline_id": element.pipeline_id,
         "title": element.title, **extra,
@@ -362,9 +370,11 @@ async def first_contact(element_type: str, element: Element) -> Contact | None:
     return await Contact.get_or_none(id=link.contact_id) if link else None
 
 
-async def typed_custom_values(element_type: str, custom: dict[str, Any]) -> dict[str, Any]:
-    """Custom values as their types (stored as JSON text): numbers compare as numbers, dates as dates."""
-    types = await field_types(element_type)
+async def typed_custom_values(element_type: str, custom: dict[str, Any], *,
+                              customs: list[CustomField] | None = None) -> dict[str, Any]:
+    """Custom values as their types (stored as JSON text): numbers compare as numbers, dates as dates.
+    `customs`: the element type's custom fields, when the caller has read them."""
+    types = await field_types(element_type, customs=customs)
     typed: dict[str, Any] = {}
     for name, value in custom.items():
         field_type, options = types.get(name, ("string", []))
@@ -377,8 +387,8 @@ async def typed_custom_values(element_type: str, custom: dict[str, Any]) -> dict
 
 async def build_context(element_type: str, element: Element) -> dict[str, Any]:
     """The element as plain data: what conditions compare and templates render. No ORM objects leak."""
-    stage = await Stage.get(id=element.stage_id)
-    pipeline = await Pipeline.get(id=element.pipeline_id)
+    stage = await Stage.get(id=element.stage_id).select_related("pipeline")
+    pipeline = stage.pipeline if stage.pipeline_id == element.pipeline_id else await Pipeline.get(id=element.pipeline_id)
     responsible = await User.get_or_none(id=element.responsible_id) if element.responsible_id else None
     company = await Company.get_or_none(id=element.company_id) if element.company_id else None
     contact = await first_contact(element_type, element)
@@ -388,8 +398,9 @@ async def build_context(element_type: str, element: Element) -> dict[str, Any]:
                 "entity_type", "code"):
             client_fields[kind].append(code)
     # Every custom field of the element type is there; one without a value is empty (None), not missing.
-    data: dict[str, Any] = {code: None for code in await column(CustomField.filter(entity_type=element_type), "code")}
-    data.update(await typed_custom_values(element_type, element.custom or {}))
+    customs = await CustomField.filter(entity_type=element_type)
+    data: dict[str, Any] = {custom.code: None for custom in customs}
+    data.update(await typed_custom_values(element_type, element.custom or {}, customs=customs))
     data.update({
         "id": element.id,
         "type": element_type,

@@ -22,6 +22,7 @@ from server.db import transaction
 from server.kinds import Lane, RunStatus, StageRunStatus
 from server.errors import ActionError, LoopStopped, NotFound, TransientActionError, ValidationFailed
 from server.models import (
+    ELEMENT_MODELS,
     AuditEntry,
     Element,
     FeedPost,
@@ -139,7 +140,7 @@ async def _enter_stage(element_type: str, element: Element, stage: Stage, *, cau
     current = await StageRun.filter(
         element_type=element_type, element_id=element.id, status=StageRunStatus.active
     ).first()
-    previous_stage = await Stage.get_or_none(id=element.stage_id) if element.stage_id else None
+    previous_stage = await Stage.get_or_none(id=element.stage_id) if element.stage_id and current is not None else None
     if current is not None:
         await leave_stage(current, reason=f"left stage for '{stage.name}'", except_run_id=cause.rule_run_id)
     if element.stage_id != stage.id:
@@ -216,26 +217,37 @@ def lane_numbers(lanes: Sequence[str]) -> list[int]:
 
 
 async def _create_rule_runs(stage_run: StageRun, element: Element, rules: list[dict[str, Any]]) -> None:
+    """A run per rule, in lanes. A lane's first run that is due at once (immediate, no working hours) is
+    written with its due time; the others get theirs from `_make_eligible`. Each run's spec says whether a
+    run follows it in its lane (`FOLLOWED`), so finishing the last of a lane looks for no follower."""
     previous: RuleRun | None = None
-    heads: list[RuleRun] = []
+    pending: list[RuleRun] = []
+    now = clock.utcnow()
+    due_now: list[int] = []
     ordered = sorted(rules, key=lambda r: (r["position"], r["id"]))
-    for rule, lane in zip(ordered, lane_numbers([r["lane"] for r in ordered]), strict=True):
+    lanes = lane_numbers([r["lane"] for r in ordered])
+    for index, (rule, lane) in enumerate(zip(ordered, lanes, strict=True)):
         follows = previous is not None and previous.lane == lane
+        spec = {**rule, FOLLOWED: index + 1 < len(lanes) and lanes[index + 1] == lane}
+        due_at = now if not follows and not _timing_needs_context(spec) else None
         run = await RuleRun.create(
             stage_run_id=stage_run.id, element_type=stage_run.element_type, element_id=element.id,
             rule_id=rule["id"], rule_key=rule["key"], action_type=rule["action_type"], title=rule["title"],
             position=rule["position"], lane=lane, after_run_id=previous.id if follows and previous else None,
-            spec=rule, status=RunStatus.scheduled,
+            spec=spec, status=RunStatus.scheduled, due_at=due_at,
             reason=f"waits for '{previous.title}' to finish" if follows and previous else None,
         )
         await run_event(run, RunStatus.scheduled)
-        if not follows:
-            heads.append(run)
+        if due_at is not None:
+            due_now.append(run.id)
+        elif not follows:
+            pending.append(run)
         previous = run
-    if heads:
+    dispatch.RUNS.now(due_now)
+    if pending:
         timing_context = await _TimingContext.load(stage_run.element_type, element)
-        for run in heads:
-            await _make_eligible(run, base=clock.utcnow(), timing_context=timing_context)
+        for run in pending:
+            await _make_eligible(run, base=now, timing_context=timing_context)
 
 
 # ---------------------------------------------------------------- due times and lanes
@@ -264,8 +276,23 @@ class _TimingContext:
         return cls(data, company, responsible)
 
 
-def _due(run: RuleRun, base: datetime, timing_context: _TimingContext) -> tuple[datetime | None, str | None]:
+FOLLOWED = "followed"  # in a run's spec: a run of the same stay waits for it in its lane
+
+
+def _timing_needs_context(spec: dict[str, Any]) -> bool:
+    """An immediate run outside working hours' rules is due at its base: no calendar, no element data."""
+    timing = Timing.model_validate(spec.get("timing") or {})
+    return timing.kind != "immediately" or timing.working_time is not None
+
+
+def _needs_timing_context(run: RuleRun) -> bool:
+    return _timing_needs_context(run.spec)
+
+
+def _due(run: RuleRun, base: datetime, timing_context: _TimingContext | None) -> tuple[datetime | None, str | None]:
     timing = Timing.model_validate(run.spec.get("timing") or {})
+    if timing_context is None:  # only for runs that need none (_needs_timing_context)
+        return base, None
     due = compute_due(timing, base=base, element=timing_context.data,
                       company=timing_context.company, responsible=timing_context.responsible)
     return due.at, due.skip_reason
@@ -273,7 +300,7 @@ def _due(run: RuleRun, base: datetime, timing_context: _TimingContext) -> tuple[
 
 async def _make_eligible(run: RuleRun, *, base: datetime, timing_context: _TimingContext | None = None) -> None:
     """The run may start (or its anchor moved): give it a due time, or skip it when its anchor date is empty."""
-    if timing_context is None:
+    if timing_context is None and _needs_timing_context(run):
         timing_context = await _TimingContext.load(run.element_type, await elements.load(run.element_type, run.element_id))
     due_at, skip_reason = _due(run, base, timing_context)
     if due_at is None:
@@ -290,6 +317,8 @@ async def _make_eligible(run: RuleRun, *, base: datetime, timing_context: _Timin
 
 async def advance_lane(finished: RuleRun) -> None:
     """The rule after `finished` in its lane may start now (or the lane stops after a failure)."""
+    if finished.spec.get(FOLLOWED) is False:  # runs made before specs said so have no key: look
+        return
     follower = await RuleRun.filter(after_run_id=finished.id, status=RunStatus.scheduled, due_at=None).first()
     if follower is None:
         return
@@ -416,12 +445,54 @@ class EngineRunContext:
 # ---------------------------------------------------------------- executing a run
 
 
+def _one_process_writes() -> bool:
+    """SQLite: one process writes, one transaction at a time (BEGIN IMMEDIATE)."""
+    return RuleRun._meta.db.capabilities.dialect == "sqlite"
+
+
+class _RolledBack(Exception):
+    """The one-transaction attempt of a database-only run raised, and its transaction rolled back."""
+
+
 async def execute(run_id: int) -> RunStatus | None:
-    """Run one queued rule run (what the worker actor calls). Returns the final status, if any."""
-    started = await _start(run_id)
-    if started is None:
-        return None
-    run, attempt = started
+    """Run one queued rule run (what the worker actor calls). Returns the final status, if any.
+
+    A run of a database-only action (`Action.database_only`) that is not ending a wait starts, acts and
+    finishes in one transaction: its effects, statuses and events commit together or not at all, so a
+    process that dies meanwhile leaves it queued, to be sent again when its queued lease runs out, and a
+    cancel either comes first (the start's compare-and-set finds it cancelled) or finds it finished. When
+    the action raises, the attempt is recorded as any other: started, then failed, retried or stopped.
+    Any other run commits its start and keeps a lease while it acts.
+
+    Only on SQLite (`_one_process_writes`): on PostgreSQL worker hosts are processes of their own, and a
+    run held in the open transaction of a frozen host could not be taken over when a lease runs out, only
+    once the server ends that transaction (tests/workers/test_faults.py freezes a host to check this)."""
+    try:
+        async with transaction():
+            started = await _take(run_id)
+            if started is None:
+                return None
+            run, attempt = started
+            action = get_action(run.action_type)
+            if action is not None and action.database_only and run.waiting_since is None and _one_process_writes():
+                try:
+                    return await _perform(run, action, attempt)
+                except Exception as exc:
+                    raise _RolledBack() from exc
+    except _RolledBack as rolled_back:
+        error = rolled_back.__cause__
+        assert isinstance(error, Exception)
+        if isinstance(error, Superseded):
+            return None
+        started = await _start(run_id)
+        if started is None:
+            return None
+        return await _outcome_of(*started, error)
+    return await _execute_started(run, attempt)
+
+
+async def _execute_started(run: RuleRun, attempt: int) -> RunStatus | None:
+    """Act for a run whose start has committed, under a lease kept alive until the outcome is ours."""
     action = get_action(run.action_type)
     try:
         async with lease.kept(lambda: _renew_lease(run, attempt), lease_s=settings().lease_s,
@@ -432,42 +503,64 @@ async def execute(run_id: int) -> RunStatus | None:
                 status = await _perform(run, action, attempt)
                 heartbeat.stop()  # the outcome is ours under the run's row lock until the commit
         return status
-    except (Superseded, lease.LeaseLost):
+    except Exception as exc:
+        return await _outcome_of(run, attempt, exc)
+
+
+async def _outcome_of(run: RuleRun, attempt: int, exc: Exception) -> RunStatus | None:
+    """What an attempt that raised `exc` (its transaction rolled back) ends as."""
+    if isinstance(exc, (Superseded, lease.LeaseLost)):
         return None
-    except LoopStopped as exc:
+    if isinstance(exc, LoopStopped):
         return await _conclude(run, attempt, RunStatus.stopped, reason=str(exc))
-    except NotFound as exc:
+    if isinstance(exc, NotFound):
         return await _conclude(run, attempt, RunStatus.cancelled, reason=f"cancelled: {exc}")
-    except TransientActionError as exc:
+    if isinstance(exc, TransientActionError):
         return await _retry_or_fail(run, attempt, str(exc))
-    except (ActionError, ValidationFailed) as exc:
+    if isinstance(exc, (ActionError, ValidationFailed)):
         return await _conclude(run, attempt, RunStatus.failed, error=str(exc))
-    except (OverflowError, RecursionError, MemoryError) as exc:  # the same input fails the same way: no retry
+    if isinstance(exc, (OverflowError, RecursionError, MemoryError)):  # the same input fails the same way
         return await _conclude(run, attempt, RunStatus.failed, error=f"{type(exc).__name__}: {exc} (not retried)")
-    except ValidationError as exc:  # params the action's current version no longer accepts
+    if isinstance(exc, ValidationError):  # params the action's current version no longer accepts
         return await _conclude(run, attempt, RunStatus.failed, error=f"invalid params: {exc}")
-    except Exception as exc:  # a database hiccup or a bug: retried, then failed with the error shown
-        log.exception("rule run %s attempt %s raised", run_id, attempt)
-        return await _retry_or_fail(run, attempt, f"{type(exc).__name__}: {exc}")
+    # a database hiccup or a bug: retried, then failed with the error shown
+    log.error("rule run %s attempt %s raised", run.id, attempt, exc_info=exc)
+    return await _retry_or_fail(run, attempt, f"{type(exc).__name__}: {exc}")
+
+
+# The responsible of the run's element, read with the run by the start's UPDATE … RETURNING (its event's owner).
+_OWNER = "COALESCE({}) AS owner_id".format(", ".join(
+    f'(SELECT "responsible_id" FROM "{model._meta.db_table}" WHERE "id" = "rule_run"."element_id" '
+    f"AND \"rule_run\".\"element_type\" = '{element_type}')" for element_type, model in ELEMENT_MODELS.items()) + ", NULL")
 
 
 async def _start(run_id: int) -> tuple[RuleRun, int] | None:
-    """queued → running, counting the attempt and taking a lease. None if the run is not ours."""
-    run = await RuleRun.get_or_none(id=run_id)
-    if run is None or run.status != RunStatus.queued:
-        return None
-    attempt = run.attempts + 1
+    """queued → running in a transaction of its own (the status and its event commit together)."""
+    async with transaction():
+        return await _take(run_id)
+
+
+async def _take(run_id: int) -> tuple[RuleRun, int] | None:
+    """queued → running, counting the attempt and taking a lease. None if the run is not ours.
+
+    One compare-and-set that gives the run back (UPDATE … RETURNING). Call inside `transaction()`."""
     now = clock.utcnow()
     lease_until = now + timedelta(seconds=settings().lease_s)
-    async with transaction():  # the status and its event commit together
-        taken = await RuleRun.filter(id=run_id, status=RunStatus.queued, attempts=run.attempts).update(
-            status=RunStatus.running, attempts=attempt, started_at=now, lease_until=lease_until
-        )
-        if not taken:
-            return None
-        run.status, run.attempts, run.started_at, run.lease_until = RunStatus.running, attempt, now, lease_until
-        await run_event(run, RunStatus.running)
-    return run, attempt
+    connection = RuleRun._meta.db
+    fields = RuleRun._meta.fields_map
+    marks = ["$1", "$2", "$3", "$4", "$5"] if connection.capabilities.dialect == "postgres" else ["?"] * 5
+    rows = await connection.execute_query_dict(
+        f'UPDATE "rule_run" SET "status" = {marks[0]}, "attempts" = "attempts" + 1, "started_at" = {marks[1]}, '
+        f'"lease_until" = {marks[2]} WHERE "id" = {marks[3]} AND "status" = {marks[4]} RETURNING *, {_OWNER}',
+        [RunStatus.running.value, fields["started_at"].to_db_value(now, RuleRun),
+         fields["lease_until"].to_db_value(lease_until, RuleRun), run_id, RunStatus.queued.value])
+    if not rows:
+        return None
+    row = dict(rows[0])
+    events.owner_known(row["element_type"], events.Owner(row["element_id"], row.pop("owner_id")))
+    run = RuleRun._init_from_db(**row)
+    await run_event(run, RunStatus.running)
+    return run, run.attempts
 
 
 async def _renew_lease(run: RuleRun, attempt: int) -> bool:

@@ -83,14 +83,15 @@ async def decide(occurrence: Occurrence, element_type: str, element_id: int) -> 
     """Match the event against the triggers of the element's pipeline (the element row locked); None when no
     trigger listens to it there."""
     element = await elements.load(element_type, element_id, lock=True)
-    stages = await Stage.filter(pipeline_id=element.pipeline_id).order_by("position", "id")
-    order = {stage.id: index for index, stage in enumerate(stages)}
-    query = Trigger.filter(stage_id__in=list(order), enabled=True, trigger_type__in=listening_to(occurrence.event.kind))
+    query = Trigger.filter(stage__pipeline_id=element.pipeline_id, enabled=True,
+                           trigger_type__in=listening_to(occurrence.event.kind))
     if occurrence.only_trigger_id is not None:
         query = query.filter(id=occurrence.only_trigger_id)
     triggers = await query
     if not triggers:
         return None
+    stages = await Stage.filter(pipeline_id=element.pipeline_id).order_by("position", "id")
+    order = {stage.id: index for index, stage in enumerate(stages)}
     here = order.get(element.stage_id, -1)
     by_id = {stage.id: stage for stage in stages}
     forward = sorted((t for t in triggers if order[t.stage_id] > here), key=lambda t: (order[t.stage_id], t.position, t.id))

@@ -108,10 +108,52 @@ async def _give_back_documents(document_ids: list[int]) -> None:
     await Document.filter(id__in=document_ids, pdf_status="pending").update(pdf_due_at=clock.utcnow())
 
 
+class DirectRuns:
+    """Embedded: claimed runs go straight to the engine on the server's loop, at most `limit` at a time,
+    instead of through the in-memory broker and its threads. A claimed run is queued with a lease either way:
+    one this process never ran (it stopped) is sent again at the next start (`resend_orphans`)."""
+
+    def __init__(self, limit: int) -> None:
+        self._slots = asyncio.Semaphore(limit)
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def submit(self, run_ids: list[int]) -> None:
+        loop = asyncio.get_running_loop()
+        for run_id in run_ids:
+            task = loop.create_task(self._run(run_id))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, run_id: int) -> None:
+        async with self._slots:
+            try:
+                await engine.execute(run_id)
+            except Exception:  # execute records every outcome; this is a bug or a lost database
+                log.exception("rule run %s raised out of the engine; its lease will bring it back", run_id)
+
+    async def drain(self) -> None:
+        """Wait for every submitted run (the database is about to close)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+
+direct: DirectRuns | None = None  # set by the embedded worker while it is attached
+
+
+async def hand_runs(run_ids: list[int]) -> None:
+    """Claimed runs to whoever executes them: the engine on this loop (embedded), or the broker."""
+    if direct is not None:
+        direct.submit(run_ids)
+    else:
+        await asyncio.to_thread(send, run_ids)
+
+
 async def dispatch_due(run_ids: list[int]) -> None:
     """The engine's fast path: runs due right after a commit are claimed and sent at once."""
     claimed = await queue.claim(run_ids)
-    if claimed:
+    if claimed and direct is not None:
+        direct.submit(claimed)
+    elif claimed:
         await _hand_over(send, claimed, _give_back_runs, "rule runs")
 
 

@@ -8,7 +8,7 @@ from server import clock
 from server.config import settings
 from server.kinds import RunStatus
 from server.models import RuleRun
-from server.workers import scheduler
+from server.workers import actors, scheduler
 from server.workers.broker import broker, embedded_loop
 
 _booted = False
@@ -34,6 +34,7 @@ class EmbeddedWorker:
         self._worker: dramatiq.Worker | None = None
         self._stop = asyncio.Event()
         self._scheduler: asyncio.Task[None] | None = None
+        self._direct: actors.DirectRuns | None = None
 
     async def start(self) -> None:
         self.start_threads()
@@ -52,7 +53,9 @@ class EmbeddedWorker:
         self._worker.start()
 
     async def attach(self) -> None:
-        """Send due runs of the connected database to the threads, and keep the scheduler polling it."""
+        """Run due runs of the connected database (on this loop; messages and PDFs go to the threads), and
+        keep the scheduler polling it."""
+        self._direct = actors.direct = actors.DirectRuns(self.threads)
         scheduler.install_dispatcher()
         await scheduler.resend_orphans()  # one process, so nothing else can be holding them
         self._stop.clear()
@@ -65,6 +68,10 @@ class EmbeddedWorker:
         if self._scheduler is not None:
             await self._scheduler
             self._scheduler = None
+        if self._direct is not None:
+            actors.direct = None
+            await self._direct.drain()
+            self._direct = None
 
     async def stop(self) -> None:
         await self.detach()

@@ -14,7 +14,7 @@ from server.rules import pdf, queue
 from server.services import idempotency
 # The dispatcher lives with the actors (a worker process installs it at boot); the web process and the
 # embedded worker install it from here.
-from server.workers.actors import install_dispatcher, send, send_documents, send_messages, uninstall_dispatcher
+from server.workers.actors import hand_runs, install_dispatcher, send_documents, send_messages, uninstall_dispatcher
 
 __all__ = ["install_dispatcher", "resend_orphans", "run_forever", "tick", "uninstall_dispatcher"]
 
@@ -26,7 +26,7 @@ async def resend_orphans() -> int:
     sent again now (not after their leases)."""
     ids = await queue.recover_expired(orphaned=True)  # every one of them, a page at a time
     if ids:
-        await asyncio.to_thread(send, ids)
+        await hand_runs(ids)
     messages = await delivery.recover_expired(orphaned=True)
     if messages:
         await asyncio.to_thread(send_messages, messages)
@@ -42,7 +42,7 @@ async def tick(*, sweep: bool) -> int:
     if sweep:
         sent += await queue.recover_expired()
     if sent:
-        await asyncio.to_thread(send, sent)
+        await hand_runs(sent)
     messages = await delivery.claim_due()
     if sweep:
         messages += await delivery.recover_expired()

@@ -21,6 +21,7 @@ class AddComment(Action[EntryParams]):
     outputs = ("comment_id",)
     example = Example("Note the offer", {"text": "Offer sent for {{deal.title}}"})
     kind: ClassVar[str] = "comment"
+    database_only = True
 
     async def check(self, params: EntryParams, *, stage_id: int) -> list[tuple[str, str]]:
         return await unknown_users(author=params.author)

@@ -170,6 +170,9 @@ class Action(Generic[P]):
     released_by: ClassVar[tuple[str, ...]] = ()  # RELEASE_EVENTS that end this action's wait
     example: ClassVar[Example]
     hinted_params: ClassVar[tuple[str, ...]] = ()  # params the rule form annotates live (`param_hints`)
+    # Its effects are rows in this database and take milliseconds (no outside call, no wait): an immediate run
+    # starts, acts and finishes in one transaction, without a running lease (engine.execute).
+    database_only: ClassVar[bool] = False
 
     async def check(self, params: P, *, stage_id: int) -> list[tuple[str, str]]:
         """Checks that need the database (a user exists, a stage is in the pipeline): (field, message)."""

@@ -40,6 +40,7 @@ class PostToFeed(Action[FeedPostParams]):
     group = "communication"
     Params = FeedPostParams
     outputs = ("post_id",)
+    database_only = True
     example = Example("Announce it", {"title": "News", "text": "{{deal.title}} moved on", "everyone": True})
 
     async def check(self, params: FeedPostParams, *, stage_id: int) -> list[tuple[str, str]]:

@@ -40,6 +40,7 @@ class GenerateCode(Action[GenerateCodeParams]):
     Params = GenerateCodeParams
     outputs = ("code",)
     example = Example("Promo code", {"length": 8, "digits": True, "upper": True})
+    database_only = True
 
     async def execute(self, ctx: RunContext, params: GenerateCodeParams) -> Done:
         alphabet = params.alphabet()

@@ -27,6 +27,7 @@ class ModifyElement(Action[ModifyElementParams]):
     Params = ModifyElementParams
     outputs = ("changed",)
     example = Example("Close today", {"fields": {"close_date": "{{today}}"}})
+    database_only = True
 
     async def check(self, params: ModifyElementParams, *, stage_id: int) -> list[tuple[str, str]]:
         stage = await Stage.get(id=stage_id).prefetch_related("pipeline")

@@ -38,6 +38,7 @@ class Notify(Action[NotificationParams]):
     group = "communication"
     Params = NotificationParams
     outputs = ("notified",)
+    database_only = True
     example = Example("Tell the managers", {"text": "New deal: {{deal.title}}", "roles": ["manager"]})
 
     async def check(self, params: NotificationParams, *, stage_id: int) -> list[tuple[str, str]]:

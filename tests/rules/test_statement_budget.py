@@ -1,0 +1,122 @@
+"""The engine's SQL budget for the bench's stage (bench/rule_runs.py): a deal entering a stage with three
+immediate rules (a templated comment, a field change, a generated code). Every statement the database is
+sent is counted, BEGIN and COMMIT included (SQLite's trace callback; asyncpg's execute on PostgreSQL, pool
+resets included), so a change that adds round trips to the hot path fails here instead of in the benchmark.
+
+Measured on a warm process: a first deal goes through the stage before the counted one, as in the bench.
+"""
+
+import sys
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+from tortoise.connection import get_connection
+
+from bench.rule_runs import RULES
+from server.actor import SYSTEM
+from server.kinds import RunStatus
+from server.models import Deal, RuleRun, TimelineEntry
+from server.rules import engine, queue
+from server.services import elements as element_service
+from tests.support import add_rule, make_pipeline
+
+pytestmark = pytest.mark.production_backend
+
+RULE_RUNS = len(RULES)
+# Statements of one stage entry (the create in the stage, the claim and the three runs) per rule run, and
+# the transactions of that stage entry. Lower them when the engine gets cheaper; never raise them.
+BUDGET = {"sqlite": (15.4, 5), "postgres": (22, 8)}
+
+
+class Statements:
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.counting = False
+
+    def saw(self, sql: str) -> None:
+        if self.counting:
+            self.sent.append(" ".join(sql.split()))
+
+    @property
+    def transactions(self) -> int:
+        return sum(1 for s in self.sent if s.upper().startswith("BEGIN"))
+
+    def __repr__(self) -> str:
+        return "\n".join(self.sent)
+
+
+@asynccontextmanager
+async def traced(kind: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Statements]:
+    """Every statement this process sends to the database while `statements.counting` is on."""
+    statements = Statements()
+    if kind == "sqlite":
+        connection = get_connection("default")
+        raw = connection._connection  # type: ignore[attr-defined]  # aiosqlite's, opened by database.connect
+        await raw.set_trace_callback(statements.saw)
+        try:
+            yield statements
+        finally:
+            await raw.set_trace_callback(None)
+        return
+    import asyncpg
+
+    def wrap(name: str, sql_of: Callable[..., str | None]) -> None:
+        original = getattr(asyncpg.Connection, name)
+
+        async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+            sql = sql_of(*args, **kwargs)
+            if sql is not None:
+                statements.saw(sql)
+            return await original(self, *args, **kwargs)
+
+        monkeypatch.setattr(asyncpg.Connection, name, counted)
+
+    # execute(query) without arguments goes straight to the protocol; with arguments it goes through _execute.
+    wrap("execute", lambda query, *args, **_: query if not args else None)
+    wrap("_execute", lambda query, *_, **__: query)
+    wrap("_executemany", lambda query, *_, **__: query)
+    yield statements
+
+
+async def _stage() -> tuple[Any, list[int]]:
+    _, stages = await make_pipeline()
+    rules = [await add_rule(stages["offer"], action_type, params, key=key) for action_type, key, params in RULES]
+    return stages["offer"], [rule.id for rule in rules]
+
+
+async def _enter_and_run(stage: Any, statements: Statements, title: str) -> Deal:
+    """Create a deal in the stage and take its runs through claim and execution, as the worker would."""
+    statements.counting = True
+    deal = await element_service.create_element("deal", {"title": title, "amount": "1200"}, stage_id=stage.id,
+                                                actor=SYSTEM)
+    statements.counting = False
+    run_ids = sorted([run.id for run in await RuleRun.filter(element_type="deal", element_id=deal.id)])
+    statements.counting = True
+    claimed = await queue.claim(run_ids)
+    for run_id in claimed:
+        await engine.execute(run_id)
+    statements.counting = False
+    return deal
+
+
+async def test_a_stage_entry_with_three_immediate_rules_stays_within_its_statement_budget(
+        db, worker_paused, monkeypatch):
+    stage, _ = await _stage()
+    async with traced(db.kind, monkeypatch) as statements:
+        await _enter_and_run(stage, Statements(), "warm-up")
+        deal = await _enter_and_run(stage, statements, "Counted")
+
+    runs = await RuleRun.filter(element_type="deal", element_id=deal.id)
+    assert [r.status for r in runs] == [RunStatus.succeeded] * RULE_RUNS
+    await deal.refresh_from_db()
+    assert deal.currency == "USD"
+    [comment] = await TimelineEntry.filter(element_type="deal", element_id=deal.id, kind="comment")
+    assert comment.text.startswith("Deal Counted entered Offer (1200")
+    per_run = len(statements.sent) / RULE_RUNS
+    print(f"\n{db.kind}: {len(statements.sent)} statements for the stage entry, {per_run:.1f} per rule run, "
+          f"{statements.transactions} transactions", file=sys.stderr)
+    most_per_run, most_transactions = BUDGET[db.kind]
+    assert per_run <= most_per_run, statements
+    assert statements.transactions <= most_transactions, statements
