@@ -263,27 +263,30 @@ async def _refuse(scope: Scope, send: Send, retry_after_s: int, reason: str) -> 
     await send({"type": "http.response.body", "body": body})
 
 
-async def _read_body(receive: Receive) -> tuple[bytes, Receive]:
-    """The whole body, and a `receive` that replays it to the app."""
-    chunks = []
-    while True:
+async def _read_body(receive: Receive, limit: int) -> tuple[bytes | None, Receive]:
+    """The body, read up to `limit` bytes (None beyond: the view refuses it), and a `receive` that replays what was
+    read to the app before passing on the rest."""
+    chunks: list[bytes] = []
+    size, more = 0, True
+    while more and size <= limit:
         message = await receive()
         if message["type"] != "http.request":
             break
-        chunks.append(message.get("body", b""))
-        if not message.get("more_body", False):
-            break
-    body = b"".join(chunks)
+        chunk = message.get("body", b"")
+        chunks.append(chunk)
+        size += len(chunk)
+        more = message.get("more_body", False)
+    read = b"".join(chunks)
     replayed = False
 
     async def replay() -> Message:
         nonlocal replayed
         if not replayed:
             replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
+            return {"type": "http.request", "body": read, "more_body": more}
         return await receive()
 
-    return body, replay
+    return (None if more else read), replay
 
 
 def _is_mutation(body: bytes) -> bool:
@@ -310,8 +313,10 @@ class AdmissionControl:
     rules run seconds later is worse than a clear "retry in a second". /health and websockets are exempt."""
 
     def __init__(self, app: ASGIApp, *, max_inflight: int, wait_ms: int, retry_after_s: int,
-                 backlog: Callable[[int], Awaitable[int]] | None = None, max_backlog: int = 0) -> None:
+                 backlog: Callable[[int], Awaitable[int]] | None = None, max_backlog: int = 0,
+                 max_body: int = 1_000_000) -> None:
         self.app = app
+        self.max_body = max_body  # a GraphQL body is read to tell a mutation only up to the view's own limit
         self.slots = asyncio.Semaphore(max_inflight) if max_inflight > 0 else None
         self.wait_s = wait_ms / 1000
         self.retry_after_s = retry_after_s
@@ -331,23 +336,32 @@ class AdmissionControl:
         return now < self._behind_until
 
     async def _behind(self, scope: Scope, receive: Receive) -> tuple[bool, Receive]:
-        if self.backlog is None or scope["method"] not in WRITE_METHODS or not await self._worker_behind():
+        """Whether this is a write while the worker is behind. What it is, is decided first: a GraphQL query (a
+        POST too) costs no backlog count."""
+        if self.backlog is None or scope["method"] not in WRITE_METHODS:
             return False, receive
-        if not scope["path"].startswith("/graphql"):
-            return _is_admin(scope["path"]), receive
-        body, receive = await _read_body(receive)
-        return _is_mutation(body), receive
+        if scope["path"].startswith("/graphql"):
+            body, receive = await _read_body(receive, self.max_body)
+            if body is None or not _is_mutation(body):
+                return False, receive
+        elif not _is_admin(scope["path"]):
+            return False, receive
+        return await self._worker_behind(), receive
+
+    async def _admitted(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Past the bound on requests in flight: a write still waits while the embedded worker is behind."""
+        behind, receive = await self._behind(scope, receive)
+        if behind:
+            await _refuse(scope, send, self.retry_after_s, "the worker is behind with rule runs")
+            return
+        await self.app(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
             await self.app(scope, receive, send)
             return
-        behind, receive = await self._behind(scope, receive)
-        if behind:
-            await _refuse(scope, send, self.retry_after_s, "the worker is behind with rule runs")
-            return
         if self.slots is None:
-            await self.app(scope, receive, send)
+            await self._admitted(scope, receive, send)
             return
         try:
             await asyncio.wait_for(self.slots.acquire(), self.wait_s)
@@ -355,6 +369,6 @@ class AdmissionControl:
             await _refuse(scope, send, self.retry_after_s, "the server is at its limit of requests in flight")
             return
         try:
-            await self.app(scope, receive, send)
+            await self._admitted(scope, receive, send)
         finally:
             self.slots.release()
