@@ -28,7 +28,9 @@ def _insert(connection: sqlite3.Connection, query: str, values: list[Any]) -> in
 
 class _RowidFromCursor(SqliteClient):
     """An insert's id from its cursor, not from a second statement (aiosqlite's `execute_insert` runs
-    `SELECT last_insert_rowid()` after every insert)."""
+    `SELECT last_insert_rowid()` after every insert). It runs on aiosqlite's own thread through its private
+    `_execute`/`_conn` (aiosqlite 0.2x): check it when aiosqlite is upgraded (the statement-budget test and
+    every insert in the suite fail if it breaks)."""
 
     @translate_exceptions
     async def execute_insert(self, query: str, values: list[Any]) -> int:
