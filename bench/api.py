@@ -8,7 +8,7 @@ Part `page`: a database seeded from this process (a deal pipeline, one generate_
 stage, N deals each with 1-3 contacts, a responsible manager, every other one a company, and every
 deal's run finished by an EmbeddedWorker on this loop). The SQL statements of one 100-deal page are
 counted in-process (httpx.ASGITransport on create_app(runtime=False), a handler on the
-`tortoise.db_client` logger, as tests/test_api_statements.py does). Then `python -m server.cli serve
+`tortoise.db_client` logger, as tests/schema/test_api_statements.py does). Then `python -m server.cli serve
 --no-demo` runs as a child process on that database and C httpx clients post the page query for D
 seconds after a warm-up: requests per second, p50/p99 latency, the server's CPU per request.
 
