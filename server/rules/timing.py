@@ -68,6 +68,18 @@ def parse_hh_mm(value: str) -> time:
         raise ValueError(f"'{value}' is not a time of day (HH:MM)") from exc
 
 
+def describe_start(start_in: int, unit: str, anchor: str = "", start_time: str | None = None) -> str:
+    """A start in words: "in 2 days at 10:00", "3 days before close_date", "now"."""
+    span = f"{abs(start_in)} {unit}"
+    if not anchor:
+        text = "now" if start_in == 0 else f"in {span}"
+    elif start_in == 0:
+        text = f"at {anchor}"
+    else:
+        text = f"{span} {'before' if start_in < 0 else 'after'} {anchor}"
+    return f"{text} at {start_time}" if start_time else text
+
+
 def zone(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or "UTC")

@@ -25,7 +25,7 @@ from server.rules.actions.base import (
     unknown_users,
 )
 from server.rules.context import RunContext
-from server.rules.timing import UNITS, as_moment, parse_hh_mm, zone
+from server.rules.timing import UNITS, as_moment, describe_start, parse_hh_mm, zone
 
 
 class ActivityParams(Params):
@@ -56,14 +56,7 @@ class ActivityParams(Params):
         return self
 
     def describe_start(self) -> str:
-        span = f"{abs(self.start_in)} {self.start_unit}"
-        if not self.start_field:
-            text = "now" if self.start_in == 0 else f"in {span}"
-        elif self.start_in == 0:
-            text = f"at {self.start_field}"
-        else:
-            text = f"{span} {'before' if self.start_in < 0 else 'after'} {self.start_field}"
-        return f"{text} at {self.start_time}" if self.start_time else text
+        return describe_start(self.start_in, self.start_unit, self.start_field or "", self.start_time)
 
 
 class CreateActivity(Action[ActivityParams]):

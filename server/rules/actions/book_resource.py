@@ -17,7 +17,7 @@ from server.models import Booking, CustomField, Resource, Service, User
 from server.rules import bookings, elements
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, Template, stage_entity_type
 from server.rules.context import RunContext
-from server.rules.timing import UNITS, as_moment, parse_hh_mm, zone
+from server.rules.timing import UNITS, as_moment, describe_start, parse_hh_mm, zone
 from server.rules.triggers.base import RESOURCE_BOOKED
 
 
@@ -53,15 +53,8 @@ class BookResourceParams(Params):
         return self
 
     def describe_start(self) -> str:
-        span = f"{abs(self.start_in)} {self.start_unit}"
         anchor = self.start_field or (f"“{self.start_date}”" if self.start_date else "")
-        if not anchor:
-            text = "now" if self.start_in == 0 else f"in {span}"
-        elif self.start_in == 0:
-            text = f"at {anchor}"
-        else:
-            text = f"{span} {'before' if self.start_in < 0 else 'after'} {anchor}"
-        return f"{text} at {self.start_time}" if self.start_time else text
+        return describe_start(self.start_in, self.start_unit, anchor, self.start_time)
 
 
 class BookResource(Action[BookResourceParams]):
