@@ -2,12 +2,22 @@
 
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 UNITS = {"minutes": timedelta(minutes=1), "hours": timedelta(hours=1), "days": timedelta(days=1)}
+
+
+def _hh_mm_or_none(value: str | None) -> str | None:
+    if value:
+        parse_hh_mm(value)
+    return value or None
+
+
+# A time of day "HH:MM" (checked), or None for none.
+HhMm = Annotated[str | None, AfterValidator(_hh_mm_or_none)]
 
 
 class Timing(BaseModel):
@@ -19,15 +29,8 @@ class Timing(BaseModel):
     amount: int = Field(default=0, ge=0, le=100_000)
     unit: Literal["minutes", "hours", "days", "seconds"] = "minutes"
     field: str | None = None
-    time_of_day: str | None = None  # "HH:MM" in the company's (or responsible's) time zone
+    time_of_day: HhMm = None  # "HH:MM" in the company's (or responsible's) time zone
     working_time: Literal["company", "responsible"] | None = None
-
-    @field_validator("time_of_day")
-    @classmethod
-    def _hh_mm(cls, value: str | None) -> str | None:
-        if value:
-            parse_hh_mm(value)
-        return value or None
 
     @model_validator(mode="after")
     def _anchor_needs_field(self) -> "Timing":

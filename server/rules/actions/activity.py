@@ -6,7 +6,7 @@ Schedule call and Schedule meeting are this action with another kind; they also 
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from server import clock
 from server.errors import ActionError
@@ -25,7 +25,7 @@ from server.rules.actions.base import (
     unknown_users,
 )
 from server.rules.context import RunContext
-from server.rules.timing import UNITS, as_moment, describe_start, parse_hh_mm, zone
+from server.rules.timing import UNITS, HhMm, as_moment, describe_start, zone
 
 
 class ActivityParams(Params):
@@ -35,19 +35,12 @@ class ActivityParams(Params):
     start_in: int = Field(default=1, ge=-100_000, le=100_000)
     start_unit: Literal["minutes", "hours", "days"] = "hours"
     start_field: str | None = None
-    start_time: str | None = None  # "HH:MM" on the start day, in the first responsible's time zone
+    start_time: HhMm = None  # "HH:MM" on the start day, in the first responsible's time zone
     duration_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
     important: bool = False
     reminder_minutes: int | None = Field(default=None, ge=0, le=28 * 24 * 60)
     responsibles: UserIds = Field(default_factory=list)  # empty: the element's responsible
     auto_complete: bool = False  # completed when the element changes stage
-
-    @field_validator("start_time")
-    @classmethod
-    def _hh_mm(cls, value: str | None) -> str | None:
-        if value:
-            parse_hh_mm(value)
-        return value or None
 
     @model_validator(mode="after")
     def _start_not_before_now(self) -> "ActivityParams":

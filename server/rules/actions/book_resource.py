@@ -8,7 +8,7 @@ permanent failure naming the booking in the way); a repeated run finds the booki
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, model_validator
 
 from server import clock
 from server.errors import ActionError, ValidationFailed
@@ -17,7 +17,7 @@ from server.models import Booking, CustomField, Resource, Service, User
 from server.rules import bookings, elements
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, Template, stage_entity_type
 from server.rules.context import RunContext
-from server.rules.timing import UNITS, as_moment, describe_start, parse_hh_mm, zone
+from server.rules.timing import UNITS, HhMm, as_moment, describe_start, zone
 from server.rules.triggers.base import RESOURCE_BOOKED
 
 
@@ -31,16 +31,9 @@ class BookResourceParams(Params):
     start_unit: Literal["minutes", "hours", "days"] = "days"
     start_field: str | None = None
     start_date: Template = ""
-    start_time: str | None = None
+    start_time: HhMm = None
     duration_minutes: int | None = Field(default=None, ge=1, le=bookings.MAX_DURATION_MINUTES,
                                          description="empty: the service's duration")
-
-    @field_validator("start_time")
-    @classmethod
-    def _hh_mm(cls, value: str | None) -> str | None:
-        if value:
-            parse_hh_mm(value)
-        return value or None
 
     @model_validator(mode="after")
     def _one_start(self) -> "BookResourceParams":
