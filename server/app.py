@@ -114,13 +114,13 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
         admin(),
     ]
     config = settings()
-    from server.workers.embedded import run_backlog
+    from server.rules.queue import due_backlog
 
     middleware = [
         Middleware(TrustedProxies, trusted=trusted_networks(config.trusted_proxies)),
         Middleware(SecurityHeaders, development=development),
         Middleware(AdmissionControl, max_inflight=config.max_inflight_requests, wait_ms=config.admission_wait_ms,
-                   retry_after_s=config.retry_after_s, backlog=run_backlog if config.embedded_broker else None,
+                   retry_after_s=config.retry_after_s, backlog=due_backlog if config.embedded_broker else None,
                    max_backlog=config.max_run_backlog, max_body=config.max_body_bytes),
         Middleware(AdminBodyLimit, logged_in_bytes=config.max_body_bytes),
     ]

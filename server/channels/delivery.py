@@ -88,6 +88,11 @@ async def claim_due(*, limit: int = 200, ids: list[int] | None = None) -> list[i
     return ids
 
 
+async def give_back(message_ids: list[int]) -> None:
+    """Claimed messages the broker did not take: due now again, so the next poll sends them."""
+    await Message.filter(id__in=message_ids, status=MessageStatus.queued).update(due_at=clock.utcnow())
+
+
 async def recover_expired(*, limit: int = 200, orphaned: bool = False) -> list[int]:
     """Messages whose sending attempt stopped renewing its lease (worker killed, host cut off): queued again,
     to be sent now, or failed when they have used every attempt.

@@ -118,6 +118,11 @@ async def claim_due(*, limit: int = 50, ids: list[int] | None = None) -> list[in
     return claimed
 
 
+async def give_back(document_ids: list[int]) -> None:
+    """Claimed PDFs the broker did not take: due now again, so the next poll sends them."""
+    await Document.filter(id__in=document_ids, pdf_status="pending").update(pdf_due_at=clock.utcnow())
+
+
 async def recover_expired(*, limit: int = 50, orphaned: bool = False) -> list[int]:
     """Documents whose rendering attempt lost its worker: pending again (now), or failed after the last attempt."""
     now = clock.utcnow()

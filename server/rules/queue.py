@@ -60,6 +60,18 @@ def lost_too_often(attempts: int, *, orphaned: bool) -> str:
     return f"its worker was lost {attempts} times ({how}); gave up after {attempts} attempts"
 
 
+async def give_back(run_ids: list[int]) -> None:
+    """Claimed runs the broker did not take: their queued lease ends now, so the next sweep sends them."""
+    await RuleRun.filter(id__in=run_ids, status=RunStatus.queued).update(lease_until=clock.utcnow())
+
+
+async def due_backlog(bound: int) -> int:
+    """Rule runs due and not yet started (scheduled past their due time, or queued for a worker), counted up to
+    `bound` + 1: how far behind the workers are."""
+    due = RuleRun.filter(status__in=(RunStatus.scheduled, RunStatus.queued), due_at__lte=clock.utcnow())
+    return len(await due.limit(bound + 1).values_list("id", flat=True))
+
+
 async def recover_expired(*, page: int = RECOVER_PAGE, orphaned: bool = False) -> list[int]:
     """Queued or running runs past their lease go back to queued, to be sent again: all of them, `page` at
     a time.

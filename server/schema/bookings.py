@@ -11,7 +11,7 @@ from strawberry.types import Info
 from server import models
 from server.errors import Forbidden, NotFound, ValidationFailed
 from server.kinds import BookingStatus, ResourceKind
-from server.rules.bookings import MAX_RESOURCES
+from server.services.bookings import MAX_RESOURCES
 from server.schema.context import actor_of
 from server.schema.errors import ForbiddenError, NotFoundError, ValidationError, graphql_path, result_of
 from server.schema.ids import gid, opt_gid, opt_int, to_int

@@ -31,7 +31,7 @@ from graphql import (
 from server.errors import MAX_LISTED_ERRORS
 from server.services.clients import MAX_ADDRESSES
 from server.services.hooks import CHANNELS as WEBHOOK_CHANNELS
-from server.rules.bookings import MAX_RESOURCES
+from server.services.bookings import MAX_RESOURCES
 from server.services.paging import MAX_PAGE
 
 MAX_COST = 25_000

@@ -13,7 +13,7 @@ from server.kinds import BookingStatus, ElementType, ResourceKind, Role
 from server.models import Booking, Resource, Service, User, model_for
 from server.rules import bookings as core
 from server.rules import elements, engine
-from server.rules.bookings import BOOKING_FIELD_TYPE, BookingConflict, describe
+from server.rules.bookings import BOOKING_FIELD_TYPE, MAX_RESOURCES, BookingConflict, describe
 from server.rules.triggering import Event, Occurrence
 from server.rules.triggers.base import RESOURCE_BOOKED
 from server.services.access import Acting, Actor, element_scope, require_element
@@ -21,7 +21,7 @@ from server.services.calendar import BookedSlot
 from server.services.elements import require_visible
 
 __all__ = [
-    "BOOKING_FIELD_TYPE", "BookingConflict", "BookingInput", "ResourceInput", "ServiceInput", "book",
+    "BOOKING_FIELD_TYPE", "MAX_RESOURCES", "BookingConflict", "BookingInput", "ResourceInput", "ServiceInput", "book",
     "booking_fields", "cancel_booking", "create_resource", "create_service", "describe", "element_bookings",
     "get_resource", "get_service", "list_resources", "list_services", "resource_bookings", "update_resource",
     "update_service", "week",

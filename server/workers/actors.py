@@ -23,8 +23,6 @@ from dramatiq.middleware import Middleware
 from server import clock
 from server.channels import delivery
 from server.config import settings
-from server.kinds import MessageStatus, RunStatus
-from server.models import Document, Message, RuleRun
 from server.rules import dispatch, engine, pdf, queue
 from server.workers.broker import broker
 
@@ -96,18 +94,6 @@ async def _hand_over(send_all: Callable[[list[int]], None], ids: list[int], give
         await give_back(ids)
 
 
-async def _give_back_runs(run_ids: list[int]) -> None:
-    await RuleRun.filter(id__in=run_ids, status=RunStatus.queued).update(lease_until=clock.utcnow())
-
-
-async def _give_back_messages(message_ids: list[int]) -> None:
-    await Message.filter(id__in=message_ids, status=MessageStatus.queued).update(due_at=clock.utcnow())
-
-
-async def _give_back_documents(document_ids: list[int]) -> None:
-    await Document.filter(id__in=document_ids, pdf_status="pending").update(pdf_due_at=clock.utcnow())
-
-
 class DirectRuns:
     """Embedded: claimed runs go straight to the engine on the server's loop, at most `limit` at a time,
     instead of through the in-memory broker and its threads. A claimed run is queued with a lease either way:
@@ -154,7 +140,7 @@ async def dispatch_due(run_ids: list[int]) -> None:
     if claimed and direct is not None:
         direct.submit(claimed)
     elif claimed:
-        await _hand_over(send, claimed, _give_back_runs, "rule runs")
+        await _hand_over(send, claimed, queue.give_back, "rule runs")
 
 
 def send_messages(message_ids: list[int]) -> None:
@@ -166,7 +152,7 @@ async def dispatch_due_messages(message_ids: list[int]) -> None:
     does not send them again)."""
     claimed = await delivery.claim_due(ids=message_ids)
     if claimed:
-        await _hand_over(send_messages, claimed, _give_back_messages, "messages")
+        await _hand_over(send_messages, claimed, delivery.give_back, "messages")
 
 
 def send_documents(document_ids: list[int]) -> None:
@@ -176,7 +162,7 @@ def send_documents(document_ids: list[int]) -> None:
 async def dispatch_due_documents(document_ids: list[int]) -> None:
     claimed = await pdf.claim_due(ids=document_ids)
     if claimed:
-        await _hand_over(send_documents, claimed, _give_back_documents, "documents")
+        await _hand_over(send_documents, claimed, pdf.give_back, "documents")
 
 
 def install_dispatcher() -> None:

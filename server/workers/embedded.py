@@ -4,21 +4,11 @@ import asyncio
 
 import dramatiq
 
-from server import clock
 from server.config import settings
-from server.kinds import RunStatus
-from server.models import RuleRun
 from server.workers import actors, scheduler
 from server.workers.broker import broker, embedded_loop
 
 _booted = False
-
-
-async def run_backlog(bound: int) -> int:
-    """Rule runs due and not yet started (scheduled past their due time, or queued for a thread), counted up to
-    `bound` + 1: what the in-process worker is behind by."""
-    due = RuleRun.filter(status__in=(RunStatus.scheduled, RunStatus.queued), due_at__lte=clock.utcnow())
-    return len(await due.limit(bound + 1).values_list("id", flat=True))
 
 
 class EmbeddedWorker:
