@@ -34,10 +34,10 @@ def pytest_report_header() -> str:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that kill worker processes exist only on the production backend: deselect them elsewhere."""
-    if BACKEND == "postgres":
-        return
-    kept = [item for item in items if item.get_closest_marker("production_only") is None]
+    """Tests of one backend's own mechanism are deselected on the other: those that kill worker processes
+    (production_only) on SQLite, those of SQLite's settings or the embedded worker (sqlite_only) on PostgreSQL."""
+    other = "sqlite_only" if BACKEND == "postgres" else "production_only"
+    kept = [item for item in items if item.get_closest_marker(other) is None]
     if len(kept) != len(items):
         config.hook.pytest_deselected(items=[i for i in items if i not in kept])
         items[:] = kept

@@ -73,10 +73,9 @@ async def test_requests_beyond_the_bound_get_503_with_retry_after_and_write_noth
     assert sorted(await Deal.all().values_list("title", flat=True)) == ["Held 0", "Held 1", "Later"]
 
 
+@pytest.mark.sqlite_only  # the run backlog gate is the embedded worker's
 async def test_writes_get_503_while_the_embedded_worker_is_behind_and_reads_are_served(
         db: Any, monkeypatch: pytest.MonkeyPatch, worker_paused: None) -> None:
-    if db.kind != "sqlite":
-        pytest.skip("the run backlog gate is the embedded worker's")
     _, stages = await make_pipeline()
     await add_rule(stages["new"], "generate_code", {"length": 6}, key="code")
     for n in range(3):  # three due runs that no worker takes while it is paused

@@ -6,9 +6,8 @@ import pytest
 from tortoise.connection import get_connection
 
 from server import config, database
-from tests.conftest import BACKEND
 
-pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's own setting")
+pytestmark = pytest.mark.sqlite_only  # SQLite's own setting
 
 
 async def test_the_busy_timeout_setting_reaches_the_connection(sqlite_template, tmp_path, monkeypatch):

@@ -6,9 +6,8 @@ import pytest
 from tortoise.connection import get_connection
 
 from server import config, database
-from tests.conftest import BACKEND
 
-pytestmark = pytest.mark.skipif(BACKEND != "sqlite", reason="SQLite's own setting")
+pytestmark = pytest.mark.sqlite_only  # SQLite's own setting
 
 
 @pytest.mark.parametrize(("setting", "kib"), [(None, 65536), ("2048", 2048)])
