@@ -1,5 +1,6 @@
 """Jinja2 environment of the admin and the render helper every view uses."""
 
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,22 @@ HTMX_VERSION = "4.0.1"  # web/static/htmx.min.js, from the npm package htmx.org@
 
 templates = Jinja2Templates(directory=str(HERE / "templates"))
 templates.env.globals["HTMX_VERSION"] = HTMX_VERSION
+
+# Every text a page shows goes through the message catalogue: `{{ _("Save") }}`, `{{ _("%(n)s runs", n=3) }}`,
+# `{% trans %}`. `gettext` translates into the locale of the request being rendered (`current_locale`).
+current_locale: ContextVar[str] = ContextVar("current_locale", default="en")
+
+
+def gettext(message: str) -> str:
+    return message
+
+
+def ngettext(singular: str, plural: str, n: int) -> str:
+    return singular if n == 1 else plural
+
+
+templates.env.add_extension("jinja2.ext.i18n")
+templates.env.install_gettext_callables(gettext, ngettext, newstyle=True)  # type: ignore[attr-defined]
 
 
 def when(value: Any) -> str:
