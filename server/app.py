@@ -7,29 +7,16 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route, WebSocketRoute
-from tortoise.connection import get_connection
 from tortoise.contrib.starlette import RegisterTortoise
 
-from server import clock, database, documents_routes, live, tracking_routes
+from server import clock, database, documents_routes, live, operations_routes, tracking_routes
 from server.calendar_feed import calendar_feed
 from server.config import settings
 from server.hooks_routes import trigger_webhook, webhook
 from server.http import AdminBodyLimit, AdmissionControl, SecurityHeaders, TrustedProxies, trusted_networks
 
 log = logging.getLogger(__name__)
-
-
-async def health(request: Request) -> JSONResponse:
-    """For load balancers and operators: 200 when the database answers, 503 when it does not."""
-    try:
-        await get_connection("default").execute_query("SELECT 1")
-    except Exception as exc:  # any failure to reach the database is "unhealthy", not a crash
-        log.warning("health check: database unreachable: %s", exc)
-        return JSONResponse({"status": "unavailable", "database": "unreachable"}, status_code=503)
-    return JSONResponse({"status": "ok", "database": "ok"})
 
 
 def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
@@ -102,7 +89,7 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
                     await worker.stop()
 
     routes = [
-        Route("/health", health),
+        *operations_routes.routes(),  # /health, /metrics
         Route("/calendar/{token}.ics", calendar_feed, methods=["GET"]),
         Route("/hooks/triggers/{token}", trigger_webhook, methods=["POST"]),  # before the channels' pattern
         Route("/hooks/{channel}/{token}", webhook, methods=["POST"]),

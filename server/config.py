@@ -122,6 +122,17 @@ class Settings:
     # SQLite's page cache per connection, in KiB (PRAGMA cache_size=-N): 64 MiB keeps the rule_run indexes of
     # a million pending runs in memory.
     sqlite_cache_kib: int = field(default_factory=lambda: _int("PIPEWRIGHT_SQLITE_CACHE_KIB", 65536))
+    # Operations (issue 16): every worker process and scheduler writes a heartbeat every heartbeat_s. A run due
+    # more than overdue_after_s ago and not started is overdue; /health fails when overdue runs exist and no
+    # scheduler (or no worker) beat came within stall_after_s. A waiting run is "waiting long" after
+    # waiting_long_s. /metrics answers figures at most metrics_cache_s old; a scraper without an API token
+    # sends PIPEWRIGHT_METRICS_TOKEN as its bearer token (empty: API tokens of admins only).
+    heartbeat_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_HEARTBEAT_S", 5))
+    stall_after_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_STALL_AFTER_S", 30))
+    overdue_after_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_OVERDUE_AFTER_S", 60))
+    waiting_long_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_WAITING_LONG_S", 7 * 24 * 3600))
+    metrics_cache_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_METRICS_CACHE_S", 5))
+    metrics_token: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_METRICS_TOKEN", ""))
 
     @property
     def development(self) -> bool:

@@ -238,7 +238,9 @@ class RedactSecrets(logging.Filter):
 
 # Admission control -------------------------------------------------------------------------------
 
-EXEMPT_PATHS = ("/health",)  # load balancers must still see whether the process is alive
+# Load balancers must still see whether the process is alive, and scrapers how overloaded it is (/metrics
+# answers cached figures, computed at most every few seconds).
+EXEMPT_PATHS = ("/health", "/metrics")
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 
 

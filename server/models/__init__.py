@@ -24,6 +24,7 @@ from server.models.documents import Document, DocumentCounter, DocumentTemplate,
 from server.models.events import Event
 from server.models.idempotency import IdempotencyKey
 from server.models.messages import ChannelHook, DeliveryAttempt, ExceptionEntry, MailSender, Message, Suppression
+from server.models.operations import WorkerBeat
 from server.models.payments import Payment
 from server.models.pipelines import Pipeline, Stage
 from server.models.triggers import Trigger, TriggerActivation
@@ -33,7 +34,7 @@ MODEL_MODULES = [
     "server.models.crm", "server.models.pipelines", "server.models.automation",
     "server.models.work", "server.models.access", "server.models.events", "server.models.messages",
     "server.models.triggers", "server.models.payments", "server.models.documents", "server.models.idempotency",
-    "server.models.bookings",
+    "server.models.bookings", "server.models.operations",
 ]
 
 __all__ = [
@@ -78,6 +79,7 @@ __all__ = [
     "RuleRun",
     "Service",
     "Stage",
+    "WorkerBeat",
     "StageRevision",
     "StageRun",
     "Task",

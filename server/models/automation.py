@@ -122,5 +122,6 @@ class RuleRun(Model):
         indexes = (
             ("status", "due_at"), ("element_type", "element_id"), ("status", "lease_until"),
             ("stage_run_id", "status"), ("after_run_id",),
+            ("status", "finished_at"),  # the operations figures: runs finished (or failed) in the last minute, hour, day
         )
         ordering = ["position", "id"]

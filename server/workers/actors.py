@@ -195,4 +195,7 @@ class DispatchAfterCommit(Middleware):
 
 
 if not isinstance(broker, StubBroker):  # embedded: EmbeddedWorker.attach installs it on the web server's loop
+    from server.workers.heartbeat import Heartbeat
+
     broker.add_middleware(DispatchAfterCommit())
+    broker.add_middleware(Heartbeat())  # (embedded, the scheduler's loop beats for the in-process worker)

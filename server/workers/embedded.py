@@ -5,7 +5,7 @@ import asyncio
 import dramatiq
 
 from server.config import settings
-from server.workers import actors, scheduler
+from server.workers import actors, heartbeat, scheduler
 from server.workers.broker import broker, embedded_loop
 
 _booted = False
@@ -49,7 +49,8 @@ class EmbeddedWorker:
         scheduler.install_dispatcher()
         await scheduler.resend_orphans()  # one process, so nothing else can be holding them
         self._stop.clear()
-        self._scheduler = asyncio.get_running_loop().create_task(scheduler.run_forever(self._stop))
+        self._scheduler = asyncio.get_running_loop().create_task(
+            scheduler.run_forever(self._stop, beats=(heartbeat.SCHEDULER, heartbeat.WORKER)))
 
     async def detach(self) -> None:
         """Nothing more is sent; the scheduler has stopped when this returns."""

@@ -15,6 +15,7 @@ from server.services import idempotency
 # The dispatcher lives with the actors (a worker process installs it at boot); the web process and the
 # embedded worker install it from here.
 from server.workers.actors import hand_runs, install_dispatcher, send_documents, send_messages, uninstall_dispatcher
+from server.workers import heartbeat
 
 __all__ = ["install_dispatcher", "resend_orphans", "run_forever", "tick", "uninstall_dispatcher"]
 
@@ -59,25 +60,37 @@ async def tick(*, sweep: bool) -> int:
 PRUNE_EVERY_S = 600
 
 
-async def run_forever(stop: asyncio.Event) -> None:
+async def run_forever(stop: asyncio.Event, *, beats: tuple[str, ...] = (heartbeat.SCHEDULER,)) -> None:
+    """Poll until `stop`. Each pass may beat for `beats` (embedded, the in-process worker shares this loop, so
+    the scheduler beats for it too)."""
     config = settings()
     poll_s = config.poll_ms / 1000
     sweep_every = max(1, config.sweep_ms // max(config.poll_ms, 1))
     ticks = 0
-    next_prune = next_clock_sync = time.monotonic()
+    next_prune = next_clock_sync = next_beat = time.monotonic()
+
+    async def beat_when_due() -> None:
+        nonlocal next_beat
+        if time.monotonic() >= next_beat:
+            next_beat = time.monotonic() + config.heartbeat_s
+            for role in beats:
+                await heartbeat.beat(role)
+
     while not stop.is_set():
         try:
             if time.monotonic() >= next_clock_sync:  # due times and leases are compared on the database's clock
                 next_clock_sync = time.monotonic() + clock.SYNC_EVERY_S
                 await clock.sync_with_database()
+            await beat_when_due()
             while await tick(sweep=ticks % sweep_every == 0) >= 200:  # a backlog: drain it before sleeping
-                pass
+                await beat_when_due()  # a scheduler draining a backlog is not stalled
             if time.monotonic() >= next_prune:
                 next_prune = time.monotonic() + PRUNE_EVERY_S
                 if pruned := await events.prune():
                     log.info("pruned %d live events past the retention", pruned)
                 if pruned := await idempotency.prune():
                     log.info("pruned %d idempotency keys past the retention", pruned)
+                await heartbeat.prune()
         except Exception:  # the database may be briefly unreachable; the next tick tries again
             log.exception("scheduler tick failed")
         ticks += 1
