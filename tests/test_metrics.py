@@ -21,6 +21,8 @@ from server.services import elements as element_service
 from server.services import operations
 from tests.support import ClockControl, add_rule, make_pipeline, make_token, wait_for_runs
 
+pytestmark = pytest.mark.production_backend
+
 OVERDUE_AFTER_S = 60
 STALL_AFTER_S = 30
 
@@ -71,6 +73,7 @@ async def test_metrics_answer_only_admins_tokens_and_the_scrape_token(scraper: h
     assert sample(by_scrape_token.text, "pipewright_rule_runs_overdue") == 0
 
 
+@pytest.mark.sqlite_only  # the embedded worker; tests/workers/test_metrics_workers.py stops real worker processes
 async def test_overdue_runs_rise_while_the_embedded_worker_is_stopped_and_fall_back_after_it_restarts(
         scraper: httpx.AsyncClient, embedded_worker: Any, clock_control: ClockControl) -> None:
     _, stages = await make_pipeline()
@@ -156,10 +159,9 @@ async def test_figures_are_cached_so_a_burst_of_scrapes_costs_one_computation(
     assert sample(await scrape(scraper), "pipewright_rule_runs_finished_last_hour", status="succeeded") == 1
 
 
+@pytest.mark.sqlite_only  # SQLite's query plans
 async def test_the_operations_queries_read_indexes_not_the_whole_rule_run_table(db: Any) -> None:
     """EXPLAIN QUERY PLAN of every statement the figures, the stuck runs and the health verdict send."""
-    if db.kind != "sqlite":
-        pytest.skip("SQLite's query plans")
     sent: list[str] = []
     raw = get_connection("default")._connection  # type: ignore[attr-defined]
     await raw.set_trace_callback(sent.append)
