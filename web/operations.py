@@ -7,7 +7,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from server import clock
 from server.errors import ValidationFailed
 from server.services import operations, runs
 from web.guard import page
@@ -24,11 +23,10 @@ def _int(request: Request, name: str) -> int | None:
 @page(admin=True)
 async def operations_page(request: Request) -> Response:
     actor = request.state.actor
-    now = clock.utcnow()
     figures = await operations.figures(actor=actor)
     return render(request, "operations.html", {
         "f": figures,
-        "failing_day": await operations.failures_by_rule(since=now - timedelta(days=1), actor=actor),
+        "failing_day": await operations.failures_by_rule(within=timedelta(days=1), actor=actor),
         "stuck": await operations.stuck_runs(actor=actor),
         "verdict": await operations.health(actor=actor),
     })

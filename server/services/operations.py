@@ -132,9 +132,10 @@ async def overdue_exists(now: datetime | None = None) -> bool:
             or await RuleRun.filter(status=RunStatus.queued, due_at__lte=before).exists())
 
 
-async def failures_by_rule(*, since: datetime, limit: int = LISTED, actor: Acting) -> list[RuleFailures]:
-    """The rules with failed runs finished since `since`, most failures first."""
+async def failures_by_rule(*, within: timedelta, limit: int = LISTED, actor: Acting) -> list[RuleFailures]:
+    """The rules with failed runs finished in the last `within`, most failures first."""
     require_admin(actor)
+    since = clock.utcnow() - within
     rows = await (
         RuleRun.filter(status=RunStatus.failed, finished_at__gte=since)
         .annotate(n=Count("id"), last=Max("finished_at")).group_by("rule_id")
@@ -181,7 +182,7 @@ async def figures(*, actor: Acting) -> Figures:
         overdue=await _due_count(overdue_before),
         oldest_pending_s=_age_s(now, oldest),
         scheduler_lag_s=_age_s(now, oldest_claimable),
-        failures_last_hour=await failures_by_rule(since=now - timedelta(hours=1), limit=100, actor=actor),
+        failures_last_hour=await failures_by_rule(within=timedelta(hours=1), limit=100, actor=actor),
         outbox={"queued": await Message.filter(status="queued").count(),
                 "sending": await Message.filter(status="sending").count()},
         pdf_queue={"pending": await Document.filter(pdf_status="pending").count(),
