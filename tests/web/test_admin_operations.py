@@ -68,7 +68,7 @@ async def test_the_operations_page_names_the_failing_rules_and_the_stuck_runs_wi
 
     assert page.status_code == 200
     html = page.text
-    assert "1 rule runs are due and not started;" in html and "1 of them overdue" in html
+    assert "1 rule run is due and not started;" in html and "1 of them overdue" in html
     assert "The scheduler has stalled" in html and "The workers have stalled" in html
     failing_row = row(html, "failing-rule", "data-rule-id", failing.id)
     assert "Send invoices to accounts" in failing_row and "3 failed runs" in failing_row
