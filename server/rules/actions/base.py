@@ -19,6 +19,7 @@ from server.rules import templates
 
 if TYPE_CHECKING:
     from server.rules.context import RunContext
+    from server.rules.preview import PreviewContext
 
 
 @dataclass(frozen=True)
@@ -193,6 +194,12 @@ class Action(Generic[P]):
     def describe(self, params: P, names: Names = NO_NAMES) -> str:
         """What the rule does, in words, for the designer and the run log."""
         return self.title
+
+    async def simulate(self, ctx: "PreviewContext", params: P) -> str:
+        """What `execute` would do now, in words, from params already rendered against the element (a dry run).
+        The context reads only; an action whose effect depends on what it would find (recipients, due dates,
+        stages) says so here. A problem the run would fail with is an `ActionError`, as in `execute`."""
+        return self.describe(params, ctx.names)
 
     def param_hints(self, params: dict[str, Any]) -> dict[str, str]:
         """Notes the rule form shows under `hinted_params` as the admin types (the SMS segment count), from the
