@@ -134,6 +134,6 @@ async def explain(element_type: str, element_id: int, *, actor: Acting, stays: i
                 error=r.error, attempts=r.attempts, due_at=r.due_at, finished_at=r.finished_at,
             ) for r in by_stay.get(stay.id, [])],
         ))
-    activations = await trigger_service.activations(element_type, element_id, actor=actor)
+    activations = await trigger_service.activations(element_type, element_id, actor=actor, first=MAX_STAYS)
     return Explanation(element_type=element_type, element_id=element_id, stays=explained,
                        activations=await designer.explain_activations(activations))
