@@ -4,12 +4,10 @@ them all), so no simulate can reach a real effect (rules/dry_run.py builds it)."
 
 from collections.abc import Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any, Protocol
 
 from server.models import Element
-
-if TYPE_CHECKING:
-    from server.rules.actions.base import Names
+from server.rules.names import Names
 
 
 class ElementView(Protocol):
@@ -27,7 +25,7 @@ class ElementView(Protocol):
 class PreviewContext(ElementView, Protocol):
     """A dry run's context: reads only."""
 
-    names: "Names"
+    names: Names
     now: datetime  # the moment the dry run pretends the element enters the stage
 
     async def audience(self, user_ids: Iterable[int] = (), roles: Iterable[str] = ()) -> list[int]:

@@ -44,7 +44,7 @@ class RulePreview:
         return cls(rule_id=gid(preview.rule_id), key=preview.key, title=preview.title, action_type=preview.action_type,
                    action_title=preview.action_title, lane=preview.lane, enabled=preview.enabled,
                    timing=preview.timing, due_at=preview.due_at, due=preview.due,
-                   condition_met=preview.condition_met, condition=preview.condition, params=preview.params,
+                   condition_met=preview.condition_met, condition=preview.condition, params=JSON(preview.params),
                    effect=preview.effect, problem=preview.problem, would_act=preview.would_act,
                    sentence=preview.sentence)
 
