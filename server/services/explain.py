@@ -122,7 +122,8 @@ async def explain(element_type: str, element_id: int, *, actor: Acting, stays: i
     explained = []
     for stay in rows:
         stage_name = names.get(stay.stage_id, f"stage {stay.stage_id}")
-        entered = f"Entered “{stage_name}” at {moment_words(stay.entered_at, tz_name)} ({stay.cause or 'no cause recorded'})"
+        cause = stay.cause or "no cause recorded"
+        entered = f"Entered “{stage_name}” at {moment_words(stay.entered_at, tz_name)} ({cause})"
         if stay.left_at is not None:
             entered += f"; {'left' if stay.status == 'left' else stay.status} at {moment_words(stay.left_at, tz_name)}"
         explained.append(StayExplanation(

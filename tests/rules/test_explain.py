@@ -98,7 +98,8 @@ async def test_explain_says_which_trigger_moved_it_and_why_the_others_did_not(db
 
     [moved] = explanation.activations
     assert moved.outcome == "“Big deal” moved it from “New” to “Won”"
-    assert any(line.startswith("“Huge deal” (on “Check”) did not match: condition not met") for line in moved.evaluations)
+    assert any(line.startswith("“Huge deal” (on “Check”) did not match: condition not met")
+               for line in moved.evaluations)
     assert "(trigger 'Big deal')" in explanation.stays[0].sentence
 
 

@@ -16,7 +16,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from server.kinds import Role
 from server.rules import templates
-from server.rules.names import NO_NAMES as NO_NAMES, Names as Names, load_names as load_names  # re-exported: actions import them here
+# re-exported: actions import them from here
+from server.rules.names import NO_NAMES as NO_NAMES, Names as Names, load_names as load_names
 
 if TYPE_CHECKING:
     from server.rules.context import RunContext

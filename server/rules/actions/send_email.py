@@ -122,7 +122,8 @@ class SendEmail(Action[SendEmailParams]):
         recipient = await self._recipient(ctx, params)
         sender = await (MailSender.get_or_none(id=params.sender) if params.sender is not None
                         else MailSender.filter(is_default=True).order_by("id").first())
-        text = f"sends the email “{params.subject[:80]}” to {recipient} from {sender.address if sender else settings().mail_from}"
+        address = sender.address if sender else settings().mail_from
+        text = f"sends the email “{params.subject[:80]}” to {recipient} from {address}"
         if params.attachments.strip():
             text += f" with the PDFs of documents {params.attachments.strip()} attached"
         if (entry := await outbox.suppressed(recipient)) is not None:
