@@ -5,7 +5,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from web import auth, board, bookings, channels, documents, elements, people, pipelines, rules, triggers
+from web import auth, board, bookings, channels, documents, dry_runs, elements, people, pipelines, rules, triggers
 from web.guard import page
 from web.templating import HERE
 
@@ -32,6 +32,7 @@ def admin() -> Mount:
         *channels.routes,
         *documents.routes,
         *bookings.routes,
+        *dry_runs.routes,
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="admin-static"),
     ]
     return Mount("/admin", routes=routes)
