@@ -5,7 +5,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from web import auth, board, bookings, channels, documents, elements, operations, people, pipelines, rules, triggers
+from web import auth, board, bookings, channels, documents, dry_runs, elements, operations, people, pipelines, rules, triggers
 from web.guard import page
 from web.templating import HERE
 
@@ -33,6 +33,7 @@ def admin() -> Mount:
         *documents.routes,
         *bookings.routes,
         *operations.routes,
+        *dry_runs.routes,
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="admin-static"),
     ]
     return Mount("/admin", routes=routes)

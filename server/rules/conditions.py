@@ -149,6 +149,11 @@ def compare(actual: Any, op: str, expected: Any) -> bool:
         return False
 
 
+def _shown(value: Any) -> str:
+    """A value as a skip reason quotes it: numbers plain (1200.00, not Decimal('1200.00')), texts quoted."""
+    return str(value) if isinstance(value, Decimal) else repr(value)
+
+
 def evaluate(condition: Condition, context: dict[str, Any]) -> tuple[bool, str]:
     """True if any group has all comparisons true. The text explains the outcome."""
     if not condition:
@@ -159,7 +164,7 @@ def evaluate(condition: Condition, context: dict[str, Any]) -> tuple[bool, str]:
         if not failed:
             return True, "condition met: " + " and ".join(c.describe() for c in group)
         c = failed[0]
-        failures.append(f"{c.describe()} is false ({c.field} = {lookup(context, c.field)!r})")
+        failures.append(f"{c.describe()} is false ({c.field} = {_shown(lookup(context, c.field))})")
     return False, "condition not met: " + "; or ".join(failures)
 
 

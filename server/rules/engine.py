@@ -276,6 +276,12 @@ class _TimingContext:
         return cls(data, company, responsible)
 
 
+async def timing_context(element_type: str, element: Element) -> _TimingContext:
+    """The calendar, the responsible's working hours and the element's data its due times are computed from
+    (read only: a dry run computes due times with it too)."""
+    return await _TimingContext.load(element_type, element)
+
+
 FOLLOWED = "followed"  # in a run's spec: a run of the same stay waits for it in its lane
 
 

@@ -32,6 +32,7 @@ from server.errors import MAX_LISTED_ERRORS
 from server.services.clients import MAX_ADDRESSES
 from server.services.hooks import CHANNELS as WEBHOOK_CHANNELS
 from server.services.bookings import MAX_RESOURCES
+from server.services.explain import MAX_STAYS
 from server.services.paging import MAX_PAGE
 
 MAX_COST = 25_000
@@ -49,6 +50,8 @@ CONFIGURATION_LISTS = frozenset({
     # trigger type, and an activation's evaluations (one per trigger of the pipeline an admin configured)
     "Query.triggerTypes", "TriggerType.settings", "TriggerType.dataFields", "Stage.triggers",
     "StageTriggers.triggers", "TriggerActivation.evaluations",
+    # dry run and explain: one preview or run per rule of a stage, one evaluation per trigger of the pipeline
+    "DryRun.rules", "DryRun.triggers", "StayExplanation.runs", "ActivationExplanation.evaluations",
 })
 BOUNDED_LISTS = {
     "MarkedRead.notifications": MAX_PAGE,  # markNotificationsRead takes at most MAX_PAGE ids
@@ -58,6 +61,8 @@ BOUNDED_LISTS = {
     "Company.emailAddresses": MAX_ADDRESSES, "Company.phoneNumbers": MAX_ADDRESSES,
     "ChannelSettings.webhooks": len(WEBHOOK_CHANNELS),  # one per webhook channel
     "Booked.bookings": MAX_RESOURCES,  # one per resource booked at once (rules/bookings.py refuses more)
+    # explain reads at most MAX_STAYS stays and the 50 newest trigger activations (services/explain.py)
+    "Explanation.stays": MAX_STAYS, "Explanation.activations": MAX_STAYS,
 }
 
 
@@ -74,6 +79,8 @@ LARGE_FIELDS = {
     "Message.text": RENDERED, "Message.html": RENDERED,
     # a trigger activation's event data is cut at DATA_SHOWN characters (schema/types.py)
     "TriggerActivation.data": 16, "Trigger.settings": WRITTEN, "Trigger.condition": WRITTEN,
+    # a dry run's params and effects are rendered templates
+    "RulePreview.params": RENDERED, "RulePreview.effect": RENDERED,
 }
 
 

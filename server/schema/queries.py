@@ -37,6 +37,7 @@ from server.schema.messages import MessageQuery
 from server.schema.documents import DocumentQuery
 from server.schema.bookings import BookingQuery
 from server.schema.triggers import TriggerQuery
+from server.schema.dry_runs import DryRunQuery
 from server.schema.work import WorkQuery
 from server.services import clients as client_service
 from server.services import elements as element_service
@@ -77,7 +78,7 @@ async def _lookup(
 
 
 @strawberry.type
-class Query(WorkQuery, MessageQuery, TriggerQuery, DocumentQuery, BookingQuery):
+class Query(WorkQuery, MessageQuery, TriggerQuery, DocumentQuery, BookingQuery, DryRunQuery):
     @strawberry.field(description="The user the API token acts as.")
     async def me(self, info: Info) -> User:
         actor = actor_of(info)

@@ -25,6 +25,7 @@ from server.rules.actions.base import (
     unknown_users,
 )
 from server.rules.context import RunContext
+from server.rules.preview import ElementView, PreviewContext
 from server.rules.timing import UNITS, HhMm, as_moment, describe_start, zone
 
 
@@ -109,7 +110,7 @@ class CreateActivity(Action[ActivityParams]):
             "start_at": activities[0].start_at.isoformat(),
         })
 
-    async def _start(self, ctx: RunContext, params: ActivityParams, tz_name: str) -> datetime:
+    async def _start(self, ctx: ElementView, params: ActivityParams, tz_name: str) -> datetime:
         offset = params.start_in * UNITS[params.start_unit]
         if params.start_field:
             anchor = as_moment((await ctx.context()).get(params.start_field), tz_name, None)
@@ -121,6 +122,20 @@ class CreateActivity(Action[ActivityParams]):
         if params.start_time:
             start = as_moment(start.astimezone(zone(tz_name)).date(), tz_name, params.start_time) or start
         return start.astimezone(UTC).replace(microsecond=0)
+
+    async def simulate(self, ctx: PreviewContext, params: ActivityParams) -> str:
+        wanted = params.responsibles or ([ctx.element.responsible_id] if ctx.element.responsible_id else [])
+        if not wanted:
+            raise ActionError(f"the {ctx.element_type} has no responsible and the rule names none")
+        tz_name = await ctx.timezone_of(wanted[0])
+        start = await self._start(ctx, params, tz_name)
+        text = (f"creates the {self.kind} “{params.subject[:80]}” for {ctx.names.people(wanted)}, "
+                f"{ctx.when(start, tz_name)}, {params.duration_minutes} minutes")
+        if params.reminder_minutes is not None:
+            text += f", reminding {params.reminder_minutes} minutes before"
+        if self.notifies:
+            text += ", and notifies them"
+        return text + (", completed when the element changes stage" if params.auto_complete else "")
 
     def describe(self, params: ActivityParams, names: Names = NO_NAMES) -> str:
         who = names.people(params.responsibles) if params.responsibles else "the responsible"

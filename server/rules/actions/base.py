@@ -16,9 +16,12 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from server.kinds import Role
 from server.rules import templates
+# re-exported: actions import them from here
+from server.rules.names import NO_NAMES as NO_NAMES, Names as Names, load_names as load_names
 
 if TYPE_CHECKING:
     from server.rules.context import RunContext
+    from server.rules.preview import PreviewContext
 
 
 @dataclass(frozen=True)
@@ -50,42 +53,6 @@ PipelineId = Annotated[int, PIPELINE]
 Roles = Annotated[list[Role], ROLES]
 MailSenderId = Annotated[int, MAIL_SENDER]
 DocumentTemplateId = Annotated[int, DOCUMENT_TEMPLATE]
-
-
-@dataclass(frozen=True)
-class Names:
-    """Display names for the ids in params, so a description says "Maria Becker", not "user 4"."""
-
-    users: dict[int, str] = field(default_factory=dict)
-    stages: dict[int, str] = field(default_factory=dict)
-    pipelines: dict[int, str] = field(default_factory=dict)
-
-    def user(self, ident: int) -> str:
-        return self.users.get(ident, f"user {ident}")
-
-    def people(self, idents: list[int]) -> str:
-        names = [self.user(i) for i in idents]
-        return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1] if names else "nobody"
-
-    def stage(self, ident: int) -> str:
-        return f"“{self.stages[ident]}”" if ident in self.stages else f"stage {ident}"
-
-    def pipeline(self, ident: int) -> str:
-        return f"“{self.pipelines[ident]}”" if ident in self.pipelines else f"pipeline {ident}"
-
-
-NO_NAMES = Names()
-
-
-async def load_names() -> Names:
-    """Every user, stage and pipeline name, for describing a board of rules (three statements)."""
-    from server.models import Pipeline, Stage, User
-
-    return Names(
-        users=dict(await User.all().values_list("id", "name")),
-        stages=dict(await Stage.all().values_list("id", "name")),
-        pipelines=dict(await Pipeline.all().values_list("id", "name")),
-    )
 
 
 class Params(BaseModel):
@@ -193,6 +160,12 @@ class Action(Generic[P]):
     def describe(self, params: P, names: Names = NO_NAMES) -> str:
         """What the rule does, in words, for the designer and the run log."""
         return self.title
+
+    async def simulate(self, ctx: "PreviewContext", params: P) -> str:
+        """What `execute` would do now, in words, from params already rendered against the element (a dry run).
+        The context reads only; an action whose effect depends on what it would find (recipients, due dates,
+        stages) says so here. A problem the run would fail with is an `ActionError`, as in `execute`."""
+        return self.describe(params, ctx.names)
 
     def param_hints(self, params: dict[str, Any]) -> dict[str, str]:
         """Notes the rule form shows under `hinted_params` as the admin types (the SMS segment count), from the

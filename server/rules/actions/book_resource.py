@@ -17,6 +17,7 @@ from server.models import Booking, CustomField, Resource, Service, User
 from server.rules import bookings, elements
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, Template, stage_entity_type
 from server.rules.context import RunContext
+from server.rules.preview import ElementView, PreviewContext
 from server.rules.timing import UNITS, HhMm, as_moment, describe_start, zone
 from server.rules.triggers.base import RESOURCE_BOOKED
 
@@ -114,13 +115,13 @@ class BookResource(Action[BookResourceParams]):
         return Done({"booking_id": made[0].id, "booking_ids": [b.id for b in made],
                      "start_at": made[0].start_at.isoformat(), "end_at": made[0].end_at.isoformat()})
 
-    async def _zone(self, ctx: RunContext, resources: list[Resource]) -> str:
+    async def _zone(self, ctx: ElementView, resources: list[Resource]) -> str:
         """Whose day "at 10:00" is: the first booked employee's, else the element's responsible's."""
         user_id = next((r.user_id for r in resources if r.user_id), None) or ctx.element.responsible_id
         user = await User.get_or_none(id=user_id) if user_id else None
         return user.timezone if user else "UTC"
 
-    async def _start(self, ctx: RunContext, params: BookResourceParams, tz_name: str) -> datetime:
+    async def _start(self, ctx: ElementView, params: BookResourceParams, tz_name: str) -> datetime:
         offset = params.start_in * UNITS[params.start_unit]
         if params.start_field or params.start_date:
             raw = (await ctx.context()).get(params.start_field) if params.start_field else params.start_date
@@ -135,6 +136,27 @@ class BookResource(Action[BookResourceParams]):
         if params.start_time:
             start = as_moment(start.astimezone(zone(tz_name)).date(), tz_name, params.start_time) or start
         return start.astimezone(UTC).replace(second=0, microsecond=0)
+
+    async def simulate(self, ctx: PreviewContext, params: BookResourceParams) -> str:
+        try:
+            resources = await bookings.active_resources(params.resources)
+            service = await bookings.service_or_none(params.service)
+        except ValidationFailed as exc:
+            raise ActionError(f"cannot book: {exc}") from None
+        length = params.duration_minutes or (service.duration_minutes if service else 0)
+        tz_name = await self._zone(ctx, resources)
+        start = await self._start(ctx, params, tz_name)
+        try:
+            slot = bookings.check_slot(start, start + timedelta(minutes=length))
+        except ValidationFailed as exc:
+            raise ActionError(f"cannot book: {exc}") from None
+        for resource in resources:
+            if (taken := await bookings.overlapping(resource.id, slot)) is not None:
+                raise ActionError(f"double booking refused: {bookings.describe(taken, resource)}")
+        what = ", ".join(f"“{r.name}”" for r in resources)
+        service_text = f" for the service “{service.name}”" if service else ""
+        return (f"books {what}{service_text} {ctx.when(start, tz_name)} for {length} minutes, "
+                f"in the booking field “{params.field}”")
 
     def describe(self, params: BookResourceParams, names: Names = NO_NAMES) -> str:
         count = len(params.resources)

@@ -14,6 +14,7 @@ from server.errors import ActionError
 from server.models import RoundRobinCursor, User
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, UserIds, unknown_users
 from server.rules.context import RunContext
+from server.rules.preview import PreviewContext
 
 
 class ChangeResponsibleParams(Params):
@@ -64,6 +65,17 @@ class ChangeResponsible(Action[ChangeResponsibleParams]):
                 await RoundRobinCursor.filter(id=cursor.id).update(position=(index + 1) % len(users))
                 return users[index]
         return None
+
+    async def simulate(self, ctx: PreviewContext, params: ChangeResponsibleParams) -> str:
+        people = {u.id: u for u in await User.filter(id__in=params.users)}
+        candidates = [i for i in params.users if (u := people.get(i)) is not None and u.active
+                      and not (params.skip_absent and u.absent)]
+        if not candidates:
+            raise ActionError("no user of the list can take it: every one is absent, inactive or gone")
+        if params.mode == "first":
+            return f"makes {ctx.names.user(candidates[0])} the responsible"
+        how = "at random" if params.mode == "random" else "in turn (round robin)"
+        return f"makes one of {ctx.names.people(candidates)} the responsible, chosen {how}"
 
     def describe(self, params: ChangeResponsibleParams, names: Names = NO_NAMES) -> str:
         mode = {"first": "the first", "random": "a random", "round_robin": "the next (round robin)"}[params.mode]

@@ -4,6 +4,7 @@ from server.errors import ActionError
 from server.models import Stage
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, StageId, UserId, unknown_users
 from server.rules.context import RunContext
+from server.rules.preview import PreviewContext
 
 
 class ChangeStageParams(Params):
@@ -35,6 +36,12 @@ class ChangeStage(Action[ChangeStageParams]):
             raise ActionError(f"stage {params.stage} is not in the element's pipeline")
         await ctx.move_to(target, actor_id=params.run_as)
         return Done({"stage": target.code})
+
+    async def simulate(self, ctx: PreviewContext, params: ChangeStageParams) -> str:
+        target = await Stage.get_or_none(id=params.stage)
+        if target is None or target.pipeline_id != ctx.element.pipeline_id:
+            raise ActionError(f"stage {params.stage} is not a stage of the element's pipeline")
+        return f"moves the {ctx.element_type} to “{target.name}”, whose rules then start"
 
     def describe(self, params: ChangeStageParams, names: Names = NO_NAMES) -> str:
         return f"Moves the element to {names.stage(params.stage)}"

@@ -6,6 +6,7 @@ from server.errors import ActionError
 from server.models import Notification, User
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, Template, UserIds, unknown_users
 from server.rules.context import RunContext
+from server.rules.preview import PreviewContext
 
 
 class ControlParams(Params):
@@ -47,6 +48,18 @@ class Control(Action[ControlParams]):
                               + (" and the named users are inactive or gone" if params.users else ""))
         await ctx.notify(recipients, params.message, kind="control")
         return Done({"notified": recipients})
+
+    async def simulate(self, ctx: PreviewContext, params: ControlParams) -> str:
+        wanted: list[int] = []
+        if params.to_supervisor and ctx.element.responsible_id:
+            responsible = await User.get_or_none(id=ctx.element.responsible_id)
+            if responsible is not None and responsible.supervisor_id:
+                wanted.append(responsible.supervisor_id)
+        recipients = await ctx.audience([*wanted, *params.users])
+        if not recipients:
+            raise ActionError(f"nobody to notify: the {ctx.element_type}'s responsible has no supervisor"
+                              " and the rule names no one")
+        return f"notifies {ctx.names.people(recipients)}: “{params.message[:160]}”"
 
     def describe(self, params: ControlParams, names: Names = NO_NAMES) -> str:
         whom = " and ".join(

@@ -13,6 +13,7 @@ from server.rules.actions.base import (
     FIELD_MAP, NO_NAMES, Action, Block, Done, DocumentTemplateId, Example, Names, Outcome, Params,
 )
 from server.rules.context import RunContext
+from server.rules.preview import PreviewContext
 
 
 class CreateDocumentParams(Params):
@@ -63,6 +64,15 @@ class CreateDocument(Action[CreateDocumentParams]):
 
     async def release(self, ctx: RunContext, params: CreateDocumentParams, *, ended_by: str) -> dict[str, Any]:
         return {}  # the outputs were given when the document was made
+
+    async def simulate(self, ctx: PreviewContext, params: CreateDocumentParams) -> str:
+        template = await DocumentTemplate.get_or_none(id=params.template)
+        if template is None:
+            raise ActionError(f"document template {params.template} no longer exists")
+        text = f"creates the document {await documents.peek_number(template)} from the template “{template.name}”"
+        if params.fields:
+            text += f" with {', '.join(f'{k} = {str(v)[:60]}' for k, v in params.fields.items())}"
+        return text + " and waits for its PDF" if params.wait_for_pdf else text
 
     def describe(self, params: CreateDocumentParams, names: Names = NO_NAMES) -> str:
         text = f"Creates a document from template {params.template}"

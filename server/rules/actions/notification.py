@@ -17,6 +17,7 @@ from server.rules.actions.base import (
     unknown_users,
 )
 from server.rules.context import RunContext
+from server.rules.preview import PreviewContext
 
 
 class NotificationParams(Params):
@@ -51,6 +52,10 @@ class Notify(Action[NotificationParams]):
         recipients = await ctx.audience(params.users, params.roles)
         await ctx.notify(recipients, params.text, kind="notification", sender_id=params.sender)
         return Done({"notified": recipients})
+
+    async def simulate(self, ctx: PreviewContext, params: NotificationParams) -> str:
+        recipients = await ctx.audience(params.users, params.roles)
+        return f"notifies {ctx.names.people(recipients)}: “{params.text[:160]}”"
 
     def describe(self, params: NotificationParams, names: Names = NO_NAMES) -> str:
         whom = [names.people(params.users)] if params.users else []

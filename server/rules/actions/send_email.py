@@ -14,11 +14,13 @@ from server.errors import ActionError
 from server.kinds import Channel, MessageStatus
 from server.models import Document, MailSender
 from server.config import settings
+from server.channels import outbox
 from server.rules import clients
 from server.rules.actions.base import (
     NO_NAMES, Action, Done, Example, MailSenderId, Names, Params, Skipped, Template,
 )
 from server.rules.context import RunContext
+from server.rules.preview import ElementView, PreviewContext
 
 _ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 
@@ -106,7 +108,7 @@ class SendEmail(Action[SendEmailParams]):
             ids.append(document.id)
         return ids
 
-    async def _recipient(self, ctx: RunContext, params: SendEmailParams) -> str:
+    async def _recipient(self, ctx: ElementView, params: SendEmailParams) -> str:
         if params.to.strip():
             recipient = params.to.strip()
             if not _ADDRESS.match(recipient):
@@ -115,6 +117,18 @@ class SendEmail(Action[SendEmailParams]):
         address, _ = await clients.client_address(ctx.element_type, ctx.element, "email", client=params.client,
                                                   address_type=params.to_type)
         return address
+
+    async def simulate(self, ctx: PreviewContext, params: SendEmailParams) -> str:
+        recipient = await self._recipient(ctx, params)
+        sender = await (MailSender.get_or_none(id=params.sender) if params.sender is not None
+                        else MailSender.filter(is_default=True).order_by("id").first())
+        address = sender.address if sender else settings().mail_from
+        text = f"sends the email “{params.subject[:80]}” to {recipient} from {address}"
+        if params.attachments.strip():
+            text += f" with the PDFs of documents {params.attachments.strip()} attached"
+        if (entry := await outbox.suppressed(recipient)) is not None:
+            text += f", but it would not be delivered: {outbox.suppression_reason(entry)}"
+        return text
 
     def describe(self, params: SendEmailParams, names: Names = NO_NAMES) -> str:
         to = params.to or ("the client" if params.client == "any" else f"the {params.client}")

@@ -18,9 +18,11 @@ from server.config import settings
 from server.errors import ActionError
 from server.kinds import Channel, MessageStatus
 from server.models import Contact
+from server.channels import outbox
 from server.rules import clients
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, Skipped, Template
 from server.rules.context import RunContext
+from server.rules.preview import ElementView, PreviewContext
 
 # Parses only (never renders), to find the text a template always outputs: same syntax as the rule templates.
 _PARSER = Environment(autoescape=False)
@@ -99,7 +101,7 @@ class SendSms(Action[SendSmsParams]):
             return Skipped(message.reason or "the number is suppressed", outputs)
         return Done(outputs)
 
-    async def _recipient(self, ctx: RunContext, params: SendSmsParams) -> str:
+    async def _recipient(self, ctx: ElementView, params: SendSmsParams) -> str:
         region = settings().default_region
         if params.to.strip():
             try:
@@ -113,6 +115,13 @@ class SendSms(Action[SendSmsParams]):
         except ValueError as exc:
             kind = "contact" if isinstance(row, Contact) else "company"
             raise ActionError(f"the {kind} {row.name}'s phone: {exc}") from None
+
+    async def simulate(self, ctx: PreviewContext, params: SendSmsParams) -> str:
+        recipient = await self._recipient(ctx, params)
+        text = f"sends the SMS “{params.text[:160]}” to {recipient} ({sms_text.describe(params.text)})"
+        if (entry := await outbox.suppressed(recipient)) is not None:
+            text += f", but it would not be delivered: {outbox.suppression_reason(entry)}"
+        return text
 
     def describe(self, params: SendSmsParams, names: Names = NO_NAMES) -> str:
         to = params.to or ("the client" if params.client == "any" else f"the {params.client}")

@@ -22,6 +22,7 @@ from server.rules.actions.base import (
     unknown_users,
 )
 from server.rules.context import RunContext
+from server.rules.preview import PreviewContext
 
 
 class TaskParams(Params):
@@ -66,6 +67,20 @@ class CreateTask(Action[TaskParams]):
         task = await Task.get_or_none(rule_run_id=ctx.run.id)
         closed = task.closed_at.isoformat() if task and task.closed_at else None
         return {"closed_at": closed, "ended_by": ended_by}
+
+    async def simulate(self, ctx: PreviewContext, params: TaskParams) -> str:
+        responsible = params.responsible or ctx.element.responsible_id
+        if responsible is None:
+            who = "nobody (the element has no responsible)"
+        else:
+            who = ctx.names.user(responsible)
+        text = f"creates the task “{params.title[:80]}” for {who}"
+        if params.deadline_days is not None:
+            deadline = ctx.now + timedelta(days=params.deadline_days)
+            text += f", due {ctx.when(deadline, await ctx.timezone_of(responsible))}"
+        if params.participants:
+            text += f", with {ctx.names.people(params.participants)}"
+        return text + (", and waits until it is closed" if params.wait_until_closed else "")
 
     def describe(self, params: TaskParams, names: Names = NO_NAMES) -> str:
         text = f"Creates the task “{params.title[:80]}”"

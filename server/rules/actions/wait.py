@@ -10,6 +10,7 @@ from server.models import Stage
 from server.rules import elements
 from server.rules.actions.base import CUSTOMER_ACTIVITY, NO_NAMES, Action, Block, Example, Names, Params, Template
 from server.rules.context import RunContext
+from server.rules.preview import PreviewContext
 from server.rules.timing import as_moment
 
 
@@ -59,6 +60,15 @@ class Wait(Action[WaitParams]):
         ctx.element.waiting_for_customer = False
         await ctx.element.save(update_fields=["waiting_for_customer"])
         return {"ended_by": ended_by}
+
+    async def simulate(self, ctx: PreviewContext, params: WaitParams) -> str:
+        until = ctx.now + timedelta(days=params.days or 0)
+        if params.before_field:
+            anchor = as_moment((await ctx.context()).get(params.before_field), "UTC", None)
+            if anchor is not None:
+                until = anchor - timedelta(days=params.days or 0)
+        note = f" (noting “{params.description[:80]}” on the timeline)" if params.description else ""
+        return f"waits for the customer until {ctx.when(until)}{note}; the rules after it in its lane wait too"
 
     def describe(self, params: WaitParams, names: Names = NO_NAMES) -> str:
         if params.before_field:
