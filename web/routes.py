@@ -5,7 +5,9 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from web import auth, board, bookings, channels, documents, dry_runs, elements, operations, people, pipelines, rules, triggers
+from web import (
+    auth, board, bookings, channels, documents, dry_runs, elements, operations, people, pipelines, rules, triggers,
+)
 from web.guard import page
 from web.templating import HERE
 
