@@ -125,6 +125,11 @@ def format_date(value: Any, *, locale: str | None = None) -> str:
     return dates.format_date(value, "medium", locale=_locale(locale))
 
 
+def weekday(value: date, *, locale: str | None = None) -> str:
+    """A day as a calendar column heads it: "Tue 13 Jan", "Di. 13. Jan."."""
+    return dates.format_date(value, "EEE d MMM", locale=_locale(locale))
+
+
 def decimal_of(value: Any) -> Decimal | None:
     if value is None or value == "" or isinstance(value, bool):
         return None

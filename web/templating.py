@@ -8,6 +8,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.templating import Jinja2Templates
 
 from server import i18n
+from server.i18n import N_
 from server.errors import FieldError, ValidationFailed
 from web import locale
 
@@ -34,8 +35,31 @@ templates.env.install_gettext_callables(gettext, ngettext, newstyle=True)  # typ
 when = i18n.when
 templates.env.filters.update({
     "when": when, "day": i18n.format_date, "money": i18n.money, "number": i18n.number,
-    "duration": i18n.duration, "yes_no": i18n.yes_no,
+    "duration": i18n.duration, "yes_no": i18n.yes_no, "weekday": i18n.weekday,
 })
+
+# The words of stored codes a page shows (statuses, channels, element types): `{{ word(m.status) }}`. A code
+# without a word here shows as it is.
+WORDS = {code: text for code, text in (
+    ("lead", N_("lead")), ("deal", N_("deal")), ("email", N_("email")), ("sms", N_("SMS")), ("call", N_("call")),
+    ("chat", N_("chat")), ("form", N_("form")), ("inbound", N_("inbound")), ("outbound", N_("outbound")),
+    ("queued", N_("queued")), ("sending", N_("sending")), ("sent", N_("sent")), ("delivered", N_("delivered")),
+    ("bounced", N_("bounced")), ("failed", N_("failed")), ("suppressed", N_("suppressed")),
+    ("received", N_("received")), ("captured", N_("captured")), ("scheduled", N_("scheduled")),
+    ("running", N_("running")), ("waiting", N_("waiting")), ("succeeded", N_("succeeded")),
+    ("skipped", N_("skipped")), ("cancelled", N_("cancelled")), ("stopped", N_("stopped")), ("active", N_("active")),
+    ("left", N_("left")), ("deleted", N_("deleted")), ("employee", N_("employee")), ("manager", N_("manager")),
+    ("admin", N_("admin")), ("pending", N_("pending")), ("rendering", N_("rendering")), ("ready", N_("ready")),
+    ("confirmed", N_("confirmed")), ("tentative", N_("tentative")),
+)}
+
+
+def word(code: object) -> str:
+    text = str(code) if code is not None else ""
+    return gettext(WORDS[text]) if text in WORDS else text
+
+
+templates.env.globals["word"] = word
 
 
 def is_htmx(request: Request) -> bool:
