@@ -123,9 +123,9 @@ def webhook_path(trigger: Trigger) -> str | None:
     return f"/hooks/triggers/{trigger.token}" if trigger.token else None
 
 
-def trigger_card(trigger: Trigger) -> TriggerCard:
+def trigger_card(trigger: Trigger, names: placeholders.Record | None = None) -> TriggerCard:
     kind = get_trigger_type(trigger.trigger_type)
-    return TriggerCard(trigger, triggers.describe_trigger(trigger), kind.title if kind else trigger.trigger_type,
+    return TriggerCard(trigger, triggers.describe_trigger(trigger, names), kind.title if kind else trigger.trigger_type,
                        webhook_path(trigger))
 
 
@@ -286,7 +286,7 @@ async def board(pipeline_id: int, *, actor: Acting) -> list[tuple[Stage, list[Tr
             action = get_action(rule.action_type)
             cards.append(RuleCard(rule, lane + 1, describe(action, rule.params, names), timing_text(rule.timing),
                                   describe_condition(rule.condition, shape), action.group if action else ""))
-        columns.append((stage, [trigger_card(t) for t in await triggers.list_triggers(stage.id)], cards))
+        columns.append((stage, [trigger_card(t, shape) for t in await triggers.list_triggers(stage.id)], cards))
     return columns
 
 
