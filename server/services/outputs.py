@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 from server import i18n
+from server.i18n import gettext as _
 from server.models import RuleRun, Stage, User
 from server.services import users
 from server.services.access import Acting
@@ -45,7 +46,7 @@ def _text(key: str, value: Any, people: dict[int, User], stage_names: dict[str, 
     if key in USER_OUTPUTS:
         idents = list(_user_ids(value))
         if idents or value in (None, []):
-            named = [people[i].name if i in people else i18n.gettext("user %(id)s (deleted)") % {"id": i}
+            named = [people[i].name if i in people else _("user %(id)s (deleted)") % {"id": i}
                      for i in idents]
             return ", ".join(named) if named else i18n.EMPTY
     if key in STAGE_OUTPUTS and str(value) in stage_names:
