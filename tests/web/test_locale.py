@@ -177,3 +177,24 @@ async def test_a_language_the_admin_does_not_speak_is_refused_beside_the_field(s
         assert refused.status_code == 422
         assert "&#39;fr&#39; is not a language of the admin: one of en, de" in refused.text
         assert 'id="u-locale" name="locale" aria-invalid="true"' in refused.text
+
+
+# ---------------------------------------------------------------- the API
+
+
+async def test_the_api_reads_and_sets_a_users_language(admin_client: httpx.AsyncClient) -> None:
+    async def graphql(query: str) -> dict[str, Any]:
+        body = (await admin_client.post("/graphql", json={"query": query})).json()
+        assert "errors" not in body, body
+        return dict(body["data"])
+
+    made = (await graphql('mutation { createUser(input: {email: "lina@example.com", name: "Lina", locale: "de"}) '
+                          '{ ... on User { id locale } } }'))["createUser"]
+    assert made["locale"] == "de"
+    cleared = await graphql(f'mutation {{ updateUser(id: "{made["id"]}", input: {{locale: ""}}) '
+                            '{ ... on User { locale } } }')
+    assert cleared["updateUser"] == {"locale": None}  # back to the instance's default
+    refused = await graphql(f'mutation {{ updateUser(id: "{made["id"]}", input: {{locale: "fr"}}) '
+                            '{ ... on ValidationError { errors { field message } } } }')
+    assert refused["updateUser"]["errors"] == [
+        {"field": "locale", "message": "'fr' is not a language of the admin: one of en, de"}]
