@@ -1,8 +1,6 @@
 """The admin in the viewer's language and time zone: the catalogue is complete, a German user reads German and
 Berlin time, an English one English and UTC; the formatting filters themselves."""
 
-import re
-import sqlite3
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -10,8 +8,14 @@ import httpx
 import pytest
 from babel.messages.catalog import Catalog
 
-from server import i18n
-from tests.support.admin import Admin, Server, csrf_of, log_in
+from server import config, i18n
+from server.app import create_app
+from server.models import ApiToken, User
+from server.services import auth
+from server.services.access import SYSTEM
+from server.services.tokens import create_token
+from tests.support import make_user
+from tests.support.admin import csrf_of
 from web import locale
 
 WINTER_MEETING = datetime(2026, 1, 13, 9, 0, tzinfo=UTC)
@@ -104,49 +108,34 @@ def test_an_unknown_language_or_zone_falls_back() -> None:
 # ---------------------------------------------------------------- the admin over HTTP
 
 
-def client(server: Server) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=server.url, follow_redirects=False, timeout=30)
+async def browser_of(user: User) -> httpx.AsyncClient:
+    session = await auth.create_session(user, stage=auth.STAGE_FULL)
+    return httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime=False)),
+                             base_url="http://crm.test", cookies={"pw_session": session})
 
 
-async def _save_user(http: httpx.AsyncClient, user_id: int, **changes: str) -> httpx.Response:
-    page = await http.get(f"/admin/users/{user_id}")
-    value = {name: re.search(rf'id="u-{name}"[^>]*value="([^"]*)"', page.text) for name in ("email", "name")}
-    form = {"email": value["email"].group(1), "name": value["name"].group(1), "role": "admin", "active": "on",
-            "timezone": "UTC", "locale": "", "csrf_token": csrf_of(page.text), **changes}
-    return await http.post(f"/admin/users/{user_id}", data=form)
+async def _save_user(http: httpx.AsyncClient, user: User, **changes: str) -> httpx.Response:
+    page = await http.get(f"/admin/users/{user.id}")
+    form = {"email": user.email, "name": user.name, "role": "admin", "active": "on", "timezone": "UTC",
+            "locale": "", "csrf_token": csrf_of(page.text), **changes}
+    return await http.post(f"/admin/users/{user.id}", data=form)
 
 
-def _user_id(server: Server, email: str) -> int:
-    with sqlite3.connect(server.db_path) as db:
-        return int(db.execute("SELECT id FROM user WHERE email = ?", (email,)).fetchone()[0])
+async def _token_made_at(user: User, name: str, moment: datetime) -> None:
+    await create_token(SYSTEM, user_id=user.id, name=name)
+    await ApiToken.filter(name=name).update(created_at=moment)
 
 
-def _token_made_at(server: Server, name: str, moment: datetime) -> None:
-    with sqlite3.connect(server.db_path) as db:
-        db.execute("UPDATE api_token SET created_at = ? WHERE name = ?", (moment.isoformat(sep=" "), name))
-
-
-async def _new_token(http: httpx.AsyncClient, server: Server, name: str, user_id: int, moment: datetime) -> None:
-    page = await http.get("/admin/tokens")
-    made = await http.post("/admin/tokens", data={"name": name, "user_id": str(user_id),
-                                                  "csrf_token": csrf_of(page.text)})
-    assert made.status_code == 200, made.text
-    _token_made_at(server, name, moment)
-
-
-async def test_a_berlin_admin_in_german_sees_german_pages_and_berlin_times(server: Server) -> None:
-    admin: Admin = server.create_admin("greta@pipewright.example", "Greta Berlin")
-    user_id = _user_id(server, admin.email)
-    async with client(server) as http:
-        assert (await log_in(http, admin)).status_code == 303
+async def test_a_berlin_admin_in_german_sees_german_pages_and_berlin_times(db: Any) -> None:
+    greta = await make_user("Greta", role="admin")
+    await _token_made_at(greta, "winter-sync", WINTER_MEETING)
+    await _token_made_at(greta, "summer-sync", SUMMER_MEETING)
+    async with await browser_of(greta) as http:
         english = await http.get("/admin/users")
         assert '<html lang="en">' in english.text and "<h1>Users</h1>" in english.text
 
-        saved = await _save_user(http, user_id, locale="de", timezone="Europe/Berlin")
+        saved = await _save_user(http, greta, locale="de", timezone="Europe/Berlin")
         assert saved.status_code == 303, saved.text
-        await _new_token(http, server, "winter-sync", user_id, WINTER_MEETING)
-        await _new_token(http, server, "summer-sync", user_id, SUMMER_MEETING)
-
         users = await http.get("/admin/users")
         assert '<html lang="de">' in users.text
         assert "<h1>Benutzer</h1>" in users.text and "Neuer Benutzer" in users.text and "Arbeitstage" in users.text
@@ -155,28 +144,37 @@ async def test_a_berlin_admin_in_german_sees_german_pages_and_berlin_times(serve
         assert "13.01.2026, 10:00 CET" in tokens and "13.07.2026, 11:00 CEST" in tokens
         assert "09:00 UTC" not in tokens
 
-        refused = await http.post("/admin/tokens", data={"name": "no-csrf", "user_id": str(user_id)})
+        refused = await http.post("/admin/tokens", data={"name": "no-csrf", "user_id": str(greta.id)})
         assert refused.status_code == 403 and "kein gültiges CSRF-Token" in refused.text
 
 
-async def test_a_user_without_a_language_reads_english_and_utc(server: Server) -> None:
-    admin: Admin = server.create_admin("uma@pipewright.example", "Uma Utc")
-    user_id = _user_id(server, admin.email)
-    async with client(server) as http:
-        assert (await log_in(http, admin)).status_code == 303
-        await _new_token(http, server, "utc-sync", user_id, WINTER_MEETING)
+async def test_a_user_without_a_language_reads_english_and_utc(db: Any) -> None:
+    uma = await make_user("Uma", role="admin")
+    await _token_made_at(uma, "utc-sync", WINTER_MEETING)
+    async with await browser_of(uma) as http:
         tokens = (await http.get("/admin/tokens")).text
-        assert "<h1>API tokens</h1>" in tokens and "Jan 13, 2026, 09:00 UTC" in tokens
+    assert "<h1>API tokens</h1>" in tokens and "Jan 13, 2026, 09:00 UTC" in tokens
 
 
-async def test_a_language_the_admin_does_not_speak_is_refused_beside_the_field(server: Server) -> None:
-    admin: Admin = server.create_admin("fran@pipewright.example", "Fran Français")
-    async with client(server) as http:
-        assert (await log_in(http, admin)).status_code == 303
-        refused = await _save_user(http, _user_id(server, admin.email), locale="fr")
-        assert refused.status_code == 422
-        assert "&#39;fr&#39; is not a language of the admin: one of en, de" in refused.text
-        assert 'id="u-locale" name="locale" aria-invalid="true"' in refused.text
+async def test_the_instance_default_language_is_used_before_login_and_for_users_without_one(
+        db: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(config, "_settings", config.Settings(default_locale="de"))
+    ulla = await make_user("Ulla", role="admin")
+    async with await browser_of(ulla) as http:
+        assert "<h1>Benutzer</h1>" in (await http.get("/admin/users")).text
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=create_app(runtime=False)),
+                                 base_url="http://crm.test") as anonymous:
+        setup = await anonymous.get("/admin/setup")  # no admin can log in yet: the setup page is open
+    assert '<html lang="de">' in setup.text and "<h1>Den ersten Admin einrichten</h1>" in setup.text
+
+
+async def test_a_language_the_admin_does_not_speak_is_refused_beside_the_field(db: Any) -> None:
+    fran = await make_user("Fran", role="admin")
+    async with await browser_of(fran) as http:
+        refused = await _save_user(http, fran, locale="fr")
+    assert refused.status_code == 422
+    assert "&#39;fr&#39; is not a language of the admin: one of en, de" in refused.text
+    assert 'id="u-locale" name="locale" aria-invalid="true"' in refused.text
 
 
 # ---------------------------------------------------------------- the API
