@@ -65,6 +65,10 @@ class Settings:
     # Phone numbers are stored in E.164; one written without a country code (030 5550 0100: a client's, a
     # webhook's, an SMS recipient's) is read as a number of this region (ISO 3166 code).
     default_region: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_DEFAULT_REGION", "DE").upper())
+    # The admin's language for users who chose none, and before login: en or de. Amounts without a currency
+    # of their own (a condition's "amount is at least 2800") are in the instance's currency.
+    default_locale: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_DEFAULT_LOCALE", "en").lower())
+    default_currency: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_DEFAULT_CURRENCY", "EUR").upper())
     # Files (document PDFs, stamps, signatures): a local directory; empty: `files` next to the SQLite database
     # (or in the working directory on PostgreSQL). Every web and worker process must see the same directory.
     files_dir: str = field(default_factory=lambda: os.environ.get("PIPEWRIGHT_FILES_DIR", ""))

@@ -27,7 +27,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     "data": (
         "server", "server.models", "server.migrations", "server.db", "server.database", "server.sqlite_immediate",
         "server.clock", "server.lease", "server.config", "server.errors", "server.events", "server.actor",
-        "server.kinds", "server.files",
+        "server.kinds", "server.files", "server.i18n",
     ),
 }
 RANK = {name: rank for rank, name in enumerate(reversed(LAYERS))}

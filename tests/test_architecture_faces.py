@@ -12,7 +12,7 @@ WEB = ROOT / "web"
 
 # What a face may import from the server package: the services it calls, and the face-neutral plumbing.
 # No exception is granted for server.models or server.rules: what the admin shows of them comes through a service.
-ALLOWED = ("server.services", "server.errors", "server.config", "server.http")
+ALLOWED = ("server.services", "server.errors", "server.config", "server.http", "server.i18n")
 
 
 def _imports(path: Path) -> list[tuple[int, str]]:

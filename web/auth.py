@@ -5,6 +5,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from server.errors import ValidationFailed
+from server.i18n import gettext as _
 from server.services import auth
 from web.guard import SESSION_COOKIE, anonymous_form, clear_session_cookie, client_ip, page, set_session_cookie
 from web.templating import error_map, one_error, render
@@ -51,7 +52,7 @@ async def login(request: Request) -> Response:
     except auth.HashingBusy as exc:
         return _busy(request, "login.html", {"next": next_url, "email": email, "message": str(exc)}, exc)
     if user is None:
-        message = "Wrong email or password."
+        message = _("Wrong email or password.")
         return render(request, "login.html", {"next": next_url, "email": email, "message": message}, status_code=401)
     if user.totp_confirmed:
         stage = auth.STAGE_PASSWORD
@@ -82,7 +83,7 @@ async def login_code(request: Request) -> Response:
     except auth.HashingBusy as exc:
         return _busy(request, "login_code.html", {"next": next_url, "message": str(exc)}, exc)
     if not accepted:
-        message = "That code was not accepted. Codes work once: wait for the next one, or use a recovery code."
+        message = _("That code was not accepted. Codes work once: wait for the next one, or use a recovery code.")
         return render(request, "login_code.html", {"next": next_url, "message": message}, status_code=401)
     session_id = await auth.create_session(session.user, stage=auth.STAGE_FULL, ip=ip,
                                            replaces=request.cookies.get(SESSION_COOKIE))
@@ -123,7 +124,7 @@ async def setup(request: Request) -> Response:
     values["setup_code"] = code  # right: kept, so a mistake elsewhere does not mean typing it again
     password = _form_text(form, "password")
     if password != _form_text(form, "password_again"):
-        return render(request, "setup.html", {"values": values, "errors": one_error("password_again", "the passwords differ")},
+        return render(request, "setup.html", {"values": values, "errors": one_error("password_again", _("the passwords differ"))},
                       status_code=422)
     try:
         user = await auth.make_first_admin(code=code, email=values["email"], name=values["name"], password=password)

@@ -8,6 +8,7 @@ from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from server.errors import ValidationFailed
+from server.i18n import gettext as _
 from server.services import documents, elements
 from web.guard import page
 from web.templating import error_map, redirect, render
@@ -86,7 +87,7 @@ async def template_preview(request: Request) -> Response:
     template = _text(form, "template_id")
     html, error = "", None
     if not deal.isdigit():
-        error = "Choose a deal to preview against."
+        error = _("Choose a deal to preview against.")
     else:
         try:
             html = await documents.preview(body=_text(form, "body"), entity_type="deal", element_id=int(deal),
@@ -102,7 +103,7 @@ async def document_pdf(request: Request) -> Response:
     document = await documents.get_document(int(request.path_params["document_id"]), actor=request.state.actor)
     data = await documents.pdf_of(document)
     if data is None:
-        return PlainTextResponse(document.pdf_error or "The PDF is still being made.", status_code=404)
+        return PlainTextResponse(document.pdf_error or _("The PDF is still being made."), status_code=404)
     return Response(data, media_type="application/pdf", headers={
         "Content-Disposition": f'attachment; filename="{document.number}.pdf"', "Cache-Control": "private, no-store"})
 

@@ -1,6 +1,5 @@
 """Leads and deals: lists, the element page with its timeline, live automation tab and trigger activations, moves."""
 
-from decimal import Decimal
 from typing import Any
 
 from starlette.requests import Request
@@ -8,7 +7,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.errors import ValidationFailed
-from server.services import designer, documents, elements, messages, pipelines, runs, triggers, users
+from server.i18n import money
+from server.services import designer, documents, elements, messages, outputs, pipelines, runs, triggers, users
 from web.guard import page
 from web.templating import error_map, is_htmx, redirect, render, when
 
@@ -68,6 +68,8 @@ async def _runs_context(request: Request, element_type: str, element_id: int) ->
     stage_runs = await elements.stage_runs(element_type, element_id, actor=actor)
     stages = await pipelines.stages_by_id(stage_ids=[sr.stage_id for sr in stage_runs])
     stage_names = {stage_id: stage.name for stage_id, stage in stages.items()}
+    pipeline_stages = await pipelines.stages_by_id(pipeline_ids={stage.pipeline_id for stage in stages.values()})
+    shown = await outputs.readable_outputs(rule_runs, stages=pipeline_stages.values(), actor=actor)
     by_stage: dict[int, list[Any]] = {}
     for run in rule_runs:
         by_stage.setdefault(run.stage_run_id, []).append(run)
@@ -76,14 +78,15 @@ async def _runs_context(request: Request, element_type: str, element_id: int) ->
         for sr in reversed(stage_runs)
     ]
     pending = any(run.status in runs.UNFINISHED for run in rule_runs)
-    return {"element_type": element_type, "element_id": element_id, "groups": groups, "pending": pending}
+    return {"element_type": element_type, "element_id": element_id, "groups": groups, "pending": pending,
+            "outputs": shown}
 
 
 def _fields(element_type: str, element: Any, responsible: Any) -> list[tuple[str, Any]]:
     rows: list[tuple[str, Any]] = [("Title", element.title)]
     amount = element.amount
     if amount is not None:
-        rows.append(("Amount", f"{Decimal(amount):,.2f} {element.currency or ''}".strip()))
+        rows.append(("Amount", money(amount, element.currency)))
     rows.append(("Responsible", responsible.name if responsible else "—"))
     if element_type == "deal":
         rows.append(("Close date", element.close_date or "—"))

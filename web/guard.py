@@ -16,6 +16,8 @@ from starlette.responses import RedirectResponse, Response
 from server.config import settings
 from server.errors import Forbidden, NotFound
 from server.http import BodyLimit
+from server.i18n import gettext as _
+from server.i18n import viewing
 from server.services import auth
 from server.services.access import actor_for
 from web.templating import is_htmx, render
@@ -64,18 +66,23 @@ def anonymous_form(handler: Handler) -> Handler:
 
     @wraps(handler)
     async def endpoint(request: Request) -> Response:
-        token = request.cookies.get(ANON_COOKIE) or ""
-        if request.method not in SAFE_METHODS and not auth.csrf_matches(token, await submitted_token(request)):
-            return refused(request, "The form had no valid security token. Reload the page and try again.")
-        fresh = not token
-        request.state.anon_csrf = token or secrets.token_urlsafe(32)
-        response = await handler(request)
-        if fresh:
-            response.set_cookie(ANON_COOKIE, request.state.anon_csrf, path=COOKIE_PATH, httponly=True,
-                                samesite="strict", secure=secure(request))
-        return response
+        with viewing(settings().default_locale, None):  # no user yet: the instance's language, UTC
+            return await _anonymous(handler, request)
 
     return endpoint
+
+
+async def _anonymous(handler: Handler, request: Request) -> Response:
+    token = request.cookies.get(ANON_COOKIE) or ""
+    if request.method not in SAFE_METHODS and not auth.csrf_matches(token, await submitted_token(request)):
+        return refused(request, _("The form had no valid security token. Reload the page and try again."))
+    fresh = not token
+    request.state.anon_csrf = token or secrets.token_urlsafe(32)
+    response = await handler(request)
+    if fresh:
+        response.set_cookie(ANON_COOKIE, request.state.anon_csrf, path=COOKIE_PATH, httponly=True,
+                            samesite="strict", secure=secure(request))
+    return response
 
 
 def _to_login(request: Request) -> Response:
@@ -95,28 +102,34 @@ def page(*, admin: bool = False, stage: str = auth.STAGE_FULL) -> Callable[[Hand
             session = await auth.load_session(request.cookies.get(SESSION_COOKIE))
             if session is None or session.stage != stage:
                 return _to_login(request)
-            request.state.session = session
-            request.state.actor = actor_for(session.user)
-            limit = BodyLimit.of(request.scope)
-            if limit is not None:  # logged in: forms may be as large as the configured maximum
-                limit.max_bytes = settings().max_body_bytes
-            if request.method not in SAFE_METHODS and not auth.csrf_matches(
-                session.csrf_token, await submitted_token(request)
-            ):
-                return refused(request, "This request had no valid CSRF token and was refused. Reload the page.")
-            if admin and not request.state.actor.is_admin:
-                return refused(request, "Only admins may change pipelines, rules, users and API tokens.")
-            try:
-                return await handler(request)
-            except Forbidden as exc:
-                return refused(request, str(exc))
-            except NotFound as exc:
-                return refused(request, str(exc), status_code=404)
-            except auth.HashingBusy as exc:  # setting a password while too many are being checked
-                response = refused(request, str(exc), status_code=503)
-                response.headers["Retry-After"] = str(exc.retry_after_s)
-                return response
+            with viewing(session.user.locale or settings().default_locale, session.user.timezone):
+                return await _logged_in(handler, request, session, admin=admin)
 
         return endpoint
 
     return wrap
+
+
+async def _logged_in(handler: Handler, request: Request, session: auth.Session, *, admin: bool) -> Response:
+    request.state.session = session
+    request.state.actor = actor_for(session.user)
+    limit = BodyLimit.of(request.scope)
+    if limit is not None:  # logged in: forms may be as large as the configured maximum
+        limit.max_bytes = settings().max_body_bytes
+    if request.method not in SAFE_METHODS and not auth.csrf_matches(
+        session.csrf_token, await submitted_token(request)
+    ):
+        return refused(request, _("This request had no valid CSRF token and was refused. Reload the page."))
+    if admin and not request.state.actor.is_admin:
+        return refused(request, _("Only admins may change pipelines, rules, users and API tokens."))
+    try:
+        return await handler(request)
+    except Forbidden as exc:
+        return refused(request, str(exc))
+    except NotFound as exc:
+        return refused(request, str(exc), status_code=404)
+    except auth.HashingBusy as exc:  # setting a password while too many are being checked
+        response = refused(request, str(exc), status_code=503)
+        response.headers["Retry-After"] = str(exc.retry_after_s)
+        return response
+

@@ -7,12 +7,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.errors import ValidationFailed
+from server.i18n import N_
 from server.services import tokens, users
 from server.services.users import UserInput
 from web.guard import page
 from web.templating import error_map, redirect, render
 
-DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+DAYS = (N_("Mon"), N_("Tue"), N_("Wed"), N_("Thu"), N_("Fri"), N_("Sat"), N_("Sun"))
 
 
 def _user_input(form: Any, *, new: bool) -> UserInput:
@@ -25,7 +26,7 @@ def _user_input(form: Any, *, new: bool) -> UserInput:
     return UserInput(
         email=str(form.get("email") or ""), name=str(form.get("name") or ""), role=str(form.get("role") or "employee"),
         supervisor_id=int(supervisor) if supervisor.isdigit() else None, clear_supervisor=not supervisor.isdigit(),
-        timezone=str(form.get("timezone") or "UTC"), working_hours=hours, absent="absent" in form,
+        timezone=str(form.get("timezone") or "UTC"), locale=str(form.get("locale") or ""), working_hours=hours, absent="absent" in form,
         active=True if new else "active" in form, password=str(form.get("password") or "") or None,
     )
 

@@ -24,6 +24,7 @@ class User(Model):
     )
     supervisor_id: int | None
     timezone = fields.CharField(max_length=64, default="UTC")
+    locale = fields.CharField(max_length=8, null=True)  # the admin's language (en, de); none: the instance default
     working_hours: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     absent = fields.BooleanField(default=False)
     password_hash = fields.CharField(max_length=255, null=True)

@@ -6,9 +6,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
+from server import i18n
 from server.errors import FieldError, field_errors
-
-from server.rules.placeholders import Record, Value, resolve
+from server.i18n import N_
+from server.i18n import gettext as _
+from server.rules.placeholders import Record, Shape, Value, resolve
 
 Operator = Literal[
     "empty", "not_empty", "eq", "ne", "gt", "gte", "lt", "lte",
@@ -24,6 +26,13 @@ OPERATOR_LABELS: dict[Operator, str] = {
     "eq": "=", "ne": "≠", "gt": ">", "gte": "≥", "lt": "<", "lte": "≤", "contains": "contains",
     "not_contains": "does not contain", "in": "is one of", "not_in": "is none of", "between": "is between",
     "empty": "is empty", "not_empty": "is not empty",
+}
+# The words a condition is read out in (Comparison.describe), translated for the viewer.
+OPERATOR_WORDS: dict[Operator, str] = {
+    "eq": N_("is"), "ne": N_("is not"), "gt": N_("is more than"), "gte": N_("is at least"), "lt": N_("is less than"),
+    "lte": N_("is at most"), "contains": N_("contains"), "not_contains": N_("does not contain"),
+    "in": N_("is one of"), "not_in": N_("is none of"), "between": N_("is between"), "empty": N_("is empty"),
+    "not_empty": N_("is not empty"),
 }
 LIST_OPERATORS: tuple[Operator, ...] = ("in", "not_in", "between")  # compare with a list of values
 NO_VALUE_OPERATORS: tuple[Operator, ...] = ("empty", "not_empty")  # compare with nothing
@@ -53,11 +62,14 @@ class Comparison(BaseModel):
             raise ValueError(f"'{self.op}' needs a list of values")
         return self
 
-    def describe(self) -> str:
+    def describe(self, shape: "Shape | None" = None) -> str:
+        """In words for the viewer: "amount is at least 2,800.00 €", values formatted by the field's type."""
         if self.op in NO_VALUE_OPERATORS:
-            return f"{self.field} is {'empty' if self.op == 'empty' else 'not empty'}"
-        op = SYMBOLS.get(self.op, self.op.replace("_", " "))
-        return f"{self.field} {op} {self.value!r}"
+            return f"{self.field} {_(OPERATOR_WORDS[self.op])}"
+        if self.op == "between" and isinstance(self.value, list) and len(self.value) == 2:
+            low, high = (shown(v, shape) for v in self.value)
+            return f"{self.field} " + _("is between %(low)s and %(high)s") % {"low": low, "high": high}
+        return f"{self.field} {_(OPERATOR_WORDS[self.op])} {shown(self.value, shape)}"
 
 
 Condition = list[list[Comparison]]
@@ -149,23 +161,47 @@ def compare(actual: Any, op: str, expected: Any) -> bool:
         return False
 
 
-def _shown(value: Any) -> str:
-    """A value as a skip reason quotes it: numbers plain (1200.00, not Decimal('1200.00')), texts quoted."""
-    return str(value) if isinstance(value, Decimal) else repr(value)
+QUOTES = {"en": ("“", "”"), "de": ("„", "“")}
+
+
+def shown(value: Any, shape: "Shape | None" = None) -> str:
+    """A value of a condition for people: money with the currency, numbers and dates in the viewer's way,
+    text in quotes, nothing as "empty"; never a Python repr."""
+    kind = shape.type if isinstance(shape, Value) else None
+    if value is None or value == "":
+        return _("empty")
+    if isinstance(value, list):
+        return ", ".join(shown(v, shape) for v in value)
+    if isinstance(value, bool) or kind == "bool":
+        truth = value if isinstance(value, bool) else str(value).lower() in ("true", "yes", "1")
+        return i18n.yes_no(truth)
+    if kind == "money" and i18n.decimal_of(value) is not None:
+        return i18n.money(value)
+    if kind in _NUMBER_TYPES or (kind in (None, "any") and isinstance(value, (int, float, Decimal))):
+        if i18n.decimal_of(value) is not None:
+            return i18n.number(value)
+    if isinstance(value, datetime) or kind == "datetime":
+        return i18n.when(value)
+    if isinstance(value, date) or kind == "date":
+        return i18n.format_date(value)
+    start, end = QUOTES.get(i18n.current_locale.get(), QUOTES["en"])
+    return f"{start}{value}{end}"
 
 
 def evaluate(condition: Condition, context: dict[str, Any]) -> tuple[bool, str]:
-    """True if any group has all comparisons true. The text explains the outcome."""
-    if not condition:
-        return True, "no condition"
-    failures: list[str] = []
-    for group in condition:
-        failed = [c for c in group if not compare(lookup(context, c.field), c.op, c.value)]
-        if not failed:
-            return True, "condition met: " + " and ".join(c.describe() for c in group)
-        c = failed[0]
-        failures.append(f"{c.describe()} is false ({c.field} = {_shown(lookup(context, c.field))})")
-    return False, "condition not met: " + "; or ".join(failures)
+    """True if any group has all comparisons true. The text explains the outcome; it is stored with the run,
+    so it is in English and UTC whoever caused the run."""
+    with i18n.viewing("en", UTC):
+        if not condition:
+            return True, "no condition"
+        failures: list[str] = []
+        for group in condition:
+            failed = [c for c in group if not compare(lookup(context, c.field), c.op, c.value)]
+            if not failed:
+                return True, "condition met: " + " and ".join(c.describe() for c in group)
+            c = failed[0]
+            failures.append(f"{c.describe()} ({c.field} is {shown(lookup(context, c.field))})")
+        return False, "condition not met: " + "; or ".join(failures)
 
 
 _NUMBER_TYPES = ("number", "money", "int")
@@ -224,19 +260,24 @@ def _value_problem(shape: Value, value: Any) -> str | None:
 _BOOL_TEXT = ("true", "false", "yes", "no", "1", "0")
 
 
-def describe_condition(condition: list[list[dict[str, Any]]]) -> str:
-    """A stored condition in words: "amount > '5000' and source = 'web'", groups joined by "or"."""
+def describe_condition(condition: list[list[dict[str, Any]]], names: Record | None = None) -> str:
+    """A stored condition in words for the viewer: "amount is at least 2,800.00 € and source is “web”", groups
+    joined by "or". `names` (the shape of what the condition may name) types the values."""
     groups = []
     for group in condition or []:
         parts = []
         for comparison in group:
             try:
-                parts.append(Comparison.model_validate(comparison).describe())
+                parsed = Comparison.model_validate(comparison)
             except ValueError:
-                parts.append(str(comparison))
-        groups.append(" and ".join(parts))
+                parts.append(_("a comparison that no longer validates: edit it"))
+                continue
+            shape = resolve(names, parsed.field.split("."))[0] if names is not None else None
+            parts.append(parsed.describe(shape))
+        joiner = " " + _("and") + " "  # no f-string: the extraction must see the call
+        groups.append(joiner.join(parts))
     if len(groups) > 1:
-        return " or ".join(f"({g})" for g in groups)
+        return (" " + _("or") + " ").join(f"({g})" for g in groups)
     return groups[0] if groups else ""
 
 

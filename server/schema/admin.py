@@ -39,6 +39,7 @@ class UserInput:
     supervisor_id: strawberry.ID | None = None
     clear_supervisor: bool = False
     timezone: str | None = None
+    locale: str | None = strawberry.field(default=None, description='The admin\'s language: "en" or "de"; "" for the instance default.')
     working_hours: JSON | None = None
     absent: bool | None = None
     active: bool | None = None
@@ -50,7 +51,7 @@ class UserInput:
         return user_service.UserInput(
             email=self.email, name=self.name, role=self.role,
             supervisor_id=opt_int(self.supervisor_id, "supervisor_id"), clear_supervisor=self.clear_supervisor,
-            timezone=self.timezone, working_hours=self.working_hours, absent=self.absent, active=self.active,
+            timezone=self.timezone, locale=self.locale, working_hours=self.working_hours, absent=self.absent, active=self.active,
             password=self.password,
         )
 

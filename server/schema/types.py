@@ -44,14 +44,15 @@ class User:
     role: Role
     supervisor_id: strawberry.ID | None
     timezone: str
+    locale: str | None = strawberry.field(description="The admin's language (en, de); null: the instance default.")
     absent: bool
     active: bool
 
     @classmethod
     def of(cls, row: models.User) -> "User":
         return cls(id=gid(row.id), name=row.name, email=row.email, role=Role(row.role),
-                   supervisor_id=opt_gid(row.supervisor_id), timezone=row.timezone, absent=row.absent,
-                   active=row.active)
+                   supervisor_id=opt_gid(row.supervisor_id), timezone=row.timezone, locale=row.locale,
+                   absent=row.absent, active=row.active)
 
 
 # Clients: contacts and companies, with typed email addresses and phone numbers.

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from server import i18n
 from server.errors import NotFound
 from server.models import MailSender, Pipeline, Rule, Stage, Trigger, TriggerActivation, User
 from server.rules import elements, placeholders
@@ -18,7 +19,7 @@ from server.rules.actions.params import describe_params
 from server.rules.conditions import LIST_OPERATORS as LIST_OPERATORS
 from server.rules.conditions import NO_VALUE_OPERATORS as NO_VALUE_OPERATORS
 from server.rules.conditions import OPERATOR_LABELS as OPERATOR_LABELS
-from server.rules.conditions import describe_condition
+from server.rules.conditions import describe_condition, shown
 from server.rules.engine import lane_numbers
 from server.rules.timing import Timing
 from server.rules.triggers import base as trigger_events
@@ -122,9 +123,9 @@ def webhook_path(trigger: Trigger) -> str | None:
     return f"/hooks/triggers/{trigger.token}" if trigger.token else None
 
 
-def trigger_card(trigger: Trigger) -> TriggerCard:
+def trigger_card(trigger: Trigger, names: placeholders.Record | None = None) -> TriggerCard:
     kind = get_trigger_type(trigger.trigger_type)
-    return TriggerCard(trigger, triggers.describe_trigger(trigger), kind.title if kind else trigger.trigger_type,
+    return TriggerCard(trigger, triggers.describe_trigger(trigger, names), kind.title if kind else trigger.trigger_type,
                        webhook_path(trigger))
 
 
@@ -210,9 +211,9 @@ def _event_words(activation: TriggerActivation) -> str:
     if activation.event == trigger_events.CALL and data.get("direction"):
         return f"A{'n' if data['direction'] in ('incoming', 'outgoing') else ''} {data['direction']} call"
     if activation.event == trigger_events.FIELD_CHANGED and data.get("field"):
-        return f"{data['field']} changed from {data.get('old')!r} to {data.get('new')!r}"
+        return f"{data['field']} changed from {shown(data.get('old'))} to {shown(data.get('new'))}"
     if activation.event == trigger_events.PAYMENT_RECEIVED and data.get("amount") is not None:
-        return f"A payment of {data['amount']} {data.get('currency') or ''}".rstrip() + " was received"
+        return f"A payment of {i18n.money(data['amount'], data.get('currency'))} was received"
     if activation.event == trigger_events.TASK_STATUS_CHANGED and data.get("status"):
         return f"The task “{data.get('title')}” became {data['status']}"
     if data.get("subject"):
@@ -264,20 +265,28 @@ class RuleCard:
     group: str
 
 
+async def _condition_names(pipeline_id: int) -> placeholders.Record:
+    """What a condition on the pipeline's elements compares, typed, so its values read as money, dates, …"""
+    entity_type = (await pipelines.get_pipeline(pipeline_id)).entity_type
+    element = await placeholders.element_record(entity_type)
+    return placeholders.Record({**element.fields, entity_type: element, "element": element})
+
+
 async def board(pipeline_id: int, *, actor: Acting) -> list[tuple[Stage, list[TriggerCard], list[RuleCard]]]:
     """Each stage of the pipeline with its triggers in words and its rules, in order, numbered in lanes as the
     engine runs them."""
     require_admin(actor)
     names = await load_names()
     columns = []
+    shape = await _condition_names(pipeline_id)
     for stage in await pipelines.list_stages(pipeline_id):
         stage_rules = await rules.list_rules(stage.id)
         cards = []
         for rule, lane in zip(stage_rules, lane_numbers([r.lane for r in stage_rules]), strict=True):
             action = get_action(rule.action_type)
             cards.append(RuleCard(rule, lane + 1, describe(action, rule.params, names), timing_text(rule.timing),
-                                  describe_condition(rule.condition), action.group if action else ""))
-        columns.append((stage, [trigger_card(t) for t in await triggers.list_triggers(stage.id)], cards))
+                                  describe_condition(rule.condition, shape), action.group if action else ""))
+        columns.append((stage, [trigger_card(t, shape) for t in await triggers.list_triggers(stage.id)], cards))
     return columns
 
 

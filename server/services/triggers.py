@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from server import i18n
 from server.config import settings as app_settings
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed, field_errors
@@ -104,9 +105,9 @@ async def stage_triggers(stage_id: int, *, actor: Acting) -> list[Trigger]:
     return await list_triggers(stage_id)
 
 
-def describe_trigger(trigger: Trigger) -> str:
+def describe_trigger(trigger: Trigger, names: placeholders.Record | None = None) -> str:
     """A trigger in one sentence, as the board and the API show it: "When a payment of at least 1000 is received
-    and amount ≥ '1000': move here, also backwards"."""
+    and amount is at least 1,000.00 €: move here, also backwards"."""
     kind = get_trigger_type(trigger.trigger_type)
     if kind is None:
         when = f"When an event of the unknown trigger type “{trigger.trigger_type}” happens"
@@ -115,7 +116,8 @@ def describe_trigger(trigger: Trigger) -> str:
             when = kind.describe(kind.Settings.model_validate(trigger.settings or {}))
         except ValidationError:
             when = f"{kind.title} (its settings no longer validate: edit the trigger)"
-    only_if = describe_condition(trigger.condition)
+    with i18n.viewing("en", i18n.current_zone.get()):  # one language in the sentence: the trigger's words are English
+        only_if = describe_condition(trigger.condition, names)  # names: the element's fields, to type the values
     if only_if:
         when += f" and {only_if}" if len(trigger.condition) == 1 else f" and either {only_if}"
     return f"{when}: move here{', also backwards' if trigger.allow_back else ''}"

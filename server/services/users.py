@@ -8,6 +8,7 @@ from typing import Any
 from server import events
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed
+from server.i18n import LOCALES, supported
 from server.kinds import Role
 from server.models import RecoveryCode, User
 from server.rules.timing import parse_hh_mm, zone
@@ -27,6 +28,7 @@ class UserInput:
     supervisor_id: int | None = None
     clear_supervisor: bool = False
     timezone: str | None = None
+    locale: str | None = None  # en or de; "" for the instance's default
     working_hours: dict[str, Any] | None = None
     absent: bool | None = None
     active: bool | None = None
@@ -86,6 +88,8 @@ async def _validate(data: UserInput, *, user_id: int | None) -> list[FieldError]
             errors.append(FieldError("supervisor_id", f"user {data.supervisor_id} does not exist"))
     if data.timezone is not None and zone(data.timezone).key != (data.timezone or "UTC"):
         errors.append(FieldError("timezone", f"'{data.timezone}' is not a time zone (e.g. Europe/Berlin)"))
+    if data.locale and supported(data.locale) != data.locale:
+        errors.append(FieldError("locale", f"'{data.locale}' is not a language of the admin: one of {', '.join(LOCALES)}"))
     if data.working_hours is not None:
         _check_hours(data.working_hours, errors)
     if data.password:
@@ -105,7 +109,7 @@ async def create_user(data: UserInput, *, actor: Acting) -> User:
         raise ValidationFailed(errors)
     return await User.create(
         email=(data.email or "").strip().lower(), name=(data.name or "").strip(), role=data.role or Role.employee,
-        supervisor_id=data.supervisor_id, timezone=data.timezone or "UTC", working_hours=data.working_hours or {},
+        supervisor_id=data.supervisor_id, timezone=data.timezone or "UTC", locale=data.locale or None, working_hours=data.working_hours or {},
         absent=bool(data.absent), active=True if data.active is None else data.active,
         password_hash=await auth.hash_password(data.password) if data.password else None,
     )
@@ -129,6 +133,8 @@ async def update_user(user_id: int, data: UserInput, *, actor: Acting) -> User:
         for name in ("role", "timezone", "working_hours", "absent", "active"):
             if getattr(data, name) is not None:
                 setattr(user, name, getattr(data, name))
+        if data.locale is not None:
+            user.locale = data.locale or None
         if data.supervisor_id is not None or data.clear_supervisor:
             user.supervisor_id = None if data.clear_supervisor else data.supervisor_id
         if password_hash:

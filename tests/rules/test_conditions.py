@@ -7,7 +7,10 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from server.rules.conditions import Comparison, compare, evaluate
+from server import i18n
+from server.rules.conditions import Comparison, compare, describe_condition, evaluate
+from server.rules.placeholders import Record, Value
+from web import locale
 
 DEAL: dict[str, Any] = {
     "title": "Acme rollout",
@@ -103,7 +106,7 @@ def test_all_comparisons_of_a_group_must_hold():
     group = [Comparison(field="currency", op="eq", value="EUR"), Comparison(field="amount", op="gt", value=9000)]
     met, reason = evaluate([group], DEAL)
     assert not met
-    assert "amount > 9000 is false" in reason
+    assert "condition not met: amount is more than 9,000 (amount is 5,000)" in reason
 
 
 def test_any_group_suffices():
@@ -111,7 +114,7 @@ def test_any_group_suffices():
     euro_vip = [Comparison(field="currency", op="eq", value="EUR"), Comparison(field="tags", op="contains", value="vip")]
     met, reason = evaluate([big, euro_vip], DEAL)
     assert met
-    assert reason == "condition met: currency = 'EUR' and tags contains 'vip'"
+    assert reason == "condition met: currency is “EUR” and tags contains “vip”"
 
 
 def test_no_condition_always_holds():
@@ -125,8 +128,8 @@ def test_reason_names_each_failed_field_and_its_value():
     )
     assert not met
     assert reason.startswith("condition not met: ")
-    assert "amount > 5000 is false" in reason and "5000.00" in reason
-    assert "; or contact.email contains '@globex' is false (contact.email = 'bea@acme.example')" in reason
+    assert "amount is more than 5,000 (amount is 5,000)" in reason
+    assert "; or contact.email contains “@globex” (contact.email is “bea@acme.example”)" in reason
 
 
 # ---------------------------------------------------------------- types
@@ -191,7 +194,7 @@ def test_missing_values_are_empty_and_never_greater_or_less():
 def test_missing_value_reason_says_it_is_none():
     met, reason = evaluate([[Comparison(field="company.name", op="eq", value="Acme")]], DEAL)
     assert not met
-    assert reason == "condition not met: company.name = 'Acme' is false (company.name = None)"
+    assert reason == "condition not met: company.name is “Acme” (company.name is empty)"
 
 
 # ---------------------------------------------------------------- refused at save
@@ -218,11 +221,38 @@ def test_invalid_comparisons_are_refused(comparison, message):
     assert message in str(refused.value)
 
 
-def test_describe_uses_symbols():
-    assert Comparison(field="amount", op="gte", value=5).describe() == "amount ≥ 5"
-    assert Comparison(field="amount", op="ne", value=5).describe() == "amount ≠ 5"
-    assert Comparison(field="tags", op="not_contains", value="x").describe() == "tags not contains 'x'"
+def test_describe_reads_as_words():
+    assert Comparison(field="amount", op="gte", value=5).describe() == "amount is at least 5"
+    assert Comparison(field="amount", op="ne", value=5).describe() == "amount is not 5"
+    assert Comparison(field="tags", op="not_contains", value="x").describe() == "tags does not contain “x”"
     assert Comparison(field="title", op="not_empty").describe() == "title is not empty"
+    assert Comparison(field="source", op="in", value=["web", "fair"]).describe() == "source is one of “web”, “fair”"
+
+
+DEAL_NAMES = Record({"amount": Value("money"), "close_date": Value("date"), "is_repeat": Value("bool"),
+                     "seats": Value("number")})
+
+
+def test_a_stored_condition_reads_with_its_values_formatted_by_field_type():
+    condition = [[{"field": "amount", "op": "gte", "value": "2800"}, {"field": "is_repeat", "op": "eq", "value": True}],
+                 [{"field": "close_date", "op": "between", "value": ["2026-01-01", "2026-03-31"]}]]
+    assert describe_condition(condition, DEAL_NAMES) == (
+        "(amount is at least €2,800.00 and is_repeat is yes) or (close_date is between Jan 1, 2026 and Mar 31, 2026)")
+    assert "Decimal" not in describe_condition([[{"field": "seats", "op": "gt", "value": 1200.5}]], DEAL_NAMES)
+
+
+def test_a_german_viewer_reads_the_condition_in_german():
+    i18n.install(locale.load())
+    condition = [[{"field": "amount", "op": "gte", "value": "2800"}, {"field": "source", "op": "empty"}]]
+    with i18n.viewing("de", "Europe/Berlin"):
+        assert describe_condition(condition, DEAL_NAMES) == "amount ist mindestens 2.800,00\xa0€ und source ist leer"
+
+
+def test_the_stored_explanation_stays_english_for_a_german_viewer():
+    i18n.install(locale.load())
+    with i18n.viewing("de", "Europe/Berlin"):
+        _, reason = evaluate([[Comparison(field="amount", op="gt", value=9000)]], DEAL)
+    assert reason == "condition not met: amount is more than 9,000 (amount is 5,000)"
 
 
 def test_custom_number_fields_compare_as_numbers():

@@ -84,7 +84,7 @@ async def test_settings_and_conditions_on_the_event_decide_and_say_why_not(db):
     await element_service.update_element("deal", deal.id, {"title": "Renamed"}, actor=SYSTEM)
     assert await stage_of(deal) == "s1"
     whys = [a.evaluations[0]["why"] for a in await TriggerActivation.filter(element_id=deal.id).order_by("id")]
-    assert whys[0] == "condition not met: event.new ≥ 5000 is false (event.new = '1200')"
+    assert whys[0] == "condition not met: event.new is at least 5,000 (event.new is “1200”)"
     assert whys[1] == "“title” is not a watched field (amount)"
 
     await element_service.update_element("deal", deal.id, {"amount": "7500"}, actor=SYSTEM)

@@ -79,7 +79,7 @@ async def test_build_a_promo_code_stage_and_watch_a_deal_run_it(browser, server:
     await expect(cards).to_have_count(3)
     await expect(cards.nth(1)).to_contain_text("after the rule above")
     await expect(cards.nth(1)).to_contain_text("{{rules.promo.code}}")
-    await expect(cards.nth(2)).to_contain_text("Only if: amount > '5000'")
+    await expect(cards.nth(2)).to_contain_text("Only if: amount is more than €5,000.00")
     await page.set_viewport_size({"width": 2050, "height": 1000})  # every column of the board in the picture
     await page.locator(".board").evaluate("board => { board.scrollLeft = 0; window.scrollTo(0, 0); }")
     await page.screenshot(path=str(SHOTS / "board.png"), full_page=True)

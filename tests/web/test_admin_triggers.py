@@ -76,7 +76,7 @@ async def test_a_field_changed_trigger_is_added_edited_and_deleted_through_its_f
         assert created.headers["location"] == f"/admin/pipelines/{sales}#trigger-{trigger_id}"
         assert (settings, allow_back) == ('{"fields":["amount"]}', 0)
         board = await http.get(f"/admin/pipelines/{sales}")
-        assert str(escape("When amount changes and amount < '100': move here")) + "</p>" in board.text
+        assert str(escape("When amount changes and amount is less than €100.00: move here")) + "</p>" in board.text
 
         edit = await http.get(f"/admin/triggers/{trigger_id}/edit")
         assert 'value="Discount too big"' in edit.text and 'value="amount"' in edit.text
@@ -84,7 +84,7 @@ async def test_a_field_changed_trigger_is_added_edited_and_deleted_through_its_f
                                 data={**good, "allow_back": "on", "csrf_token": csrf_of(edit.text)})
         assert saved.status_code == 303
         board = await http.get(f"/admin/pipelines/{sales}")
-        assert escape("When amount changes and amount < '100': move here, also backwards") in board.text
+        assert escape("When amount changes and amount is less than €100.00: move here, also backwards") in board.text
 
         confirm = await http.get(f"/admin/triggers/{trigger_id}/delete")
         assert "Delete the trigger “Discount too big”?" in confirm.text
