@@ -5,7 +5,7 @@ from tortoise.migrations import operations as ops
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0012_claim_indexes')]
+    dependencies = [('models', '0014_worker_beats')]
 
     initial = False
 
