@@ -8,28 +8,17 @@ from typing import Any
 import pytest
 from playwright.async_api import expect
 
-from tests.support.admin import Admin, Server, new_page
-from tests.web.test_admin_browser import log_in
+from tests.support.admin import Admin, Server
+from tests.support.signed_in import open_page, sign_in
 
 
 @pytest.fixture(scope="module")
 async def signed_in(browser, server: Server, admin: Admin) -> dict[str, Any]:  # type: ignore[no-untyped-def]
-    """The admin's session, logged in once for the module (a TOTP code is good once)."""
-    page = await new_page(browser, server)
-    await log_in(page, admin)
-    await expect(page.get_by_role("link", name="Board")).to_be_visible()
-    state: dict[str, Any] = await page.context.storage_state()
-    await page.context.close()
-    return state
+    return await sign_in(browser, server, admin)
 
 
 async def board_page(browser, server: Server, state: dict[str, Any]):  # type: ignore[no-untyped-def]
-    context = await browser.new_context(base_url=server.url, viewport={"width": 1400, "height": 900},
-                                        storage_state=state)
-    context.set_default_timeout(15_000)
-    page = await context.new_page()
-    await page.goto("/admin/deals/board")
-    return page
+    return await open_page(browser, server, state, "/admin/deals/board")
 
 
 def column(page, stage: str):  # type: ignore[no-untyped-def]
