@@ -9,7 +9,10 @@ import pytest
 from playwright.async_api import expect
 
 from tests.support.admin import Admin, Server
+from tests.support.servers import ROOT
 from tests.support.signed_in import open_page, sign_in
+
+SHOTS = ROOT / "docs" / "screenshots"
 
 
 @pytest.fixture(scope="module")
@@ -33,6 +36,8 @@ async def test_columns_show_counts_and_amount_sums_per_stage(browser, server: Se
     await expect(column(page, "Invoice").locator(".kanban-figures")).to_contain_text("1 card")
     await expect(column(page, "Invoice").locator(".kanban-figures")).to_contain_text("9,600.00 EUR")
     await expect(column(page, "Lost").locator(".kanban-figures")).to_have_text("0 cards")
+    await page.set_viewport_size({"width": 1366, "height": 760})
+    await page.screenshot(path=str(SHOTS / "kanban.png"))  # the README's picture of the board, from the demo data
     await page.get_by_role("link", name="Partners").click()
     await expect(page.locator("section.kanban-column h2")).to_have_text(["Negotiation", "Contract", "Won", "Lost"])
     await page.context.close()
