@@ -6,7 +6,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from web import (
-    auth, board, bookings, channels, documents, dry_runs, elements, operations, people, pipelines, rules, triggers,
+    auth, board, bookings, channels, documents, dry_runs, elements, kanban, operations, people, pipelines, rules,
+    triggers,
 )
 from web.guard import page
 from web.templating import HERE
@@ -29,6 +30,7 @@ def admin() -> Mount:
         *board.routes,
         *rules.routes,
         *triggers.routes,
+        *kanban.routes,
         *elements.routes,
         *people.routes,
         *channels.routes,

@@ -153,6 +153,8 @@ class StampParams(Params):
 class Stamp(Action):
     key = "stamp"
     title = "Stamp"
+    summary = "Stamps the element with a coloured word."
+    gives = "the stamp as printed"
     group = "documents"
     Params = StampParams
     outputs = ("stamp",)
@@ -211,8 +213,9 @@ async def test_a_new_action_module_is_in_action_types_the_catalogue_and_validati
         form = await browser.get(f"/admin/stages/{stages['offer'].id}/rules/new?type=stamp")
     assert catalogue.status_code == 200, catalogue.text
     assert "<h2 id=\"group-documents\">Documents</h2>" in catalogue.text
-    assert f'href="/admin/stages/{stages["offer"].id}/rules/new?type=stamp">Stamp</a> <small>gives stamp</small>' \
-        in catalogue.text
+    assert f'href="/admin/stages/{stages["offer"].id}/rules/new?type=stamp">Stamp</a></h3>' in catalogue.text
+    assert "<p>Stamps the element with a coloured word.</p>" in catalogue.text
+    assert "Later rules can use: the stamp as printed." in catalogue.text
     assert form.status_code == 200 and 'name="p.text"' in form.text and '<option value="blue">' in form.text
 
     with pytest.raises(ValidationFailed) as refused:

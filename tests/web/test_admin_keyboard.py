@@ -56,7 +56,8 @@ UNREACHED = """() => {
   const candidates = [...document.querySelectorAll(
     'a[href], button, input:not([type=hidden]), select, textarea, summary, [tabindex]:not([tabindex="-1"])')];
   const groupSeen = (e) => e.type === 'radio' && [...seen].some(s => s.type === 'radio' && s.name === e.name);
-  return candidates.filter(e => !e.disabled && e.getClientRects().length && !seen.has(e) && !groupSeen(e))
+  // checkVisibility: not in a closed <details> (its content is there but not shown)
+  return candidates.filter(e => !e.disabled && e.getClientRects().length && e.checkVisibility() && !seen.has(e) && !groupSeen(e))
                    .map(e => e.outerHTML.slice(0, 120));
 }"""
 

@@ -1,5 +1,22 @@
-// The admin's only hand-written script: the placeholder picker of template fields, copy buttons, and focus
-// on the error summary after htmx swaps a form back with errors.
+// The admin's hand-written script: the header's menu on small screens, the placeholder picker of template fields,
+// copy buttons, and focus on the error summary after htmx swaps a form back with errors.
+document.documentElement.classList.add("js");  // without it the header's menu stays open (CSS)
+
+document.addEventListener("click", (event) => {
+  const toggle = event.target.closest("button.menu-toggle");
+  if (!toggle) return;
+  const open = toggle.getAttribute("aria-expanded") !== "true";
+  toggle.setAttribute("aria-expanded", String(open));
+  toggle.closest(".top").classList.toggle("open", open);
+});
+
+document.addEventListener("keydown", (event) => {
+  if (event.key !== "Escape") return;
+  const toggle = document.querySelector(".top.open button.menu-toggle");
+  if (!toggle) return;
+  toggle.click();
+  toggle.focus();
+});
 document.addEventListener("click", (event) => {
   const button = event.target.closest("button[data-insert]");
   if (!button) return;

@@ -56,6 +56,8 @@ class ActivityParams(Params):
 class CreateActivity(Action[ActivityParams]):
     key = "activity"
     title = "Activity"
+    summary = "Plans an activity (call, meeting, to-do) in the responsible's calendar."
+    gives = "the new activity (one per person it is for) and when it starts"
     group = "tasks"
     Params = ActivityParams
     outputs = ("activity_id", "activity_ids", "start_at")

@@ -16,6 +16,8 @@ class EntryParams(Params):
 class AddComment(Action[EntryParams]):
     key = "add_comment"
     title = "Add comment"
+    summary = "Writes a comment on the element's timeline."
+    gives = "the comment"
     group = "communication"
     Params = EntryParams
     outputs = ("comment_id",)

@@ -24,6 +24,8 @@ class AddToExceptionsParams(Params):
 class AddToExceptions(Action[AddToExceptionsParams]):
     key = "add_to_exceptions"
     title = "Add to exceptions"
+    summary = "Stops storing mail and calls from the client's addresses and numbers, and can delete the element."
+    gives = "whether addresses were added"
     group = "communication"
     Params = AddToExceptionsParams
     outputs = ("added",)

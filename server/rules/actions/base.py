@@ -132,6 +132,8 @@ class Action(Generic[P]):
     key: ClassVar[str]
     title: ClassVar[str]
     group: ClassVar[str]  # a key of GROUPS
+    summary: ClassVar[str] = ""  # one line for the catalogue: what a rule with this action does
+    gives: ClassVar[str] = ""  # its outputs in words ("the task, when it was closed…"), for the catalogue
     Params: type[P]  # set on the class; not a ClassVar because a ClassVar cannot name a type variable
     outputs: ClassVar[tuple[str, ...]] = ()  # every key execute (and release, for a blocking action) may return
     released_by: ClassVar[tuple[str, ...]] = ()  # RELEASE_EVENTS that end this action's wait

@@ -54,6 +54,8 @@ class BookResourceParams(Params):
 class BookResource(Action[BookResourceParams]):
     key = "book_resource"
     title = "Book a resource"
+    summary = "Books a room, vehicle or person for a time slot, refusing overlaps."
+    gives = "the booking (one per resource) with its start and end"
     group = "tasks"
     Params = BookResourceParams
     outputs = ("booking_id", "booking_ids", "start_at", "end_at")

@@ -18,6 +18,8 @@ class CancelBookingParams(Params):
 class CancelBooking(Action[CancelBookingParams]):
     key = "cancel_booking"
     title = "Cancel booking"
+    summary = "Cancels the element's bookings, which frees their slots."
+    gives = "whether anything was cancelled, and which bookings"
     group = "tasks"
     Params = CancelBookingParams
     outputs = ("cancelled", "booking_ids")

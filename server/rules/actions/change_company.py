@@ -27,6 +27,8 @@ ChangeClientParams = FieldMapParams
 class ChangeCompany(Action[ChangeClientParams]):
     key = "change_company"
     title = "Change company"
+    summary = "Changes fields of the element's company."
+    gives = "whether a field changed, and the company"
     group = "element"
     Params = ChangeClientParams
     outputs = ("changed", "company_id")
@@ -65,6 +67,8 @@ class ChangeCompany(Action[ChangeClientParams]):
 class ChangeContact(ChangeCompany):
     key = "change_contact"
     title = "Change contact"
+    summary = "Changes fields of the element's contact."
+    gives = "whether a field changed, and the contact"
     outputs = ("changed", "contact_id")
     client_type = "contact"
     example = Example("Record the direct line", {"fields": {"phone": "+49 30 5550 0100"}})

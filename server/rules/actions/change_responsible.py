@@ -26,6 +26,8 @@ class ChangeResponsibleParams(Params):
 class ChangeResponsible(Action[ChangeResponsibleParams]):
     key = "change_responsible"
     title = "Change responsible"
+    summary = "Hands the element to the next person of a list (first, random or in turn), skipping the absent."
+    gives = "the new responsible"
     group = "element"
     Params = ChangeResponsibleParams
     outputs = ("responsible_id",)

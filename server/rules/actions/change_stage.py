@@ -15,6 +15,8 @@ class ChangeStageParams(Params):
 class ChangeStage(Action[ChangeStageParams]):
     key = "change_stage"
     title = "Change stage"
+    summary = "Moves the element to another stage of its pipeline."
+    gives = "the stage it moved to"
     group = "element"
     Params = ChangeStageParams
     outputs = ("stage",)

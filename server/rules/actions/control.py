@@ -24,6 +24,8 @@ class ControlParams(Params):
 class Control(Action[ControlParams]):
     key = "control"
     title = "Control"
+    summary = "Tells the responsible's supervisor (or people chosen) that the element got this far."
+    gives = "who was notified"
     group = "control"
     Params = ControlParams
     outputs = ("notified",)

@@ -42,6 +42,8 @@ async def _first_stage(pipeline: Pipeline) -> Stage | None:
 class ConvertLead(Action[ConvertLeadParams]):
     key = "convert_lead"
     title = "Create from (convert lead)"
+    summary = "Makes a deal (and contact, company) from a lead."
+    gives = "the new deal, contact and company"
     group = "element"
     Params = ConvertLeadParams
     outputs = ("deal_id", "contact_id", "company_id")

@@ -80,6 +80,8 @@ def contact_values(lead: Lead, params: ContactFieldsParams) -> dict[str, Any]:
 class CreateContactForLead(Action[ContactFieldsParams]):
     key = "create_contact_for_lead"
     title = "Create contact for lead"
+    summary = "Makes a contact from the name, email and phone a lead came with."
+    gives = "the new contact"
     group = "element"
     Params = ContactFieldsParams
     outputs = ("contact_id",)

@@ -30,6 +30,8 @@ def public_link(document: Document) -> str:
 class CreateDocument(Action[CreateDocumentParams]):
     key = "create_document"
     title = "Create CRM document"
+    summary = "Makes a numbered document (offer, invoice) from a template, with its PDF."
+    gives = "the document, its number and its public link"
     group = "documents"
     Params = CreateDocumentParams
     outputs = ("document_id", "number", "link")

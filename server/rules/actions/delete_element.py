@@ -11,6 +11,7 @@ class DeleteElementParams(Params):
 class DeleteElement(Action[DeleteElementParams]):
     key = "delete_element"
     title = "Delete element"
+    summary = "Deletes the element; its run log and timeline are kept."
     group = "element"
     Params = DeleteElementParams
     example = Example("Delete the element")

@@ -37,6 +37,8 @@ class FeedPostParams(Params):
 class PostToFeed(Action[FeedPostParams]):
     key = "feed_post"
     title = "Activity stream message"
+    summary = "Posts a message to the activity stream, for people, roles or everyone."
+    gives = "the post"
     group = "communication"
     Params = FeedPostParams
     outputs = ("post_id",)

@@ -36,6 +36,8 @@ class GenerateCodeParams(Params):
 class GenerateCode(Action[GenerateCodeParams]):
     key = "generate_code"
     title = "Generate code"
+    summary = "Makes a random code (a promo or booking code) for later rules to use."
+    gives = "the code"
     group = "element"
     Params = GenerateCodeParams
     outputs = ("code",)

@@ -7,6 +7,8 @@ from server.rules.actions.base import Example
 class HistoryEntry(AddComment):
     key = "history_entry"
     title = "History entry"
+    summary = "Adds an entry to the element's history."
+    gives = "the entry"
     group = "element"
     outputs = ("entry_id",)
     kind = "history"

@@ -23,6 +23,8 @@ ModifyElementParams = FieldMapParams
 class ModifyElement(Action[ModifyElementParams]):
     key = "modify_element"
     title = "Modify element"
+    summary = "Sets fields of the element to fixed values or placeholders."
+    gives = "whether a field changed"
     group = "element"
     Params = ModifyElementParams
     outputs = ("changed",)

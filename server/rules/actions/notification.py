@@ -36,6 +36,8 @@ class NotificationParams(Params):
 class Notify(Action[NotificationParams]):
     key = "notification"
     title = "Notification"
+    summary = "Sends a notification in the admin to the people chosen."
+    gives = "who was notified"
     group = "communication"
     Params = NotificationParams
     outputs = ("notified",)

@@ -7,6 +7,8 @@ from server.rules.actions.base import Example
 class ScheduleCall(CreateActivity):
     key = "schedule_call"
     title = "Schedule call"
+    summary = "Puts a call in the calendar of the responsible (or people chosen), who are notified."
+    gives = "the new call and when it starts"
     group = "communication"
     kind = "call"
     notifies = True

@@ -7,6 +7,8 @@ from server.rules.actions.base import Example
 class ScheduleMeeting(CreateActivity):
     key = "schedule_meeting"
     title = "Schedule meeting"
+    summary = "Puts a meeting in the calendar of the responsible (or people chosen), who are notified."
+    gives = "the new meeting (one per person) and when it starts"
     group = "communication"
     kind = "meeting"
     notifies = True

@@ -56,6 +56,8 @@ def text_of(html: str) -> str:
 class SendEmail(Action[SendEmailParams]):
     key = "send_email"
     title = "Send email"
+    summary = "Emails the client (or any address), from the outbox with retries."
+    gives = "the message and the address it went to"
     group = "communication"
     Params = SendEmailParams
     outputs = ("message_id", "to")

@@ -60,6 +60,8 @@ def text_hint(text: str) -> str:
 class SendSms(Action[SendSmsParams]):
     key = "send_sms"
     title = "Send SMS"
+    summary = "Texts the client's phone (or any number) through the SMS gateway, from the outbox."
+    gives = "the message and the number it went to"
     group = "communication"
     Params = SendSmsParams
     outputs = ("message_id", "to")

@@ -39,6 +39,8 @@ class TaskParams(Params):
 class CreateTask(Action[TaskParams]):
     key = "task"
     title = "Task"
+    summary = "Gives someone a task with a deadline; later rules can wait until it is closed."
+    gives = "the task, when it was closed and how the wait ended"
     group = "tasks"
     Params = TaskParams
     outputs = ("task_id", "closed_at", "ended_by")

@@ -29,6 +29,8 @@ class WaitParams(Params):
 class Wait(Action[WaitParams]):
     key = "wait"
     title = "Wait"
+    summary = "Holds the rules after it until the customer answers or the time runs out."
+    gives = "how the wait ended (answer or timeout) and the customer's activity"
     group = "control"
     Params = WaitParams
     outputs = ("ended_by", "activity")

@@ -62,6 +62,8 @@ S = TypeVar("S", bound=Settings)
 class TriggerType(Generic[S]):
     key: ClassVar[str]
     title: ClassVar[str]
+    summary: ClassVar[str] = ""  # one line for the catalogue: when it fires
+    gives: ClassVar[str] = ""  # what its conditions may compare (data_fields), in words
     event: ClassVar[str]  # a member of EVENTS
     Settings: type[S]
     data_fields: ClassVar[tuple[str, ...]] = ()  # event.<name> a condition may compare

@@ -12,6 +12,8 @@ class ChatMessageSettings(Settings):
 class ChatMessage(TriggerType[ChatMessageSettings]):
     key = "chat_message"
     title = "Chat message"
+    summary = "A chat message from the element's client comes in."
+    gives = "who wrote and the text"
     event = CHAT_MESSAGE
     Settings = ChatMessageSettings
     data_fields = ("from", "text")

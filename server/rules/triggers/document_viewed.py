@@ -6,6 +6,8 @@ from server.rules.triggers.base import DOCUMENT_VIEWED, Event, NoSettings, Trigg
 class DocumentViewed(TriggerType[NoSettings]):
     key = "document_viewed"
     title = "Document viewed"
+    summary = "The customer opens the public link of one of the element's documents."
+    gives = "the document and its number"
     event = DOCUMENT_VIEWED
     Settings = NoSettings
     data_fields = ("document_id", "number")

@@ -12,6 +12,8 @@ class EmailOpenedSettings(Settings):
 class EmailOpened(TriggerType[EmailOpenedSettings]):
     key = "email_opened"
     title = "Email opened"
+    summary = "The customer opens an email we sent about the element."
+    gives = "the email's subject"
     event = EMAIL_OPENED
     Settings = EmailOpenedSettings
     data_fields = ("subject", "message_id")

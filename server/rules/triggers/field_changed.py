@@ -14,6 +14,8 @@ class FieldChangedSettings(Settings):
 class FieldChanged(TriggerType[FieldChangedSettings]):
     key = "field_changed"
     title = "Field changed"
+    summary = "A field you pick changes on the element."
+    gives = "the field, its old and its new value"
     event = FIELD_CHANGED
     Settings = FieldChangedSettings
     data_fields = ("field", "old", "new")

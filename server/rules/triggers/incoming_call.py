@@ -12,6 +12,8 @@ class IncomingCallSettings(Settings):
 class IncomingCall(TriggerType[IncomingCallSettings]):
     key = "incoming_call"
     title = "Incoming call"
+    summary = "The element's client calls in (reported by the telephony webhook)."
+    gives = "the numbers, the call's length and its recording"
     event = CALL
     Settings = IncomingCallSettings
     data_fields = ("direction", "from", "to", "duration_s", "recording_url")

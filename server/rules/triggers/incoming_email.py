@@ -13,6 +13,8 @@ class IncomingEmailSettings(Settings):
 class IncomingEmail(TriggerType[IncomingEmailSettings]):
     key = "incoming_email"
     title = "Incoming email"
+    summary = "An email from the element's client arrives."
+    gives = "the sender, subject and text"
     event = EMAIL_RECEIVED
     Settings = IncomingEmailSettings
     data_fields = ("from", "subject", "text", "message_id")

@@ -12,6 +12,8 @@ class LinkClickedSettings(Settings):
 class LinkClicked(TriggerType[LinkClickedSettings]):
     key = "link_clicked"
     title = "Link clicked"
+    summary = "The customer clicks a tracked link in an email about the element."
+    gives = "the link and the email's subject"
     event = LINK_CLICKED
     Settings = LinkClickedSettings
     data_fields = ("url", "subject", "message_id")

@@ -12,6 +12,8 @@ class MissedCallSettings(Settings):
 class MissedCall(TriggerType[MissedCallSettings]):
     key = "missed_call"
     title = "Missed call"
+    summary = "A call with the element's client is missed."
+    gives = "the numbers and the recording"
     event = CALL
     Settings = MissedCallSettings
     data_fields = ("direction", "from", "to", "duration_s", "recording_url")

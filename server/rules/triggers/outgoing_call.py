@@ -12,6 +12,8 @@ class OutgoingCallSettings(Settings):
 class OutgoingCall(TriggerType[OutgoingCallSettings]):
     key = "outgoing_call"
     title = "Outgoing call"
+    summary = "Someone calls the element's client (reported by the telephony webhook)."
+    gives = "the numbers, the call's length and its recording"
     event = CALL
     Settings = OutgoingCallSettings
     data_fields = ("direction", "from", "to", "duration_s", "recording_url")

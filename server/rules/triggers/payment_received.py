@@ -13,6 +13,8 @@ class PaymentReceivedSettings(Settings):
 class PaymentReceived(TriggerType[PaymentReceivedSettings]):
     key = "payment_received"
     title = "Payment received"
+    summary = "A payment for the element is recorded."
+    gives = "the amount, currency and reference"
     event = PAYMENT_RECEIVED
     Settings = PaymentReceivedSettings
     data_fields = ("amount", "currency", "reference", "payment_id")

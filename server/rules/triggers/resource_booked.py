@@ -6,6 +6,8 @@ from server.rules.triggers.base import Event, NoSettings, RESOURCE_BOOKED, Trigg
 class ResourceBooked(TriggerType[NoSettings]):
     key = "resource_booked"
     title = "Resource booked"
+    summary = "A resource is booked for the element."
+    gives = "the resource, service and the booked time"
     event = RESOURCE_BOOKED
     Settings = NoSettings
     data_fields = ("booking_id", "resource", "service", "field", "start_at", "end_at")  # rules/bookings.booked_event

@@ -6,6 +6,8 @@ from server.rules.triggers.base import Event, NoSettings, RESPONSIBLE_CHANGED, T
 class ResponsibleChanged(TriggerType[NoSettings]):
     key = "responsible_changed"
     title = "Responsible changed"
+    summary = "The element gets another responsible."
+    gives = "the old and the new responsible"
     event = RESPONSIBLE_CHANGED
     Settings = NoSettings
     data_fields = ("old", "new")

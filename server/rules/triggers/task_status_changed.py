@@ -13,6 +13,8 @@ class TaskStatusChangedSettings(Settings):
 class TaskStatusChanged(TriggerType[TaskStatusChangedSettings]):
     key = "task_status_changed"
     title = "Task status changed"
+    summary = "A task of the element changes status (done, closed…)."
+    gives = "the task, its new and its old status"
     event = TASK_STATUS_CHANGED
     Settings = TaskStatusChangedSettings
     data_fields = ("task_id", "title", "status", "old_status")

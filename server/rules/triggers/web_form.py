@@ -12,6 +12,8 @@ class WebFormSettings(Settings):
 class WebForm(TriggerType[WebFormSettings]):
     key = "web_form"
     title = "Web form submitted"
+    summary = "The element's client submits a web form."
+    gives = "the form and its fields"
     event = FORM_SUBMITTED
     Settings = WebFormSettings
     data_fields = ("form", "fields")

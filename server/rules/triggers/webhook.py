@@ -6,6 +6,8 @@ from server.rules.triggers.base import Event, NoSettings, TriggerExample, Trigge
 class Webhook(TriggerType[NoSettings]):
     key = "webhook"
     title = "Inbound webhook"
+    summary = "Another system posts to the trigger's own secret URL."
+    gives = "the JSON it posted"
     event = WEBHOOK
     Settings = NoSettings
     data_fields = ("payload",)
