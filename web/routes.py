@@ -5,7 +5,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from web import auth, board, bookings, channels, documents, elements, people, pipelines, rules, triggers
+from web import auth, board, bookings, channels, clients, documents, elements, people, pipelines, rules, triggers, work
 from web.guard import page
 from web.templating import HERE
 
@@ -29,6 +29,8 @@ def admin() -> Mount:
         *triggers.routes,
         *elements.routes,
         *people.routes,
+        *work.routes,
+        *clients.routes,
         *channels.routes,
         *documents.routes,
         *bookings.routes,
