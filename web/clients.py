@@ -45,8 +45,9 @@ async def client_page(request: Request) -> Response:
     client = await (clients.get_contact(ident, actor=actor) if kind == "contact"
                     else clients.get_company(ident, actor=actor))
     company = None
-    if kind == "contact" and client.company_id:
-        company = await clients.get_company(client.company_id, actor=actor)
+    company_id = getattr(client, "company_id", None)
+    if company_id:
+        company = await clients.get_company(company_id, actor=actor)
     people = await users.users_by_id([client.responsible_id] if client.responsible_id else [], actor=actor)
     linked = await clients.client_elements(kind, ident, actor=actor)
     contacts = await clients.list_company_contacts(ident, actor=actor) if kind == "company" else []

@@ -10,7 +10,7 @@ and nothing is saved.
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from server.db import transaction
+from server.db import column, transaction
 from server.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from server.kinds import AddressKind
 from server.models import Company, Contact, Deal, DealContact, Lead
@@ -186,12 +186,12 @@ def _model_of(kind: str) -> type[Contact] | type[Company]:
 async def _candidate_ids(actor: Actor, kind: str) -> set[int]:
     """What an employee may see: their own clients and those linked to their leads and deals (as visible_clients)."""
     model = _model_of(kind)
-    ids = set(await model.filter(responsible_id=actor.user_id).values_list("id", flat=True))
+    ids: set[int] = set(await column(model.filter(responsible_id=actor.user_id), "id"))
     field = f"{kind}_id"
     for element_model in (Lead, Deal) if kind == "company" else (Lead,):
-        ids |= {i for i in await element_model.filter(responsible_id=actor.user_id).values_list(field, flat=True) if i}
+        ids |= {i for i in await column(element_model.filter(responsible_id=actor.user_id), field) if i}
     if kind == "contact":
-        ids |= set(await DealContact.filter(deal__responsible_id=actor.user_id).values_list("contact_id", flat=True))
+        ids |= set(await column(DealContact.filter(deal__responsible_id=actor.user_id), "contact_id"))
     return ids
 
 
@@ -208,8 +208,8 @@ async def list_clients(kind: str, *, actor: Acting, search: str | None = None, f
 
 async def client_elements(kind: str, client_id: int, *, actor: Acting) -> dict[str, list[Any]]:
     """The leads and deals of a contact or company that the actor may see, newest first: {"lead": …, "deal": …}."""
-    model = _model_of(kind)
-    await _get(model, client_id, actor=actor)
+    _model_of(kind)
+    await (get_contact(client_id, actor=actor) if kind == "contact" else get_company(client_id, actor=actor))
     scope = element_scope(actor)
     if kind == "company":
         leads = Lead.filter(company_id=client_id, **scope)
