@@ -291,15 +291,17 @@ async def close_task(task_id: int, *, actor: Acting) -> Task:
         task.status = "closed"
         task.closed_at = clock.utcnow()
         await task.save()
+        # The rule waiting for this task goes on first: it got what it waited for, even when a trigger below
+        # then moves the element on (the demo's "Contract task closed"), which would otherwise cancel it.
+        if task.rule_run_id is not None:
+            run = await RuleRun.get_or_none(id=task.rule_run_id, status="waiting")
+            if run is not None:
+                await engine.release_waiting(run, ended_by="task closed", outputs={"closed_at": task.closed_at.isoformat()})
         if task.element_type and task.element_id:
             await engine.fire_triggers(Occurrence(
                 Event(TASK_STATUS_CHANGED, {"task_id": task.id, "title": task.title, "status": "closed",
                                             "old_status": old_status}),
                 element_type=task.element_type, element_id=task.element_id))
-        if task.rule_run_id is not None:
-            run = await RuleRun.get_or_none(id=task.rule_run_id, status="waiting")
-            if run is not None:
-                await engine.release_waiting(run, ended_by="task closed", outputs={"closed_at": task.closed_at.isoformat()})
     return task
 
 
