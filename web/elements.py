@@ -158,13 +158,17 @@ def current_values(fields: list[elements.EditableField], element: Any, zone: str
 
 def submitted_changes(fields: list[elements.EditableField], form: Any, before: dict[str, str],
                       zone: str | None) -> tuple[dict[str, str], dict[str, Any]]:
-    """What the form shows now (to give back on an error) and the changes to save: only fields whose input differs
-    from the value they were shown with, an empty input clearing the field."""
-    shown: dict[str, str] = {}
+    """What the form shows now (to give back on an error) and the changes to save: only fields on the form whose
+    input differs from the value they have now, an empty input clearing the field."""
+    shown: dict[str, str] = dict(before)
     changes: dict[str, Any] = {}
     for field in fields:
         if field.type == "bool":
+            if f"b.{field.code}" not in form:  # not on the form that was sent (a checkbox is absent when off)
+                continue
             text = "on" if form.get(f"f.{field.code}") else ""
+        elif f"f.{field.code}" not in form:
+            continue
         else:
             text = str(form.get(f"f.{field.code}") or "").strip()
         shown[field.code] = text
