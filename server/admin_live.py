@@ -9,7 +9,7 @@ no request slot of AdmissionControl (server/http.py: LIVE_PREFIX), as websockets
 """
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
@@ -23,17 +23,19 @@ SESSION_STREAM = 0  # the token id of a session's streams: the hub's per-token l
 KINDS = ("timeline",)
 
 
+_closing: set[asyncio.Task[None]] = set()  # streams being closed after their client went away
+
+
 def _notices(connection: live.Connection, element_type: str, element_id: int) -> AsyncIterator[bytes]:
     def accept(event: live.LiveEvent) -> bool:
         return event.element_type == element_type and event.element_id == element_id
 
     async def notices() -> AsyncIterator[bytes]:
-        events = live.stream(connection, accept, after=None, kinds=KINDS).__aiter__()
-        pending: asyncio.Task[live.LiveEvent] | None = None
+        events = live.stream(connection, accept, after=None, kinds=KINDS)
+        pending = asyncio.ensure_future(anext(events))
         try:
             yield b"retry: 2000\n: connected\n\n"
             while True:
-                pending = pending or asyncio.ensure_future(events.__anext__())
                 done, _ = await asyncio.wait({pending}, timeout=KEEP_ALIVE_S)
                 if not done:
                     yield b": keep-alive\n\n"
@@ -41,15 +43,20 @@ def _notices(connection: live.Connection, element_type: str, element_id: int) ->
                 try:
                     event = pending.result()
                 except (StopAsyncIteration, live.SubscriberTooSlow):
-                    return
-                finally:
-                    pending = None
+                    return  # the hub stopped, or this client fell too far behind: EventSource comes back
+                pending = asyncio.ensure_future(anext(events))
                 yield f"event: timeline\nid: {event.cursor}\ndata: {event.payload.get('id', '')}\n\n".encode()
         finally:
-            if pending is not None:
-                pending.cancel()
-            await events.aclose()  # type: ignore[attr-defined]
+            # No await here: the client is gone and this task is being cancelled. A read still waiting is cancelled
+            # (the hub's stream unsubscribes as the cancellation reaches it); a stream paused at a yield is closed
+            # in a task of its own.
             live.hub.close(connection)
+            if not pending.done():
+                pending.cancel()
+            elif isinstance(events, AsyncGenerator):
+                closing = asyncio.ensure_future(events.aclose())
+                _closing.add(closing)
+                closing.add_done_callback(_closing.discard)
 
     return notices()
 
