@@ -136,3 +136,41 @@ async def test_comments_and_the_live_timeline_in_the_browser(browser, server: Se
     await expect(page.get_by_label("Amount")).to_have_attribute("aria-invalid", "true")
     await expect(page.get_by_label("Contract number")).to_have_value("WS-1")
     await page.context.close()
+
+
+async def test_fields_and_the_client_pages_by_keyboard(browser, server: Server, admin: Admin) -> None:  # type: ignore[no-untyped-def]
+    from playwright.async_api import expect
+
+    from tests.web.test_admin_keyboard import audit, focused, press
+
+    page = await new_page(browser, server)
+    await log_in_browser(page, admin)
+    await page.goto("/admin/deals")
+    await page.get_by_role("link", name="Alpenblick: referral agreement", exact=True).click()
+    await page.evaluate("window.sameDocument = true")
+    await audit(page)
+    await page.locator("#move-submit").focus()
+    await tab_to(page, label="Contract number")
+    await page.keyboard.type("AB-7")
+    await tab_to(page, label="Save fields")
+    await page.keyboard.press("Enter")
+    await expect(page.locator("#fields .saved")).to_have_text("Saved.")
+    assert (await focused(page))["id"] == "fields-save", "focus stays on the Save button after the swap"
+    assert await page.evaluate("window.sameDocument === true"), "the page was reloaded"
+    await expect(page.get_by_label("Contract number")).to_have_value("AB-7")
+
+    await tab_to(page, label="Alpenblick Hotels AG")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Alpenblick Hotels AG")).to_be_visible()
+    await audit(page)
+    await tab_to(page, label="Eva Gruber")
+    await page.keyboard.press("Enter")
+    await expect(page.get_by_role("heading", name="Eva Gruber")).to_be_visible()
+    await audit(page)
+    await page.goto("/admin/contacts")
+    await tab_to(page, label="Search by name")
+    await page.keyboard.type("gruber")
+    await press(page, "Enter")
+    await expect(page.locator(".client-list li")).to_have_count(1)
+    await audit(page)
+    await page.context.close()
