@@ -11,6 +11,8 @@ from server.services import activities
 from server.services.access import Actor
 from tests.support import ClockControl, make_user
 
+pytestmark = pytest.mark.production_backend
+
 # 22:30 UTC is 23:30 in Berlin (winter): half an hour of Berlin's day is left.
 NOW = datetime(2026, 12, 1, 22, 30, tzinfo=UTC)
 
