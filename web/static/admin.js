@@ -56,6 +56,11 @@ function listenToTimeline() {
   stream.addEventListener("timeline", () => {
     fetching = (fetching || Promise.resolve()).then(refresh).catch(() => {});
   });
-  stream.addEventListener("open", () => document.documentElement.dataset.timelineLive = "yes");
+  let opened = false;
+  stream.addEventListener("open", () => {
+    if (opened) fetching = (fetching || Promise.resolve()).then(refresh).catch(() => {});  // what came while away
+    opened = true;
+    document.documentElement.dataset.timelineLive = "yes";
+  });
 }
 document.addEventListener("DOMContentLoaded", listenToTimeline);
