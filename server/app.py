@@ -10,7 +10,7 @@ from starlette.middleware import Middleware
 from starlette.routing import Route, WebSocketRoute
 from tortoise.contrib.starlette import RegisterTortoise
 
-from server import clock, database, documents_routes, live, operations_routes, tracking_routes
+from server import admin_live, clock, database, documents_routes, live, operations_routes, tracking_routes
 from server.calendar_feed import calendar_feed
 from server.config import settings
 from server.hooks_routes import trigger_webhook, webhook
@@ -98,6 +98,7 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
         Route("/", admin_root),
+        Route("/admin/live/{plural:str}/{element_id:int}", admin_live.timeline_stream),  # before the admin's mount
         admin(),
     ]
     config = settings()

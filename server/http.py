@@ -307,6 +307,11 @@ def _is_mutation(body: bytes) -> bool:
     return any(op.operation == OperationType.MUTATION for op in chosen[:1])
 
 
+# The admin's live streams (server/admin_live.py) stay open like websockets and, like them, are bounded by the hub's
+# per-user limit instead of holding a request slot for as long as a page is open.
+LIVE_PREFIX = "/admin/live/"
+
+
 class AdmissionControl:
     """At most `max_inflight` HTTP requests at once in this process; one more waits up to `wait_ms` for a turn,
     then gets 503 with Retry-After before anything of it ran, so latency stays bounded under overload and
@@ -359,7 +364,7 @@ class AdmissionControl:
         await self.app(scope, receive, send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS:
+        if scope["type"] != "http" or scope["path"] in EXEMPT_PATHS or scope["path"].startswith(LIVE_PREFIX):
             await self.app(scope, receive, send)
             return
         if self.slots is None:

@@ -18,7 +18,7 @@ LAYERS: dict[str, tuple[str, ...]] = {
     # server.events as the after-commit publisher, so nothing below it needs to know it exists.
     "faces": ("server.schema", "server.workers", "web", "server.http", "server.calendar_feed", "server.live",
               "server.hooks_routes", "server.mailin", "server.tracking_routes", "server.documents_routes",
-              "server.operations_routes"),
+              "server.operations_routes", "server.admin_live"),
     "services": ("server.services",),
     # The channels (outbox, delivery, transports, inbound parsing) sit beside the engine: rules send through
     # the outbox, and nothing in them knows a face.

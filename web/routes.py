@@ -6,8 +6,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from web import (
-    auth, board, bookings, channels, documents, dry_runs, elements, kanban, operations, people, pipelines, rules,
-    triggers,
+    auth, board, bookings, channels, clients, documents, dry_runs, elements, kanban, operations, people, pipelines,
+    rules, triggers, work,
 )
 from web.guard import page
 from web.templating import HERE
@@ -33,6 +33,8 @@ def admin() -> Mount:
         *kanban.routes,
         *elements.routes,
         *people.routes,
+        *work.routes,
+        *clients.routes,
         *channels.routes,
         *documents.routes,
         *bookings.routes,

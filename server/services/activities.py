@@ -1,12 +1,14 @@
 """Activities (calls, meetings, to-dos): lists per user and per element, completion, and the calendar feed."""
 
 import secrets
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from server import clock
 from server.errors import Forbidden, NotFound, ValidationFailed
 from server.models import ELEMENT_MODELS, Activity, User, model_for
-from server.services import bookings, calendar
+from server.services import bookings, calendar, elements
 from server.services.access import Acting, Actor, require_element
 
 # The feed lists activities from this far back (and everything after).
@@ -58,6 +60,69 @@ async def complete_activity(activity_id: int, *, actor: Acting) -> Activity:
     activity.sequence += 1
     await activity.save(update_fields=["completed", "completed_at", "sequence", "updated_at"])
     return activity
+
+
+# ---------------------------------------------------------------- my work
+
+WORK_KINDS = ("task", "call", "meeting", "activity", "todo")
+WORK_GROUPS = ("overdue", "today", "later")
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One open piece of a user's work: a task (due at its deadline) or an activity (due at its start)."""
+
+    kind: str  # task, or an activity's kind
+    id: int
+    title: str
+    due_at: datetime | None
+    element_type: str | None
+    element_id: int | None
+    important: bool = False
+
+
+def zone_named(name: str | None) -> ZoneInfo:
+    """A user's time zone; UTC for an empty or unknown name."""
+    try:
+        return ZoneInfo(name or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def due_group(due_at: datetime | None, now: datetime, zone: ZoneInfo) -> str:
+    """overdue (before now), today (before midnight in `zone`), or later (another day, or no due time)."""
+    if due_at is None:
+        return "later"
+    due = due_at if due_at.tzinfo else due_at.replace(tzinfo=UTC)
+    if due < now:
+        return "overdue"
+    midnight = datetime.combine(now.astimezone(zone).date() + timedelta(days=1), datetime.min.time(), zone)
+    return "today" if due < midnight else "later"
+
+
+async def open_work(
+    user_id: int, *, actor: Acting, zone: str | None, kind: str | None = None, limit: int = 200
+) -> dict[str, list[WorkItem]]:
+    """A user's open tasks and uncompleted activities in WORK_GROUPS, "today" meaning the day in `zone`,
+    each group by due time. Users see their own; managers and admins anyone's."""
+    if kind is not None and kind not in WORK_KINDS:
+        raise ValidationFailed.one("kind", f"must be one of {', '.join(WORK_KINDS)}")
+    _require_user_or_all(actor, user_id)
+    items: list[WorkItem] = []
+    if kind in (None, "task"):
+        items += [WorkItem("task", t.id, t.title, t.deadline, t.element_type, t.element_id, t.priority == "high")
+                  for t in await elements.open_tasks_for_user(user_id, actor=actor, limit=limit)]
+    if kind != "task":
+        query = Activity.filter(responsible_id=user_id, completed=False)
+        if kind is not None:
+            query = query.filter(kind=kind)
+        items += [WorkItem(a.kind, a.id, a.subject, a.start_at, a.element_type, a.element_id, a.important)
+                  for a in await query.order_by("start_at", "id").limit(limit)]
+    now, where = clock.utcnow(), zone_named(zone)
+    groups: dict[str, list[WorkItem]] = {group: [] for group in WORK_GROUPS}
+    for item in sorted(items, key=lambda i: (i.due_at is None, i.due_at or now, i.kind, i.id)):
+        groups[due_group(item.due_at, now, where)].append(item)
+    return groups
 
 
 # ---------------------------------------------------------------- the calendar feed

@@ -10,17 +10,18 @@ and nothing is saved.
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from server.db import transaction
+from server.db import column, transaction
 from server.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from server.kinds import AddressKind
-from server.models import Company, Contact
+from server.models import Company, Contact, Deal, DealContact, Lead
 from server.rules import clients, elements
 from server.rules.clients import ADDRESS_MAX_LENGTH, MAX_ADDRESSES, Address
-from server.services.access import Acting, Actor, visible_clients
+from server.services.access import Acting, Actor, element_scope, visible_clients
 
 __all__ = [
     "ADDRESS_MAX_LENGTH", "MAX_ADDRESSES", "Address", "ClientInput", "create_company", "create_contact",
-    "get_company", "get_contact", "update_company", "update_contact",
+    "client_elements", "element_clients", "list_company_contacts", "get_company", "get_contact", "list_clients", "update_company",
+    "update_contact",
 ]
 
 _Client = TypeVar("_Client", Contact, Company)
@@ -169,3 +170,72 @@ async def update_contact(contact_id: int, data: ClientInput, *, actor: Acting) -
 
 async def update_company(company_id: int, data: ClientInput, *, actor: Acting) -> Company:
     return await _update(Company, company_id, data, actor=actor)
+
+
+# ---------------------------------------------------------------- lists and links, for the admin's pages
+
+LIST_MAX = 200
+
+
+def _model_of(kind: str) -> type[Contact] | type[Company]:
+    if kind not in ("contact", "company"):
+        raise ValidationFailed.one("kind", f"'{kind}' is not contact or company")
+    return Contact if kind == "contact" else Company
+
+
+async def _candidate_ids(actor: Actor, kind: str) -> set[int]:
+    """What an employee may see: their own clients and those linked to their leads and deals (as visible_clients)."""
+    model = _model_of(kind)
+    ids: set[int] = set(await column(model.filter(responsible_id=actor.user_id), "id"))
+    field = f"{kind}_id"
+    for element_model in (Lead, Deal) if kind == "company" else (Lead,):
+        ids |= {i for i in await column(element_model.filter(responsible_id=actor.user_id), field) if i}
+    if kind == "contact":
+        ids |= set(await column(DealContact.filter(deal__responsible_id=actor.user_id), "contact_id"))
+    return ids
+
+
+async def list_clients(kind: str, *, actor: Acting, search: str | None = None, first: int = LIST_MAX) -> list[Any]:
+    """Contacts or companies the actor may see, by name, at most `first` (≤ LIST_MAX)."""
+    model = _model_of(kind)
+    query = model.all()
+    if isinstance(actor, Actor) and not actor.sees_all_elements:
+        query = query.filter(id__in=list(await _candidate_ids(actor, kind)))
+    if search:
+        query = query.filter(name__icontains=search)
+    return list(await query.order_by("name", "id").limit(min(first, LIST_MAX)))
+
+
+async def client_elements(kind: str, client_id: int, *, actor: Acting) -> dict[str, list[Any]]:
+    """The leads and deals of a contact or company that the actor may see, newest first: {"lead": …, "deal": …}."""
+    _model_of(kind)
+    await (get_contact(client_id, actor=actor) if kind == "contact" else get_company(client_id, actor=actor))
+    scope = element_scope(actor)
+    if kind == "company":
+        leads = Lead.filter(company_id=client_id, **scope)
+        deals = Deal.filter(company_id=client_id, **scope)
+    else:
+        leads = Lead.filter(contact_id=client_id, **scope)
+        deals = Deal.filter(contact_links__contact_id=client_id, **scope)
+    return {"lead": list(await leads.order_by("-id").limit(LIST_MAX)),
+            "deal": list(await deals.order_by("-id").limit(LIST_MAX))}
+
+
+async def element_clients(element_type: str, element: Any, *, actor: Acting) -> tuple[list[Contact], Company | None]:
+    """The contacts (a deal's in order) and the company of a lead or deal the actor has already been allowed
+    to see: linked clients are visible to whoever sees the element (access.visible_clients)."""
+    if element_type == "deal":
+        links = await DealContact.filter(deal_id=element.id).order_by("position", "id").prefetch_related("contact")
+        contacts = [link.contact for link in links]
+    else:
+        contacts = [c for c in [await Contact.get_or_none(id=element.contact_id)] if c] if element.contact_id else []
+    company = await Company.get_or_none(id=element.company_id) if element.company_id else None
+    return contacts, company
+
+
+async def list_company_contacts(company_id: int, *, actor: Acting) -> list[Contact]:
+    """The contacts working for a company, those the actor may see, by name."""
+    await _get(Company, company_id, actor=actor)
+    rows = await Contact.filter(company_id=company_id).order_by("name", "id").limit(LIST_MAX)
+    visible = await visible_clients(actor, "contact", {c.id for c in rows})
+    return [c for c in rows if c.id in visible]

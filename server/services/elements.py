@@ -1,6 +1,7 @@
 """Leads and deals: create, change, move, delete, list; customer activity and tasks that end waits."""
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from server import clock
@@ -9,6 +10,7 @@ from server.errors import FieldError, Forbidden, NotFound, ValidationFailed
 from server.models import (
     AuditEntry,
     CustomerActivity,
+    CustomField,
     DealContact,
     Element,
     Pipeline,
@@ -102,6 +104,33 @@ async def _require_linkable(actor: Acting, changes: dict[str, Any], contact_ids:
                    for k, field, ident in sorted(wanted, key=lambda w: w[1]) if k == kind and ident not in visible]
     if errors:
         raise ValidationFailed(errors)
+
+
+@dataclass(frozen=True)
+class EditableField:
+    """A field of a lead or deal as a form shows it: its code, label, type (rules/elements.coerce_value's
+    words: string, text, money, number, currency, bool, date, datetime, select, user, contact, company) and
+    its choices for a select."""
+
+    code: str
+    label: str
+    type: str
+    options: list[Any]
+    custom: bool
+
+
+READ_ONLY_TYPES = ("booking",)  # set through their own actions, not a field form
+
+
+async def editable_fields(element_type: str) -> list[EditableField]:
+    """Every field a person may change on a lead or deal, built-in first, then custom ones by name."""
+    builtin = elements.BUILTIN_FIELDS[element_type]
+    names = {c.code: c.name for c in await CustomField.filter(entity_type=element_type)}
+    found = [EditableField(code, names.get(code) or code.replace("_", " ").capitalize(), kind, options,
+                           code not in builtin)
+             for code, (kind, options) in (await elements.field_types(element_type)).items()
+             if kind not in READ_ONLY_TYPES]
+    return sorted(found, key=lambda f: (f.custom, 0 if f.code == "title" else 1, f.label.lower() if f.custom else ""))
 
 
 async def get_element(element_type: str, element_id: int, *, actor: Acting) -> Element:
@@ -219,6 +248,19 @@ async def tasks(element_type: str, element_id: int, *, actor: Acting, first: int
     return await oldest_first(query, first=first, after=after)
 
 
+async def open_tasks_for_user(user_id: int, *, actor: Acting, limit: int = 200) -> list[Task]:
+    """A user's open tasks (they are responsible or a participant), by deadline, those without one last.
+    Users see their own; managers and admins anyone's."""
+    if isinstance(actor, Actor) and actor.user_id != user_id and not actor.sees_all_elements:
+        raise Forbidden("you may only see your own tasks")
+    responsible = await Task.filter(status="open", responsible_id=user_id).order_by("deadline", "id").limit(limit)
+    # participants is a JSON list: few open tasks per instance, so they are read and filtered here
+    shared = [t for t in await Task.filter(status="open").exclude(responsible_id=user_id).limit(10 * limit)
+              if user_id in (t.participants or [])]
+    found = responsible + shared[: max(0, limit - len(responsible))]
+    return sorted(found, key=lambda t: (t.deadline is None, t.deadline or t.created_at, t.id))
+
+
 async def record_customer_activity(
     element_type: str, element_id: int, *, kind: str, text: str = "", actor: Acting
 ) -> CustomerActivity:
@@ -249,15 +291,17 @@ async def close_task(task_id: int, *, actor: Acting) -> Task:
         task.status = "closed"
         task.closed_at = clock.utcnow()
         await task.save()
+        # The rule waiting for this task goes on first: it got what it waited for, even when a trigger below
+        # then moves the element on (the demo's "Contract task closed"), which would otherwise cancel it.
+        if task.rule_run_id is not None:
+            run = await RuleRun.get_or_none(id=task.rule_run_id, status="waiting")
+            if run is not None:
+                await engine.release_waiting(run, ended_by="task closed", outputs={"closed_at": task.closed_at.isoformat()})
         if task.element_type and task.element_id:
             await engine.fire_triggers(Occurrence(
                 Event(TASK_STATUS_CHANGED, {"task_id": task.id, "title": task.title, "status": "closed",
                                             "old_status": old_status}),
                 element_type=task.element_type, element_id=task.element_id))
-        if task.rule_run_id is not None:
-            run = await RuleRun.get_or_none(id=task.rule_run_id, status="waiting")
-            if run is not None:
-                await engine.release_waiting(run, ended_by="task closed", outputs={"closed_at": task.closed_at.isoformat()})
     return task
 
 

@@ -49,3 +49,35 @@ document.addEventListener("click", async (event) => {
     button.textContent = "Select and copy";  // no clipboard (plain http): the text is selected
   }
 });
+
+// The live timeline: a list with data-live listens to the server's stream (Server-Sent Events) and, on each
+// notice, fetches its own fragment again (data-refresh) and puts it in place. One stream per page; EventSource
+// reconnects by itself after a drop.
+function listenToTimeline() {
+  const list = document.querySelector("[data-live]");
+  if (!list || window.__timelineStream) return;
+  const stream = new EventSource(list.dataset.live);
+  window.__timelineStream = stream;
+  let fetching = null;
+  const refresh = async () => {
+    const current = document.querySelector("[data-live]");
+    if (!current) return;
+    const answer = await fetch(current.dataset.refresh, {headers: {"HX-Request": "true"}, credentials: "same-origin"});
+    if (!answer.ok) return;
+    const holder = document.createElement("div");
+    holder.innerHTML = await answer.text();
+    const fresh = holder.querySelector("[data-live]");
+    const now = document.querySelector("[data-live]");
+    if (fresh && now) now.replaceWith(fresh);
+  };
+  stream.addEventListener("timeline", () => {
+    fetching = (fetching || Promise.resolve()).then(refresh).catch(() => {});
+  });
+  let opened = false;
+  stream.addEventListener("open", () => {
+    if (opened) fetching = (fetching || Promise.resolve()).then(refresh).catch(() => {});  // what came while away
+    opened = true;
+    document.documentElement.dataset.timelineLive = "yes";
+  });
+}
+document.addEventListener("DOMContentLoaded", listenToTimeline);
