@@ -8,6 +8,7 @@ from server.config import settings
 from server.db import transaction
 from server.kinds import RunStatus
 from server.models import RuleRun
+from server.rules import pausing
 from server.rules.engine import advance_lane, run_event
 
 # Expired or orphaned runs are recovered this many at a time, each page its own transaction, until none is left.
@@ -26,7 +27,12 @@ async def queued_lease_until(now: datetime, *, joining: int) -> datetime:
 
 async def _claim(query: Any, limit: int) -> list[int]:
     now = clock.utcnow()
+    paused = await pausing.paused_rule_ids()
+    if paused:  # their due runs wait, not claimed, until the rule is resumed
+        query = query.exclude(rule_id__in=paused)
     async with transaction():
+        if paused:
+            await pausing.hold(paused, now)
         # `.only("id")`, not `values_list`: Tortoise drops FOR UPDATE from a values query.
         rows = await (
             query.filter(due_at__lte=now).order_by("due_at", "id").limit(limit)
