@@ -3,6 +3,8 @@ whose last runs all failed pauses itself and tells the admins."""
 
 from datetime import datetime
 
+from tortoise.expressions import Q
+
 from server import clock
 from server.config import settings
 from server.kinds import RunStatus
@@ -24,8 +26,8 @@ async def paused_rule_ids() -> list[int]:
 async def hold(paused: list[int], now: datetime) -> None:
     """Due runs of paused rules are not claimed: say why they wait (once per run, not on every poll)."""
     for rule in await Rule.filter(id__in=paused).only("id", "pause_reason"):
-        await RuleRun.filter(rule_id=rule.id, status=RunStatus.scheduled, due_at__lte=now).exclude(
-            reason=rule.pause_reason).update(reason=rule.pause_reason)
+        await RuleRun.filter(Q(reason__isnull=True) | ~Q(reason=rule.pause_reason), rule_id=rule.id,
+                             status=RunStatus.scheduled, due_at__lte=now).update(reason=rule.pause_reason)
 
 
 async def pause(rule: Rule, *, reason: str, by_id: int | None) -> bool:
