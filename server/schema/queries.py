@@ -36,6 +36,7 @@ from server.schema.types import (
 from server.schema.messages import MessageQuery
 from server.schema.documents import DocumentQuery
 from server.schema.bookings import BookingQuery
+from server.schema.revisions import RevisionQuery
 from server.schema.triggers import TriggerQuery
 from server.schema.work import WorkQuery
 from server.services import clients as client_service
@@ -77,7 +78,7 @@ async def _lookup(
 
 
 @strawberry.type
-class Query(WorkQuery, MessageQuery, TriggerQuery, DocumentQuery, BookingQuery):
+class Query(WorkQuery, MessageQuery, TriggerQuery, DocumentQuery, BookingQuery, RevisionQuery):
     @strawberry.field(description="The user the API token acts as.")
     async def me(self, info: Info) -> User:
         actor = actor_of(info)
