@@ -5,7 +5,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from web import auth, board, bookings, channels, documents, elements, people, pipelines, rules, triggers
+from web import auth, board, bookings, channels, documents, elements, history, people, pipelines, rules, triggers
 from web.guard import page
 from web.templating import HERE
 
@@ -27,6 +27,7 @@ def admin() -> Mount:
         *board.routes,
         *rules.routes,
         *triggers.routes,
+        *history.routes,
         *elements.routes,
         *people.routes,
         *channels.routes,
