@@ -3,7 +3,7 @@ whose last runs all failed pauses itself and tells the admins."""
 
 from datetime import datetime
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 
 from server import clock
 from server.config import settings
@@ -13,6 +13,11 @@ from server.rules import dispatch, notifications
 
 # Runs that count for "failed N times in a row": finished by acting (a cancelled run did not try).
 TRIED = (RunStatus.succeeded, RunStatus.failed, RunStatus.skipped, RunStatus.stopped)
+
+
+def paused() -> Subquery:
+    """The ids of paused rules, as a subquery of the claim's own statement."""
+    return Subquery(Rule.filter(paused_at__not_isnull=True).values("id"))
 
 
 def when(at: datetime) -> str:
