@@ -1,5 +1,7 @@
 """Pausing a rule: its due runs wait with the reason shown and go on resume; failures in a row pause it."""
 
+import pytest
+
 from server.actor import SYSTEM
 from server.errors import TransientActionError
 from server.kinds import Role, RunStatus
@@ -11,6 +13,7 @@ from tests.rules.test_engine import comments
 from tests.support import add_rule, make_pipeline, make_user, wait_for_runs, wait_until
 
 
+@pytest.mark.production_backend
 async def test_runs_due_while_a_rule_is_paused_wait_with_the_reason_and_go_on_resume(db):
     maria = await make_user("Maria", role="admin")
     actor = Actor(user_id=maria.id, role=Role.admin)
@@ -92,6 +95,7 @@ async def test_a_success_between_failures_does_not_pause(db, monkeypatch):
     assert (await Rule.get(id=rule.id)).paused_at is None
 
 
+@pytest.mark.production_backend
 async def test_pausing_twice_or_resuming_a_running_rule_says_so(db):
     from server.errors import ValidationFailed
 

@@ -113,6 +113,7 @@ async def test_one_failed_run_is_re_run_once_with_the_rule_as_it_is_now(db, peer
         await rerun_service.rerun_run(new.id, actor=SYSTEM)
 
 
+@pytest.mark.production_backend
 async def test_a_rule_added_later_is_backfilled_onto_the_elements_already_in_its_stage(db, monkeypatch):
     from server import config
 

@@ -1,5 +1,7 @@
 """Revisions of a stage: every change to its rules or triggers, who made it, the diff between two, rollback."""
 
+import pytest
+
 from server.actor import SYSTEM
 from server.models import Rule, Trigger
 from server.rules.revisions import FieldChange
@@ -19,6 +21,7 @@ async def admin() -> Actor:
     return Actor(user_id=user.id, role=Role.admin)
 
 
+@pytest.mark.production_backend
 async def test_a_rule_changed_three_times_has_three_revisions_a_diff_and_a_rollback(db):
     maria = await admin()
     _, stages = await make_pipeline()
@@ -51,6 +54,7 @@ async def test_a_rule_changed_three_times_has_three_revisions_a_diff_and_a_rollb
     assert await comments(before.id) == ["v1"]
 
 
+@pytest.mark.production_backend
 async def test_a_deleted_rule_comes_back_with_its_id_and_a_newer_rule_goes(db):
     _, stages = await make_pipeline()
     offer = stages["offer"]
@@ -68,6 +72,7 @@ async def test_a_deleted_rule_comes_back_with_its_id_and_a_newer_rule_goes(db):
         (kept.id, kept.key, "kept"), (gone.id, "gone", "gone")]
 
 
+@pytest.mark.production_backend
 async def test_a_change_to_a_stages_triggers_is_a_revision_and_rolls_back(db):
     _, stages = await make_pipeline()
     won = stages["won"]
@@ -90,6 +95,7 @@ async def test_a_change_to_a_stages_triggers_is_a_revision_and_rolls_back(db):
     assert back.id == trigger.id and back.settings["min_amount"] == "100" and not back.allow_back
 
 
+@pytest.mark.production_backend
 async def test_rolling_back_to_an_unknown_or_the_current_revision_names_the_field(db):
     from server.errors import ValidationFailed
 

@@ -1,5 +1,7 @@
 """Revisions, re-runs and pausing through GraphQL, as an admin uses them; an employee is refused."""
 
+import pytest
+
 from server.actor import SYSTEM
 from server.kinds import RunStatus
 from server.models import RuleRun
@@ -20,6 +22,7 @@ RUNS = """query($rule: ID!) { ruleRuns(ruleId: $rule, first: 10, oldestFirst: tr
   edges { node { id status revision reason rerunAsId } } } }"""
 
 
+@pytest.mark.production_backend
 async def test_history_diff_rollback_and_the_revision_each_run_ran_with(db, api: Api):
     admin, token = await make_token("admin", "Maria")
     _, stages = await make_pipeline()
