@@ -49,6 +49,9 @@ CONFIGURATION_LISTS = frozenset({
     # trigger type, and an activation's evaluations (one per trigger of the pipeline an admin configured)
     "Query.triggerTypes", "TriggerType.settings", "TriggerType.dataFields", "Stage.triggers",
     "StageTriggers.triggers", "TriggerActivation.evaluations",
+    # a diff of two revisions: one entry per rule or trigger of the stage that changed, one change per field
+    # (params and settings key by key: the keys of the action's or trigger type's model)
+    "PartDiff.changed", "ItemChange.changes",
 })
 BOUNDED_LISTS = {
     "MarkedRead.notifications": MAX_PAGE,  # markNotificationsRead takes at most MAX_PAGE ids
@@ -57,6 +60,7 @@ BOUNDED_LISTS = {
     "Contact.emailAddresses": MAX_ADDRESSES, "Contact.phoneNumbers": MAX_ADDRESSES,
     "Company.emailAddresses": MAX_ADDRESSES, "Company.phoneNumbers": MAX_ADDRESSES,
     "ChannelSettings.webhooks": len(WEBHOOK_CHANNELS),  # one per webhook channel
+    "StageRevisions.revisions": MAX_PAGE,  # stageRevisions(first:) pages through them
     "Booked.bookings": MAX_RESOURCES,  # one per resource booked at once (rules/bookings.py refuses more)
 }
 

@@ -17,6 +17,7 @@ from server.schema.ids import gid, opt_gid, to_int
 from server.schema.types import Rule, RuleRun, jsonable
 from server.services import reruns as rerun_service
 from server.services import revisions as revision_service
+from server.services.paging import MAX_PAGE
 
 Refusals = ValidationError | NotFoundError | ForbiddenError
 
@@ -123,13 +124,16 @@ async def _with_names(rows: list[models.StageRevision]) -> tuple[list[models.Sta
 
 @strawberry.type
 class RevisionQuery:
-    @strawberry.field(description="Admins only: a stage's revisions, newest first.")
-    async def stage_revisions(self, info: Info, stage_id: strawberry.ID) -> StageRevisionsLookup:
+    @strawberry.field(description=f"Admins only: a stage's revisions, newest first: at most `first` (up to "
+                                  f"{MAX_PAGE}), older than revision `before` for the next page.")
+    async def stage_revisions(self, info: Info, stage_id: strawberry.ID, first: int = MAX_PAGE,
+                              before: int | None = None) -> StageRevisionsLookup:
         actor = actor_of(info)
         stage = to_int(stage_id, "stage_id")
 
         async def load() -> StageRevisions:
-            rows, names = await _with_names(await revision_service.stage_revisions(stage, actor=actor))
+            rows, names = await _with_names(await revision_service.stage_revisions(
+                stage, actor=actor, first=first, before=before))
             return StageRevisions(stage_id=gid(stage), revisions=[StageRevision.of(r, names) for r in rows])
 
         return await result_of(load)

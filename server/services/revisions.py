@@ -13,6 +13,7 @@ from server.models import Rule, Stage, StageRevision, Trigger, User
 from server.rules import revisions
 from server.rules.triggers.base import WEBHOOK
 from server.services.access import Acting, require_admin
+from server.services.paging import MAX_PAGE, page_size
 
 RULE_COLUMNS = ("key", "title", "position", "lane", "action_type", "params", "condition", "timing", "run_as_id",
                 "enabled", "stop_lane_on_failure")
@@ -26,11 +27,15 @@ async def _stage(stage_id: int) -> Stage:
     return stage
 
 
-async def stage_revisions(stage_id: int, *, actor: Acting) -> list[StageRevision]:
-    """Newest first."""
+async def stage_revisions(stage_id: int, *, actor: Acting, first: int = MAX_PAGE,
+                          before: int | None = None) -> list[StageRevision]:
+    """Newest first: at most `first`, older than revision `before` if given (the next page)."""
     require_admin(actor)
     await _stage(stage_id)
-    return await StageRevision.filter(stage_id=stage_id).order_by("-number")
+    query = StageRevision.filter(stage_id=stage_id)
+    if before is not None:
+        query = query.filter(number__lt=before)
+    return await query.order_by("-number").limit(page_size(first))
 
 
 async def get_revision(stage_id: int, number: int, *, field: str = "revision") -> StageRevision:
