@@ -19,6 +19,11 @@ class Settings:
     max_chain_depth: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_CHAIN_DEPTH", 10))
     max_attempts: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_ATTEMPTS", 5))
     retry_base_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_RETRY_BASE_MS", 2000))
+    # A rule whose last this many runs failed pauses itself and tells the admins (0: never).
+    pause_after_failures: int = field(default_factory=lambda: _int("PIPEWRIGHT_PAUSE_AFTER_FAILURES", 5))
+    # Re-runs and backfills are made due this many at a time, one batch every interval, behind live work.
+    rerun_batch: int = field(default_factory=lambda: _int("PIPEWRIGHT_RERUN_BATCH", 50))
+    rerun_interval_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_RERUN_INTERVAL_MS", 1000))
     lease_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_LEASE_S", 60))
     poll_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_POLL_MS", 500))
     sweep_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_SWEEP_MS", 5000))

@@ -6,8 +6,8 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from web import (
-    auth, board, bookings, channels, clients, documents, dry_runs, elements, kanban, operations, people, pipelines,
-    rules, triggers, work,
+    auth, board, bookings, channels, clients, documents, dry_runs, elements, history, kanban, operations, people,
+    pipelines, rules, triggers, work,
 )
 from web.guard import page
 from web.templating import HERE
@@ -31,6 +31,7 @@ def admin() -> Mount:
         *rules.routes,
         *triggers.routes,
         *kanban.routes,
+        *history.routes,
         *elements.routes,
         *people.routes,
         *work.routes,

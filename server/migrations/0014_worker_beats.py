@@ -4,7 +4,7 @@ from tortoise import fields
 from tortoise.indexes import Index
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0012_claim_indexes')]
+    dependencies = [('models', '0013_rule_pause')]
 
     initial = False
 

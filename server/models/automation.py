@@ -35,6 +35,11 @@ class Rule(Model):
     run_as_id: int | None
     enabled = fields.BooleanField(default=True)
     stop_lane_on_failure = fields.BooleanField(default=False)
+    # Paused: its runs that fall due wait (not claimed) until it is resumed. Not part of a revision.
+    paused_at = fields.DatetimeField(null=True)
+    paused_by_id = fields.IntField(null=True)
+    pause_reason = fields.TextField(null=True)
+    resumed_at = fields.DatetimeField(null=True)  # failures in a row are counted from here
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
@@ -45,7 +50,7 @@ class Rule(Model):
 
 
 class StageRevision(Model):
-    """A snapshot of the rules of a stage after each change, pinned by stage runs."""
+    """A snapshot of the rules and triggers of a stage after each change, pinned by stage runs."""
 
     id = fields.IntField(primary_key=True)
     stage: fields.ForeignKeyRelation["Stage"] = fields.ForeignKeyField(
@@ -54,6 +59,9 @@ class StageRevision(Model):
     stage_id: int
     number = fields.IntField()
     rules: fields.JSONField[list[dict[str, Any]]] = fields.JSONField(default=list)
+    # None in revisions made before triggers were part of them (a rollback to one leaves triggers alone).
+    triggers: fields.JSONField[list[dict[str, Any]] | None] = fields.JSONField(null=True)
+    note = fields.CharField(max_length=255, default="", db_default="")  # what changed, in words
     author_id = fields.IntField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
 
@@ -113,6 +121,8 @@ class RuleRun(Model):
     outputs: fields.JSONField[dict[str, Any]] = fields.JSONField(default=dict)
     error = fields.TextField(null=True)
     reason = fields.TextField(null=True)
+    revision = fields.IntField(null=True)  # a re-run or backfill run's revision (None: its stage run's)
+    rerun_as_id = fields.IntField(null=True)  # a failed run re-run: the new run (each failed run once)
     created_at = fields.DatetimeField(auto_now_add=True)
     started_at = fields.DatetimeField(null=True)
     finished_at = fields.DatetimeField(null=True)

@@ -36,7 +36,7 @@ from server.models import (
     User,
     WorkCalendar,
 )
-from server.rules import activities, conditions, dispatch, elements, feed, notifications, revisions, triggering
+from server.rules import activities, conditions, dispatch, elements, feed, notifications, pausing, revisions, triggering
 from server.rules.actions import get_action, released_by
 from server.rules.actions.base import TEMPLATE, Action, Block, Skipped
 from server.rules.context import RunContext
@@ -673,6 +673,8 @@ async def _finish(
         raise Superseded()
     run.status = status
     await run_event(run, status, reason=reason, error=error, outputs=outputs if outputs is not None else run.outputs)
+    if status == RunStatus.failed:
+        await pausing.after_failure(run, error or reason or "")
     if status in FINISHED:
         await advance_lane(run)
 

@@ -8,6 +8,7 @@ from server.config import settings
 from server.db import transaction
 from server.kinds import RunStatus
 from server.models import RuleRun
+from server.rules import pausing
 from server.rules.engine import advance_lane, run_event
 
 # Expired or orphaned runs are recovered this many at a time, each page its own transaction, until none is left.
@@ -26,6 +27,7 @@ async def queued_lease_until(now: datetime, *, joining: int) -> datetime:
 
 async def _claim(query: Any, limit: int) -> list[int]:
     now = clock.utcnow()
+    query = query.exclude(rule_id__in=pausing.paused())  # their due runs wait until the rule is resumed
     async with transaction():
         # `.only("id")`, not `values_list`: Tortoise drops FOR UPDATE from a values query.
         rows = await (
@@ -41,7 +43,11 @@ async def _claim(query: Any, limit: int) -> list[int]:
 
 
 async def claim_due(*, limit: int = 200) -> list[int]:
-    """Scheduled runs whose time has come, and blocked runs whose wait timed out → queued."""
+    """Scheduled runs whose time has come, and blocked runs whose wait timed out → queued. Due runs of paused
+    rules stay, and are told why (the poll does it, so the fast path after a commit costs no statement more)."""
+    paused = await pausing.paused_rule_ids()
+    if paused:
+        await pausing.hold(paused, clock.utcnow())
     return await _claim(RuleRun.filter(status__in=(RunStatus.scheduled, RunStatus.waiting)), limit)
 
 

@@ -52,6 +52,9 @@ CONFIGURATION_LISTS = frozenset({
     "StageTriggers.triggers", "TriggerActivation.evaluations",
     # dry run and explain: one preview or run per rule of a stage, one evaluation per trigger of the pipeline
     "DryRun.rules", "DryRun.triggers", "StayExplanation.runs", "ActivationExplanation.evaluations",
+    # a diff of two revisions: one entry per rule or trigger of the stage that changed, one change per field
+    # (params and settings key by key: the keys of the action's or trigger type's model)
+    "PartDiff.changed", "ItemChange.changes",
 })
 BOUNDED_LISTS = {
     "MarkedRead.notifications": MAX_PAGE,  # markNotificationsRead takes at most MAX_PAGE ids
@@ -60,6 +63,7 @@ BOUNDED_LISTS = {
     "Contact.emailAddresses": MAX_ADDRESSES, "Contact.phoneNumbers": MAX_ADDRESSES,
     "Company.emailAddresses": MAX_ADDRESSES, "Company.phoneNumbers": MAX_ADDRESSES,
     "ChannelSettings.webhooks": len(WEBHOOK_CHANNELS),  # one per webhook channel
+    "StageRevisions.revisions": MAX_PAGE,  # stageRevisions(first:) pages through them
     "Booked.bookings": MAX_RESOURCES,  # one per resource booked at once (rules/bookings.py refuses more)
     # explain reads at most MAX_STAYS stays and the 50 newest trigger activations (services/explain.py)
     "Explanation.stays": MAX_STAYS, "Explanation.activations": MAX_STAYS,

@@ -108,6 +108,7 @@ class Loaders:
         self.contact = _by_id(Contact)
         self.company = _by_id(Company)
         self.pipeline = _by_id(Pipeline)
+        self.stage_run = _by_id(StageRun)
         self.rule_runs = DataLoader(_rule_runs)
         self.timeline = DataLoader(_timelines)
         self.delivery_attempts = DataLoader(_delivery_attempts)

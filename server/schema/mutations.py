@@ -31,6 +31,7 @@ from server.schema.types import (
 from server.schema.messages import MessageMutation
 from server.schema.documents import DocumentMutation
 from server.schema.bookings import BookingMutation
+from server.schema.revisions import RevisionMutation
 from server.schema.triggers import TriggerMutation
 from server.schema.work import WorkMutation
 from server.services import clients as client_service
@@ -207,7 +208,8 @@ async def _delete(element_type: str, info: Info, id: strawberry.ID) -> Deleted:
 
 
 @strawberry.type
-class Mutation(WorkMutation, AdminMutation, MessageMutation, TriggerMutation, DocumentMutation, BookingMutation):
+class Mutation(WorkMutation, AdminMutation, MessageMutation, TriggerMutation, DocumentMutation, BookingMutation,
+               RevisionMutation):
     @strawberry.mutation
     async def create_lead(self, info: Info, input: CreateLeadInput,
                           idempotency_key: Annotated[str | None, strawberry.argument(description=IDEMPOTENCY_KEY)] = None,

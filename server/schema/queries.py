@@ -36,6 +36,7 @@ from server.schema.types import (
 from server.schema.messages import MessageQuery
 from server.schema.documents import DocumentQuery
 from server.schema.bookings import BookingQuery
+from server.schema.revisions import RevisionQuery
 from server.schema.triggers import TriggerQuery
 from server.schema.dry_runs import DryRunQuery
 from server.schema.work import WorkQuery
@@ -78,7 +79,7 @@ async def _lookup(
 
 
 @strawberry.type
-class Query(WorkQuery, MessageQuery, TriggerQuery, DocumentQuery, BookingQuery, DryRunQuery):
+class Query(WorkQuery, MessageQuery, TriggerQuery, DocumentQuery, BookingQuery, DryRunQuery, RevisionQuery):
     @strawberry.field(description="The user the API token acts as.")
     async def me(self, info: Info) -> User:
         actor = actor_of(info)

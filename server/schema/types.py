@@ -294,6 +294,8 @@ class Rule:
     run_as_id: strawberry.ID | None
     enabled: bool
     stop_lane_on_failure: bool
+    paused_at: datetime | None = strawberry.field(description="Set while the rule is paused: its due runs wait.")
+    pause_reason: str | None = strawberry.field(description="Who paused it and when, or why it paused itself.")
 
     @classmethod
     def of(cls, row: models.Rule) -> "Rule":
@@ -301,7 +303,8 @@ class Rule:
             id=gid(row.id), stage_id=gid(row.stage_id), key=row.key, title=row.title, position=row.position,
             lane=Lane(row.lane), action_type=row.action_type, params=jsonable(row.params),
             condition=jsonable(row.condition), timing=jsonable(row.timing), run_as_id=opt_gid(row.run_as_id),
-            enabled=row.enabled, stop_lane_on_failure=row.stop_lane_on_failure,
+            enabled=row.enabled, stop_lane_on_failure=row.stop_lane_on_failure, paused_at=row.paused_at,
+            pause_reason=row.pause_reason,
         )
 
 
@@ -330,10 +333,21 @@ class RuleRun:
     finished_at: datetime | None
     lane: int
     position: int
+    rerun_as_id: strawberry.ID | None = strawberry.field(description="A failed run that was re-run: the new run.")
+    own_revision: strawberry.Private[int | None] = None
+
+    @strawberry.field(description="The stage revision the run ran with: its stay's, or (a re-run or backfill) "
+                                  "the one in force when it was made.")
+    async def revision(self, info: Info) -> int:
+        if self.own_revision is not None:
+            return self.own_revision
+        stay = await context_of(info).loaders.stage_run.load(int(self.stage_run_id))
+        return stay.revision if stay is not None else 0
 
     @classmethod
     def of(cls, row: models.RuleRun) -> "RuleRun":
         return cls(
+            rerun_as_id=opt_gid(row.rerun_as_id), own_revision=row.revision,
             id=gid(row.id), stage_run_id=gid(row.stage_run_id), rule_id=gid(row.rule_id), rule_key=row.rule_key,
             title=row.title, action_type=row.action_type, status=RunStatus(row.status), due_at=row.due_at,
             attempts=row.attempts, outputs=jsonable(row.outputs), error=row.error, reason=row.reason,

@@ -173,7 +173,7 @@ async def create_rule(stage_id: int, data: RuleInput, *, actor: Acting) -> Rule:
         if data.position is not None:
             await _place(rule, data.position)
         await _first_rule_starts_with_stage(stage_id)
-        await revisions.record(stage_id, author_id=actor.user_id)
+        await revisions.record(stage_id, author_id=actor.user_id, note=f"rule “{rule.title}” added")
     return await Rule.get(id=rule.id)
 
 
@@ -198,7 +198,7 @@ async def update_rule(rule_id: int, data: RuleInput, *, actor: Acting) -> Rule:
         if data.position is not None:
             await _place(rule, data.position)
         await _first_rule_starts_with_stage(stage.id)
-        await revisions.record(stage.id, author_id=actor.user_id)
+        await revisions.record(stage.id, author_id=actor.user_id, note=f"rule “{rule.title}” changed")
     return await Rule.get(id=rule.id)
 
 
@@ -208,7 +208,7 @@ async def delete_rule(rule_id: int, *, actor: Acting) -> None:
     async with transaction():
         await rule.delete()
         await _first_rule_starts_with_stage(rule.stage_id)
-        await revisions.record(rule.stage_id, author_id=actor.user_id)
+        await revisions.record(rule.stage_id, author_id=actor.user_id, note=f"rule “{rule.title}” deleted")
 
 
 async def reorder_rules(stage_id: int, rule_ids: list[int], *, actor: Acting) -> list[Rule]:
@@ -222,7 +222,7 @@ async def reorder_rules(stage_id: int, rule_ids: list[int], *, actor: Acting) ->
         for position, rule_id in enumerate(rule_ids):
             await Rule.filter(id=rule_id).update(position=position)
         await _first_rule_starts_with_stage(stage_id)
-        await revisions.record(stage_id, author_id=actor.user_id)
+        await revisions.record(stage_id, author_id=actor.user_id, note="rules reordered")
     return await list_rules(stage_id)
 
 

@@ -12,7 +12,7 @@ from server.config import settings as app_settings
 from server.db import transaction
 from server.errors import FieldError, NotFound, ValidationFailed, field_errors
 from server.models import Pipeline, Stage, Trigger, TriggerActivation, User
-from server.rules import elements, engine, placeholders
+from server.rules import elements, engine, placeholders, revisions
 from server.rules.conditions import checked_condition, describe_condition
 from server.rules.triggering import Event, Occurrence
 from server.rules.triggers import get_trigger_type, registry
@@ -149,6 +149,7 @@ async def create_trigger(stage_id: int, data: TriggerInput, *, actor: Acting) ->
             enabled=True if data.enabled is None else data.enabled,
             token=secrets.token_urlsafe(24) if values["trigger_type"] == WEBHOOK else None, **values,
         )
+        await revisions.record(stage_id, author_id=actor.user_id, note=f"trigger “{trigger.name}” added")
     return trigger
 
 
@@ -170,7 +171,9 @@ async def update_trigger(trigger_id: int, data: TriggerInput, *, actor: Acting) 
         trigger.token = secrets.token_urlsafe(24)
     elif trigger.trigger_type != WEBHOOK:
         trigger.token = None
-    await trigger.save()
+    async with transaction():
+        await trigger.save()
+        await revisions.record(trigger.stage_id, author_id=actor.user_id, note=f"trigger “{trigger.name}” changed")
     return trigger
 
 
@@ -185,12 +188,16 @@ async def reorder_triggers(stage_id: int, trigger_ids: list[int], *, actor: Acti
     async with transaction():
         for position, trigger_id in enumerate(trigger_ids):
             await Trigger.filter(id=trigger_id).update(position=position)
+        await revisions.record(stage_id, author_id=actor.user_id, note="triggers reordered")
     return await list_triggers(stage_id)
 
 
 async def delete_trigger(trigger_id: int, *, actor: Acting) -> None:
     require_admin(actor)
-    await (await get_trigger(trigger_id)).delete()
+    trigger = await get_trigger(trigger_id)
+    async with transaction():
+        await trigger.delete()
+        await revisions.record(trigger.stage_id, author_id=actor.user_id, note=f"trigger “{trigger.name}” deleted")
 
 
 async def rotate_webhook_url(trigger_id: int, *, actor: Acting) -> Trigger:
