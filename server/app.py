@@ -9,7 +9,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from tortoise.connection import get_connection
 from tortoise.contrib.starlette import RegisterTortoise
 
@@ -34,6 +34,7 @@ async def health(request: Request) -> JSONResponse:
 
 def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
     """The app. With `runtime`, its lifespan migrates, connects, seeds demo data and runs the workers."""
+    from server.schema import ide
     from server.schema.schema import production_schema, schema
     from server.schema.view import PipewrightGraphQL
     from web.routes import admin
@@ -110,6 +111,7 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
         *documents_routes.routes(),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        *([Mount(ide.ASSETS_PATH, ide.assets())] if development else []),  # GraphiQL's own files
         Route("/", admin_root),
         admin(),
     ]
