@@ -20,7 +20,7 @@ from server.schema.kinds import ElementType, Lane, Role, RunStatus, StageRunStat
 from server.schema.messages import Message, element_messages
 from server.schema.relay import Connection
 from server.services import triggers as trigger_service
-from server.services.access import Actor
+from server.services.access import Actor, can_see_element
 from server.services.elements import MAX_DEAL_CONTACTS
 from server.services.paging import MAX_PAGE, page_size
 
@@ -329,10 +329,21 @@ class RuleRun:
     finished_at: datetime | None
     lane: int
     position: int
+    element_type: ElementType = strawberry.field(description="What the run's element is: lead or deal.")
+    element_id: strawberry.ID = strawberry.field(description="The id of the lead or deal the run belongs to.")
+
+    @strawberry.field(description="The lead or deal the run belongs to (None once it is deleted). Loaded in one "
+                                  "batch for a whole list of runs.")
+    async def element(self, info: Info) -> "Element | None":
+        row = await context_of(info).loaders.element.load((self.element_type, int(self.element_id)))
+        if row is None or not can_see_element(actor_of(info), row):
+            return None
+        return Lead.of(row) if isinstance(row, models.Lead) else Deal.of(row)
 
     @classmethod
     def of(cls, row: models.RuleRun) -> "RuleRun":
         return cls(
+            element_type=ElementType(row.element_type), element_id=gid(row.element_id),
             id=gid(row.id), stage_run_id=gid(row.stage_run_id), rule_id=gid(row.rule_id), rule_key=row.rule_key,
             title=row.title, action_type=row.action_type, status=RunStatus(row.status), due_at=row.due_at,
             attempts=row.attempts, outputs=jsonable(row.outputs), error=row.error, reason=row.reason,
