@@ -13,7 +13,7 @@ from strawberry.types import Info
 from server import models
 from server.kinds import AddressType
 from server.rules.actions.base import Action
-from server.rules.actions.params import ParamSpec, describe_params
+from server.rules.actions.params import ParamSpec, describe_params, params_schema
 from server.schema.context import actor_of, context_of
 from server.schema.ids import gid, opt_gid, opt_int
 from server.schema.kinds import ElementType, Lane, Role, RunStatus, StageRunStatus, StageSemantic
@@ -470,12 +470,16 @@ class ActionType:
     outputs: list[str]
     params: list[ActionParam]
     released_by: list[str]  # the events that end its wait (customer_activity)
+    params_schema: JSON = strawberry.field(description=(
+        "The params as JSON Schema (draft 2020-12): titles, descriptions, enums, defaults and limits; each "
+        "property's `x-pipewright-kind` says what it holds (user, users, stage, pipeline, template, roles, "
+        "field_map, mail_sender, document_template, or bool, int, string, choice, list, map)."))
 
     @classmethod
     def of(cls, action: Action[Any]) -> "ActionType":
         return cls(key=action.key, title=action.title, group=action.group, outputs=list(action.outputs),
                    params=[ActionParam.of(spec) for spec in describe_params(action.Params)],
-                   released_by=list(action.released_by))
+                   released_by=list(action.released_by), params_schema=jsonable(params_schema(action)))
 
 
 @strawberry.type(name="DeleteResult")
