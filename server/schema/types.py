@@ -18,7 +18,7 @@ from server.schema.context import actor_of, context_of
 from server.schema.ids import gid, opt_gid, opt_int
 from server.schema.kinds import ElementType, Lane, Role, RunStatus, StageRunStatus, StageSemantic
 from server.schema.messages import Message, element_messages
-from server.schema.relay import Connection
+from server.schema.relay import Connection, Node
 from server.services import triggers as trigger_service
 from server.services.access import Actor, can_see_element
 from server.services.elements import MAX_DEAL_CONTACTS
@@ -37,7 +37,7 @@ def money(value: Decimal | None) -> str | None:
 
 
 @strawberry.type
-class User:
+class User(Node):
     id: strawberry.ID
     name: str
     email: str
@@ -75,7 +75,7 @@ def _values(entries: list[dict[str, str]] | None) -> list[str]:
 
 
 @strawberry.type
-class Contact:
+class Contact(Node):
     id: strawberry.ID
     name: str
     emails: list[str] = strawberry.field(description="The email addresses, first first (emailAddresses has types).")
@@ -95,7 +95,7 @@ class Contact:
 
 
 @strawberry.type
-class Company:
+class Company(Node):
     id: strawberry.ID
     name: str
     emails: list[str] = strawberry.field(description="The email addresses, first first (emailAddresses has types).")
@@ -235,7 +235,7 @@ async def element_activations(info: Info, element_type: str, element_id: int, fi
 
 
 @strawberry.type
-class Stage:
+class Stage(Node):
     id: strawberry.ID
     pipeline_id: strawberry.ID
     code: str
@@ -263,7 +263,7 @@ class Stage:
 
 
 @strawberry.type
-class Pipeline:
+class Pipeline(Node):
     id: strawberry.ID
     name: str
     entity_type: ElementType
@@ -279,7 +279,7 @@ class Pipeline:
 
 
 @strawberry.type
-class Rule:
+class Rule(Node):
     id: strawberry.ID
     stage_id: strawberry.ID
     key: str
@@ -311,7 +311,7 @@ class StageRules:
 
 
 @strawberry.type
-class RuleRun:
+class RuleRun(Node):
     id: strawberry.ID
     stage_run_id: strawberry.ID
     rule_id: strawberry.ID
@@ -489,7 +489,7 @@ class Deleted:
 
 
 @strawberry.interface
-class Element:
+class Element(Node):
     """What leads and deals share: where they are, who owns them, and what their rules did."""
 
     element_type: ClassVar[ElementType]
