@@ -7,7 +7,7 @@ from contextlib import asynccontextmanager
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Route, WebSocketRoute
+from starlette.routing import Mount, Route, WebSocketRoute
 from tortoise.contrib.starlette import RegisterTortoise
 
 from server import admin_live, clock, database, documents_routes, live, operations_routes, tracking_routes
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
     """The app. With `runtime`, its lifespan migrates, connects, seeds demo data and runs the workers."""
+    from server.schema import ide
     from server.schema.schema import production_schema, schema
     from server.schema.view import PipewrightGraphQL
     from web.routes import admin
@@ -97,6 +98,7 @@ def create_app(*, runtime: bool = True, demo: bool = False) -> Starlette:
         *documents_routes.routes(),
         Route("/graphql", graphql, methods=["GET", "POST"]),
         WebSocketRoute("/graphql", graphql),
+        *([Mount(ide.ASSETS_PATH, ide.assets())] if development else []),  # GraphiQL's own files
         Route("/", admin_root),
         Route("/admin/live/{plural:str}/{element_id:int}", admin_live.timeline_stream),  # before the admin's mount
         admin(),

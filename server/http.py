@@ -21,8 +21,9 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 ADMIN_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; "
              "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 API_CSP = "default-src 'none'; frame-ancestors 'none'"  # JSON and iCalendar: nothing to run, nothing to frame
-# GraphiQL (development only) loads its scripts and styles from a CDN: only framing is refused there.
-IDE_CSP = "frame-ancestors 'none'"
+# GraphiQL (development only) runs from our own files (server/schema/graphiql/): nothing from elsewhere.
+IDE_CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; font-src 'self' data:; "
+           "connect-src 'self'; form-action 'none'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'")
 
 ANONYMOUS_BODY_BYTES = 64 * 1024  # the login, code and setup forms are tiny
 

@@ -10,7 +10,8 @@ from tortoise.models import Model
 
 from server.kinds import ElementType
 from server.models import (
-    Company, Contact, DealContact, DeliveryAttempt, Pipeline, RuleRun, Stage, StageRun, TimelineEntry, User,
+    Company, Contact, Deal, DealContact, DeliveryAttempt, Lead, Pipeline, RuleRun, Stage, StageRun, TimelineEntry,
+    User,
 )
 
 ElementKey = tuple[str, int]  # (element_type, element_id)
@@ -44,6 +45,19 @@ async def _deal_contacts(deal_ids: Sequence[int]) -> list[list[Contact]]:
     for link in await links:
         grouped[link.deal_id].append(link.contact)
     return [grouped[i] for i in deal_ids]
+
+
+async def _elements(keys: Sequence[ElementKey]) -> list[Lead | Deal | None]:
+    """Leads and deals by (element_type, id): one statement per element type, whatever the number of keys."""
+    found: dict[ElementKey, Lead | Deal] = {}
+    models: dict[str, type[Lead] | type[Deal]] = {ElementType.lead: Lead, ElementType.deal: Deal}
+    for element_type in {t for t, _ in keys}:
+        model = models.get(element_type)
+        if model is None:
+            continue  # a type no element has: nothing to find
+        for row in await model.filter(id__in=[i for t, i in keys if t == element_type]):
+            found[(element_type, row.id)] = row
+    return [found.get(k) for k in keys]
 
 
 async def _current_runs(keys: Sequence[ElementKey]) -> list[list[RuleRun]]:
@@ -104,6 +118,7 @@ class Loaders:
         self.stages_of_pipeline = DataLoader(_stages_of_pipelines)
         self.deal_contacts = DataLoader(_deal_contacts)
         self.current_runs = DataLoader(_current_runs)
+        self.element = DataLoader(_elements)
         self.user = _by_id(User)
         self.contact = _by_id(Contact)
         self.company = _by_id(Company)

@@ -34,6 +34,7 @@ from server.schema.types import (
     User,
 )
 from server.schema.messages import MessageQuery
+from server.schema.nodes import NodeQuery
 from server.schema.documents import DocumentQuery
 from server.schema.bookings import BookingQuery
 from server.schema.revisions import RevisionQuery
@@ -79,7 +80,7 @@ async def _lookup(
 
 
 @strawberry.type
-class Query(WorkQuery, MessageQuery, TriggerQuery, DocumentQuery, BookingQuery, DryRunQuery, RevisionQuery):
+class Query(WorkQuery, MessageQuery, TriggerQuery, DocumentQuery, BookingQuery, DryRunQuery, RevisionQuery, NodeQuery):
     @strawberry.field(description="The user the API token acts as.")
     async def me(self, info: Info) -> User:
         actor = actor_of(info)

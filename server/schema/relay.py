@@ -65,3 +65,34 @@ def connection(page: Slice, present: Callable[[Any], T], *, after: str | None) -
         ),
         total_count=page.total,
     )
+
+
+# Global ids: "<Type>:<id>" made opaque, for `node(id)`. Each type's own `id` stays its number, as clients use it.
+
+NODE_PREFIX = "n:"
+
+
+def encode_node(type_name: str, ident: int) -> str:
+    return base64.urlsafe_b64encode(f"{NODE_PREFIX}{type_name}:{ident}".encode()).decode().rstrip("=")
+
+
+def decode_node(node_id: str, field: str = "id") -> tuple[str, int]:
+    """(type name, id) of a global id; anything else is a ValidationFailed naming `field`."""
+    try:
+        text = base64.urlsafe_b64decode(node_id + "=" * (-len(node_id) % 4)).decode()
+        type_name, _, ident = text.removeprefix(NODE_PREFIX).partition(":")
+        if text.startswith(NODE_PREFIX) and type_name and ident.isdigit() and int(ident) <= ID_MAX:
+            return type_name, int(ident)
+    except (ValueError, UnicodeDecodeError):
+        pass
+    raise ValidationFailed.one(field, "is not a node id this API gave out (read `nodeId` of an object)")
+
+
+@strawberry.interface(description="An object `node(id)` finds again by its `nodeId`.")
+class Node:
+    id: strawberry.ID
+
+    @strawberry.field(description="The global id of this object, for `node(id)`: opaque, unique across types.")
+    def node_id(self) -> strawberry.ID:
+        definition = getattr(type(self), "__strawberry_definition__")
+        return strawberry.ID(encode_node(definition.name, int(self.id)))

@@ -13,14 +13,14 @@ from strawberry.types import Info
 from server import models
 from server.kinds import AddressType
 from server.rules.actions.base import Action
-from server.rules.actions.params import ParamSpec, describe_params
+from server.rules.actions.params import ParamSpec, describe_params, params_schema
 from server.schema.context import actor_of, context_of
 from server.schema.ids import gid, opt_gid, opt_int
 from server.schema.kinds import ElementType, Lane, Role, RunStatus, StageRunStatus, StageSemantic
 from server.schema.messages import Message, element_messages
-from server.schema.relay import Connection
+from server.schema.relay import Connection, Node
 from server.services import triggers as trigger_service
-from server.services.access import Actor
+from server.services.access import Actor, can_see_element
 from server.services.elements import MAX_DEAL_CONTACTS
 from server.services.paging import MAX_PAGE, page_size
 
@@ -37,7 +37,7 @@ def money(value: Decimal | None) -> str | None:
 
 
 @strawberry.type
-class User:
+class User(Node):
     id: strawberry.ID
     name: str
     email: str
@@ -76,7 +76,7 @@ def _values(entries: list[dict[str, str]] | None) -> list[str]:
 
 
 @strawberry.type
-class Contact:
+class Contact(Node):
     id: strawberry.ID
     name: str
     emails: list[str] = strawberry.field(description="The email addresses, first first (emailAddresses has types).")
@@ -96,7 +96,7 @@ class Contact:
 
 
 @strawberry.type
-class Company:
+class Company(Node):
     id: strawberry.ID
     name: str
     emails: list[str] = strawberry.field(description="The email addresses, first first (emailAddresses has types).")
@@ -236,7 +236,7 @@ async def element_activations(info: Info, element_type: str, element_id: int, fi
 
 
 @strawberry.type
-class Stage:
+class Stage(Node):
     id: strawberry.ID
     pipeline_id: strawberry.ID
     code: str
@@ -264,7 +264,7 @@ class Stage:
 
 
 @strawberry.type
-class Pipeline:
+class Pipeline(Node):
     id: strawberry.ID
     name: str
     entity_type: ElementType
@@ -280,7 +280,7 @@ class Pipeline:
 
 
 @strawberry.type
-class Rule:
+class Rule(Node):
     id: strawberry.ID
     stage_id: strawberry.ID
     key: str
@@ -315,7 +315,7 @@ class StageRules:
 
 
 @strawberry.type
-class RuleRun:
+class RuleRun(Node):
     id: strawberry.ID
     stage_run_id: strawberry.ID
     rule_id: strawberry.ID
@@ -333,6 +333,16 @@ class RuleRun:
     finished_at: datetime | None
     lane: int
     position: int
+    element_type: ElementType = strawberry.field(description="What the run's element is: lead or deal.")
+    element_id: strawberry.ID = strawberry.field(description="The id of the lead or deal the run belongs to.")
+
+    @strawberry.field(description="The lead or deal the run belongs to (None once it is deleted). Loaded in one "
+                                  "batch for a whole list of runs.")
+    async def element(self, info: Info) -> "Element | None":
+        row = await context_of(info).loaders.element.load((self.element_type, int(self.element_id)))
+        if row is None or not can_see_element(actor_of(info), row):
+            return None
+        return Lead.of(row) if isinstance(row, models.Lead) else Deal.of(row)
     rerun_as_id: strawberry.ID | None = strawberry.field(description="A failed run that was re-run: the new run.")
     own_revision: strawberry.Private[int | None] = None
 
@@ -347,6 +357,7 @@ class RuleRun:
     @classmethod
     def of(cls, row: models.RuleRun) -> "RuleRun":
         return cls(
+            element_type=ElementType(row.element_type), element_id=gid(row.element_id),
             rerun_as_id=opt_gid(row.rerun_as_id), own_revision=row.revision,
             id=gid(row.id), stage_run_id=gid(row.stage_run_id), rule_id=gid(row.rule_id), rule_key=row.rule_key,
             title=row.title, action_type=row.action_type, status=RunStatus(row.status), due_at=row.due_at,
@@ -474,12 +485,16 @@ class ActionType:
     outputs: list[str]
     params: list[ActionParam]
     released_by: list[str]  # the events that end its wait (customer_activity)
+    params_schema: JSON = strawberry.field(description=(
+        "The params as JSON Schema (draft 2020-12): titles, descriptions, enums, defaults and limits; each "
+        "property's `x-pipewright-kind` says what it holds (user, users, stage, pipeline, template, roles, "
+        "field_map, mail_sender, document_template, or bool, int, string, choice, list, map)."))
 
     @classmethod
     def of(cls, action: Action[Any]) -> "ActionType":
         return cls(key=action.key, title=action.title, group=action.group, outputs=list(action.outputs),
                    params=[ActionParam.of(spec) for spec in describe_params(action.Params)],
-                   released_by=list(action.released_by))
+                   released_by=list(action.released_by), params_schema=jsonable(params_schema(action)))
 
 
 @strawberry.type(name="DeleteResult")
@@ -489,7 +504,7 @@ class Deleted:
 
 
 @strawberry.interface
-class Element:
+class Element(Node):
     """What leads and deals share: where they are, who owns them, and what their rules did."""
 
     element_type: ClassVar[ElementType]

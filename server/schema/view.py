@@ -19,6 +19,7 @@ from strawberry.types.unset import UnsetType
 from server import live
 from server.config import settings
 from server.http import BodyLimit, BodyTooLarge, limited_receive
+from server.schema import ide
 from server.schema.context import Context
 from server.schema.sockets import AccessCheckedSocket
 from server.services import tokens
@@ -78,6 +79,9 @@ class PipewrightGraphQL(GraphQL[Context, None]):
             await super().__call__(scope, limited_receive(receive, BodyLimit(self.max_body)), send)
         except BodyTooLarge:
             await _refusal(413, f"request body larger than {self.max_body} bytes")(scope, receive, send)
+
+    async def render_graphql_ide(self, request: Request) -> Response:
+        return ide.page()  # our own copy of GraphiQL instead of strawberry's page, which loads it from a CDN
 
     async def get_context(self, request: Request | WebSocket, response: Response | WebSocket) -> Context:
         actor = request.scope.get("state", {}).get("actor") if isinstance(request, Request) else None

@@ -31,17 +31,28 @@ from server.rules.timing import UNITS, HhMm, as_moment, describe_start, zone
 
 class ActivityParams(Params):
     subject: Template = Field(min_length=1, max_length=255)
+    """the activity's subject (a template)"""
     description: Template = ""
+    """what the activity is about (a template); empty: no description"""
     # Start: `start_in` units from now, or from the date field `start_field` (then it may be negative).
     start_in: int = Field(default=1, ge=-100_000, le=100_000)
+    """when it starts: this many start units after the run (negative: before start_field)"""
     start_unit: Literal["minutes", "hours", "days"] = "hours"
+    """the unit of start_in"""
     start_field: str | None = None
-    start_time: HhMm = None  # "HH:MM" on the start day, in the first responsible's time zone
+    """a date field of the element to count start_in from; empty: from the run"""
+    start_time: HhMm = None
+    """HH:MM on the start day, in the first responsible's time zone; empty: the time the count gives"""
     duration_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+    """how long it lasts, in minutes"""
     important: bool = False
+    """marked important"""
     reminder_minutes: int | None = Field(default=None, ge=0, le=28 * 24 * 60)
-    responsibles: UserIds = Field(default_factory=list)  # empty: the element's responsible
-    auto_complete: bool = False  # completed when the element changes stage
+    """remind the responsibles this many minutes before it starts; empty: no reminder"""
+    responsibles: UserIds = Field(default_factory=list)
+    """who does it; empty: the element's responsible"""
+    auto_complete: bool = False
+    """completed by itself when the element changes stage"""
 
     @model_validator(mode="after")
     def _start_not_before_now(self) -> "ActivityParams":

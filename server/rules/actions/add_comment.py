@@ -10,7 +10,9 @@ from server.rules.context import RunContext
 
 class EntryParams(Params):
     text: Template = Field(min_length=1, max_length=20_000)
+    """the text (a template)"""
     author: UserId | None = None
+    """whose name it carries; empty: the run-as user"""
 
 
 class AddComment(Action[EntryParams]):

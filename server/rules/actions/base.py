@@ -56,14 +56,16 @@ DocumentTemplateId = Annotated[int, DOCUMENT_TEMPLATE]
 
 
 class Params(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", use_attribute_docstrings=True)  # a field's docstring is its description
 
 
 class FieldMapParams(Params):
     """Modify element, Change company, Change contact: field → value (templates allowed), on whose behalf."""
 
     fields: Annotated[dict[str, Any], FIELD_MAP] = Field(min_length=1)
+    """field name to the value it gets (templates allowed)"""
     run_as: UserId | None = None
+    """on whose behalf the change is made (the audit trail names them); empty: the rule's run-as user"""
 
 
 @dataclass

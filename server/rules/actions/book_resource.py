@@ -26,13 +26,19 @@ class BookResourceParams(Params):
     field: str = Field(min_length=1, max_length=64, description="the booking field of the element")
     service: int | None = Field(default=None, description="the service booked (its length is the default)")
     resources: list[int] = Field(min_length=1, max_length=bookings.MAX_RESOURCES)
+    """the resources to book, by id: the first one free at that time is booked"""
     # Start: `start_in` units from now, from the date field `start_field`, or from the date `start_date` (a
     # template such as {{deal.close_date}}); `start_time` "HH:MM" on the start day, in the booked person's zone.
     start_in: int = Field(default=1, ge=-100_000, le=100_000)
+    """when the booking starts: this many start units after the run (negative: before start_field)"""
     start_unit: Literal["minutes", "hours", "days"] = "days"
+    """the unit of start_in"""
     start_field: str | None = None
+    """a date field of the element to count start_in from; empty: from the run"""
     start_date: Template = ""
+    """the start day as a template giving YYYY-MM-DD, instead of start_in; empty: start_in counts"""
     start_time: HhMm = None
+    """HH:MM on the start day; empty: the time the count gives"""
     duration_minutes: int | None = Field(default=None, ge=1, le=bookings.MAX_DURATION_MINUTES,
                                          description="empty: the service's duration")
 

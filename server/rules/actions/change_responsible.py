@@ -19,8 +19,11 @@ from server.rules.preview import PreviewContext
 
 class ChangeResponsibleParams(Params):
     users: UserIds = Field(min_length=1, max_length=200)
+    """the users to choose the new responsible from"""
     mode: Literal["first", "random", "round_robin"] = "first"
+    """how one is chosen: the first, at random, or each in turn (round_robin)"""
     skip_absent: bool = True
+    """pass over users marked absent"""
 
 
 class ChangeResponsible(Action[ChangeResponsibleParams]):

@@ -9,7 +9,9 @@ from server.rules.preview import PreviewContext
 
 class ChangeStageParams(Params):
     stage: StageId
+    """the stage the element moves to (its rules run)"""
     run_as: UserId | None = None
+    """on whose behalf it moves (the audit trail names them); empty: the rule's run-as user"""
 
 
 class ChangeStage(Action[ChangeStageParams]):

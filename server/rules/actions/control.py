@@ -11,8 +11,11 @@ from server.rules.preview import PreviewContext
 
 class ControlParams(Params):
     message: Template = Field(min_length=1, max_length=5_000)
+    """what the controller is asked to check (a template)"""
     to_supervisor: bool = True
+    """ask the supervisor of the element's responsible"""
     users: UserIds = Field(default_factory=list)
+    """further users to ask"""
 
     @model_validator(mode="after")
     def _someone(self) -> "ControlParams":

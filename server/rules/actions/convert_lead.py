@@ -18,9 +18,13 @@ from server.rules.context import RunContext
 
 class ConvertLeadParams(ContactFieldsParams):
     create_deal: bool = True
-    pipeline: PipelineId | None = None  # the deal pipeline; default: the default deal pipeline
-    create_contact: bool = True  # a lead that has a contact keeps it (no second one)
-    create_company: bool = False  # likewise for its company; named from `company_name`, else the title
+    """make a deal from the lead"""
+    pipeline: PipelineId | None = None
+    """the deal pipeline the deal goes to; empty: the default deal pipeline"""
+    create_contact: bool = True
+    """make a contact from the lead (a lead that has a contact keeps it, no second one)"""
+    create_company: bool = False
+    """make a company from the lead, named from its company_name field, else its title"""
 
     @model_validator(mode="after")
     def _creates_something(self) -> "ConvertLeadParams":

@@ -28,10 +28,14 @@ DEFAULT_FIELDS = {"name_field": "contact_name", "email_field": "email", "phone_f
 
 
 class ContactFieldsParams(Params):
-    responsible: UserId | None = None  # default: the lead's responsible
-    name_field: str | None = None  # default: contact_name, else the lead's title
-    email_field: str | None = None  # default: email
-    phone_field: str | None = None  # default: phone
+    responsible: UserId | None = None
+    """the contact's responsible; empty: the lead's responsible"""
+    name_field: str | None = None
+    """the lead's field with the contact's name; empty: contact_name, else the lead's title"""
+    email_field: str | None = None
+    """the lead's field with the email address; empty: email"""
+    phone_field: str | None = None
+    """the lead's field with the phone number; empty: phone"""
 
 
 async def check_lead_fields(params: ContactFieldsParams, stage_id: int) -> list[tuple[str, str]]:

@@ -18,9 +18,11 @@ from server.rules.preview import PreviewContext
 
 class CreateDocumentParams(Params):
     template: DocumentTemplateId
+    """the document template the document is made from"""
     fields: Annotated[dict[str, Any], FIELD_MAP] = Field(
         default_factory=dict, description="values the document shows instead of the element's (templates allowed)")
     wait_for_pdf: bool = False
+    """the run waits until the PDF is made (later rules can attach it)"""
 
 
 def public_link(document: Document) -> str:

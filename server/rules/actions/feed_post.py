@@ -21,11 +21,17 @@ from server.rules.context import RunContext
 
 class FeedPostParams(Params):
     title: Template = Field(default="", max_length=255)
+    """the post's title (a template); empty: none"""
     text: Template = Field(min_length=1, max_length=20_000)
-    sender: UserId | None = None  # default: the run-as user
+    """the post (a template)"""
+    sender: UserId | None = None
+    """who posts it; empty: the run-as user"""
     everyone: bool = False
+    """everyone sees it (users and roles are then not needed)"""
     users: UserIds = Field(default_factory=list)
+    """users who see it"""
     roles: Roles = Field(default_factory=list)
+    """roles whose users see it"""
 
     @model_validator(mode="after")
     def _someone(self) -> "FeedPostParams":

@@ -18,10 +18,15 @@ ALPHABETS = {
 
 class GenerateCodeParams(Params):
     length: int = Field(default=8, ge=4, le=64)
+    """how many characters the code has"""
     digits: bool = True
+    """it may hold digits"""
     lower: bool = False
+    """it may hold lowercase letters"""
     upper: bool = True
+    """it may hold uppercase letters"""
     special: bool = False
+    """it may hold special characters"""
 
     @model_validator(mode="after")
     def _some_alphabet(self) -> "GenerateCodeParams":

@@ -22,9 +22,13 @@ from server.rules.preview import PreviewContext
 
 class NotificationParams(Params):
     text: Template = Field(min_length=1, max_length=5_000)
-    sender: UserId | None = None  # default: the run-as user
+    """the notification (a template)"""
+    sender: UserId | None = None
+    """who sends it; empty: the run-as user"""
     users: UserIds = Field(default_factory=list)
+    """users who get it"""
     roles: Roles = Field(default_factory=list)
+    """roles whose users get it"""
 
     @model_validator(mode="after")
     def _someone(self) -> "NotificationParams":

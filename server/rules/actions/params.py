@@ -5,6 +5,7 @@ wrappers too), else its plain type: bool, int, string, choice (a `Literal` or an
 or anything else, entered as JSON).
 """
 
+import sys
 import types
 from dataclasses import dataclass, field
 from enum import Enum
@@ -129,3 +130,23 @@ async def _user_with_role(action: Action[Any], role: str) -> int:
     if user is None:
         raise LookupError(f"the example of {action.key} names a {role}: there is no active {role}")
     return user.id
+
+
+KIND_KEY = "x-pipewright-kind"  # the widget kind of `describe_param` on each property of a params JSON Schema
+
+
+def params_schema(action: Action[Any]) -> dict[str, Any]:
+    """The action's params as JSON Schema (draft 2020-12, from the params model): titles, descriptions, enums,
+    defaults and limits, and on each property its kind (`x-pipewright-kind`: user, stage, template, …) that says
+    what an integer or string stands for."""
+    schema = action.Params.model_json_schema()
+    schema["title"] = action.title
+    about = type(action).__doc__ or sys.modules[type(action).__module__].__doc__  # the action module's first lines
+    if about:  # the action's words, not those of a params model several actions share
+        schema["description"] = " ".join(about.strip().split("\n\n")[0].split())
+    properties = schema.get("properties", {})
+    for spec in describe_params(action.Params):
+        shown = properties[spec.name]
+        shown["title"] = spec.label
+        shown[KIND_KEY] = spec.kind
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

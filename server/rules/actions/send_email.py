@@ -28,10 +28,14 @@ _ADDRESS = re.compile(r"^[^@\s<>,;]+@[^@\s<>,;]+\.[^@\s<>,;]+$")
 class SendEmailParams(Params):
     to: Template = Field(default="", max_length=320, description="an address or template; empty: the client's email")
     client: Literal["any", "contact", "company"] = "any"
+    """whose email address it goes to when `to` is empty: the contact's, the company's, or either"""
     to_type: Literal["any", "work", "home", "other"] = "any"
+    """which of the client's addresses: work, home, other, or any"""
     sender: MailSenderId | None = Field(default=None, description="empty: the default sender")
     subject: Template = Field(min_length=1, max_length=998)
+    """the subject (a template)"""
     html: Template = Field(default="", max_length=200_000)
+    """the HTML body (a template); empty: the text part alone"""
     text: Template = Field(default="", max_length=200_000, description="the plain-text part; empty: made from the HTML")
     attachments: Template = Field(default="", max_length=500, description=(
         "documents made earlier in the run, whose PDFs go with the email: their ids, comma-separated, e.g. "

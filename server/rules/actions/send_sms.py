@@ -32,7 +32,9 @@ class SendSmsParams(Params):
     to: Template = Field(default="", max_length=200,
                          description="a phone number or template; empty: the client's phone")
     client: Literal["any", "contact", "company"] = "any"
+    """whose phone number it goes to when `to` is empty: the contact's, the company's, or either"""
     to_type: Literal["any", "mobile", "work", "home", "other"] = "any"
+    """which of the client's numbers: mobile, work, home, other, or any"""
     text: Template = Field(min_length=1, max_length=20_000,
                            description=f"the SMS; at most {sms_text.MAX_SEGMENTS} segments (GSM-7: 160 characters in "
                                        "one, 153 per segment of a longer one; UCS-2: 70, 67)")

@@ -27,13 +27,21 @@ from server.rules.preview import PreviewContext
 
 class TaskParams(Params):
     title: Template = Field(min_length=1, max_length=255)
+    """the task's title (a template)"""
     description: Template = ""
-    responsible: UserId | None = None  # default: the element's responsible
-    creator: UserId | None = None  # default: the run-as user
+    """what is to be done (a template); empty: no description"""
+    responsible: UserId | None = None
+    """who does it; empty: the element's responsible"""
+    creator: UserId | None = None
+    """who set it; empty: the run-as user"""
     participants: Annotated[list[int], USERS] = Field(default_factory=list)
+    """who else takes part"""
     deadline_days: int | None = Field(default=None, ge=0, le=3650)
+    """due this many days after the run; empty: no deadline"""
     priority: Literal["low", "normal", "high"] = "normal"
+    """the task's priority"""
     wait_until_closed: bool = False
+    """the run waits until the task is closed (later rules in its lane wait too)"""
 
 
 class CreateTask(Action[TaskParams]):

@@ -16,8 +16,11 @@ from server.rules.timing import as_moment
 
 class WaitParams(Params):
     days: int | None = Field(default=None, ge=0, le=3650)
-    before_field: str | None = None  # wait until `days` before this date field instead
+    """how many days to wait"""
+    before_field: str | None = None
+    """a date field: wait until `days` before that date instead"""
     description: Template = ""
+    """what the wait is for (a template); shown on the run"""
 
     @model_validator(mode="after")
     def _has_timeout(self) -> "WaitParams":
