@@ -83,8 +83,13 @@ class Superseded(Exception):
 async def enter_stage(element_type: str, element: Element, stage: Stage, *, reason: str,
                       actor_id: int | None = None) -> StageRun:
     """Move `element` into `stage` on a person's behalf (`reason`: created, moved) and start its rules; a new
-    chain of automatic moves begins. Call inside `transaction()`."""
-    return await _enter_stage(element_type, element, stage, cause=Cause(reason, actor_id=actor_id))
+    chain of automatic moves begins. Call inside `transaction()`. "created": the element was made in this
+    transaction, so it has no stay to leave (none is looked for)."""
+    return await _enter_stage(element_type, element, stage, cause=Cause(reason, actor_id=actor_id),
+                              new_element=reason == CREATED)
+
+
+CREATED = "created"  # `enter_stage`'s reason for an element made in the same transaction
 
 
 async def fire_triggers(occurrence: triggering.Occurrence) -> list[TriggerActivation]:
@@ -129,7 +134,8 @@ async def _enter_stage_by_trigger(element_type: str, element: Element, stage: St
         depth=stage_run.depth + 1, rule_run_id=run.id))
 
 
-async def _enter_stage(element_type: str, element: Element, stage: Stage, *, cause: Cause) -> StageRun:
+async def _enter_stage(element_type: str, element: Element, stage: Stage, *, cause: Cause,
+                       new_element: bool = False) -> StageRun:
     if cause.chain_id is not None:
         limit = settings().max_chain_depth
         if cause.depth > limit:
@@ -137,7 +143,7 @@ async def _enter_stage(element_type: str, element: Element, stage: Stage, *, cau
         if await StageRun.exists(chain_id=cause.chain_id, element_type=element_type,
                                  element_id=element.id, stage_id=stage.id):
             raise LoopStopped(f"stopped: loop ({element_type} already entered stage '{stage.name}' in this chain)")
-    current = await StageRun.filter(
+    current = None if new_element else await StageRun.filter(
         element_type=element_type, element_id=element.id, status=StageRunStatus.active
     ).first()
     previous_stage = await Stage.get_or_none(id=element.stage_id) if element.stage_id and current is not None else None
