@@ -373,6 +373,7 @@ async def run_production(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         if "server.rules.dispatch" in sys.modules:
             sys.modules["server.rules.dispatch"].RUNS.dispatcher = None
+            sys.modules["server.rules.dispatch"].RUNS.taker = None
         if worker is not None:
             worker.stop()
         if connected:

@@ -3,6 +3,7 @@
 import os
 from typing import Any
 
+import asyncpg  # type: ignore[import-untyped]  # no stubs or py.typed
 from tortoise import Tortoise
 from tortoise.backends.base.config_generator import expand_db_url
 from tortoise.migrations.api.migrate import migrate as tortoise_migrate
@@ -25,7 +26,7 @@ def _with_options(url: str) -> str:
 
 
 def postgres_server_settings(*, migrating: bool = False) -> dict[str, str]:
-    """Set on each connection as it opens (startup parameters, so the pool's RESET ALL on release keeps them).
+    """Set on each connection as it opens (startup parameters: a session's settings stay its own).
     Migrations may rewrite big tables: no statement timeout for them, but the lock timeout stays (a migration
     waiting on a lock would queue every other writer behind it)."""
     config = settings()
@@ -37,6 +38,19 @@ def postgres_server_settings(*, migrating: bool = False) -> dict[str, str]:
         "tcp_keepalives_interval": str(config.pg_keepalives_interval_s),
         "tcp_keepalives_count": str(config.pg_keepalives_count),
     }
+
+
+class PooledConnection(asyncpg.Connection):  # type: ignore[misc]  # asyncpg is untyped
+    """A pooled PostgreSQL connection that costs no round trip when it goes back to the pool: asyncpg's reset
+    still rolls back a transaction left open (a cancelled request) and drops listeners, but sends no reset
+    query (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL: one statement per transaction, 12 % of the
+    engine's). Safe because nothing here leaves session state behind: locks are transaction-scoped
+    (pg_advisory_xact_lock), nothing listens for notifications, no cursor outlives its transaction, and settings
+    are startup parameters
+    (`postgres_server_settings`); tests/test_pool_release.py holds the code to that."""
+
+    def get_reset_query(self) -> str:
+        return ""
 
 
 def _postgres(url: str, *, migrating: bool) -> dict[str, Any]:
@@ -51,6 +65,7 @@ def _postgres(url: str, *, migrating: bool) -> dict[str, Any]:
         credentials.setdefault("command_timeout", config.pg_command_timeout_s)
     credentials.setdefault("minsize", config.db_pool_min_connections)
     credentials.setdefault("maxsize", config.db_pool_max_connections)
+    credentials["connection_class"] = PooledConnection
     return connection
 
 

@@ -18,11 +18,20 @@ class Due:
     def __init__(self, key: str) -> None:
         self.key = key
         self.dispatcher: Dispatcher | None = None
+        # Takes work the transaction already claimed (written queued with its lease): handed over after the
+        # commit without a claim of its own. Without one, the work is written due and `dispatcher` claims it.
+        self.taker: Dispatcher | None = None
 
     def now(self, ids: list[int]) -> None:
         dispatcher = self.dispatcher
         if dispatcher is not None and ids:
             after_commit_batch(self.key, ids, dispatcher)
+
+    def claimed(self, ids: list[int]) -> None:
+        """`ids` were written claimed in this transaction: hand them to the taker once it commits."""
+        taker = self.taker
+        if taker is not None and ids:
+            after_commit_batch(self.key + "_claimed", ids, taker)
 
 
 RUNS = Due("due_runs")

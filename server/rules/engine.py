@@ -28,6 +28,7 @@ from server.models import (
     FeedPost,
     Message,
     Notification,
+    Rule,
     RuleRun,
     Stage,
     StageRun,
@@ -83,8 +84,13 @@ class Superseded(Exception):
 async def enter_stage(element_type: str, element: Element, stage: Stage, *, reason: str,
                       actor_id: int | None = None) -> StageRun:
     """Move `element` into `stage` on a person's behalf (`reason`: created, moved) and start its rules; a new
-    chain of automatic moves begins. Call inside `transaction()`."""
-    return await _enter_stage(element_type, element, stage, cause=Cause(reason, actor_id=actor_id))
+    chain of automatic moves begins. Call inside `transaction()`. "created": the element was made in this
+    transaction, so it has no stay to leave (none is looked for)."""
+    return await _enter_stage(element_type, element, stage, cause=Cause(reason, actor_id=actor_id),
+                              new_element=reason == CREATED)
+
+
+CREATED = "created"  # `enter_stage`'s reason for an element made in the same transaction
 
 
 async def fire_triggers(occurrence: triggering.Occurrence) -> list[TriggerActivation]:
@@ -129,7 +135,8 @@ async def _enter_stage_by_trigger(element_type: str, element: Element, stage: St
         depth=stage_run.depth + 1, rule_run_id=run.id))
 
 
-async def _enter_stage(element_type: str, element: Element, stage: Stage, *, cause: Cause) -> StageRun:
+async def _enter_stage(element_type: str, element: Element, stage: Stage, *, cause: Cause,
+                       new_element: bool = False) -> StageRun:
     if cause.chain_id is not None:
         limit = settings().max_chain_depth
         if cause.depth > limit:
@@ -137,7 +144,7 @@ async def _enter_stage(element_type: str, element: Element, stage: Stage, *, cau
         if await StageRun.exists(chain_id=cause.chain_id, element_type=element_type,
                                  element_id=element.id, stage_id=stage.id):
             raise LoopStopped(f"stopped: loop ({element_type} already entered stage '{stage.name}' in this chain)")
-    current = await StageRun.filter(
+    current = None if new_element else await StageRun.filter(
         element_type=element_type, element_id=element.id, status=StageRunStatus.active
     ).first()
     previous_stage = await Stage.get_or_none(id=element.stage_id) if element.stage_id and current is not None else None
@@ -217,37 +224,92 @@ def lane_numbers(lanes: Sequence[str]) -> list[int]:
 
 
 async def _create_rule_runs(stage_run: StageRun, element: Element, rules: list[dict[str, Any]]) -> None:
-    """A run per rule, in lanes. A lane's first run that is due at once (immediate, no working hours) is
-    written with its due time; the others get theirs from `_make_eligible`. Each run's spec says whether a
-    run follows it in its lane (`FOLLOWED`), so finishing the last of a lane looks for no follower."""
-    previous: RuleRun | None = None
-    pending: list[RuleRun] = []
+    """A run per rule, in lanes, written in one INSERT per step of the longest lane (one for a stage of
+    parallel rules). A lane's first run that is due at once (immediate, no working hours) is written with
+    its due time, and claimed in this transaction when a worker takes claimed runs (`dispatch.RUNS.taker`):
+    written queued with its lease and handed over after the commit, with no claim of its own. The others get
+    their due time from `_make_eligible`. Each run's spec says whether a run follows it in its lane
+    (`FOLLOWED`), so finishing the last of a lane looks for no follower."""
     now = clock.utcnow()
-    due_now: list[int] = []
     ordered = sorted(rules, key=lambda r: (r["position"], r["id"]))
     lanes = lane_numbers([r["lane"] for r in ordered])
+    runs: list[RuleRun] = []
     for index, (rule, lane) in enumerate(zip(ordered, lanes, strict=True)):
-        follows = previous is not None and previous.lane == lane
+        follows = index > 0 and lanes[index - 1] == lane
         spec = {**rule, FOLLOWED: index + 1 < len(lanes) and lanes[index + 1] == lane}
-        due_at = now if not follows and not _timing_needs_context(spec) else None
-        run = await RuleRun.create(
+        runs.append(RuleRun(
             stage_run_id=stage_run.id, element_type=stage_run.element_type, element_id=element.id,
             rule_id=rule["id"], rule_key=rule["key"], action_type=rule["action_type"], title=rule["title"],
-            position=rule["position"], lane=lane, after_run_id=previous.id if follows and previous else None,
-            spec=spec, status=RunStatus.scheduled, due_at=due_at,
-            reason=f"waits for '{previous.title}' to finish" if follows and previous else None,
-        )
+            position=rule["position"], lane=lane, after_run_id=None, spec=spec, status=RunStatus.scheduled,
+            due_at=now if not follows and not _timing_needs_context(spec) else None,
+            reason=f"waits for '{ordered[index - 1]['title']}' to finish" if follows else None,
+        ))
+    due_now = [run for run in runs if run.due_at is not None]
+    if due_now and dispatch.RUNS.taker is not None:  # a paused rule's due run waits to be claimed after its resume
+        paused = {rule.id for rule in await Rule.filter(id__in=[run.rule_id for run in due_now],
+                                                        paused_at__not_isnull=True).only("id")}
+        due_now = [run for run in due_now if run.rule_id not in paused]
+    claimed = dispatch.RUNS.taker is not None and bool(due_now)
+    if claimed:
+        lease_until = await queued_lease_until(now, joining=len(due_now))
+        for run in due_now:
+            run.status, run.lease_until = RunStatus.queued, lease_until
+    # Each step inserts the runs whose lane predecessor (if any) has its id by now.
+    step = [index for index in range(len(runs)) if index == 0 or lanes[index - 1] != lanes[index]]
+    while step:
+        await _insert_runs([runs[index] for index in step])
+        step = [index + 1 for index in step if index + 1 < len(runs) and lanes[index + 1] == lanes[index]]
+        for index in step:
+            runs[index].after_run_id = runs[index - 1].id
+    for run in runs:  # a new run is "scheduled" to subscribers, claimed or not (the claim has no event)
         await run_event(run, RunStatus.scheduled)
-        if due_at is not None:
-            due_now.append(run.id)
-        elif not follows:
-            pending.append(run)
-        previous = run
-    dispatch.RUNS.now(due_now)
+    if claimed:
+        dispatch.RUNS.claimed([run.id for run in due_now])
+    else:
+        dispatch.RUNS.now([run.id for run in due_now])
+    pending = [run for run in runs if run.due_at is None and run.after_run_id is None]
     if pending:
         timing_context = await _TimingContext.load(stage_run.element_type, element)
         for run in pending:
             await _make_eligible(run, base=now, timing_context=timing_context)
+
+
+# Every column of a rule run but its id, in the order of `_insert_runs`' VALUES.
+_RUN_COLUMNS = ("stage_run_id", "element_type", "element_id", "rule_id", "rule_key", "action_type", "title",
+                "position", "lane", "after_run_id", "spec", "status", "due_at", "attempts", "lease_until",
+                "waiting_since", "outputs", "error", "reason", "created_at", "started_at", "finished_at")
+
+
+async def _insert_runs(runs: list[RuleRun]) -> None:
+    """One INSERT … RETURNING for `runs`; each gets its id (ids follow the rows' order on both backends: one
+    statement, one sequence or AUTOINCREMENT counter)."""
+    connection = RuleRun._meta.db
+    fields = RuleRun._meta.fields_map
+    values: list[Any] = []
+    for run in runs:
+        values += [fields[name].to_db_value(getattr(run, name), run) for name in _RUN_COLUMNS]
+    width = len(_RUN_COLUMNS)
+    if connection.capabilities.dialect == "postgres":
+        tuples = ", ".join(
+            "(" + ", ".join(f"${i * width + j + 1}" for j in range(width)) + ")" for i in range(len(runs)))
+    else:
+        tuples = ", ".join("(" + ", ".join("?" * width) + ")" for _ in runs)
+    columns = ", ".join(f'"{name}"' for name in _RUN_COLUMNS)
+    returned = await connection.execute_query_dict(
+        f'INSERT INTO "rule_run" ({columns}) VALUES {tuples} RETURNING "id"', values)
+    for run, found in zip(runs, sorted(r["id"] for r in returned), strict=True):
+        run.id = found
+        run._saved_in_db = True
+
+
+async def queued_lease_until(now: datetime, *, joining: int) -> datetime:
+    """When a run sent to the broker now counts as lost if no worker has started it: the base wait, plus the
+    time the workers need for every run queued ahead of it (a fixed wait would re-send a long backlog over
+    and over while the workers are still draining it). Call inside the claim's transaction."""
+    config = settings()
+    ahead = await RuleRun.filter(status=RunStatus.queued).count()
+    backlog_ms = (ahead + joining) * config.queued_lease_per_run_ms
+    return now + timedelta(seconds=config.queued_lease_s, milliseconds=backlog_ms)
 
 
 # ---------------------------------------------------------------- due times and lanes
@@ -637,11 +699,19 @@ async def render_params(params: Any, ctx: RunContext) -> Any:
     return params.model_copy(update={name: await render_async(getattr(params, name), context) for name in templated})
 
 
+def _reads_earlier_outputs(spec: dict[str, Any]) -> bool:
+    """Whether the rule's params or condition can name `rules` (the outputs of the stay's earlier runs): a
+    rule whose templates and condition never spell the word needs no read of them, and sees `rules` empty."""
+    return "rules" in json.dumps([spec.get("params"), spec.get("condition")])
+
+
 async def _template_context(run: RuleRun, element: Element) -> dict[str, Any]:
     data = await elements.build_context(run.element_type, element)
-    earlier = await RuleRun.filter(
-        stage_run_id=run.stage_run_id, status__in=(RunStatus.succeeded, RunStatus.waiting)
-    ).exclude(id=run.id)
+    earlier: list[RuleRun] = []
+    if _reads_earlier_outputs(run.spec):
+        earlier = await RuleRun.filter(
+            stage_run_id=run.stage_run_id, status__in=(RunStatus.succeeded, RunStatus.waiting)
+        ).exclude(id=run.id)
     now = clock.utcnow()
     return {
         **data,

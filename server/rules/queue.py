@@ -1,6 +1,5 @@
 """Claiming runs for execution: due runs, and runs whose lease expired (lost message, dead worker)."""
 
-from datetime import datetime, timedelta
 from typing import Any
 
 from server import clock
@@ -9,20 +8,10 @@ from server.db import transaction
 from server.kinds import RunStatus
 from server.models import RuleRun
 from server.rules import pausing
-from server.rules.engine import advance_lane, run_event
+from server.rules.engine import advance_lane, queued_lease_until, run_event
 
 # Expired or orphaned runs are recovered this many at a time, each page its own transaction, until none is left.
 RECOVER_PAGE = 500
-
-
-async def queued_lease_until(now: datetime, *, joining: int) -> datetime:
-    """When a run sent to the broker now counts as lost if no worker has started it: the base wait, plus the
-    time the workers need for every run queued ahead of it (a fixed wait would re-send a long backlog over
-    and over while the workers are still draining it). Call inside the claim's transaction."""
-    config = settings()
-    ahead = await RuleRun.filter(status=RunStatus.queued).count()
-    backlog_ms = (ahead + joining) * config.queued_lease_per_run_ms
-    return now + timedelta(seconds=config.queued_lease_s, milliseconds=backlog_ms)
 
 
 async def _claim(query: Any, limit: int) -> list[int]:

@@ -136,11 +136,16 @@ async def hand_runs(run_ids: list[int]) -> None:
 
 async def dispatch_due(run_ids: list[int]) -> None:
     """The engine's fast path: runs due right after a commit are claimed and sent at once."""
-    claimed = await queue.claim(run_ids)
-    if claimed and direct is not None:
-        direct.submit(claimed)
-    elif claimed:
-        await _hand_over(send, claimed, queue.give_back, "rule runs")
+    await hand_claimed(await queue.claim(run_ids))
+
+
+async def hand_claimed(run_ids: list[int]) -> None:
+    """Runs claimed (queued, with a lease) by a transaction that has committed: to the engine on this loop
+    (embedded), or to the broker (what it does not take is given back to the scheduler)."""
+    if run_ids and direct is not None:
+        direct.submit(run_ids)
+    elif run_ids:
+        await _hand_over(send, run_ids, queue.give_back, "rule runs")
 
 
 def send_messages(message_ids: list[int]) -> None:
@@ -167,12 +172,14 @@ async def dispatch_due_documents(document_ids: list[int]) -> None:
 
 def install_dispatcher() -> None:
     dispatch.RUNS.dispatcher = dispatch_due
+    dispatch.RUNS.taker = hand_claimed
     dispatch.MESSAGES.dispatcher = dispatch_due_messages
     dispatch.DOCUMENTS.dispatcher = dispatch_due_documents
 
 
 def uninstall_dispatcher() -> None:
     dispatch.RUNS.dispatcher = dispatch.MESSAGES.dispatcher = dispatch.DOCUMENTS.dispatcher = None
+    dispatch.RUNS.taker = None
 
 
 class DispatchAfterCommit(Middleware):
