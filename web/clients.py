@@ -6,11 +6,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from server.i18n import N_
+from server.i18n import gettext as _
 from server.services import clients, users
 from web.guard import page
 from web.templating import render
 
 KINDS = {"contacts": "contact", "companies": "company"}
+KIND_NAMES = (N_("contact"), N_("company"))  # client.html shows the kind as `_(kind)`
 
 
 def _kind(request: Request) -> str:
@@ -18,13 +21,14 @@ def _kind(request: Request) -> str:
 
 
 def client_fields(kind: str, client: Any, *, company: Any, responsible: Any) -> list[tuple[str, Any]]:
-    """(label, value) rows of a contact's or company's page; custom fields by their code."""
-    rows: list[tuple[str, Any]] = [("Name", client.name)]
-    rows += [(f"Email ({a.get('type', '')})", a.get("value", "")) for a in client.emails or []]
-    rows += [(f"Phone ({a.get('type', '')})", a.get("value", "")) for a in client.phones or []]
+    """(label, value) rows of a contact's or company's page; custom fields by their code. The template
+    translates the labels (`_(label)`); those with the address's type in them are translated here."""
+    rows: list[tuple[str, Any]] = [(N_("Name"), client.name)]
+    rows += [(_("Email (%(type)s)") % {"type": a.get("type", "")}, a.get("value", "")) for a in client.emails or []]
+    rows += [(_("Phone (%(type)s)") % {"type": a.get("type", "")}, a.get("value", "")) for a in client.phones or []]
     if kind == "contact":
-        rows.append(("Company", company.name if company else "—"))
-    rows.append(("Responsible", responsible.name if responsible else "—"))
+        rows.append((N_("Company"), company.name if company else "—"))
+    rows.append((N_("Responsible"), responsible.name if responsible else "—"))
     rows += [(name.replace("_", " ").capitalize(), value) for name, value in sorted((client.custom or {}).items())]
     return rows
 

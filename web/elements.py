@@ -10,7 +10,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.errors import ValidationFailed
-from server.i18n import money
+from server.i18n import N_, money
 from server.services import (
     activities, clients, designer, documents, elements, messages, outputs, pipelines, runs, triggers, users,
 )
@@ -85,6 +85,12 @@ async def _runs_context(request: Request, element_type: str, element_id: int) ->
     pending = any(run.status in runs.UNFINISHED for run in rule_runs)
     return {"element_type": element_type, "element_id": element_id, "groups": groups, "pending": pending,
             "outputs": shown}
+
+
+# The labels of the built-in fields (the fields form's, `code.replace("_", " ").capitalize()`, and _fields'), which
+# the templates translate as `_(label)`; marked here for the catalogue.
+FIELD_LABELS = (N_("Title"), N_("Amount"), N_("Currency"), N_("Source"), N_("Is repeat"), N_("Responsible"),
+                N_("Contact"), N_("Company"), N_("Close date"), N_("Waiting for the customer"), N_("Created"))
 
 
 def _fields(element_type: str, element: Any, responsible: Any) -> list[tuple[str, Any]]:

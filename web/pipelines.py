@@ -5,9 +5,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.errors import ValidationFailed
+from server.i18n import N_
 from server.services import pipelines
 from web.guard import page
 from web.templating import error_map, redirect, render
+
+# How pipelines.html shows a stage's semantic (`_(s|replace('_', ' '))`), marked for the catalogue.
+SEMANTIC_NAMES = (N_("in progress"), N_("success"), N_("failure"))
 
 
 async def _pipelines_page(request: Request, *, errors: dict[str, str] | None = None, status_code: int = 200) -> Response:

@@ -9,15 +9,18 @@ from typing import Any
 
 from starlette.datastructures import FormData
 
+from server.i18n import N_
 from server.services.designer import LIST_OPERATORS, NO_VALUE_OPERATORS, Action, ParamSpec, param_specs
 from server.services.rules import RuleInput
 
 TIMING_KINDS = {
-    "immediately": "Immediately", "after": "After a delay", "before_field": "Before a date field",
-    "after_field": "After a date field", "at_field": "At a date field",
+    "immediately": N_("Immediately"), "after": N_("After a delay"), "before_field": N_("Before a date field"),
+    "after_field": N_("After a date field"), "at_field": N_("At a date field"),
 }
-WORKING_TIME = {"": "Any time", "company": "Only in the company's working time",
-                "responsible": "Only in the responsible's working hours"}
+WORKING_TIME = {"": N_("Any time"), "company": N_("Only in the company's working time"),
+                "responsible": N_("Only in the responsible's working hours")}
+# The parts of a condition row an error names (`condition.<group>.<row>.<part>`), as _rule_form.html shows them.
+CONDITION_PARTS = (N_("Field"), N_("Op"), N_("Value"))
 
 
 def param_fields(action: Action[Any]) -> list[ParamSpec]:

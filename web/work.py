@@ -8,12 +8,16 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from server.errors import ValidationFailed
+from server.i18n import N_
 from server.services import activities, elements, users
 from web.guard import page
 from web.templating import error_map, redirect, render
 
-KIND_LABELS = {"task": "Tasks", "call": "Calls", "meeting": "Meetings", "activity": "Activities", "todo": "To-dos"}
-GROUP_LABELS = {"overdue": "Overdue", "today": "Due today", "later": "Later"}
+KIND_LABELS = {"task": N_("Tasks"), "call": N_("Calls"), "meeting": N_("Meetings"), "activity": N_("Activities"),
+               "todo": N_("To-dos")}
+GROUP_LABELS = {"overdue": N_("Overdue"), "today": N_("Due today"), "later": N_("Later")}
+# What _work_macros.html shows an item's kind as (`_(item.kind|capitalize)`), marked for the catalogue.
+KIND_NAMES = (N_("Task"), N_("Call"), N_("Meeting"), N_("Activity"), N_("Todo"))
 SHOWN = 200  # tasks and activities each
 
 

@@ -76,8 +76,9 @@ def timing_text(timing: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- describing a trigger
 
 # The trigger catalogue's headings, by the event a type listens to (a type on a new event goes under "Other").
-TRIGGER_GROUPS = {"email": "Email", "calls": "Calls", "web": "Web, chat and webhooks",
-                  "element": "Changes to the element", "sales": "Payments, documents and bookings", "other": "Other"}
+TRIGGER_GROUPS = {"email": i18n.N_("Email"), "calls": i18n.N_("Calls"), "web": i18n.N_("Web, chat and webhooks"),
+                  "element": i18n.N_("Changes to the element"), "sales": i18n.N_("Payments, documents and bookings"),
+                  "other": i18n.N_("Other")}
 _EVENT_GROUPS = {
     trigger_events.EMAIL_RECEIVED: "email", trigger_events.EMAIL_OPENED: "email", trigger_events.LINK_CLICKED: "email",
     trigger_events.CALL: "calls", trigger_events.FORM_SUBMITTED: "web", trigger_events.CHAT_MESSAGE: "web",
@@ -148,7 +149,7 @@ class TriggerForm:
 
 
 async def new_trigger_form(stage: Stage, kind: TriggerType[Any], *, actor: Acting) -> TriggerForm:
-    values = {"name": kind.title, "settings": {}, "condition": [], "allow_back": False, "run_as_id": None,
+    values = {"name": i18n.gettext(kind.title), "settings": {}, "condition": [], "allow_back": False, "run_as_id": None,
               "enabled": True}
     return await _trigger_form(stage, kind, None, values, actor=actor)
 
@@ -316,7 +317,7 @@ class RuleForm:
 
 async def new_rule_form(stage: Stage, action: Action[Any], *, actor: Acting) -> RuleForm:
     """The form for a new `action` rule at the end of `stage` (as pipelines.load_stage gives it)."""
-    values = {"title": action.title, "lane": "parallel", "params": {}, "timing": {"kind": "immediately"},
+    values = {"title": i18n.gettext(action.title), "lane": "parallel", "params": {}, "timing": {"kind": "immediately"},
               "condition": [], "enabled": True}
     return await _rule_form(stage, action, None, values, actor=actor)
 

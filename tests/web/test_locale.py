@@ -139,6 +139,8 @@ async def test_a_berlin_admin_in_german_sees_german_pages_and_berlin_times(db: A
         users = await http.get("/admin/users")
         assert '<html lang="de">' in users.text
         assert "<h1>Benutzer</h1>" in users.text and "Neuer Benutzer" in users.text and "Arbeitstage" in users.text
+        assert ">Benutzer</a>" in users.text and ">Meine Arbeit</a>" in users.text  # the navigation too
+        assert ">Pipelines & Regeln</a>" in users.text and ">Abmelden</button>" in users.text
         tokens = (await http.get("/admin/tokens")).text
         assert "<h1>API-Tokens</h1>" in tokens
         assert "13.01.2026, 10:00 CET" in tokens and "13.07.2026, 11:00 CEST" in tokens

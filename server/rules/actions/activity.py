@@ -10,6 +10,7 @@ from pydantic import Field, model_validator
 
 from server import clock
 from server.errors import ActionError
+from server.i18n import N_
 from server.models import Activity, User
 from server.rules import elements
 from server.rules.actions.base import (
@@ -66,9 +67,9 @@ class ActivityParams(Params):
 
 class CreateActivity(Action[ActivityParams]):
     key = "activity"
-    title = "Activity"
-    summary = "Plans an activity (call, meeting, to-do) in the responsible's calendar."
-    gives = "the new activity (one per person it is for) and when it starts"
+    title = N_("Activity")
+    summary = N_("Plans an activity (call, meeting, to-do) in the responsible's calendar.")
+    gives = N_("the new activity (one per person it is for) and when it starts")
     group = "tasks"
     Params = ActivityParams
     outputs = ("activity_id", "activity_ids", "start_at")

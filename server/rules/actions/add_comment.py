@@ -4,6 +4,7 @@ from typing import ClassVar
 
 from pydantic import Field
 
+from server.i18n import N_
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, Template, UserId, unknown_users
 from server.rules.context import RunContext
 
@@ -17,9 +18,9 @@ class EntryParams(Params):
 
 class AddComment(Action[EntryParams]):
     key = "add_comment"
-    title = "Add comment"
-    summary = "Writes a comment on the element's timeline."
-    gives = "the comment"
+    title = N_("Add comment")
+    summary = N_("Writes a comment on the element's timeline.")
+    gives = N_("the comment")
     group = "communication"
     Params = EntryParams
     outputs = ("comment_id",)

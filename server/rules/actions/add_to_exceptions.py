@@ -8,6 +8,7 @@ nothing twice.
 from pydantic import Field
 
 from server.channels.addresses import normalise
+from server.i18n import N_
 from server.kinds import AddressKind
 from server.models import ExceptionEntry
 from server.rules import clients
@@ -23,9 +24,9 @@ class AddToExceptionsParams(Params):
 
 class AddToExceptions(Action[AddToExceptionsParams]):
     key = "add_to_exceptions"
-    title = "Add to exceptions"
-    summary = "Stops storing mail and calls from the client's addresses and numbers, and can delete the element."
-    gives = "whether addresses were added"
+    title = N_("Add to exceptions")
+    summary = N_("Stops storing mail and calls from the client's addresses and numbers, and can delete the element.")
+    gives = N_("whether addresses were added")
     group = "communication"
     Params = AddToExceptionsParams
     outputs = ("added",)

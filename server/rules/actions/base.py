@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from server.i18n import N_
 from server.kinds import Role
 from server.rules import templates
 # re-exported: actions import them from here
@@ -96,11 +97,11 @@ Outcome = Done | Block | Skipped
 
 # The catalogue's groups, in the order the designer shows them: group → heading.
 GROUPS = {
-    "communication": "Communication",
-    "tasks": "Tasks and activities",
-    "element": "Element changes",
-    "documents": "Documents",
-    "control": "Control",
+    "communication": N_("Communication"),
+    "tasks": N_("Tasks and activities"),
+    "element": N_("Element changes"),
+    "documents": N_("Documents"),
+    "control": N_("Control"),
 }
 
 # Events that end a blocking action's wait, when the action lists them in `released_by`.

@@ -12,6 +12,7 @@ from pydantic import Field, model_validator
 
 from server import clock
 from server.errors import ActionError, ValidationFailed
+from server.i18n import N_
 from server.kinds import ResourceKind
 from server.models import Booking, CustomField, Resource, Service, User
 from server.rules import bookings, elements
@@ -59,9 +60,9 @@ class BookResourceParams(Params):
 
 class BookResource(Action[BookResourceParams]):
     key = "book_resource"
-    title = "Book a resource"
-    summary = "Books a room, vehicle or person for a time slot, refusing overlaps."
-    gives = "the booking (one per resource) with its start and end"
+    title = N_("Book a resource")
+    summary = N_("Books a room, vehicle or person for a time slot, refusing overlaps.")
+    gives = N_("the booking (one per resource) with its start and end")
     group = "tasks"
     Params = BookResourceParams
     outputs = ("booking_id", "booking_ids", "start_at", "end_at")

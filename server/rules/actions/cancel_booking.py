@@ -5,6 +5,7 @@ from typing import Any
 from pydantic import Field
 
 from server.errors import ValidationFailed
+from server.i18n import N_
 from server.models import CustomField
 from server.rules import bookings
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, stage_entity_type
@@ -17,9 +18,9 @@ class CancelBookingParams(Params):
 
 class CancelBooking(Action[CancelBookingParams]):
     key = "cancel_booking"
-    title = "Cancel booking"
-    summary = "Cancels the element's bookings, which frees their slots."
-    gives = "whether anything was cancelled, and which bookings"
+    title = N_("Cancel booking")
+    summary = N_("Cancels the element's bookings, which frees their slots.")
+    gives = N_("whether anything was cancelled, and which bookings")
     group = "tasks"
     Params = CancelBookingParams
     outputs = ("cancelled", "booking_ids")

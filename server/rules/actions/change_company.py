@@ -6,6 +6,7 @@ Change contact is the same on the first linked contact.
 from typing import ClassVar
 
 from server.errors import ActionError
+from server.i18n import N_
 from server.models import Company, Contact
 from server.rules import clients, elements
 from server.rules.actions.base import (
@@ -26,9 +27,9 @@ ChangeClientParams = FieldMapParams
 
 class ChangeCompany(Action[ChangeClientParams]):
     key = "change_company"
-    title = "Change company"
-    summary = "Changes fields of the element's company."
-    gives = "whether a field changed, and the company"
+    title = N_("Change company")
+    summary = N_("Changes fields of the element's company.")
+    gives = N_("whether a field changed, and the company")
     group = "element"
     Params = ChangeClientParams
     outputs = ("changed", "company_id")
@@ -66,9 +67,9 @@ class ChangeCompany(Action[ChangeClientParams]):
 
 class ChangeContact(ChangeCompany):
     key = "change_contact"
-    title = "Change contact"
-    summary = "Changes fields of the element's contact."
-    gives = "whether a field changed, and the contact"
+    title = N_("Change contact")
+    summary = N_("Changes fields of the element's contact.")
+    gives = N_("whether a field changed, and the contact")
     outputs = ("changed", "contact_id")
     client_type = "contact"
     example = Example("Record the direct line", {"fields": {"phone": "+49 30 5550 0100"}})

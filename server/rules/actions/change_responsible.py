@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field
 
 from server.errors import ActionError
+from server.i18n import N_
 from server.models import RoundRobinCursor, User
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, UserIds, unknown_users
 from server.rules.context import RunContext
@@ -28,9 +29,9 @@ class ChangeResponsibleParams(Params):
 
 class ChangeResponsible(Action[ChangeResponsibleParams]):
     key = "change_responsible"
-    title = "Change responsible"
-    summary = "Hands the element to the next person of a list (first, random or in turn), skipping the absent."
-    gives = "the new responsible"
+    title = N_("Change responsible")
+    summary = N_("Hands the element to the next person of a list (first, random or in turn), skipping the absent.")
+    gives = N_("the new responsible")
     group = "element"
     Params = ChangeResponsibleParams
     outputs = ("responsible_id",)

@@ -1,6 +1,7 @@
 """Change stage: move the element to another stage of its pipeline (guarded against loops)."""
 
 from server.errors import ActionError
+from server.i18n import N_
 from server.models import Stage
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, StageId, UserId, unknown_users
 from server.rules.context import RunContext
@@ -16,9 +17,9 @@ class ChangeStageParams(Params):
 
 class ChangeStage(Action[ChangeStageParams]):
     key = "change_stage"
-    title = "Change stage"
-    summary = "Moves the element to another stage of its pipeline."
-    gives = "the stage it moved to"
+    title = N_("Change stage")
+    summary = N_("Moves the element to another stage of its pipeline.")
+    gives = N_("the stage it moved to")
     group = "element"
     Params = ChangeStageParams
     outputs = ("stage",)

@@ -3,6 +3,7 @@
 from pydantic import Field, model_validator
 
 from server.errors import ActionError
+from server.i18n import N_
 from server.models import Notification, User
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params, Template, UserIds, unknown_users
 from server.rules.context import RunContext
@@ -26,9 +27,9 @@ class ControlParams(Params):
 
 class Control(Action[ControlParams]):
     key = "control"
-    title = "Control"
-    summary = "Tells the responsible's supervisor (or people chosen) that the element got this far."
-    gives = "who was notified"
+    title = N_("Control")
+    summary = N_("Tells the responsible's supervisor (or people chosen) that the element got this far.")
+    gives = N_("who was notified")
     group = "control"
     Params = ControlParams
     outputs = ("notified",)

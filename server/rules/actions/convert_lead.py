@@ -10,6 +10,7 @@ from pydantic import model_validator
 
 from server.db import column
 from server.errors import ActionError
+from server.i18n import N_
 from server.models import AuditEntry, Company, Contact, CustomField, Deal, DealContact, Lead, Pipeline, Stage
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, PipelineId
 from server.rules.actions.create_contact_for_lead import ContactFieldsParams, check_lead_fields, contact_values
@@ -45,9 +46,9 @@ async def _first_stage(pipeline: Pipeline) -> Stage | None:
 
 class ConvertLead(Action[ConvertLeadParams]):
     key = "convert_lead"
-    title = "Create from (convert lead)"
-    summary = "Makes a deal (and contact, company) from a lead."
-    gives = "the new deal, contact and company"
+    title = N_("Create from (convert lead)")
+    summary = N_("Makes a deal (and contact, company) from a lead.")
+    gives = N_("the new deal, contact and company")
     group = "element"
     Params = ConvertLeadParams
     outputs = ("deal_id", "contact_id", "company_id")

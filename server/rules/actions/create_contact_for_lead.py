@@ -8,6 +8,7 @@ falls back to the lead's title.
 from typing import Any
 
 from server.errors import ActionError
+from server.i18n import N_
 from server.kinds import AddressKind, EmailType
 from server.models import AuditEntry, Contact, Lead
 from server.rules import clients, elements
@@ -83,9 +84,9 @@ def contact_values(lead: Lead, params: ContactFieldsParams) -> dict[str, Any]:
 
 class CreateContactForLead(Action[ContactFieldsParams]):
     key = "create_contact_for_lead"
-    title = "Create contact for lead"
-    summary = "Makes a contact from the name, email and phone a lead came with."
-    gives = "the new contact"
+    title = N_("Create contact for lead")
+    summary = N_("Makes a contact from the name, email and phone a lead came with.")
+    gives = N_("the new contact")
     group = "element"
     Params = ContactFieldsParams
     outputs = ("contact_id",)

@@ -7,6 +7,7 @@ from pydantic import Field
 
 from server.config import settings
 from server.errors import ActionError
+from server.i18n import N_
 from server.models import Document, DocumentTemplate, Pipeline, Stage
 from server.rules import documents, templates
 from server.rules.actions.base import (
@@ -31,9 +32,9 @@ def public_link(document: Document) -> str:
 
 class CreateDocument(Action[CreateDocumentParams]):
     key = "create_document"
-    title = "Create CRM document"
-    summary = "Makes a numbered document (offer, invoice) from a template, with its PDF."
-    gives = "the document, its number and its public link"
+    title = N_("Create CRM document")
+    summary = N_("Makes a numbered document (offer, invoice) from a template, with its PDF.")
+    gives = N_("the document, its number and its public link")
     group = "documents"
     Params = CreateDocumentParams
     outputs = ("document_id", "number", "link")

@@ -1,5 +1,6 @@
 """Delete element: delete the lead or deal. Its pending runs are cancelled; timeline and run log stay."""
 
+from server.i18n import N_
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params
 from server.rules.context import RunContext
 
@@ -10,8 +11,8 @@ class DeleteElementParams(Params):
 
 class DeleteElement(Action[DeleteElementParams]):
     key = "delete_element"
-    title = "Delete element"
-    summary = "Deletes the element; its run log and timeline are kept."
+    title = N_("Delete element")
+    summary = N_("Deletes the element; its run log and timeline are kept.")
     group = "element"
     Params = DeleteElementParams
     example = Example("Delete the element")

@@ -2,6 +2,7 @@
 
 from pydantic import Field, model_validator
 
+from server.i18n import N_
 from server.models import FeedPost
 from server.rules.actions.base import (
     NO_NAMES,
@@ -42,9 +43,9 @@ class FeedPostParams(Params):
 
 class PostToFeed(Action[FeedPostParams]):
     key = "feed_post"
-    title = "Activity stream message"
-    summary = "Posts a message to the activity stream, for people, roles or everyone."
-    gives = "the post"
+    title = N_("Activity stream message")
+    summary = N_("Posts a message to the activity stream, for people, roles or everyone.")
+    gives = N_("the post")
     group = "communication"
     Params = FeedPostParams
     outputs = ("post_id",)

@@ -5,6 +5,7 @@ import string
 
 from pydantic import Field, model_validator
 
+from server.i18n import N_
 from server.rules.actions.base import NO_NAMES, Action, Done, Example, Names, Params
 from server.rules.context import RunContext
 
@@ -40,9 +41,9 @@ class GenerateCodeParams(Params):
 
 class GenerateCode(Action[GenerateCodeParams]):
     key = "generate_code"
-    title = "Generate code"
-    summary = "Makes a random code (a promo or booking code) for later rules to use."
-    gives = "the code"
+    title = N_("Generate code")
+    summary = N_("Makes a random code (a promo or booking code) for later rules to use.")
+    gives = N_("the code")
     group = "element"
     Params = GenerateCodeParams
     outputs = ("code",)

@@ -2,6 +2,7 @@
 
 
 
+from server.i18n import N_
 from server.models import Stage
 from server.rules import elements
 from server.rules.actions.base import (
@@ -22,9 +23,9 @@ ModifyElementParams = FieldMapParams
 
 class ModifyElement(Action[ModifyElementParams]):
     key = "modify_element"
-    title = "Modify element"
-    summary = "Sets fields of the element to fixed values or placeholders."
-    gives = "whether a field changed"
+    title = N_("Modify element")
+    summary = N_("Sets fields of the element to fixed values or placeholders.")
+    gives = N_("whether a field changed")
     group = "element"
     Params = ModifyElementParams
     outputs = ("changed",)

@@ -2,6 +2,7 @@
 
 from pydantic import Field, model_validator
 
+from server.i18n import N_
 from server.models import Notification
 from server.rules.actions.base import (
     NO_NAMES,
@@ -39,9 +40,9 @@ class NotificationParams(Params):
 
 class Notify(Action[NotificationParams]):
     key = "notification"
-    title = "Notification"
-    summary = "Sends a notification in the admin to the people chosen."
-    gives = "who was notified"
+    title = N_("Notification")
+    summary = N_("Sends a notification in the admin to the people chosen.")
+    gives = N_("who was notified")
     group = "communication"
     Params = NotificationParams
     outputs = ("notified",)

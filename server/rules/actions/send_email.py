@@ -11,6 +11,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from server.errors import ActionError
+from server.i18n import N_
 from server.kinds import Channel, MessageStatus
 from server.models import Document, MailSender
 from server.config import settings
@@ -59,9 +60,9 @@ def text_of(html: str) -> str:
 
 class SendEmail(Action[SendEmailParams]):
     key = "send_email"
-    title = "Send email"
-    summary = "Emails the client (or any address), from the outbox with retries."
-    gives = "the message and the address it went to"
+    title = N_("Send email")
+    summary = N_("Emails the client (or any address), from the outbox with retries.")
+    gives = N_("the message and the address it went to")
     group = "communication"
     Params = SendEmailParams
     outputs = ("message_id", "to")

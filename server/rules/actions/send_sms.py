@@ -16,6 +16,7 @@ from server.channels import sms_text
 from server.channels.sms import e164
 from server.config import settings
 from server.errors import ActionError
+from server.i18n import N_
 from server.kinds import Channel, MessageStatus
 from server.models import Contact
 from server.channels import outbox
@@ -61,9 +62,9 @@ def text_hint(text: str) -> str:
 
 class SendSms(Action[SendSmsParams]):
     key = "send_sms"
-    title = "Send SMS"
-    summary = "Texts the client's phone (or any number) through the SMS gateway, from the outbox."
-    gives = "the message and the number it went to"
+    title = N_("Send SMS")
+    summary = N_("Texts the client's phone (or any number) through the SMS gateway, from the outbox.")
+    gives = N_("the message and the number it went to")
     group = "communication"
     Params = SendSmsParams
     outputs = ("message_id", "to")

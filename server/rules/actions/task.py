@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 from pydantic import Field
 
 from server import clock
+from server.i18n import N_
 from server.models import Task
 from server.rules.actions.base import (
     NO_NAMES,
@@ -46,9 +47,9 @@ class TaskParams(Params):
 
 class CreateTask(Action[TaskParams]):
     key = "task"
-    title = "Task"
-    summary = "Gives someone a task with a deadline; later rules can wait until it is closed."
-    gives = "the task, when it was closed and how the wait ended"
+    title = N_("Task")
+    summary = N_("Gives someone a task with a deadline; later rules can wait until it is closed.")
+    gives = N_("the task, when it was closed and how the wait ended")
     group = "tasks"
     Params = TaskParams
     outputs = ("task_id", "closed_at", "ended_by")

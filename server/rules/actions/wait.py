@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import Field, model_validator
 
 from server import clock
+from server.i18n import N_
 from server.models import Stage
 from server.rules import elements
 from server.rules.actions.base import CUSTOMER_ACTIVITY, NO_NAMES, Action, Block, Example, Names, Params, Template
@@ -31,9 +32,9 @@ class WaitParams(Params):
 
 class Wait(Action[WaitParams]):
     key = "wait"
-    title = "Wait"
-    summary = "Holds the rules after it until the customer answers or the time runs out."
-    gives = "how the wait ended (answer or timeout) and the customer's activity"
+    title = N_("Wait")
+    summary = N_("Holds the rules after it until the customer answers or the time runs out.")
+    gives = N_("how the wait ended (answer or timeout) and the customer's activity")
     group = "control"
     Params = WaitParams
     outputs = ("ended_by", "activity")

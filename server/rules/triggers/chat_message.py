@@ -2,6 +2,7 @@
 
 from pydantic import Field
 
+from server.i18n import N_
 from server.rules.triggers.base import CHAT_MESSAGE, Event, Settings, TriggerExample, TriggerType, contains
 
 
@@ -11,9 +12,9 @@ class ChatMessageSettings(Settings):
 
 class ChatMessage(TriggerType[ChatMessageSettings]):
     key = "chat_message"
-    title = "Chat message"
-    summary = "A chat message from the element's client comes in."
-    gives = "who wrote and the text"
+    title = N_("Chat message")
+    summary = N_("A chat message from the element's client comes in.")
+    gives = N_("who wrote and the text")
     event = CHAT_MESSAGE
     Settings = ChatMessageSettings
     data_fields = ("from", "text")

@@ -2,6 +2,7 @@
 
 from pydantic import Field
 
+from server.i18n import N_
 from server.rules.triggers.base import EMAIL_OPENED, Event, Settings, TriggerExample, TriggerType, contains
 
 
@@ -11,9 +12,9 @@ class EmailOpenedSettings(Settings):
 
 class EmailOpened(TriggerType[EmailOpenedSettings]):
     key = "email_opened"
-    title = "Email opened"
-    summary = "The customer opens an email we sent about the element."
-    gives = "the email's subject"
+    title = N_("Email opened")
+    summary = N_("The customer opens an email we sent about the element.")
+    gives = N_("the email's subject")
     event = EMAIL_OPENED
     Settings = EmailOpenedSettings
     data_fields = ("subject", "message_id")

@@ -2,6 +2,7 @@
 
 from pydantic import Field
 
+from server.i18n import N_
 from server.rules.actions.base import stage_entity_type
 from server.rules.elements import field_types
 from server.rules.triggers.base import FIELD_CHANGED, Event, Settings, TriggerExample, TriggerType
@@ -13,9 +14,9 @@ class FieldChangedSettings(Settings):
 
 class FieldChanged(TriggerType[FieldChangedSettings]):
     key = "field_changed"
-    title = "Field changed"
-    summary = "A field you pick changes on the element."
-    gives = "the field, its old and its new value"
+    title = N_("Field changed")
+    summary = N_("A field you pick changes on the element.")
+    gives = N_("the field, its old and its new value")
     event = FIELD_CHANGED
     Settings = FieldChangedSettings
     data_fields = ("field", "old", "new")

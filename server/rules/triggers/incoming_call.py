@@ -2,6 +2,7 @@
 
 from pydantic import Field
 
+from server.i18n import N_
 from server.rules.triggers.base import CALL, Event, Settings, TriggerExample, TriggerType
 
 
@@ -11,9 +12,9 @@ class IncomingCallSettings(Settings):
 
 class IncomingCall(TriggerType[IncomingCallSettings]):
     key = "incoming_call"
-    title = "Incoming call"
-    summary = "The element's client calls in (reported by the telephony webhook)."
-    gives = "the numbers, the call's length and its recording"
+    title = N_("Incoming call")
+    summary = N_("The element's client calls in (reported by the telephony webhook).")
+    gives = N_("the numbers, the call's length and its recording")
     event = CALL
     Settings = IncomingCallSettings
     data_fields = ("direction", "from", "to", "duration_s", "recording_url")

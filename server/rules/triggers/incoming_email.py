@@ -2,6 +2,7 @@
 
 from pydantic import Field
 
+from server.i18n import N_
 from server.rules.triggers.base import EMAIL_RECEIVED, Event, Settings, TriggerExample, TriggerType, contains
 
 
@@ -12,9 +13,9 @@ class IncomingEmailSettings(Settings):
 
 class IncomingEmail(TriggerType[IncomingEmailSettings]):
     key = "incoming_email"
-    title = "Incoming email"
-    summary = "An email from the element's client arrives."
-    gives = "the sender, subject and text"
+    title = N_("Incoming email")
+    summary = N_("An email from the element's client arrives.")
+    gives = N_("the sender, subject and text")
     event = EMAIL_RECEIVED
     Settings = IncomingEmailSettings
     data_fields = ("from", "subject", "text", "message_id")

@@ -2,6 +2,7 @@
 
 from pydantic import Field
 
+from server.i18n import N_
 from server.rules.triggers.base import Event, LINK_CLICKED, Settings, TriggerExample, TriggerType
 
 
@@ -11,9 +12,9 @@ class LinkClickedSettings(Settings):
 
 class LinkClicked(TriggerType[LinkClickedSettings]):
     key = "link_clicked"
-    title = "Link clicked"
-    summary = "The customer clicks a tracked link in an email about the element."
-    gives = "the link and the email's subject"
+    title = N_("Link clicked")
+    summary = N_("The customer clicks a tracked link in an email about the element.")
+    gives = N_("the link and the email's subject")
     event = LINK_CLICKED
     Settings = LinkClickedSettings
     data_fields = ("url", "subject", "message_id")

@@ -2,6 +2,7 @@
 
 from pydantic import Field
 
+from server.i18n import N_
 from server.rules.triggers.base import CALL, Event, Settings, TriggerExample, TriggerType
 
 
@@ -11,9 +12,9 @@ class MissedCallSettings(Settings):
 
 class MissedCall(TriggerType[MissedCallSettings]):
     key = "missed_call"
-    title = "Missed call"
-    summary = "A call with the element's client is missed."
-    gives = "the numbers and the recording"
+    title = N_("Missed call")
+    summary = N_("A call with the element's client is missed.")
+    gives = N_("the numbers and the recording")
     event = CALL
     Settings = MissedCallSettings
     data_fields = ("direction", "from", "to", "duration_s", "recording_url")

@@ -2,6 +2,7 @@
 
 from pydantic import Field
 
+from server.i18n import N_
 from server.rules.triggers.base import CALL, Event, Settings, TriggerExample, TriggerType
 
 
@@ -11,9 +12,9 @@ class OutgoingCallSettings(Settings):
 
 class OutgoingCall(TriggerType[OutgoingCallSettings]):
     key = "outgoing_call"
-    title = "Outgoing call"
-    summary = "Someone calls the element's client (reported by the telephony webhook)."
-    gives = "the numbers, the call's length and its recording"
+    title = N_("Outgoing call")
+    summary = N_("Someone calls the element's client (reported by the telephony webhook).")
+    gives = N_("the numbers, the call's length and its recording")
     event = CALL
     Settings = OutgoingCallSettings
     data_fields = ("direction", "from", "to", "duration_s", "recording_url")

@@ -3,6 +3,7 @@
 from decimal import Decimal
 from pydantic import Field
 
+from server.i18n import N_
 from server.rules.triggers.base import Event, PAYMENT_RECEIVED, Settings, TriggerExample, TriggerType
 
 
@@ -12,9 +13,9 @@ class PaymentReceivedSettings(Settings):
 
 class PaymentReceived(TriggerType[PaymentReceivedSettings]):
     key = "payment_received"
-    title = "Payment received"
-    summary = "A payment for the element is recorded."
-    gives = "the amount, currency and reference"
+    title = N_("Payment received")
+    summary = N_("A payment for the element is recorded.")
+    gives = N_("the amount, currency and reference")
     event = PAYMENT_RECEIVED
     Settings = PaymentReceivedSettings
     data_fields = ("amount", "currency", "reference", "payment_id")

@@ -1,13 +1,14 @@
 """Resource booked: a resource is booked for the element."""
 
+from server.i18n import N_
 from server.rules.triggers.base import Event, NoSettings, RESOURCE_BOOKED, TriggerExample, TriggerType
 
 
 class ResourceBooked(TriggerType[NoSettings]):
     key = "resource_booked"
-    title = "Resource booked"
-    summary = "A resource is booked for the element."
-    gives = "the resource, service and the booked time"
+    title = N_("Resource booked")
+    summary = N_("A resource is booked for the element.")
+    gives = N_("the resource, service and the booked time")
     event = RESOURCE_BOOKED
     Settings = NoSettings
     data_fields = ("booking_id", "resource", "service", "field", "start_at", "end_at")  # rules/bookings.booked_event

@@ -1,13 +1,14 @@
 """Responsible changed: the element gets another responsible."""
 
+from server.i18n import N_
 from server.rules.triggers.base import Event, NoSettings, RESPONSIBLE_CHANGED, TriggerExample, TriggerType
 
 
 class ResponsibleChanged(TriggerType[NoSettings]):
     key = "responsible_changed"
-    title = "Responsible changed"
-    summary = "The element gets another responsible."
-    gives = "the old and the new responsible"
+    title = N_("Responsible changed")
+    summary = N_("The element gets another responsible.")
+    gives = N_("the old and the new responsible")
     event = RESPONSIBLE_CHANGED
     Settings = NoSettings
     data_fields = ("old", "new")

@@ -3,6 +3,7 @@
 from typing import Literal
 from pydantic import Field
 
+from server.i18n import N_
 from server.rules.triggers.base import Event, Settings, TASK_STATUS_CHANGED, TriggerExample, TriggerType
 
 
@@ -12,9 +13,9 @@ class TaskStatusChangedSettings(Settings):
 
 class TaskStatusChanged(TriggerType[TaskStatusChangedSettings]):
     key = "task_status_changed"
-    title = "Task status changed"
-    summary = "A task of the element changes status (done, closed…)."
-    gives = "the task, its new and its old status"
+    title = N_("Task status changed")
+    summary = N_("A task of the element changes status (done, closed…).")
+    gives = N_("the task, its new and its old status")
     event = TASK_STATUS_CHANGED
     Settings = TaskStatusChangedSettings
     data_fields = ("task_id", "title", "status", "old_status")

@@ -2,6 +2,7 @@
 
 from pydantic import Field
 
+from server.i18n import N_
 from server.rules.triggers.base import Event, FORM_SUBMITTED, Settings, TriggerExample, TriggerType
 
 
@@ -11,9 +12,9 @@ class WebFormSettings(Settings):
 
 class WebForm(TriggerType[WebFormSettings]):
     key = "web_form"
-    title = "Web form submitted"
-    summary = "The element's client submits a web form."
-    gives = "the form and its fields"
+    title = N_("Web form submitted")
+    summary = N_("The element's client submits a web form.")
+    gives = N_("the form and its fields")
     event = FORM_SUBMITTED
     Settings = WebFormSettings
     data_fields = ("form", "fields")
