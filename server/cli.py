@@ -40,7 +40,7 @@ def _serve(args: argparse.Namespace) -> int:
     # Proxy headers are the app's business (server/http.py, PIPEWRIGHT_TRUSTED_PROXIES): uvicorn's own
     # default would believe X-Forwarded-For from 127.0.0.1 whatever the setting says.
     uvicorn.run(create_app(demo=not args.no_demo), host=host, port=port, log_level=args.log_level,
-                proxy_headers=False, log_config=_log_config(),
+                proxy_headers=False, log_config=_log_config(), timeout_graceful_shutdown=config.shutdown_grace_s,
                 ws_max_size=config.max_body_bytes)  # a websocket message gets the request body's limit
     return 0
 

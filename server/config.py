@@ -131,6 +131,9 @@ class Settings:
     # SQLite's page cache per connection, in KiB (PRAGMA cache_size=-N): 64 MiB keeps the rule_run indexes of
     # a million pending runs in memory.
     sqlite_cache_kib: int = field(default_factory=lambda: _int("PIPEWRIGHT_SQLITE_CACHE_KIB", 65536))
+    # On stop, requests still open (the admin's live timeline streams never end on their own) get this long to
+    # finish before the server cancels them and shuts down.
+    shutdown_grace_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_SHUTDOWN_GRACE_S", 5))
     # Operations (issue 16): every worker process and scheduler writes a heartbeat every heartbeat_s. A run due
     # more than overdue_after_s ago and not started is overdue; /health fails when overdue runs exist and no
     # scheduler (or no worker) beat came within stall_after_s. A waiting run is "waiting long" after

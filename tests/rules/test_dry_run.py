@@ -180,7 +180,7 @@ async def test_a_failing_condition_shows_the_values_it_saw(db, worker_paused):
     [preview] = (await dry.dry_run("deal", deal_id, stage.id)).rules
 
     assert preview.condition_met is False
-    assert "1200" in preview.condition and "5000" in preview.condition
+    assert "(deal.amount is 1,200)" in preview.condition and "more than 5,000" in preview.condition
     assert preview.sentence.startswith("“Flag big deals” would be skipped, condition not met:")
     assert not preview.would_act
 

@@ -48,8 +48,8 @@ async def test_explain_says_why_rules_were_skipped_failed_cancelled_and_waiting(
     assert won.stage_name == "Won" and stay.stage_name == "Offer"
     assert stay.sentence.startswith("Entered “Offer” at ") and "(created)" in stay.sentence
     said = sentences(explanation, "Offer")
-    assert said[0] == ("“Flag big deals” was skipped: condition not met: deal.amount > 5000 is false "
-                       "(deal.amount = 1200.00).")
+    assert said[0] == ("“Flag big deals” was skipped: condition not met: deal.amount is more than 5,000 "
+                       "(deal.amount is 1,200).")
     assert said[1] == "“Mail the company” failed after 1 attempt: the deal has no company with a email address."
     assert said[2].startswith("“Remind tomorrow” was cancelled at ") and said[2].endswith("left stage for 'Won'.")
     assert said[3].startswith("“Wait for the reply” was cancelled") and said[3].endswith("left stage for 'Won'.")

@@ -47,7 +47,7 @@ async def test_dry_run_answers_each_rule_in_words_and_writes_nothing(db, api):
     assert note["params"] == {"text": "Offer for Acme roof", "author": None}
     assert note["sentence"] == "“Note the offer” would run now: Adds the comment “Offer for Acme roof”."
     assert note["wouldAct"] and note["conditionMet"] is None
-    assert flag["conditionMet"] is False and "deal.amount = 1200.00" in flag["condition"]
+    assert flag["conditionMet"] is False and "(deal.amount is 1,200)" in flag["condition"]
     assert not flag["wouldAct"]
     assert await RuleRun.all().count() == 0 and await Message.all().count() == 0
 
@@ -71,8 +71,8 @@ async def test_an_employee_dry_runs_and_explains_only_their_own_deals(db, api):
     [stay] = explained["explain"]["stays"]
     assert [(r["title"], r["status"]) for r in stay["runs"]] == [("Note the offer", "succeeded"),
                                                                  ("Flag big deals", "skipped")]
-    assert stay["runs"][1]["sentence"] == ("“Flag big deals” was skipped: condition not met: deal.amount > 5000 is "
-                                           "false (deal.amount = None).")
+    assert stay["runs"][1]["sentence"] == ("“Flag big deals” was skipped: condition not met: deal.amount is more than "
+                                           "5,000 (deal.amount is empty).")
 
 
 async def test_a_stage_of_another_pipeline_or_a_bad_id_is_refused_naming_the_argument(db, api):

@@ -44,7 +44,7 @@ async def graphql(port: int, query: str, variables: dict | None = None, *, token
 
 
 async def wait_ready(port: int, process: subprocess.Popen) -> None:
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60  # a fresh database migrates 15 steps and loads the demo first
     async with httpx.AsyncClient() as client:
         while time.monotonic() < deadline:
             assert process.poll() is None, "the server exited"

@@ -100,7 +100,7 @@ async def test_build_a_promo_code_stage_and_watch_a_deal_run_it(browser, server:
     for key in ("promo", "add_comment1", "history_entry1"):
         await expect(promo_runs.locator(f"tr[data-rule-key={key}] .status")).to_have_text("succeeded", timeout=20_000)
     assert await page.evaluate("window.sameDocument === true"), "the page was reloaded"
-    code = (await promo_runs.locator("tr[data-rule-key=promo] dd code").inner_text()).strip()
+    code = (await promo_runs.locator("tr[data-rule-key=promo] dl.outputs dd").inner_text()).strip()
     assert re.fullmatch(r"[A-Z0-9]{8}", code)
     await expect(page.locator("#runs")).to_have_attribute("data-pending", "no")
 

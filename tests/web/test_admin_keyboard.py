@@ -409,6 +409,7 @@ async def test_user_forms_by_keyboard(signed_in) -> None:  # type: ignore[no-unt
     assert supervisor["value"] != ""
     assert (await press(page, "Tab"))["label"] == "Time zone"
     await type_into(page, "Europe/Berlin", replace=True)
+    assert (await press(page, "Tab"))["label"] == "Language of the admin"
     for day in ("Mon", "Tue", "Wed"):
         box = await press(page, "Tab")
         assert (box["name"], box["label"], box["checked"]) == ("days", day, False)

@@ -16,8 +16,11 @@ WIDTHS = (375, 1366)
 # routes that are not pages: fragments htmx fetches, files, and pages before login (checked on their own below)
 NOT_PAGES = {"/", "/login", "/login/code", "/setup", "/enrol", "/deals/{element_id:int}/runs", "/leads/{element_id:int}/runs",
              "/deals/{element_id:int}/card", "/leads/{element_id:int}/card", "/deals/board/stages/{stage_id:int}",
-             "/leads/board/stages/{stage_id:int}", "/documents/{document_id:int}.pdf"}
-MAX_PAGES = 150
+             "/leads/board/stages/{stage_id:int}", "/documents/{document_id:int}.pdf",
+             # the live timeline and the explain panel, fetched into the element page by htmx (measured there)
+             "/deals/{element_id:int}/timeline", "/leads/{element_id:int}/timeline",
+             "/deals/{element_id:int}/explain", "/leads/{element_id:int}/explain"}
+MAX_PAGES = 300
 PER_ROUTE = 3
 # the innermost elements that reach past the window's right edge, to name in a failure
 WIDEST = """width => [...document.querySelectorAll('body *')]
