@@ -15,7 +15,7 @@ from server.services import (
     activities, clients, designer, documents, elements, messages, outputs, pipelines, runs, triggers, users,
 )
 from web.guard import page
-from web.templating import error_map, is_htmx, redirect, render, when
+from web.templating import error_map, is_htmx, posted_id, redirect, render, when
 
 
 MESSAGES_SHOWN = 50  # the element page's message log: the newest ones (GraphQL pages through all)
@@ -331,13 +331,9 @@ async def element_move(request: Request) -> Response:
     """Move to a stage; htmx gets the element part of the page back (its runs then poll), a plain form a redirect."""
     element_type = _type(request)
     element_id = int(request.path_params["element_id"])
-    form = await request.form()
-    stage_id = form.get("stage_id")
     move_error = None
     try:
-        await elements.move_element(element_type, element_id,
-                                    int(stage_id) if isinstance(stage_id, str) and stage_id.isdigit() else 0,
-                                    actor=request.state.actor)
+        await elements.move_element(element_type, element_id, await posted_id(request, "stage_id"), actor=request.state.actor)
     except ValidationFailed as exc:
         move_error = "; ".join(error_map(exc).values())
     if not is_htmx(request):

@@ -10,7 +10,7 @@ from starlette.routing import Route
 from server.errors import NotFound, ValidationFailed
 from server.services import elements, kanban, pipelines, users
 from web.guard import page
-from web.templating import error_map, is_htmx, redirect, render
+from web.templating import error_map, is_htmx, posted_id, redirect, render
 
 
 def _type(request: Request) -> str:
@@ -82,13 +82,10 @@ async def move(request: Request) -> Response:
     """Move a card (dragged, or chosen in its menu) through the move service; htmx gets the board back."""
     element_type = _type(request)
     element_id = int(request.path_params["element_id"])
-    form = await request.form()
-    stage_id = form.get("stage_id")
     move_error = None
     try:
-        moved = await elements.move_element(
-            element_type, element_id, int(stage_id) if isinstance(stage_id, str) and stage_id.isdigit() else 0,
-            actor=request.state.actor)
+        moved = await elements.move_element(element_type, element_id, await posted_id(request, "stage_id"),
+                                            actor=request.state.actor)
         pipeline_id = moved.pipeline_id
     except ValidationFailed as exc:
         move_error = "; ".join(error_map(exc).values())

@@ -82,6 +82,13 @@ def render(request: Request, name: str, context: dict[str, Any] | None = None, *
     return response
 
 
+async def posted_id(request: Request, name: str) -> int:
+    """The id a form posts as `name`, or 0 (which nothing has) when it posts none: the service then says what is
+    missing."""
+    value = (await request.form()).get(name)
+    return int(value) if isinstance(value, str) and value.isdigit() else 0
+
+
 def redirect(request: Request, url: str) -> Response:
     """After a successful post: a 303 for a plain form, HX-Redirect for htmx (so it loads the page)."""
     if is_htmx(request):

@@ -16,20 +16,13 @@ from server.app import create_app
 from server.models import RuleRun, WorkerBeat
 from server.services import elements as element_service
 from tests.support import add_rule, make_pipeline, make_token, wait_until
+from tests.test_metrics import sample
 
 pytestmark = [pytest.mark.production_backend, pytest.mark.production_only, pytest.mark.timeout(180)]
 
 DEALS = 20
 OVERDUE_AFTER_S = 1  # this process reads the figures: its thresholds are the ones that count
 STALL_AFTER_S = 8  # above the workers' PIPEWRIGHT_HEARTBEAT_S (5 s by default), so beating workers never look stalled
-
-
-def sample(text: str, name: str, **labels: str) -> float:
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
-                return float(s.value)
-    raise AssertionError(f"no sample {name} {labels} in:\n{text}")
 
 
 @pytest.fixture

@@ -99,15 +99,8 @@ class BookResource(Action[BookResourceParams]):
         earlier = await Booking.filter(rule_run_id=ctx.run.id).order_by("id")
         if earlier:  # this run booked already (a repeated delivery)
             return self._done(earlier)
+        resources, service, slot, _ = await self._wanted(ctx, params)
         try:
-            resources = await bookings.active_resources(params.resources)
-            service = await bookings.service_or_none(params.service)
-        except ValidationFailed as exc:
-            raise ActionError(f"cannot book: {exc}") from None
-        length = params.duration_minutes or (service.duration_minutes if service else 0)
-        start = await self._start(ctx, params, await self._zone(ctx, resources))
-        try:
-            slot = bookings.check_slot(start, start + timedelta(minutes=length))
             made = await bookings.book(resources, slot, element_type=ctx.element_type, element_id=ctx.element.id,
                                        field=params.field, service=service, rule_run_id=ctx.run.id,
                                        created_by_id=ctx.actor_id)
@@ -146,19 +139,23 @@ class BookResource(Action[BookResourceParams]):
             start = as_moment(start.astimezone(zone(tz_name)).date(), tz_name, params.start_time) or start
         return start.astimezone(UTC).replace(second=0, microsecond=0)
 
-    async def simulate(self, ctx: PreviewContext, params: BookResourceParams) -> str:
+    async def _wanted(self, ctx: ElementView, params: BookResourceParams
+                      ) -> tuple[list[Resource], Service | None, bookings.Slot, str]:
+        """The resources, the service, the slot and the time zone it was computed in; what cannot be booked fails
+        the run with the reason."""
         try:
             resources = await bookings.active_resources(params.resources)
             service = await bookings.service_or_none(params.service)
+            length = params.duration_minutes or (service.duration_minutes if service else 0)
+            tz_name = await self._zone(ctx, resources)
+            start = await self._start(ctx, params, tz_name)
+            return resources, service, bookings.check_slot(start, start + timedelta(minutes=length)), tz_name
         except ValidationFailed as exc:
             raise ActionError(f"cannot book: {exc}") from None
-        length = params.duration_minutes or (service.duration_minutes if service else 0)
-        tz_name = await self._zone(ctx, resources)
-        start = await self._start(ctx, params, tz_name)
-        try:
-            slot = bookings.check_slot(start, start + timedelta(minutes=length))
-        except ValidationFailed as exc:
-            raise ActionError(f"cannot book: {exc}") from None
+
+    async def simulate(self, ctx: PreviewContext, params: BookResourceParams) -> str:
+        resources, service, slot, tz_name = await self._wanted(ctx, params)
+        start, length = slot.start_at, int((slot.end_at - slot.start_at).total_seconds() // 60)
         for resource in resources:
             if (taken := await bookings.overlapping(resource.id, slot)) is not None:
                 raise ActionError(f"double booking refused: {bookings.describe(taken, resource)}")

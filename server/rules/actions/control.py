@@ -43,6 +43,17 @@ class Control(Action[ControlParams]):
         sent = await Notification.filter(rule_run_id=ctx.run.id).order_by("id")
         if sent:  # this run's effect is already there
             return Done({"notified": [n.recipient_id for n in sent]})
+        recipients = await self._recipients(ctx, params)
+        await ctx.notify(recipients, params.message, kind="control")
+        return Done({"notified": recipients})
+
+    async def simulate(self, ctx: PreviewContext, params: ControlParams) -> str:
+        recipients = await self._recipients(ctx, params)
+        return f"notifies {ctx.names.people(recipients)}: “{params.message[:160]}”"
+
+    @staticmethod
+    async def _recipients(ctx: RunContext | PreviewContext, params: ControlParams) -> list[int]:
+        """The responsible's supervisor (if asked) and the named users who are active, each once; none is an error."""
         wanted: list[int] = []
         if params.to_supervisor and ctx.element.responsible_id:
             responsible = await User.get_or_none(id=ctx.element.responsible_id)
@@ -52,20 +63,7 @@ class Control(Action[ControlParams]):
         if not recipients:
             raise ActionError(f"nobody to notify: the {ctx.element_type}'s responsible has no supervisor"
                               + (" and the named users are inactive or gone" if params.users else ""))
-        await ctx.notify(recipients, params.message, kind="control")
-        return Done({"notified": recipients})
-
-    async def simulate(self, ctx: PreviewContext, params: ControlParams) -> str:
-        wanted: list[int] = []
-        if params.to_supervisor and ctx.element.responsible_id:
-            responsible = await User.get_or_none(id=ctx.element.responsible_id)
-            if responsible is not None and responsible.supervisor_id:
-                wanted.append(responsible.supervisor_id)
-        recipients = await ctx.audience([*wanted, *params.users])
-        if not recipients:
-            raise ActionError(f"nobody to notify: the {ctx.element_type}'s responsible has no supervisor"
-                              " and the rule names no one")
-        return f"notifies {ctx.names.people(recipients)}: “{params.message[:160]}”"
+        return recipients
 
     def describe(self, params: ControlParams, names: Names = NO_NAMES) -> str:
         whom = " and ".join(
