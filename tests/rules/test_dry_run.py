@@ -7,14 +7,13 @@ audit hook on "socket.connect"; the database's own port aside, which reads use o
 
 import re
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from tortoise.connection import get_connection
 
 from server.actor import SYSTEM
 from server.models import Company, Contact, Message, Pipeline, RuleRun, Stage
@@ -24,6 +23,7 @@ from server.rules.actions.params import example_params
 from server.services import elements as element_service
 from tests.support import add_rule, make_pipeline, make_user
 from tests.support.clients import work
+from tests.support.statements import traced
 
 WRITE = re.compile(r"^\s*(INSERT|UPDATE|DELETE|REPLACE|BEGIN|COMMIT|SAVEPOINT|MERGE|COPY|TRUNCATE|ALTER|CREATE|DROP)\b",
                    re.IGNORECASE)
@@ -59,30 +59,8 @@ async def watched(kind: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[S
     seen = Seen()
     _connects = seen.connects
     try:
-        if kind == "sqlite":
-            raw = get_connection("default")._connection  # type: ignore[attr-defined]
-            await raw.set_trace_callback(seen.saw)
-            try:
-                yield seen
-            finally:
-                await raw.set_trace_callback(None)
-            return
-        import asyncpg
-
-        def wrap(name: str, sql_of: Callable[..., str | None]) -> None:
-            original = getattr(asyncpg.Connection, name)
-
-            async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-                if (sql := sql_of(*args, **kwargs)) is not None:
-                    seen.saw(sql)
-                return await original(self, *args, **kwargs)
-
-            monkeypatch.setattr(asyncpg.Connection, name, counted)
-
-        wrap("execute", lambda query, *args, **_: query if not args else None)
-        wrap("_execute", lambda query, *_, **__: query)
-        wrap("_executemany", lambda query, *_, **__: query)
-        yield seen
+        async with traced(kind, monkeypatch, seen.saw):
+            yield seen
     finally:
         _connects = None
 

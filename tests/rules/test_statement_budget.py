@@ -7,12 +7,11 @@ Measured on a warm process: a first deal goes through the stage before the count
 """
 
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
-from tortoise.connection import get_connection
 
 from bench.rule_runs import RULES
 from server.actor import SYSTEM
@@ -21,6 +20,7 @@ from server.models import Deal, RuleRun, TimelineEntry
 from server.rules import dispatch, engine
 from server.services import elements as element_service
 from tests.support import add_rule, make_pipeline
+from tests.support.statements import traced as trace_statements
 
 pytestmark = pytest.mark.production_backend
 
@@ -52,33 +52,8 @@ class Statements:
 async def traced(kind: str, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Statements]:
     """Every statement this process sends to the database while `statements.counting` is on."""
     statements = Statements()
-    if kind == "sqlite":
-        connection = get_connection("default")
-        raw = connection._connection  # type: ignore[attr-defined]  # aiosqlite's, opened by database.connect
-        await raw.set_trace_callback(statements.saw)
-        try:
-            yield statements
-        finally:
-            await raw.set_trace_callback(None)
-        return
-    import asyncpg
-
-    def wrap(name: str, sql_of: Callable[..., str | None]) -> None:
-        original = getattr(asyncpg.Connection, name)
-
-        async def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-            sql = sql_of(*args, **kwargs)
-            if sql is not None:
-                statements.saw(sql)
-            return await original(self, *args, **kwargs)
-
-        monkeypatch.setattr(asyncpg.Connection, name, counted)
-
-    # execute(query) without arguments goes straight to the protocol; with arguments it goes through _execute.
-    wrap("execute", lambda query, *args, **_: query if not args else None)
-    wrap("_execute", lambda query, *_, **__: query)
-    wrap("_executemany", lambda query, *_, **__: query)
-    yield statements
+    async with trace_statements(kind, monkeypatch, statements.saw):
+        yield statements
 
 
 async def _stage() -> tuple[Any, list[int]]:
