@@ -8,6 +8,7 @@ from typing import Any, NamedTuple
 
 from server import db, events
 from server.errors import FieldError, NotFound, ValidationFailed
+from server.rules.metadata import METADATA
 from server.models import (
     ELEMENT_MODELS,
     AuditEntry,
@@ -62,7 +63,7 @@ async def load(element_type: str, element_id: int, *, lock: bool = False) -> Ele
 async def field_types(element_type: str, *, customs: list[CustomField] | None = None) -> dict[str, tuple[str, list[Any]]]:
     """Every changeable field of an element type: built-in and custom, with type and options."""
     types: dict[str, tuple[str, list[Any]]] = {k: (v, []) for k, v in BUILTIN_FIELDS[element_type].items()}
-    for custom in customs if customs is not None else await CustomField.filter(entity_type=element_type):
+    for custom in customs if customs is not None else await METADATA.custom_fields(element_type):
         types.setdefault(custom.code, (custom.type, list(custom.options or [])))
     return types
 
@@ -387,18 +388,17 @@ async def typed_custom_values(element_type: str, custom: dict[str, Any], *,
 
 async def build_context(element_type: str, element: Element) -> dict[str, Any]:
     """The element as plain data: what conditions compare and templates render. No ORM objects leak."""
-    stage = await Stage.get(id=element.stage_id).select_related("pipeline")
+    stage = await METADATA.stage(element.stage_id) or await Stage.get(id=element.stage_id).select_related("pipeline")
     pipeline = stage.pipeline if stage.pipeline_id == element.pipeline_id else await Pipeline.get(id=element.pipeline_id)
     responsible = await User.get_or_none(id=element.responsible_id) if element.responsible_id else None
     company = await Company.get_or_none(id=element.company_id) if element.company_id else None
     contact = await first_contact(element_type, element)
     client_fields: dict[str, list[str]] = {"contact": [], "company": []}
     if contact is not None or company is not None:
-        for kind, code in await CustomField.filter(entity_type__in=("contact", "company")).values_list(
-                "entity_type", "code"):
-            client_fields[kind].append(code)
+        for kind, codes in client_fields.items():
+            codes += [custom.code for custom in await METADATA.custom_fields(kind)]
     # Every custom field of the element type is there; one without a value is empty (None), not missing.
-    customs = await CustomField.filter(entity_type=element_type)
+    customs = await METADATA.custom_fields(element_type)
     data: dict[str, Any] = {custom.code: None for custom in customs}
     data.update(await typed_custom_values(element_type, element.custom or {}, customs=customs))
     data.update({

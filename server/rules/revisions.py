@@ -10,6 +10,7 @@ from typing import Any
 from tortoise.expressions import F
 
 from server.models import Rule, Stage, StageRevision, Trigger
+from server.rules.metadata import METADATA
 
 # The fields a diff compares, in the order it names them.
 RULE_FIELDS = ("title", "key", "action_type", "params", "condition", "timing", "lane", "enabled",
@@ -48,10 +49,7 @@ async def record(stage_id: int, *, author_id: int | None, note: str = "") -> Sta
 
 
 async def rules_in_force(stage: Stage) -> tuple[int, list[dict[str, Any]]]:
-    if stage.revision == 0:
-        return 0, []
-    revision = await StageRevision.get(stage_id=stage.id, number=stage.revision)
-    return revision.number, list(revision.rules)
+    return stage.revision, list(await METADATA.revision_rules(stage.id, stage.revision))
 
 
 @dataclass(frozen=True)

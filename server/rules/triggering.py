@@ -21,6 +21,7 @@ from server.db import column
 from server.kinds import ElementType, StageSemantic
 from server.models import Deal, DealContact, Element, Lead, Stage, Trigger, TriggerActivation
 from server.rules import conditions, elements
+from server.rules.metadata import METADATA
 from server.rules.triggers import get_trigger_type, listening_to
 from server.rules.triggers.base import Event
 
@@ -83,14 +84,13 @@ async def decide(occurrence: Occurrence, element_type: str, element_id: int) -> 
     """Match the event against the triggers of the element's pipeline (the element row locked); None when no
     trigger listens to it there."""
     element = await elements.load(element_type, element_id, lock=True)
-    query = Trigger.filter(stage__pipeline_id=element.pipeline_id, enabled=True,
-                           trigger_type__in=listening_to(occurrence.event.kind))
-    if occurrence.only_trigger_id is not None:
-        query = query.filter(id=occurrence.only_trigger_id)
-    triggers = await query
+    listening = listening_to(occurrence.event.kind)
+    triggers = [trigger for trigger in await METADATA.pipeline_triggers(element.pipeline_id)
+                if trigger.trigger_type in listening
+                and occurrence.only_trigger_id in (None, trigger.id)]
     if not triggers:
         return None
-    stages = await Stage.filter(pipeline_id=element.pipeline_id).order_by("position", "id")
+    stages = await METADATA.pipeline_stages(element.pipeline_id)
     order = {stage.id: index for index, stage in enumerate(stages)}
     here = order.get(element.stage_id, -1)
     by_id = {stage.id: stage for stage in stages}

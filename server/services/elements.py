@@ -22,6 +22,7 @@ from server.models import (
     model_for,
 )
 from server.rules import elements, engine
+from server.rules.metadata import METADATA
 from server.rules.actions.base import CUSTOMER_ACTIVITY
 from server.rules.triggering import Event, Occurrence
 from server.rules.triggers.base import TASK_STATUS_CHANGED
@@ -34,7 +35,7 @@ MAX_DEAL_CONTACTS = 20
 
 async def _stage_for(element_type: str, stage_id: int | None, pipeline_id: int | None, *, field: str) -> Stage:
     if stage_id is not None:
-        stage = await Stage.get_or_none(id=stage_id).prefetch_related("pipeline")
+        stage = await METADATA.stage(stage_id)
         if stage is None:
             raise ValidationFailed.one(field, f"stage {stage_id} does not exist")
         if stage.pipeline.entity_type != element_type:
@@ -67,19 +68,19 @@ async def create_element(
     actor_id = actor.user_id
     if not (fields.get("title") or "").strip():
         raise ValidationFailed.one("fields.title", "give it a title")
-    changes = await elements.coerce_changes(element_type, fields)
-    stage = await _stage_for(element_type, stage_id, pipeline_id, field="stage_id")
-    contact_ids = contact_ids or []
-    await _require_linkable(actor, changes, contact_ids)
-    builtin = elements.BUILTIN_FIELDS[element_type]
-    columns = {(f"{k}_id" if k in elements.RELATIONS else k): v
-               for k, v in changes.items() if k in builtin and v is not None}
-    custom = {k: elements.to_json(v) for k, v in changes.items() if k not in builtin}
-    if "responsible_id" not in columns and actor_id is not None:
-        columns["responsible_id"] = actor_id
-    if isinstance(actor, Actor) and not actor.sees_all_elements and columns.get("responsible_id") != actor.user_id:
-        raise Forbidden("employees may only create leads and deals they are responsible for")
-    async with transaction():
+    async with transaction():  # one unit of work: the stage metadata's marker is read once, for all of it
+        changes = await elements.coerce_changes(element_type, fields)
+        stage = await _stage_for(element_type, stage_id, pipeline_id, field="stage_id")
+        contact_ids = contact_ids or []
+        await _require_linkable(actor, changes, contact_ids)
+        builtin = elements.BUILTIN_FIELDS[element_type]
+        columns = {(f"{k}_id" if k in elements.RELATIONS else k): v
+                   for k, v in changes.items() if k in builtin and v is not None}
+        custom = {k: elements.to_json(v) for k, v in changes.items() if k not in builtin}
+        if "responsible_id" not in columns and actor_id is not None:
+            columns["responsible_id"] = actor_id
+        if isinstance(actor, Actor) and not actor.sees_all_elements and columns.get("responsible_id") != actor.user_id:
+            raise Forbidden("employees may only create leads and deals they are responsible for")
         element = await model.create(pipeline_id=stage.pipeline_id, stage_id=stage.id, custom=custom, **columns)
         for position, contact_id in enumerate(contact_ids):
             await DealContact.create(deal_id=element.id, contact_id=contact_id, position=position)
