@@ -13,8 +13,9 @@ from typing import Any
 from tortoise import migrations
 from tortoise.migrations import operations as ops
 
-# The tables the cache reads: stages and their pipelines, revisions' rules, paused rules, custom fields, triggers.
-WATCHED = ("pipeline", "stage", "stage_revision", "rule", "custom_field", "trigger")
+# The tables the cache reads: stages and their pipelines, revisions' rules, paused rules, custom fields, triggers,
+# the work calendar.
+WATCHED = ("pipeline", "stage", "stage_revision", "rule", "custom_field", "trigger", "work_calendar")
 
 _SQLITE_BUMP = "INSERT OR REPLACE INTO config_marker (id, token) VALUES (1, lower(hex(randomblob(16))))"
 _POSTGRES_BUMP = """

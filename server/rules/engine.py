@@ -36,7 +36,6 @@ from server.models import (
     TimelineEntry,
     TriggerActivation,
     User,
-    WorkCalendar,
 )
 from server.rules import activities, conditions, dispatch, elements, feed, notifications, pausing, revisions, triggering
 from server.rules.metadata import METADATA
@@ -349,7 +348,7 @@ class _TimingContext:
 
     @classmethod
     async def load(cls, element_type: str, element: Element) -> "_TimingContext":
-        calendar = await WorkCalendar.first()
+        calendar = await METADATA.work_calendar()
         company = (
             WorkingTime(calendar.timezone, tuple(calendar.work_days), calendar.day_start, calendar.day_end,
                         frozenset(calendar.holidays))

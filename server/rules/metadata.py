@@ -1,5 +1,5 @@
 """Stage metadata cached in the process: stages with their pipeline, the rules of a stage revision, the paused
-rules, the custom fields of an element type, the stages and enabled triggers of a pipeline.
+rules, the custom fields of an element type, the stages and enabled triggers of a pipeline, the work calendar.
 
 Correct across processes: every write to a table it holds changes the token of `config_marker` in the writing
 transaction (database triggers, migration 0016, so no writer can forget it). A unit of work (a transaction) reads
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from tortoise import connections
 
 from server import db
-from server.models import CustomField, Rule, Stage, StageRevision, Trigger
+from server.models import CustomField, Rule, Stage, StageRevision, Trigger, WorkCalendar
 
 T = TypeVar("T")
 
@@ -79,6 +79,10 @@ class MetadataCache:
         async def load() -> list[Trigger]:
             return list(await Trigger.filter(stage__pipeline_id=pipeline_id, enabled=True))
         return await self._get(("triggers", pipeline_id), load)
+
+    async def work_calendar(self) -> WorkCalendar | None:
+        """The company's calendar (None: every day, all day)."""
+        return await self._get(("work_calendar",), WorkCalendar.first)
 
     async def _get(self, key: tuple[Any, ...], load: Callable[[], Awaitable[T]]) -> T:
         await self._follow_marker()

@@ -2,6 +2,7 @@
 process and in the others (on PostgreSQL the runs execute in the worker's own process), however it was written."""
 
 import sqlite3
+from datetime import timezone
 
 import asyncpg
 import pytest
@@ -10,7 +11,7 @@ from server.actor import SYSTEM
 from server.db import transaction
 from server.errors import ValidationFailed
 from server.kinds import RunStatus
-from server.models import CustomField, Deal, RuleRun, Stage, TimelineEntry
+from server.models import CustomField, Deal, RuleRun, Stage, TimelineEntry, WorkCalendar
 from server.rules import metadata
 from server.rules.metadata import METADATA, MetadataCache
 from server.services import elements as element_service
@@ -168,3 +169,20 @@ async def test_an_emptied_marker_comes_back_with_the_next_edit(db):
     await pipeline_service.update_stage(stages["offer"].id, name="Back", actor=SYSTEM)
     assert await metadata.read_marker() != ""
     assert (await METADATA.stage(stages["offer"].id)).name == "Back"
+
+
+async def test_a_new_work_calendar_times_the_next_stage_entry(db):
+    _, stages = await make_pipeline()
+    await add_rule(stages["offer"], "add_comment", {"text": "morning"},
+                   timing={"kind": "after", "amount": 1, "unit": "days", "time_of_day": "09:00"})
+
+    async def due_hour(title: str) -> int:
+        deal = await element_service.create_element("deal", {"title": title}, stage_id=stages["offer"].id,
+                                                    actor=SYSTEM)
+        [run] = await RuleRun.filter(element_type="deal", element_id=deal.id)
+        assert run.due_at is not None
+        return run.due_at.astimezone(timezone.utc).hour
+
+    assert await due_hour("no calendar") == 9  # 09:00 UTC
+    await WorkCalendar.create(timezone="Asia/Tokyo")  # as demo seeding does
+    assert await due_hour("Tokyo") == 0  # 09:00 in Tokyo
