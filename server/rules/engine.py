@@ -29,7 +29,6 @@ from server.models import (
     FeedPost,
     Message,
     Notification,
-    Rule,
     RuleRun,
     Stage,
     StageRun,

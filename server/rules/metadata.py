@@ -1,5 +1,5 @@
 """Stage metadata cached in the process: stages with their pipeline, the rules of a stage revision, the paused
-rules, the custom fields of an element type, the stages and enabled triggers of a pipeline, the work calendar.
+rules, the custom fields and pipelines of an element type, the stages and enabled triggers of a pipeline, the work calendar.
 
 Correct across processes: every write to a table it holds changes the token of `config_marker` in the writing
 transaction (database triggers, migration 0016, so no writer can forget it). A unit of work (a transaction) reads
@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from tortoise import connections
 
 from server import db
-from server.models import CustomField, Rule, Stage, StageRevision, Trigger, WorkCalendar
+from server.models import CustomField, Pipeline, Rule, Stage, StageRevision, Trigger, WorkCalendar
 
 T = TypeVar("T")
 
@@ -67,6 +67,12 @@ class MetadataCache:
         async def load() -> list[CustomField]:
             return list(await CustomField.filter(entity_type=element_type))
         return await self._get(("custom_fields", element_type), load)
+
+    async def pipelines(self, element_type: str) -> list[Pipeline]:
+        """The element type's pipelines, the default first, then in their order."""
+        async def load() -> list[Pipeline]:
+            return list(await Pipeline.filter(entity_type=element_type).order_by("-is_default", "position", "id"))
+        return await self._get(("pipelines", element_type), load)
 
     async def pipeline_stages(self, pipeline_id: int) -> list[Stage]:
         """The pipeline's stages in their order."""

@@ -13,7 +13,6 @@ from server.models import (
     CustomField,
     DealContact,
     Element,
-    Pipeline,
     RuleRun,
     Stage,
     StageRun,
@@ -41,14 +40,14 @@ async def _stage_for(element_type: str, stage_id: int | None, pipeline_id: int |
         if stage.pipeline.entity_type != element_type:
             raise ValidationFailed.one(field, f"stage {stage_id} belongs to a {stage.pipeline.entity_type} pipeline")
         return stage
-    query = Pipeline.filter(entity_type=element_type)
-    pipeline = await (query.filter(id=pipeline_id) if pipeline_id else query.order_by("-is_default", "position", "id")).first()
+    pipelines = await METADATA.pipelines(element_type)
+    pipeline = next((p for p in pipelines if p.id == pipeline_id), None) if pipeline_id else next(iter(pipelines), None)
     if pipeline is None:
         raise ValidationFailed.one("pipeline_id", f"no {element_type} pipeline to put it in")
-    stage = await Stage.filter(pipeline_id=pipeline.id).order_by("position", "id").first()
-    if stage is None:
+    stages = await METADATA.pipeline_stages(pipeline.id)
+    if not stages:
         raise ValidationFailed.one("pipeline_id", f"pipeline '{pipeline.name}' has no stages")
-    return stage
+    return stages[0]
 
 
 async def create_element(

@@ -186,3 +186,19 @@ async def test_a_new_work_calendar_times_the_next_stage_entry(db):
     assert await due_hour("no calendar") == 9  # 09:00 UTC
     await WorkCalendar.create(timezone="Asia/Tokyo")  # as demo seeding does
     assert await due_hour("Tokyo") == 0  # 09:00 in Tokyo
+
+
+async def test_a_create_without_a_stage_follows_a_new_default_pipeline_and_its_new_first_stage(db):
+    _, stages = await make_pipeline()
+    first = await element_service.create_element("deal", {"title": "first"}, actor=SYSTEM)
+    assert first.stage_id == stages["new"].id
+
+    retail = await pipeline_service.create_pipeline("Retail", "deal", actor=SYSTEM)
+    door, shelf = [await pipeline_service.create_stage(retail.id, name, actor=SYSTEM) for name in ("Door", "Shelf")]
+    assert (await element_service.create_element("deal", {"title": "chosen"}, pipeline_id=retail.id,
+                                                 actor=SYSTEM)).stage_id == door.id
+    await pipeline_service.reorder_stages(retail.id, [shelf.id, door.id], actor=SYSTEM)
+    assert (await element_service.create_element("deal", {"title": "reordered"}, pipeline_id=retail.id,
+                                                 actor=SYSTEM)).stage_id == shelf.id
+    with pytest.raises(ValidationFailed, match="no deal pipeline"):
+        await element_service.create_element("deal", {"title": "nowhere"}, pipeline_id=retail.id + 99, actor=SYSTEM)
