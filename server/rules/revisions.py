@@ -49,7 +49,8 @@ async def record(stage_id: int, *, author_id: int | None, note: str = "") -> Sta
 
 
 async def rules_in_force(stage: Stage) -> tuple[int, list[dict[str, Any]]]:
-    return stage.revision, list(await METADATA.revision_rules(stage.id, stage.revision))
+    # Copies: the snapshot is the process's, shared by every unit of work that enters the stage.
+    return stage.revision, [dict(rule) for rule in await METADATA.revision_rules(stage.id, stage.revision)]
 
 
 @dataclass(frozen=True)
