@@ -147,7 +147,7 @@ async def _enter_stage(element_type: str, element: Element, stage: Stage, *, cau
     current = None if new_element else await StageRun.filter(
         element_type=element_type, element_id=element.id, status=StageRunStatus.active
     ).first()
-    previous_stage = await Stage.get_or_none(id=element.stage_id) if element.stage_id and current is not None else None
+    previous_stage = await METADATA.stage(element.stage_id) if element.stage_id and current is not None else None
     if current is not None:
         await leave_stage(current, reason=f"left stage for '{stage.name}'", except_run_id=cause.rule_run_id)
     if element.stage_id != stage.id:
