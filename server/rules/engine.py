@@ -38,7 +38,7 @@ from server.models import (
     WorkCalendar,
 )
 from server.rules import activities, conditions, dispatch, elements, feed, notifications, pausing, revisions, triggering
-from server.rules.actions import get_action, released_by
+from server.rules.actions import get_action, registry, released_by
 from server.rules.actions.base import TEMPLATE, Action, Block, Skipped
 from server.rules.context import RunContext
 from server.rules.triggers.base import FIELD_CHANGED, RESPONSIBLE_CHANGED
@@ -417,9 +417,14 @@ async def element_changed(element_type: str, element: Element, changes: Sequence
                                                       rule_run_id=rule_run_id))
 
 
+_DATE_TYPES = ("date", "datetime")
+
+
 async def reschedule_anchored(element_type: str, element: Element, changed_fields: list[str]) -> None:
-    """Live date anchors: runs timed against a changed date field get a new due time."""
-    if not changed_fields:
+    """Live date anchors: runs timed against a changed date field get a new due time. Built-in fields that are
+    no dates (title, amount, currency, …) anchor no run: a change of only those looks for none."""
+    builtin = elements.BUILTIN_FIELDS[element_type]
+    if all(name in builtin and builtin[name] not in _DATE_TYPES for name in changed_fields):
         return
     waiting = await RuleRun.filter(
         element_type=element_type, element_id=element.id, status=RunStatus.scheduled, due_at__not_isnull=True
@@ -557,6 +562,68 @@ async def execute(run_id: int) -> RunStatus | None:
             return None
         return await _outcome_of(*started, error)
     return await _execute_started(run, attempt)
+
+
+async def execute_together(run_ids: Sequence[int]) -> list[int]:
+    """Run together what runs together of the queued runs a commit handed over (`dispatch.RUNS.taker`), in
+    their order; returns the others, each to be run on its own (`execute`), at the same time as the others.
+
+    On SQLite the database-only ones that are not ending a wait start, act and finish in ONE transaction: one
+    start UPDATE for all, the element read once (each run sees the changes of the runs before it, as one after
+    the other), one finish per run, the events of all in one INSERT, one commit. The lanes hold as one run at a
+    time: only lane leaders are handed over, and a follower is made due by its leader's finish, to be claimed
+    after this commit. If any of them raises, the whole transaction rolls back (they are all queued again, with
+    their lease) and every one is returned to run on its own, so every effect happens once: the failing run is
+    recorded as any failing attempt, its siblings succeed in transactions of their own.
+
+    On PostgreSQL all are returned: a frozen host must not hold runs in an open transaction (see `execute`)."""
+    if len(run_ids) < 2 or not _one_process_writes():
+        return list(run_ids)
+    done: set[int] = set()
+    try:
+        async with transaction():
+            for run, attempt, action in await _take_together(run_ids):
+                await _perform(run, action, attempt)
+                done.add(run.id)
+    except Exception as exc:  # rolled back: every run of the batch is queued again
+        log.info("a batch of %d rule runs rolled back (%s: %s); each runs on its own",
+                 len(run_ids), type(exc).__name__, exc)
+        return list(run_ids)
+    return [run_id for run_id in run_ids if run_id not in done]
+
+
+# The database-only actions' keys, for the batch's start (read once: the catalogue is fixed while running).
+def _database_only_keys() -> list[str]:
+    return sorted(key for key, action in registry().items() if action.database_only)
+
+
+async def _take_together(run_ids: Sequence[int]) -> list[tuple[RuleRun, int, Action[Any]]]:
+    """queued → running for those of `run_ids` that run in one transaction (database-only, not ending a wait):
+    one compare-and-set for all (UPDATE … RETURNING), in the order of `run_ids`. Call inside `transaction()`."""
+    now = clock.utcnow()
+    lease_until = now + timedelta(seconds=settings().lease_s)
+    connection = RuleRun._meta.db
+    fields = RuleRun._meta.fields_map
+    keys = _database_only_keys()
+    ids = list(dict.fromkeys(run_ids))
+    marks = ", ".join("?" * len(ids))
+    kinds = ", ".join("?" * len(keys))
+    rows = await connection.execute_query_dict(
+        f'UPDATE "rule_run" SET "status" = ?, "attempts" = "attempts" + 1, "started_at" = ?, "lease_until" = ? '
+        f'WHERE "id" IN ({marks}) AND "status" = ? AND "waiting_since" IS NULL AND "action_type" IN ({kinds}) '
+        f'RETURNING *, {_OWNER}',
+        [RunStatus.running.value, fields["started_at"].to_db_value(now, RuleRun),
+         fields["lease_until"].to_db_value(lease_until, RuleRun), *ids, RunStatus.queued.value, *keys])
+    order = {run_id: index for index, run_id in enumerate(ids)}
+    taken = []
+    for found in sorted((dict(row) for row in rows), key=lambda row: order[row["id"]]):
+        events.owner_known(found["element_type"], events.Owner(found["element_id"], found.pop("owner_id")))
+        run = RuleRun._init_from_db(**found)
+        await run_event(run, RunStatus.running)
+        action = get_action(run.action_type)
+        assert action is not None  # its key came from the catalogue
+        taken.append((run, run.attempts, action))
+    return taken
 
 
 async def _execute_started(run: RuleRun, attempt: int) -> RunStatus | None:
@@ -699,14 +766,27 @@ async def render_params(params: Any, ctx: RunContext) -> Any:
     return params.model_copy(update={name: await render_async(getattr(params, name), context) for name in templated})
 
 
+def _names(spec: dict[str, Any], word: str) -> bool:
+    """Whether the rule's params or condition spell `word` (a name its templates or condition can read)."""
+    return word in json.dumps([spec.get("params"), spec.get("condition")])
+
+
 def _reads_earlier_outputs(spec: dict[str, Any]) -> bool:
     """Whether the rule's params or condition can name `rules` (the outputs of the stay's earlier runs): a
     rule whose templates and condition never spell the word needs no read of them, and sees `rules` empty."""
-    return "rules" in json.dumps([spec.get("params"), spec.get("condition")])
+    return _names(spec, "rules")
+
+
+def _reads_contact(run: RuleRun) -> bool:
+    """A database-only action reads its context only through its templates and condition: one that never
+    spells "contact" needs no read of the element's contact (it sees `contact` empty). Any other action may
+    read the context itself (a document's template, a recipient), so it always gets the contact."""
+    action = get_action(run.action_type)
+    return action is None or not action.database_only or _names(run.spec, "contact")
 
 
 async def _template_context(run: RuleRun, element: Element) -> dict[str, Any]:
-    data = await elements.build_context(run.element_type, element)
+    data = await elements.build_context(run.element_type, element, with_contact=_reads_contact(run))
     earlier: list[RuleRun] = []
     if _reads_earlier_outputs(run.spec):
         earlier = await RuleRun.filter(
