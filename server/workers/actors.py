@@ -8,7 +8,7 @@ email a run writes (or the next run of its lane) goes out at once instead of at 
 import asyncio
 import concurrent.futures
 import logging
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import uuid4
@@ -34,6 +34,15 @@ async def execute_rule_run(run_id: int) -> None:
     await engine.execute(run_id)
 
 
+@dramatiq.actor(queue_name="rule_runs", max_retries=0, time_limit=10 * 60 * 1000)
+async def execute_rule_runs(run_ids: list[int]) -> None:
+    """The runs one commit claimed: those that run together act in one transaction here, each of the others
+    goes back to the broker as a message of its own, for any worker."""
+    alone = await engine.execute_together(run_ids)
+    if alone:
+        await _hand_over(send, alone, queue.give_back, "rule runs")
+
+
 # The time limit is above PIPEWRIGHT_SEND_TIMEOUT_S: the delivery step times its peer out itself.
 @dramatiq.actor(queue_name="messages", max_retries=0, time_limit=10 * 60 * 1000)
 async def deliver_message(message_id: int) -> None:
@@ -46,7 +55,7 @@ async def make_document_pdf(document_id: int) -> None:
     await pdf.make(document_id)
 
 
-def _send_all(actor: Any, ids: list[int]) -> None:
+def _send_all(actor: Any, ids: Sequence[Any]) -> None:
     """One message per id. To Redis in one round trip: dramatiq's own enqueue script, once per message, in one
     pipeline (RedisBroker.enqueue does the same one round trip at a time)."""
     if not isinstance(broker, RedisBroker) or len(ids) < 2:
@@ -71,6 +80,13 @@ def _send_all(actor: Any, ids: list[int]) -> None:
 
 def send(run_ids: list[int]) -> None:
     _send_all(execute_rule_run, run_ids)
+
+
+def send_together(run_ids: list[int]) -> None:
+    """The runs one commit claimed, up to `engine.TOGETHER` in one message (`execute_rule_runs`)."""
+    batches = [run_ids[start:start + engine.TOGETHER] for start in range(0, len(run_ids), engine.TOGETHER)]
+    send([batch[0] for batch in batches if len(batch) == 1])
+    _send_all(execute_rule_runs, [batch for batch in batches if len(batch) > 1])
 
 
 # Sends after commit run on their own threads, so a Redis that hangs ties up these and not the default pool
@@ -101,7 +117,7 @@ class DirectRuns:
     mostly one stay's). A claimed run is queued with a lease either way: one this process never ran (it
     stopped) is sent again at the next start (`resend_orphans`)."""
 
-    def __init__(self, limit: int, *, batch: int = 16) -> None:
+    def __init__(self, limit: int, *, batch: int = engine.TOGETHER) -> None:
         self._slots = asyncio.Semaphore(limit)
         self._batch = batch
         self._tasks: set[asyncio.Task[None]] = set()
@@ -160,7 +176,7 @@ async def hand_claimed(run_ids: list[int]) -> None:
     if run_ids and direct is not None:
         direct.submit(run_ids)
     elif run_ids:
-        await _hand_over(send, run_ids, queue.give_back, "rule runs")
+        await _hand_over(send_together, run_ids, queue.give_back, "rule runs")
 
 
 def send_messages(message_ids: list[int]) -> None:
