@@ -8,7 +8,7 @@ import pytest
 
 from server.actor import SYSTEM
 from server.kinds import RunStatus
-from server.models import AuditEntry, Deal, RuleRun, TimelineEntry
+from server.models import AuditEntry, Contact, Deal, DealContact, RuleRun, TimelineEntry
 from server.rules import dispatch, engine, queue
 from server.services import elements as element_service
 from tests.support import add_rule, make_pipeline
@@ -131,3 +131,35 @@ async def test_a_lane_follower_starts_after_its_leader_of_the_batch_succeeded(db
     assert await engine.execute(runs["told"].id) == RunStatus.succeeded
     [comment] = await TimelineEntry.filter(element_type="deal", element_id=deal.id, kind="comment")
     assert comment.text == f"Code {runs['code'].outputs['code']}"
+
+
+async def test_a_rule_naming_the_contact_renders_it_and_one_that_does_not_still_runs(db, handed):
+    _, stages = await make_pipeline()
+    await add_rule(stages["offer"], "add_comment", {"text": "Call {{deal.contact.name}}"}, key="call")
+    await add_rule(stages["offer"], "add_comment", {"text": "Entered {{deal.stage.name}}"}, key="entered")
+    deal = await _create(stages["new"])
+    contact = await Contact.create(name="Katrin Vogel")
+    await DealContact.create(deal_id=deal.id, contact_id=contact.id, position=0)
+
+    await element_service.move_element("deal", deal.id, stages["offer"].id, actor=SYSTEM)
+    await _run_handed(handed)
+
+    texts = await TimelineEntry.filter(element_type="deal", element_id=deal.id, kind="comment").values_list(
+        "text", flat=True)
+    assert sorted(texts) == ["Call Katrin Vogel", "Entered Offer"]
+
+
+async def test_a_run_anchored_on_a_date_a_rule_of_the_batch_changes_moves_with_it(db, handed):
+    _, stages = await make_pipeline()
+    await add_rule(stages["offer"], "modify_element", {"fields": {"close_date": "2030-03-01"}}, key="close")
+    await add_rule(stages["offer"], "add_comment", {"text": "Closing"}, key="closing",
+                   timing={"kind": "at_field", "field": "close_date", "time_of_day": "09:00"})
+
+    deal = await element_service.create_element("deal", {"title": "Roof", "close_date": "2029-01-01"},
+                                                stage_id=stages["offer"].id, actor=SYSTEM)
+    await _run_handed(handed)
+
+    runs = await _runs(deal)
+    assert runs["close"].status == RunStatus.succeeded
+    assert runs["closing"].status == RunStatus.scheduled
+    assert runs["closing"].due_at is not None and runs["closing"].due_at.date().isoformat() == "2030-03-01"
