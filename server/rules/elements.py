@@ -386,13 +386,14 @@ async def typed_custom_values(element_type: str, custom: dict[str, Any], *,
     return typed
 
 
-async def build_context(element_type: str, element: Element) -> dict[str, Any]:
-    """The element as plain data: what conditions compare and templates render. No ORM objects leak."""
+async def build_context(element_type: str, element: Element, *, with_contact: bool = True) -> dict[str, Any]:
+    """The element as plain data: what conditions compare and templates render. No ORM objects leak.
+    Without `with_contact` its contact is left unread (None): for a caller whose templates never name it."""
     stage = await METADATA.stage(element.stage_id) or await Stage.get(id=element.stage_id).select_related("pipeline")
     pipeline = stage.pipeline if stage.pipeline_id == element.pipeline_id else await Pipeline.get(id=element.pipeline_id)
     responsible = await User.get_or_none(id=element.responsible_id) if element.responsible_id else None
     company = await Company.get_or_none(id=element.company_id) if element.company_id else None
-    contact = await first_contact(element_type, element)
+    contact = await first_contact(element_type, element) if with_contact else None
     client_fields: dict[str, list[str]] = {"contact": [], "company": []}
     if contact is not None or company is not None:
         for kind, codes in client_fields.items():

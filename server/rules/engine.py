@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
+from tortoise.expressions import Q
 
 from server import clock, events, lease
 from server.channels import outbox
@@ -37,10 +38,10 @@ from server.models import (
     User,
 )
 from server.rules import activities, conditions, dispatch, elements, feed, notifications, pausing, revisions, triggering
-from server.rules.metadata import METADATA
-from server.rules.actions import get_action, released_by
+from server.rules.actions import get_action, registry, released_by
 from server.rules.actions.base import TEMPLATE, Action, Block, Skipped
 from server.rules.context import RunContext
+from server.rules.metadata import METADATA
 from server.rules.triggers.base import FIELD_CHANGED, RESPONSIBLE_CHANGED
 from server.rules.templates import render_async
 from server.rules.timing import Timing, WorkingTime, compute_due
@@ -441,9 +442,14 @@ async def element_changed(element_type: str, element: Element, changes: Sequence
                                                       rule_run_id=rule_run_id))
 
 
+_DATE_TYPES = ("date", "datetime")
+
+
 async def reschedule_anchored(element_type: str, element: Element, changed_fields: list[str]) -> None:
-    """Live date anchors: runs timed against a changed date field get a new due time."""
-    if not changed_fields:
+    """Live date anchors: runs timed against a changed date field get a new due time. Built-in fields that are
+    no dates (title, amount, currency, …) anchor no run: a change of only those looks for none."""
+    builtin = elements.BUILTIN_FIELDS[element_type]
+    if all(name in builtin and builtin[name] not in _DATE_TYPES for name in changed_fields):
         return
     waiting = await RuleRun.filter(
         element_type=element_type, element_id=element.id, status=RunStatus.scheduled, due_at__not_isnull=True
@@ -581,6 +587,103 @@ async def execute(run_id: int) -> RunStatus | None:
             return None
         return await _outcome_of(*started, error)
     return await _execute_started(run, attempt)
+
+
+TOGETHER = 16  # at most this many handed-over runs act in one transaction (a commit's runs come in stage order)
+
+
+async def execute_together(run_ids: Sequence[int]) -> list[int]:
+    """Run together what runs together of the queued runs a commit handed over (`dispatch.RUNS.taker`), in
+    their order; returns the others, each to be run on its own (`execute`), at the same time as the others.
+
+    Together: the database-only ones not ending a wait. One start UPDATE for all, the element read once (each
+    run sees the changes of the runs before it, as one after the other), one finish per run, the events in one
+    INSERT. The lanes hold as one run at a time: only lane leaders are handed over, and a follower is made due
+    by its leader's finish, to be claimed after the commit.
+
+    SQLite (one process writes): start, act and finish in ONE transaction. If any raises, it all rolls back
+    (they are queued again, with their lease) and every one is returned to run on its own, so every effect
+    happens once: the failing run is recorded as any failing attempt, its siblings act in transactions of their own.
+
+    PostgreSQL: the start commits (running, with a lease), then one transaction acts for all under one
+    heartbeat, so a frozen host's runs are taken over when their lease ends (`execute`). If it raises, it
+    rolls back and each started run acts again on its own, under its attempt."""
+    if len(run_ids) < 2:
+        return list(run_ids)
+    if _one_process_writes():
+        done: set[int] = set()
+        try:
+            async with transaction():
+                for run, attempt, action in await _take_together(run_ids):
+                    await _perform(run, action, attempt)
+                    done.add(run.id)
+        except Exception as exc:  # rolled back: every run of the batch is queued again
+            log.info("a batch of %d rule runs rolled back (%s: %s); each runs on its own",
+                     len(run_ids), type(exc).__name__, exc)
+            return list(run_ids)
+        return [run_id for run_id in run_ids if run_id not in done]
+    async with transaction():
+        taken = await _take_together(run_ids)
+    started = {run.id for run, _, _ in taken}
+    try:
+        async with lease.kept(lambda: _renew_leases(taken), lease_s=settings().lease_s,
+                              what=f"{len(taken)} rule runs acting together") as heartbeat:
+            async with transaction():
+                for run, attempt, action in taken:
+                    await _perform(run, action, attempt)
+                heartbeat.stop()  # the outcomes are ours under the runs' row locks until the commit
+    except Exception as exc:  # rolled back: each started run acts again on its own, under its attempt
+        log.info("%d rule runs acting together rolled back (%s: %s); each acts on its own",
+                 len(taken), type(exc).__name__, exc)
+        for run, attempt, _ in taken:
+            await _execute_started(run, attempt)
+    return [run_id for run_id in run_ids if run_id not in started]
+
+
+async def _renew_leases(taken: Sequence[tuple[RuleRun, int, Action[Any]]]) -> bool:
+    """The heartbeat of attempts acting together: False once any of them is no longer its run's."""
+    lease_until = clock.utcnow() + timedelta(seconds=settings().lease_s)
+    ours = Q(*(Q(id=run.id, attempts=attempt) for run, attempt, _ in taken), join_type=Q.OR)
+    renewed = await RuleRun.filter(ours, status=RunStatus.running).update(lease_until=lease_until)
+    return renewed == len(taken)
+
+
+# The database-only actions' keys, for the batch's start (read once: the catalogue is fixed while running).
+def _database_only_keys() -> list[str]:
+    return sorted(key for key, action in registry().items() if action.database_only)
+
+
+async def _take_together(run_ids: Sequence[int]) -> list[tuple[RuleRun, int, Action[Any]]]:
+    """queued → running for those of `run_ids` that run together (database-only, not ending a wait): one
+    compare-and-set for all (UPDATE … RETURNING), in the order of `run_ids`. Call inside `transaction()`."""
+    now = clock.utcnow()
+    lease_until = now + timedelta(seconds=settings().lease_s)
+    connection = RuleRun._meta.db
+    fields = RuleRun._meta.fields_map
+    keys = _database_only_keys()
+    ids = list(dict.fromkeys(run_ids))
+    values: list[Any] = [RunStatus.running.value, fields["started_at"].to_db_value(now, RuleRun),
+                         fields["lease_until"].to_db_value(lease_until, RuleRun), RunStatus.queued.value, *ids, *keys]
+    if connection.capabilities.dialect == "postgres":
+        marks = [f"${n}" for n in range(1, len(values) + 1)]
+    else:
+        marks = ["?"] * len(values)
+    id_marks = ", ".join(marks[4:4 + len(ids)])
+    key_marks = ", ".join(marks[4 + len(ids):])
+    rows = await connection.execute_query_dict(
+        f'UPDATE "rule_run" SET "status" = {marks[0]}, "attempts" = "attempts" + 1, "started_at" = {marks[1]}, '
+        f'"lease_until" = {marks[2]} WHERE "status" = {marks[3]} AND "id" IN ({id_marks}) '
+        f'AND "waiting_since" IS NULL AND "action_type" IN ({key_marks}) RETURNING *, {_OWNER}', values)
+    order = {run_id: index for index, run_id in enumerate(ids)}
+    taken = []
+    for found in sorted((dict(row) for row in rows), key=lambda row: order[row["id"]]):
+        events.owner_known(found["element_type"], events.Owner(found["element_id"], found.pop("owner_id")))
+        run = RuleRun._init_from_db(**found)
+        await run_event(run, RunStatus.running)
+        action = get_action(run.action_type)
+        assert action is not None  # its key came from the catalogue
+        taken.append((run, run.attempts, action))
+    return taken
 
 
 async def _execute_started(run: RuleRun, attempt: int) -> RunStatus | None:
@@ -723,14 +826,27 @@ async def render_params(params: Any, ctx: RunContext) -> Any:
     return params.model_copy(update={name: await render_async(getattr(params, name), context) for name in templated})
 
 
+def _names(spec: dict[str, Any], word: str) -> bool:
+    """Whether the rule's params or condition spell `word` (a name its templates or condition can read)."""
+    return word in json.dumps([spec.get("params"), spec.get("condition")])
+
+
 def _reads_earlier_outputs(spec: dict[str, Any]) -> bool:
     """Whether the rule's params or condition can name `rules` (the outputs of the stay's earlier runs): a
     rule whose templates and condition never spell the word needs no read of them, and sees `rules` empty."""
-    return "rules" in json.dumps([spec.get("params"), spec.get("condition")])
+    return _names(spec, "rules")
+
+
+def _reads_contact(run: RuleRun) -> bool:
+    """A database-only action reads its context only through its templates and condition: one that never
+    spells "contact" needs no read of the element's contact (it sees `contact` empty). Any other action may
+    read the context itself (a document's template, a recipient), so it always gets the contact."""
+    action = get_action(run.action_type)
+    return action is None or not action.database_only or _names(run.spec, "contact")
 
 
 async def _template_context(run: RuleRun, element: Element) -> dict[str, Any]:
-    data = await elements.build_context(run.element_type, element)
+    data = await elements.build_context(run.element_type, element, with_contact=_reads_contact(run))
     earlier: list[RuleRun] = []
     if _reads_earlier_outputs(run.spec):
         earlier = await RuleRun.filter(

@@ -8,7 +8,7 @@ email a run writes (or the next run of its lane) goes out at once instead of at 
 import asyncio
 import concurrent.futures
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 from uuid import uuid4
@@ -34,6 +34,15 @@ async def execute_rule_run(run_id: int) -> None:
     await engine.execute(run_id)
 
 
+@dramatiq.actor(queue_name="rule_runs", max_retries=0, time_limit=10 * 60 * 1000)
+async def execute_rule_runs(run_ids: list[int]) -> None:
+    """The runs one commit claimed: those that run together act in one transaction here, each of the others
+    goes back to the broker as a message of its own, for any worker."""
+    alone = await engine.execute_together(run_ids)
+    if alone:
+        await _hand_over(send, alone, queue.give_back, "rule runs")
+
+
 # The time limit is above PIPEWRIGHT_SEND_TIMEOUT_S: the delivery step times its peer out itself.
 @dramatiq.actor(queue_name="messages", max_retries=0, time_limit=10 * 60 * 1000)
 async def deliver_message(message_id: int) -> None:
@@ -46,7 +55,7 @@ async def make_document_pdf(document_id: int) -> None:
     await pdf.make(document_id)
 
 
-def _send_all(actor: Any, ids: list[int]) -> None:
+def _send_all(actor: Any, ids: Sequence[Any]) -> None:
     """One message per id. To Redis in one round trip: dramatiq's own enqueue script, once per message, in one
     pipeline (RedisBroker.enqueue does the same one round trip at a time)."""
     if not isinstance(broker, RedisBroker) or len(ids) < 2:
@@ -73,6 +82,13 @@ def send(run_ids: list[int]) -> None:
     _send_all(execute_rule_run, run_ids)
 
 
+def send_together(run_ids: list[int]) -> None:
+    """The runs one commit claimed, up to `engine.TOGETHER` in one message (`execute_rule_runs`)."""
+    batches = [run_ids[start:start + engine.TOGETHER] for start in range(0, len(run_ids), engine.TOGETHER)]
+    send([batch[0] for batch in batches if len(batch) == 1])
+    _send_all(execute_rule_runs, [batch for batch in batches if len(batch) > 1])
+
+
 # Sends after commit run on their own threads, so a Redis that hangs ties up these and not the default pool
 # (password checks, the embedded worker's joins); each send gives up after PIPEWRIGHT_REDIS_SOCKET_TIMEOUT_MS.
 _sender = ThreadPoolExecutor(max_workers=4, thread_name_prefix="broker-send")
@@ -95,20 +111,35 @@ async def _hand_over(send_all: Callable[[list[int]], None], ids: list[int], give
 
 
 class DirectRuns:
-    """Embedded: claimed runs go straight to the engine on the server's loop, at most `limit` at a time,
-    instead of through the in-memory broker and its threads. A claimed run is queued with a lease either way:
-    one this process never ran (it stopped) is sent again at the next start (`resend_orphans`)."""
+    """Embedded: claimed runs go straight to the engine on the server's loop, at most `limit` batches at a time,
+    instead of through the in-memory broker and its threads. The runs one commit claimed run together, up to
+    `batch` in one transaction (`engine.execute_together`; a commit's runs come in stage order, so a batch is
+    mostly one stay's). A claimed run is queued with a lease either way: one this process never ran (it
+    stopped) is sent again at the next start (`resend_orphans`)."""
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, *, batch: int = engine.TOGETHER) -> None:
         self._slots = asyncio.Semaphore(limit)
+        self._batch = batch
         self._tasks: set[asyncio.Task[None]] = set()
 
     def submit(self, run_ids: list[int]) -> None:
-        loop = asyncio.get_running_loop()
-        for run_id in run_ids:
-            task = loop.create_task(self._run(run_id))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        for start in range(0, len(run_ids), self._batch):
+            self._spawn(self._run_together(run_ids[start:start + self._batch]))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _run_together(self, run_ids: list[int]) -> None:
+        async with self._slots:
+            try:
+                alone = await engine.execute_together(run_ids)
+            except Exception:  # the engine records every outcome; this is a bug or a lost database
+                log.exception("rule runs %s raised out of the engine; their lease will bring them back", run_ids)
+                return
+        for run_id in alone:  # each at the same time as the others (an email's send must not hold up the rest)
+            self._spawn(self._run(run_id))
 
     async def _run(self, run_id: int) -> None:
         async with self._slots:
@@ -145,7 +176,7 @@ async def hand_claimed(run_ids: list[int]) -> None:
     if run_ids and direct is not None:
         direct.submit(run_ids)
     elif run_ids:
-        await _hand_over(send, run_ids, queue.give_back, "rule runs")
+        await _hand_over(send_together, run_ids, queue.give_back, "rule runs")
 
 
 def send_messages(message_ids: list[int]) -> None:
