@@ -7,6 +7,7 @@ taken over after its lease expired, has its effect once.
 
 import json
 import logging
+import re
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
@@ -837,12 +838,22 @@ def _reads_earlier_outputs(spec: dict[str, Any]) -> bool:
     return _names(spec, "rules")
 
 
+# A template expression, and in it the element used as a whole (`{{ deal }}`, `deal.items()`, `deal[key]`) rather
+# than one of its fields (`deal.title`).
+_EXPRESSION = re.compile(r"\{[{%].*?[}%]\}", re.S)
+_WHOLE_ELEMENT = re.compile(r"\b(?:deal|lead|element)\b(?!\s*\.\s*(?!items\b|values\b|keys\b)\w)")
+
+
 def _reads_contact(run: RuleRun) -> bool:
     """A database-only action reads its context only through its templates and condition: one that never
-    spells "contact" needs no read of the element's contact (it sees `contact` empty). Any other action may
-    read the context itself (a document's template, a recipient), so it always gets the contact."""
+    spells "contact" nor uses the element as a whole needs no read of the element's contact (it sees `contact`
+    empty). Any other action may read the context itself (a document's template, a recipient), so it always
+    gets the contact."""
     action = get_action(run.action_type)
-    return action is None or not action.database_only or _names(run.spec, "contact")
+    if action is None or not action.database_only or _names(run.spec, "contact"):
+        return True
+    text = json.dumps([run.spec.get("params"), run.spec.get("condition")])
+    return any(_WHOLE_ELEMENT.search(expression) for expression in _EXPRESSION.findall(text))
 
 
 async def _template_context(run: RuleRun, element: Element) -> dict[str, Any]:
