@@ -42,7 +42,7 @@ from server.rules import activities, conditions, dispatch, elements, feed, notif
 from server.rules.actions import get_action, registry, released_by
 from server.rules.actions.base import TEMPLATE, Action, Block, Skipped
 from server.rules.context import RunContext
-from server.rules.metadata import METADATA
+from server.rules.metadata import MARKER_COLUMN, METADATA
 from server.rules.triggers.base import FIELD_CHANGED, RESPONSIBLE_CHANGED
 from server.rules.templates import render_async
 from server.rules.timing import Timing, WorkingTime, compute_due
@@ -674,10 +674,12 @@ async def _take_together(run_ids: Sequence[int]) -> list[tuple[RuleRun, int, Act
     rows = await connection.execute_query_dict(
         f'UPDATE "rule_run" SET "status" = {marks[0]}, "attempts" = "attempts" + 1, "started_at" = {marks[1]}, '
         f'"lease_until" = {marks[2]} WHERE "status" = {marks[3]} AND "id" IN ({id_marks}) '
-        f'AND "waiting_since" IS NULL AND "action_type" IN ({key_marks}) RETURNING *, {_OWNER}', values)
+        f'AND "waiting_since" IS NULL AND "action_type" IN ({key_marks}) RETURNING *, {_OWNER}, {MARKER_COLUMN}',
+        values)
     order = {run_id: index for index, run_id in enumerate(ids)}
     taken = []
     for found in sorted((dict(row) for row in rows), key=lambda row: order[row["id"]]):
+        METADATA.saw_marker(found.pop("config_token"))
         events.owner_known(found["element_type"], events.Owner(found["element_id"], found.pop("owner_id")))
         run = RuleRun._init_from_db(**found)
         await run_event(run, RunStatus.running)

@@ -23,6 +23,7 @@ T = TypeVar("T")
 
 MAX_ENTRIES = 1024  # stages, revisions, element types and pipelines together; the oldest read goes first
 _MARKER_SQL = 'SELECT "token" FROM "config_marker" WHERE "id" = 1'
+MARKER_COLUMN = f'({_MARKER_SQL}) AS "config_token"'  # the token, read by a statement sent anyway
 
 
 async def read_marker() -> str:
@@ -102,6 +103,11 @@ class MetadataCache:
             while len(self._entries) > self.max_entries:
                 self._entries.popitem(last=False)
         return value
+
+    def saw_marker(self, token: str | None) -> None:
+        """The token as a statement this unit of work sends anyway read it (a run's start): no read of its own."""
+        if db.in_unit():
+            db.unit_memo("config_marker")[id(self)] = token or ""
 
     async def _follow_marker(self) -> None:
         """Read the token once per unit of work (every time outside one) and drop all on a change."""
