@@ -26,6 +26,7 @@ from tests.support.servers import free_port
 pytestmark = [pytest.mark.production_backend, pytest.mark.production_only, pytest.mark.timeout(420)]
 
 DEALS = 300
+MOVERS = 4
 FREEZE_BUDGET_S = 90.0  # short freezes until one lands inside a transaction that wrote events
 API_WAIT_S = 20.0  # how long the test waits for an answer before calling the API stalled
 LIVENESS_S = 5.0  # "within a few seconds": a liveness bound, not a speed claim
@@ -109,8 +110,12 @@ async def test_a_frozen_worker_host_stops_neither_the_other_host_nor_the_api_and
     monitor = await asyncpg.connect(db.database_url)
 
     async def move_all() -> None:
-        for deal in deals:
-            await element_service.move_element("deal", deal.id, stages["offer"].id, actor=SYSTEM)
+        # Several movers at once, as several users: the hosts have runs in flight side by side (one mover's runs
+        # alone are done before the next move, and a host frozen then has no other run to lose).
+        async def move(chunk: list) -> None:
+            for deal in chunk:
+                await element_service.move_element("deal", deal.id, stages["offer"].id, actor=SYSTEM)
+        await asyncio.gather(*(move(deals[start::MOVERS]) for start in range(MOVERS)))
 
     moving: asyncio.Task[None] | None = None
     frozen = False
