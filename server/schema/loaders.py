@@ -1,8 +1,8 @@
 """Per-request DataLoaders, so a list of leads or deals costs a few statements, not one per row."""
 
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import TypeVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 from strawberry.dataloader import DataLoader
 from tortoise.expressions import Subquery
@@ -127,3 +127,13 @@ class Loaders:
         self.rule_runs = DataLoader(_rule_runs)
         self.timeline = DataLoader(_timelines)
         self.delivery_attempts = DataLoader(_delivery_attempts)
+        self._views: dict[str, DataLoader[Any, Any]] = {}
+
+    def view(self, name: str, build: Callable[[Sequence[Any]], Awaitable[list[Any]]]) -> DataLoader[Any, Any]:
+        """A loader of GraphQL objects built once per key from a row loader above: a list page's relation
+        resolvers return its future from a plain (not async) resolver, so graphql-core makes no coroutine
+        per row and field, and each (type, key) is built once per request however many rows share it."""
+        loader = self._views.get(name)
+        if loader is None:
+            loader = self._views[name] = DataLoader(build)
+        return loader

@@ -1,12 +1,14 @@
 """GraphQL object types: thin views over the domain's rows, built with `of(row)`."""
 
 import json
+from collections.abc import Awaitable, Sequence
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, ClassVar
 
 import strawberry
 from pydantic_core import to_jsonable_python
+from strawberry.dataloader import DataLoader
 from strawberry.scalars import JSON
 from strawberry.types import Info
 
@@ -503,6 +505,57 @@ class Deleted:
     id: strawberry.ID
 
 
+def _stage_views(info: Info) -> DataLoader[int, Stage]:
+    loaders = context_of(info).loaders
+
+    async def build(ids: Sequence[int]) -> list[Stage]:
+        rows = await loaders.stage.load_many(ids)
+        assert all(rows)  # an element's stage_id is a restricting foreign key
+        return [Stage.of(row) for row in rows if row is not None]
+
+    return loaders.view("stage", build)
+
+
+def _user_views(info: Info) -> DataLoader[int, User | None]:
+    loaders = context_of(info).loaders
+
+    async def build(ids: Sequence[int]) -> list[User | None]:
+        return [None if row is None else User.of(row) for row in await loaders.user.load_many(ids)]
+
+    return loaders.view("user", build)
+
+
+def _company_views(info: Info) -> DataLoader[int, Company | None]:
+    loaders = context_of(info).loaders
+
+    async def build(ids: Sequence[int]) -> list[Company | None]:
+        return [None if row is None else Company.of(row) for row in await loaders.company.load_many(ids)]
+
+    return loaders.view("company", build)
+
+
+def _current_run_views(info: Info) -> DataLoader[tuple[str, int], list[RuleRun]]:
+    loaders = context_of(info).loaders
+
+    async def build(keys: Sequence[tuple[str, int]]) -> list[list[RuleRun]]:
+        return [[RuleRun.of(r) for r in runs] for runs in await loaders.current_runs.load_many(keys)]
+
+    return loaders.view("current_runs", build)
+
+
+def _deal_contact_views(info: Info) -> DataLoader[int, list[Contact]]:
+    loaders = context_of(info).loaders
+
+    async def build(ids: Sequence[int]) -> list[list[Contact]]:
+        return [[Contact.of(c) for c in contacts] for contacts in await loaders.deal_contacts.load_many(ids)]
+
+    return loaders.view("deal_contacts", build)
+
+
+async def _first_contacts(contacts: Awaitable[list[Contact]], size: int) -> list[Contact]:
+    return (await contacts)[:size]
+
+
 @strawberry.interface
 class Element(Node):
     """What leads and deals share: where they are, who owns them, and what their rules did."""
@@ -521,25 +574,18 @@ class Element(Node):
     custom: JSON
     created_at: datetime
 
-    @strawberry.field
-    async def stage(self, info: Info) -> Stage:
-        row = await context_of(info).loaders.stage.load(int(self.stage_id))
-        assert row is not None  # stage_id is a restricting foreign key
-        return Stage.of(row)
+    # The relations a list page shows: plain resolvers returning a view loader's future (see Loaders.view).
+    @strawberry.field(graphql_type=Stage)
+    def stage(self, info: Info) -> Awaitable[Stage]:
+        return _stage_views(info).load(int(self.stage_id))
 
-    @strawberry.field
-    async def responsible(self, info: Info) -> User | None:
-        if self.responsible_id is None:
-            return None
-        row = await context_of(info).loaders.user.load(int(self.responsible_id))
-        return None if row is None else User.of(row)
+    @strawberry.field(graphql_type=User | None)
+    def responsible(self, info: Info) -> Awaitable[User | None] | None:
+        return None if self.responsible_id is None else _user_views(info).load(int(self.responsible_id))
 
-    @strawberry.field
-    async def company(self, info: Info) -> Company | None:
-        if self.company_id is None:
-            return None
-        row = await context_of(info).loaders.company.load(int(self.company_id))
-        return None if row is None else Company.of(row)
+    @strawberry.field(graphql_type=Company | None)
+    def company(self, info: Info) -> Awaitable[Company | None] | None:
+        return None if self.company_id is None else _company_views(info).load(int(self.company_id))
 
     @strawberry.field(description="The element's `last` (up to 100) newest rule runs, oldest stage first; "
                                   "`ruleRuns(elementType, elementId)` pages through all of them.")
@@ -547,10 +593,10 @@ class Element(Node):
         key = (self.element_type, int(self.id), page_size(last, "last"))
         return [RuleRun.of(r) for r in await context_of(info).loaders.rule_runs.load(key)]
 
-    @strawberry.field(description="The rule runs of the element's current stay in its stage (one per rule).")
-    async def current_runs(self, info: Info) -> list[RuleRun]:
-        runs = await context_of(info).loaders.current_runs.load((self.element_type, int(self.id)))
-        return [RuleRun.of(r) for r in runs]
+    @strawberry.field(description="The rule runs of the element's current stay in its stage (one per rule).",
+                      graphql_type=list[RuleRun])
+    def current_runs(self, info: Info) -> Awaitable[list[RuleRun]]:
+        return _current_run_views(info).load((self.element_type, int(self.id)))
 
     @strawberry.field(description="The element's `last` (up to 100) newest timeline entries, oldest first; "
                                   "`timeline(elementType, elementId, after)` reads all of them.")
@@ -608,10 +654,12 @@ class Deal(Element):
         contacts = await context_of(info).loaders.deal_contacts.load(int(self.id))
         return [gid(c.id) for c in contacts[:page_size(first)]]
 
-    @strawberry.field(description="The deal's contacts in order (at most 20); the first is the one templates use.")
-    async def contacts(self, info: Info, first: int = MAX_DEAL_CONTACTS) -> list[Contact]:
-        contacts = await context_of(info).loaders.deal_contacts.load(int(self.id))
-        return [Contact.of(c) for c in contacts[:page_size(first)]]
+    @strawberry.field(description="The deal's contacts in order (at most 20); the first is the one templates use.",
+                      graphql_type=list[Contact])
+    def contacts(self, info: Info, first: int = MAX_DEAL_CONTACTS) -> Awaitable[list[Contact]]:
+        size = page_size(first)
+        contacts = _deal_contact_views(info).load(int(self.id))
+        return contacts if size >= MAX_DEAL_CONTACTS else _first_contacts(contacts, size)
 
     @classmethod
     def of(cls, row: models.Deal) -> "Deal":
