@@ -38,7 +38,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from bench.common import ROOT, WorkerProcess, cancel_on_sigterm, percentile
+from bench.common import ROOT, WorkerProcess, cancel_on_sigterm, group_rss_kib, percentile, rss_kib
 
 CHUNK = 100_000
 SPREAD_S = 30 * 86400  # pending runs are due over 30 days, from a day from now
@@ -67,37 +67,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.level_list = [0] + [n for n in (10_000, 100_000, 1_000_000, 10_000_000) if n < args.pending] + (
             [args.pending] if args.pending else [])
     return args
-
-
-def rss_kib(pid: int | str = "self") -> tuple[int, int]:
-    """(VmRSS, VmHWM) in KiB from /proc/<pid>/status; (0, 0) if the process is gone."""
-    values = {"VmRSS": 0, "VmHWM": 0}
-    try:
-        with open(f"/proc/{pid}/status") as f:
-            for line in f:
-                key = line.split(":", 1)[0]
-                if key in values:
-                    values[key] = int(line.split()[1])
-    except OSError:
-        pass
-    return values["VmRSS"], values["VmHWM"]
-
-
-def group_rss_kib(pgid: int) -> tuple[int, int]:
-    """Summed (VmRSS, the largest VmHWM) of a process group's live processes."""
-    total, peak = 0, 0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        if int(raw[raw.rfind(")") + 2:].split()[2]) == pgid:
-            rss, hwm = rss_kib(entry)
-            total, peak = total + rss, max(peak, hwm)
-    return total, peak
 
 
 def ms_figures(values: list[float]) -> dict[str, float]:
