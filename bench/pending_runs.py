@@ -125,7 +125,7 @@ async def fill(backend: str, state: dict[str, Any], upto: int) -> float:
                    f"INSERT INTO rule_run ({COLUMNS}) SELECT {select.format(due=due)} "
                    f"FROM n JOIN t ON t.k = n.i % {state['templates']}")
         else:
-            due = f"timestamptz '{base.isoformat()}' + ((n.i * 7919) % {SPREAD_S}) * interval '1 second'"
+            due = f"timestamptz '{base.isoformat()}' + ((n.i::bigint * 7919) % {SPREAD_S}) * interval '1 second'"
             sql = (f"WITH t AS (SELECT *, row_number() OVER (ORDER BY id) - 1 AS k FROM rule_run WHERE rule_id = {rule_id} "
                    f"ORDER BY id LIMIT {state['templates']}) "
                    f"INSERT INTO rule_run ({COLUMNS}) SELECT {select.format(due=due)} "
@@ -300,7 +300,18 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             process: list[WorkerProcess] = []
 
             async def start_worker() -> int | None:
+                """A fresh worker group, measured only once its scheduler and a worker have beaten (booted)."""
+                from server import clock
+                from server.models import WorkerBeat
+
+                since = clock.utcnow()
                 process.append(WorkerProcess(args, {**os.environ, "PYTHONPATH": str(ROOT)}, workdir / "worker.log"))
+                deadline = time.monotonic() + 60
+                while len(set(await WorkerBeat.filter(beat_at__gte=since).values_list("role", flat=True))) < 2:
+                    process[-1].check_alive()
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"the worker did not beat within 60 s:\n{process[-1].tail()}")
+                    await asyncio.sleep(0.2)
                 return process[-1].process.pid
 
             async def stop_worker() -> None:
