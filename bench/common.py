@@ -31,6 +31,37 @@ def machine_cpu() -> tuple[float, float]:
     return sum(values) - idle, sum(values)
 
 
+def rss_kib(pid: int | str = "self") -> tuple[int, int]:
+    """(VmRSS, VmHWM) in KiB from /proc/<pid>/status; (0, 0) if the process is gone."""
+    values = {"VmRSS": 0, "VmHWM": 0}
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                key = line.split(":", 1)[0]
+                if key in values:
+                    values[key] = int(line.split()[1])
+    except OSError:
+        pass
+    return values["VmRSS"], values["VmHWM"]
+
+
+def group_rss_kib(pgid: int) -> tuple[int, int]:
+    """Summed (VmRSS, the largest VmHWM) of a process group's live processes."""
+    total, peak = 0, 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                raw = f.read()
+        except OSError:
+            continue
+        if int(raw[raw.rfind(")") + 2:].split()[2]) == pgid:
+            rss, hwm = rss_kib(entry)
+            total, peak = total + rss, max(peak, hwm)
+    return total, peak
+
+
 def cancel_on_sigterm() -> None:
     """SIGTERM cancels the main task, so its `finally` blocks stop servers and children and remove temp dirs."""
     task = asyncio.current_task()

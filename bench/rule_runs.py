@@ -40,7 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import WorkerProcess, cancel_on_sigterm, machine_cpu, percentile
+from bench.common import WorkerProcess, cancel_on_sigterm, group_rss_kib, machine_cpu, percentile, rss_kib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -106,6 +106,10 @@ def report(result: dict[str, Any]) -> str:
                  + (f"; worker processes {cpu['worker_processes_s']:.1f} s "
                     f"({1000 * cpu['worker_processes_s'] / max(result['rule_runs'], 1):.1f} ms per rule run)"
                     if cpu["worker_processes_s"] is not None else ""))
+    memory = result["memory_mib"]
+    lines.append(f"  memory               this process: RSS {memory['rss']:.0f} MiB, peak {memory['peak']:.0f} MiB"
+                 + (f"; worker processes: RSS {memory['workers_rss']:.0f} MiB together, largest peak "
+                    f"{memory['workers_peak']:.0f} MiB" if memory.get("workers_rss") is not None else ""))
     lines.append(f"  effects check        {result['checks']}")
     if result.get("unfinished"):
         lines.append(f"  UNFINISHED           {result['unfinished']} runs did not finish (timed out)")
@@ -251,6 +255,12 @@ async def measure(args: argparse.Namespace, *, alive: Any = None, worker_pgid: i
         "bench_process_s": time.process_time() - own0,
         "worker_processes_s": (group_cpu_s(worker_pgid) - workers0) if worker_pgid else None,
     }
+    # Embedded, this process is the server (worker, scheduler, database); its peak includes start-up (migrate).
+    rss, peak = rss_kib()
+    memory: dict[str, float | None] = {"rss": rss / 1024, "peak": peak / 1024, "workers_rss": None}
+    if worker_pgid:
+        workers_rss, workers_peak = group_rss_kib(worker_pgid)
+        memory.update(workers_rss=workers_rss / 1024, workers_peak=workers_peak / 1024)
 
     rows = await RuleRun.filter(rule_id__in=rule_ids).exclude(element_id=warm_id).values(
         "element_id", "rule_key", "status", "created_at", "started_at", "finished_at"
@@ -290,6 +300,7 @@ async def measure(args: argparse.Namespace, *, alive: Any = None, worker_pgid: i
         "first_start_ms": {"p50": percentile(starts, 50), "p99": percentile(starts, 99)},
         "checks": checks,
         "cpu": cpu,
+        "memory_mib": memory,
         "run_wait_ms": {"p50": percentile(waits, 50), "p99": percentile(waits, 99)},
         "run_exec_ms": {"p50": percentile(execs, 50), "p99": percentile(execs, 99)},
     }
