@@ -131,6 +131,9 @@ class Settings:
     # SQLite's page cache per connection, in KiB (PRAGMA cache_size=-N): 64 MiB keeps the rule_run indexes of
     # a million pending runs in memory.
     sqlite_cache_kib: int = field(default_factory=lambda: _int("PIPEWRIGHT_SQLITE_CACHE_KIB", 65536))
+    # `serve` applies new migrations in a child process and waits this long for it (a migration may rewrite a
+    # big table) before it stops it and refuses to start.
+    migrate_timeout_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_MIGRATE_TIMEOUT_S", 3600))
     # On stop, requests still open (the admin's live timeline streams never end on their own) get this long to
     # finish before the server cancels them and shuts down.
     shutdown_grace_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_SHUTDOWN_GRACE_S", 5))
