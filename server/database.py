@@ -129,8 +129,9 @@ async def applied_migrations(url: str | None = None) -> set[str]:
 
 
 async def is_current(url: str | None = None) -> bool:
-    """True when the database has applied exactly this checkout's migrations: nothing to migrate."""
-    return await applied_migrations(url) == committed_migrations()
+    """True when the database has applied every migration of this checkout: nothing to migrate (one it records
+    that this checkout lacks, from a newer version, Tortoise ignores too)."""
+    return committed_migrations() <= await applied_migrations(url)
 
 
 async def migrate(url: str | None = None) -> None:
@@ -143,8 +144,10 @@ async def migrate(url: str | None = None) -> None:
         return
     from tortoise.migrations.api.migrate import migrate as tortoise_migrate
 
-    await tortoise_migrate(config=tortoise_config(url, migrating=True))
-    await Tortoise.close_connections()
+    try:
+        await tortoise_migrate(config=tortoise_config(url, migrating=True))
+    finally:  # a failed migration too: an open SQLite connection's thread would keep the process from exiting
+        await Tortoise.close_connections()
 
 
 async def migrate_in_child(url: str | None = None, *, timeout_s: float | None = None) -> None:
