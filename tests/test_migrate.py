@@ -40,6 +40,7 @@ def test_migrating_a_new_database_loads_every_migration(tmp_path: Path) -> None:
     assert all(f"server.migrations.{name}" in loaded for name in database.committed_migrations())
 
 
+@pytest.mark.production_backend
 async def test_a_migrated_database_has_nothing_to_migrate(db: object) -> None:
     """On both backends: the test database (migrated by the fixtures) records every committed migration."""
     from server.config import settings
