@@ -277,7 +277,7 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
         from server import config, database
 
         config.reload()
-        await database.migrate(url)
+        await database.migrate_in_child(url)  # as `serve` does: the server never carries the loader
         await database.connect(url)
         connected = True
         from server.workers import scheduler

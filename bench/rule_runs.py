@@ -320,7 +320,7 @@ async def run_embedded(args: argparse.Namespace) -> dict[str, Any]:
         from server import config, database
 
         config.reload()
-        await database.migrate(url)
+        await database.migrate_in_child(url)  # as `serve` does: the server never carries the loader
         await database.connect(url)
         from server.workers.embedded import EmbeddedWorker
 

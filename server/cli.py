@@ -37,6 +37,14 @@ def _serve(args: argparse.Namespace) -> int:
     mode = "embedded worker" if config.embedded_broker else f"broker {_redacted(config.broker_url)}"
     print(f"pipewright: {_redacted(config.database_url)}, {mode}, on http://{host}:{port}/graphql", flush=True)
     print(f"pipewright: {_channels()}", flush=True)
+    from server import database
+
+    # In a child process: the migration machinery's memory (~45 MiB for a fresh database) leaves with it; the
+    # lifespan's own migrate then finds nothing to do in one query.
+    try:
+        asyncio.run(database.migrate_in_child(config.database_url))
+    except database.MigrationFailed as exc:
+        sys.exit(f"pipewright serve: {exc}")
     # Proxy headers are the app's business (server/http.py, PIPEWRIGHT_TRUSTED_PROXIES): uvicorn's own
     # default would believe X-Forwarded-For from 127.0.0.1 whatever the setting says.
     uvicorn.run(create_app(demo=not args.no_demo), host=host, port=port, log_level=args.log_level,

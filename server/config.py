@@ -128,9 +128,13 @@ class Settings:
     admission_wait_ms: int = field(default_factory=lambda: _int("PIPEWRIGHT_ADMISSION_WAIT_MS", 1000))
     max_run_backlog: int = field(default_factory=lambda: _int("PIPEWRIGHT_MAX_RUN_BACKLOG", 1000))
     retry_after_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_RETRY_AFTER_S", 1))
-    # SQLite's page cache per connection, in KiB (PRAGMA cache_size=-N): 64 MiB keeps the rule_run indexes of
-    # a million pending runs in memory.
-    sqlite_cache_kib: int = field(default_factory=lambda: _int("PIPEWRIGHT_SQLITE_CACHE_KIB", 65536))
+    # SQLite's page cache per connection, in KiB (PRAGMA cache_size=-N). The claim touches a few index pages;
+    # 16 MiB keeps the embedded server under 100 MB with 100 k pending runs (64 MiB: 146 MiB, bench.pending_runs)
+    # and the operating system's file cache holds the rest.
+    sqlite_cache_kib: int = field(default_factory=lambda: _int("PIPEWRIGHT_SQLITE_CACHE_KIB", 16384))
+    # `serve` applies new migrations in a child process and waits this long for it (a migration may rewrite a
+    # big table) before it stops it and refuses to start.
+    migrate_timeout_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_MIGRATE_TIMEOUT_S", 3600))
     # On stop, requests still open (the admin's live timeline streams never end on their own) get this long to
     # finish before the server cancels them and shuts down.
     shutdown_grace_s: int = field(default_factory=lambda: _int("PIPEWRIGHT_SHUTDOWN_GRACE_S", 5))

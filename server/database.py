@@ -1,12 +1,15 @@
 """ORM configuration, connecting, and applying the committed migrations (Tortoise's own)."""
 
+import asyncio
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
 import asyncpg  # type: ignore[import-untyped]  # no stubs or py.typed
-from tortoise import Tortoise
+from tortoise import Tortoise, connections
 from tortoise.backends.base.config_generator import expand_db_url
-from tortoise.migrations.api.migrate import migrate as tortoise_migrate
+from tortoise.exceptions import OperationalError
 
 from server.config import settings
 from server.models import MODEL_MODULES
@@ -99,10 +102,75 @@ def tortoise_config(url: str | None = None, *, migrating: bool = False) -> dict[
 TORTOISE_ORM = tortoise_config(os.environ.get("PIPEWRIGHT_DATABASE_URL", "sqlite://pipewright.db"))
 
 
+MIGRATIONS = Path(__file__).parent / "migrations"
+ROOT = Path(__file__).parent.parent
+
+
+class MigrationFailed(Exception):
+    """The child process that applies the migrations failed or ran out of time (its output says why)."""
+
+
+def committed_migrations() -> set[str]:
+    """The migrations in this checkout, by the name Tortoise records them under (`0001_initial`)."""
+    return {path.stem for path in MIGRATIONS.glob("[0-9][0-9][0-9][0-9]_*.py")}
+
+
+async def applied_migrations(url: str | None = None) -> set[str]:
+    """The migrations the database at `url` records as applied (one query); none when it has no record table."""
+    await Tortoise.init(config=tortoise_config(url))
+    try:
+        _, rows = await connections.get("default").execute_query(
+            "SELECT name FROM tortoise_migrations WHERE app = 'models'")
+    except OperationalError:  # a new database: no tortoise_migrations table yet
+        return set()
+    finally:
+        await Tortoise.close_connections()
+    return {row["name"] for row in rows}
+
+
+async def is_current(url: str | None = None) -> bool:
+    """True when the database has applied every migration of this checkout: nothing to migrate (one it records
+    that this checkout lacks, from a newer version, Tortoise ignores too)."""
+    return committed_migrations() <= await applied_migrations(url)
+
+
 async def migrate(url: str | None = None) -> None:
-    """Apply every migration not yet applied to the database at `url`."""
-    await tortoise_migrate(config=tortoise_config(url, migrating=True))
-    await Tortoise.close_connections()
+    """Apply every migration not yet applied to the database at `url`.
+
+    A database already at the newest migration costs one query: Tortoise's migration loader imports every
+    migration and rebuilds the models' state step by step (~45 MiB that stays resident for a fresh database),
+    so it only runs when there is something to apply."""
+    if await is_current(url):
+        return
+    from tortoise.migrations.api.migrate import migrate as tortoise_migrate
+
+    try:
+        await tortoise_migrate(config=tortoise_config(url, migrating=True))
+    finally:  # a failed migration too: an open SQLite connection's thread would keep the process from exiting
+        await Tortoise.close_connections()
+
+
+async def migrate_in_child(url: str | None = None, *, timeout_s: float | None = None) -> None:
+    """Apply the migrations in a child process (`python -m server.cli migrate`, its output on ours) when the
+    database is behind: the migration machinery's memory leaves with the child instead of staying in a
+    long-running server. Raises MigrationFailed when the child fails or outlives `timeout_s` (it is killed)."""
+    url = url or settings().database_url
+    if await is_current(url):
+        return
+    timeout_s = timeout_s if timeout_s is not None else settings().migrate_timeout_s
+    path = os.environ.get("PYTHONPATH")
+    env = {**os.environ, "PIPEWRIGHT_DATABASE_URL": url,
+           "PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
+    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "server.cli", "migrate", env=env)
+    try:
+        status = await asyncio.wait_for(child.wait(), timeout_s)
+    except TimeoutError:
+        child.kill()
+        await child.wait()
+        raise MigrationFailed(f"migrating took longer than {timeout_s:g} s (PIPEWRIGHT_MIGRATE_TIMEOUT_S): "
+                              "the migration was stopped") from None
+    if status != 0:
+        raise MigrationFailed(f"migrating failed (the migrate process exited with status {status})")
 
 
 async def connect(url: str | None = None) -> None:

@@ -1,4 +1,4 @@
-"""SQLite's page cache per connection is a setting (PIPEWRIGHT_SQLITE_CACHE_KIB), 64 MiB unless set."""
+"""SQLite's page cache per connection is a setting (PIPEWRIGHT_SQLITE_CACHE_KIB), 16 MiB unless set."""
 
 import shutil
 
@@ -10,7 +10,7 @@ from server import config, database
 pytestmark = pytest.mark.sqlite_only  # SQLite's own setting
 
 
-@pytest.mark.parametrize(("setting", "kib"), [(None, 65536), ("2048", 2048)])
+@pytest.mark.parametrize(("setting", "kib"), [(None, 16384), ("2048", 2048)])
 async def test_the_page_cache_setting_reaches_the_connection(sqlite_template, tmp_path, monkeypatch, setting, kib):
     path = tmp_path / "cache.db"
     shutil.copyfile(sqlite_template, path)
