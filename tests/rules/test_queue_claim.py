@@ -19,7 +19,7 @@ from tests.support import add_rule, make_pipeline
 
 pytestmark = pytest.mark.production_backend
 
-BACKLOG = 3000  # due runs beside the claim's 200: enough that sorting them all is the costlier plan
+BACKLOG = 3000  # due runs, half of each status: far more than the claim takes (200), so sorting them all costs more
 
 
 @asynccontextmanager
@@ -90,7 +90,7 @@ async def claim_plans(kind: str) -> dict[str, list[str]]:
         sql, params = query.query.get_parameterized_sql()
         _, rows = await conn.execute_query(f"EXPLAIN {query.sql(params_inline=True)}")
         plans[status.value] = [str(row[0]) for row in rows]
-        async with conn._acquire_connection() as raw:  # type: ignore[attr-defined]  # one session for PREPARE
+        async with conn.acquire_connection() as raw:  # one session for PREPARE
             await raw.execute("SET plan_cache_mode = force_generic_plan")
             await raw.execute(f"PREPARE due_claim AS {sql}")
             try:
@@ -117,7 +117,7 @@ async def test_with_a_due_backlog_the_claim_reads_due_runs_in_order_and_sorts_no
             RuleRun(stage_run_id=template.stage_run_id, element_type="deal", element_id=template.element_id,
                     rule_id=template.rule_id, rule_key=template.rule_key, action_type=template.action_type,
                     title=template.title, position=template.position, lane=template.lane, spec=template.spec,
-                    status=RunStatus.scheduled if i % 10 else RunStatus.waiting,
+                    status=RunStatus.scheduled if i % 2 else RunStatus.waiting,
                     due_at=now - timedelta(seconds=i), revision=template.revision)
             for i in range(BACKLOG)], batch_size=500)
         if db.kind == "postgres":
