@@ -36,7 +36,10 @@ async def _claim(queries: list[QuerySet[RuleRun]], limit: int, now: datetime) ->
         found.sort(key=lambda row: (row.due_at, row.id))
         ids = [row.id for row in found[:limit]]
         if ids:
-            await RuleRun.filter(id__in=ids, status__in=CLAIMABLE).update(
+            # By id alone: the rows are this transaction's (locked FOR UPDATE; SQLite's BEGIN IMMEDIATE holds the
+            # write lock), so their status is as read. A status term would let SQLite walk the (status, ...) index
+            # over every due run instead of 200 primary-key look-ups (145 ms a claim with 100,000 due).
+            await RuleRun.filter(id__in=ids).update(
                 status=RunStatus.queued, lease_until=await queued_lease_until(now, joining=len(ids))
             )
     return ids
