@@ -18,6 +18,9 @@ At each level (0, 10k, 100k, ... up to `--pending`) the bench measures, with not
 - due -> started for a trickle: `--trickle` deals enter Soon, `--spacing` s apart, while the pending runs wait;
   each run's `started_at - due_at`, through the real scheduler (poll `--poll-ms`, the default 500 ms) and
   worker (embedded: the EmbeddedWorker on this loop; postgres: `server.cli worker` processes and Redis);
+- after the levels, a due backlog: `--due` runs due at once (within the last hour), the claim while it drains
+  (p50/p99 of `--due-claims` claims of 200, runs claimed per second, no worker taking them) and its plans, and
+  the operations figures with them due;
 - the database's size (the SQLite file and its WAL; PostgreSQL: rule_run with its indexes) and the peak RSS of
   this process, which on SQLite is the embedded server (worker, scheduler and database in one process), and
   on PostgreSQL of the worker processes.
