@@ -18,6 +18,9 @@ At each level (0, 10k, 100k, ... up to `--pending`) the bench measures, with not
 - due -> started for a trickle: `--trickle` deals enter Soon, `--spacing` s apart, while the pending runs wait;
   each run's `started_at - due_at`, through the real scheduler (poll `--poll-ms`, the default 500 ms) and
   worker (embedded: the EmbeddedWorker on this loop; postgres: `server.cli worker` processes and Redis);
+- after the levels, a due backlog: `--due` runs due at once (within the last hour), the claim while it drains
+  (p50/p99 of `--due-claims` claims of 200, runs claimed per second, no worker taking them) and its plans, and
+  the operations figures with them due;
 - the database's size (the SQLite file and its WAL; PostgreSQL: rule_run with its indexes) and the peak RSS of
   this process, which on SQLite is the embedded server (worker, scheduler and database in one process), and
   on PostgreSQL of the worker processes.
@@ -57,6 +60,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--poll-ms", type=int, default=500, help="PIPEWRIGHT_POLL_MS (default: the shipped 500)")
     parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--processes", type=int, default=2)
+    parser.add_argument("--due", type=int, default=100_000, help="runs due at once for the due-backlog level (0: none)")
+    parser.add_argument("--due-claims", type=int, default=100, help="claims timed while the due backlog drains")
     parser.add_argument("--json-out", default=None)
     args = parser.parse_args(argv)
     if args.pending < 0 or args.deals < 1:
@@ -103,21 +108,24 @@ COLUMNS = ("stage_run_id, element_type, element_id, rule_id, rule_key, action_ty
            "spec, status, due_at, attempts, outputs, revision, created_at")
 
 
-async def fill(backend: str, state: dict[str, Any], upto: int) -> float:
-    """Copies of the Later runs until `upto` pending runs exist (beyond the templates); returns the seconds."""
+async def fill(backend: str, state: dict[str, Any], upto: int, *, due_now: bool = False) -> float:
+    """Copies of the Later runs until `upto` pending runs exist (beyond the templates); returns the seconds.
+    `due_now`: the copies are due within the last hour instead (the due backlog), counted in state["due"]."""
     from tortoise.connection import get_connection
 
     from server import clock
     conn = get_connection("default")
-    base = clock.utcnow() + timedelta(days=1)
+    key, spread = ("due", 3600) if due_now else ("copied", SPREAD_S)
+    base = clock.utcnow() - timedelta(seconds=spread + 1) if due_now else clock.utcnow() + timedelta(days=1)
     started = time.perf_counter()
     rule_id = state["later_rule"]
-    while state["copied"] < upto:
-        first, n = state["copied"], min(CHUNK, upto - state["copied"])
+    state.setdefault(key, 0)
+    while state[key] < upto:
+        first, n = state[key], min(CHUNK, upto - state[key])
         select = (f"t.stage_run_id, t.element_type, t.element_id, t.rule_id, t.rule_key, t.action_type, t.title, "
                   f"t.position, t.lane, t.spec, 'scheduled', {{due}}, 0, t.outputs, t.revision, t.created_at")
         if backend == "sqlite":
-            due = (f"strftime('%Y-%m-%d %H:%M:%f', '{base:%Y-%m-%d %H:%M:%S}', '+' || ((n.i * 7919) % {SPREAD_S}) "
+            due = (f"strftime('%Y-%m-%d %H:%M:%f', '{base:%Y-%m-%d %H:%M:%S}', '+' || ((n.i * 7919) % {spread}) "
                    f"|| ' seconds') || '000+00:00'")
             sql = (f"WITH RECURSIVE n(i) AS (SELECT {first} UNION ALL SELECT i + 1 FROM n WHERE i < {first + n - 1}), "
                    f"t AS (SELECT *, row_number() OVER (ORDER BY id) - 1 AS k FROM rule_run WHERE rule_id = {rule_id} "
@@ -125,13 +133,13 @@ async def fill(backend: str, state: dict[str, Any], upto: int) -> float:
                    f"INSERT INTO rule_run ({COLUMNS}) SELECT {select.format(due=due)} "
                    f"FROM n JOIN t ON t.k = n.i % {state['templates']}")
         else:
-            due = f"timestamptz '{base.isoformat()}' + ((n.i::bigint * 7919) % {SPREAD_S}) * interval '1 second'"
+            due = f"timestamptz '{base.isoformat()}' + ((n.i::bigint * 7919) % {spread}) * interval '1 second'"
             sql = (f"WITH t AS (SELECT *, row_number() OVER (ORDER BY id) - 1 AS k FROM rule_run WHERE rule_id = {rule_id} "
                    f"ORDER BY id LIMIT {state['templates']}) "
                    f"INSERT INTO rule_run ({COLUMNS}) SELECT {select.format(due=due)} "
                    f"FROM generate_series({first}, {first + n - 1}) AS n(i) JOIN t ON t.k = n.i % {state['templates']}")
         await conn.execute_script(sql)  # one statement: its own transaction
-        state["copied"] += n
+        state[key] += n
     if backend == "postgres":
         await conn.execute_script("ANALYZE rule_run")
     return time.perf_counter() - started
@@ -141,23 +149,24 @@ async def fill(backend: str, state: dict[str, Any], upto: int) -> float:
 
 
 async def claim_plan(backend: str) -> list[str]:
-    """The plan of the claim's SELECT, as the database runs it now."""
+    """The plans of the claim's SELECTs (one per claimable status), as the database runs them now."""
     from tortoise.connection import get_connection
 
     from server import clock
-    from server.kinds import RunStatus
-    from server.models import RuleRun
-    from server.rules import pausing
+    from server.rules import queue
 
-    query = (RuleRun.filter(status__in=(RunStatus.scheduled, RunStatus.waiting), due_at__lte=clock.utcnow())
-             .exclude(rule_id__in=pausing.paused()).order_by("due_at", "id").limit(200).only("id"))
-    sql = query.sql(params_inline=True)
     conn = get_connection("default")
-    if backend == "sqlite":
-        _, rows = await conn.execute_query(f"EXPLAIN QUERY PLAN {sql}")
-        return [str(row[3]) for row in rows]
-    _, rows = await conn.execute_query(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql} FOR UPDATE SKIP LOCKED")
-    return [str(row[0]) for row in rows]
+    lines = []
+    for status in queue.CLAIMABLE:
+        sql = queue.due_runs(status, clock.utcnow(), 200).only("id", "due_at").sql(params_inline=True)
+        lines.append(f"{status.value}:")
+        if backend == "sqlite":
+            _, rows = await conn.execute_query(f"EXPLAIN QUERY PLAN {sql}")
+            lines += [f"  {row[3]}" for row in rows]
+        else:
+            _, rows = await conn.execute_query(f"EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) {sql} FOR UPDATE SKIP LOCKED")
+            lines += [f"  {row[0]}" for row in rows]
+    return lines
 
 
 async def timed(make: Any, times: int) -> dict[str, float]:
@@ -230,6 +239,45 @@ async def measure_level(args: argparse.Namespace, state: dict[str, Any], level: 
     result["db_bytes"] = await db_size(args.backend, db_path)
     result["rss_kib"], result["peak_rss_kib"] = rss_kib()
     return result
+
+
+async def measure_due_backlog(args: argparse.Namespace, state: dict[str, Any]) -> dict[str, Any]:
+    """`--due` runs due at once (within the last hour, beside the pending ones): the claim while they drain
+    (p50/p99 of `--due-claims` claims, the runs claimed per second), and the operations figures with them due."""
+    from server.actor import SYSTEM
+    from server.models import RuleRun
+    from server.rules import queue
+    from server.services import operations
+
+    fill_s = await fill(args.backend, state, args.due, due_now=True)
+    due = await RuleRun.filter(status="scheduled", due_at__lte=time_now()).count()
+    figures = await timed(lambda: operations.figures(actor=SYSTEM), 10)
+    plan = await claim_plan(args.backend)
+    took, claimed = [], 0
+    for _ in range(args.due_claims):
+        started = time.perf_counter()
+        claimed += len(await queue.claim_due())
+        took.append((time.perf_counter() - started) * 1000)
+    return {"due": due, "fill_s": fill_s, "claim_ms": ms_figures(took), "claimed": claimed,
+            "claimed_per_s": claimed / (sum(took) / 1000), "figures_ms": figures, "plan": plan}
+
+
+def time_now() -> Any:
+    from server import clock
+
+    return clock.utcnow()
+
+
+def report_due(backend: str, r: dict[str, Any]) -> str:
+    c, f = r["claim_ms"], r["figures_ms"]
+    return "\n".join([
+        f"{backend}: due backlog of {r['due']:,} runs (filled in {r['fill_s']:.1f} s)",
+        f"  claim_due           p50 {c['p50']:.2f} ms  p99 {c['p99']:.2f} ms;  {r['claimed']:,} claimed, "
+        f"{r['claimed_per_s']:,.0f} runs/s",
+        f"  operations figures  p50 {f['p50']:.1f} ms  p99 {f['p99']:.1f} ms",
+        "  claim plan:",
+        *(f"    {line}" for line in r["plan"]),
+    ])
 
 
 def report_level(backend: str, r: dict[str, Any]) -> str:
@@ -324,6 +372,10 @@ async def run(args: argparse.Namespace) -> list[dict[str, Any]]:
             result = await measure_level(args, state, level, db_path, start_worker, stop_worker)
             print(report_level(args.backend, result), flush=True)
             results.append(result)
+        if args.due:
+            due = await measure_due_backlog(args, state)
+            print(report_due(args.backend, due), flush=True)
+            results.append({"due_backlog": due})
         return results
     finally:
         for stop in stops:
@@ -346,6 +398,11 @@ def summary(backend: str, results: list[dict[str, Any]]) -> str:
              f"  {'pending':>9} {'claim p50':>9} {'p99':>7} {'tick p50':>8} {'p99':>7} {'figures':>8} "
              f"{'due->start p50':>14} {'p99':>6} {'db MiB':>7} {'peak RSS MiB':>12}"]
     for r in results:
+        if "due_backlog" in r:
+            b = r["due_backlog"]
+            lines.append(f"  due backlog {b['due']:,}: claim p50 {b['claim_ms']['p50']:.2f} p99 {b['claim_ms']['p99']:.2f}, "
+                         f"{b['claimed_per_s']:,.0f} runs/s claimed; figures {b['figures_ms']['p50']:.1f}")
+            continue
         d = r["trickle"]["due_to_started_ms"]
         lines.append(f"  {r['pending']:>9,} {r['claim_ms']['p50']:>9.2f} {r['claim_ms']['p99']:>7.2f} "
                      f"{r['tick_ms']['p50']:>8.2f} {r['tick_ms']['p99']:>7.2f} {r['figures_ms']['p50']:>8.1f} "
@@ -369,7 +426,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB", flush=True)
     if args.json_out:
         Path(args.json_out).write_text(json.dumps(results, indent=2, default=str))
-    unfinished = sum(r["trickle"]["runs"] - r["trickle"]["succeeded"] for r in results)
+    unfinished = sum(r["trickle"]["runs"] - r["trickle"]["succeeded"] for r in results if "trickle" in r)
     return 1 if unfinished else 0
 
 

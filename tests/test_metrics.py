@@ -186,4 +186,7 @@ async def test_the_operations_queries_read_indexes_not_the_whole_rule_run_table(
     mine = [sql for sql in plans if "LIMIT 1" in sql and "ORDER BY \"due_at\"" in sql]
     sorted_first = {sql: plans[sql] for sql in mine if any("TEMP B-TREE" in step for step in plans[sql])}
     assert mine and sorted_first == {}  # the oldest due run is the first index entry, not a sort of every due run
+    counts = [sql for sql in plans if sql.startswith("SELECT COUNT(*) AS n FROM (")]
+    sorted_counts = {sql: plans[sql] for sql in counts if any("TEMP B-TREE" in step for step in plans[sql])}
+    assert counts and sorted_counts == {}  # a capped count stops after 100,001 index entries: nothing sorted first
 

@@ -130,7 +130,8 @@ class RuleRun(Model):
     class Meta:
         table = "rule_run"
         indexes = (
-            ("status", "due_at"), ("element_type", "element_id"), ("status", "lease_until"),
+            ("status", "due_at", "id"),  # the claim, one status at a time: due runs in order, no sort
+            ("element_type", "element_id"), ("status", "lease_until"),
             ("stage_run_id", "status"), ("after_run_id",),
             ("status", "finished_at"),  # the operations figures: runs finished (or failed) in the last minute, hour, day
         )

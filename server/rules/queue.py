@@ -1,6 +1,8 @@
 """Claiming runs for execution: due runs, and runs whose lease expired (lost message, dead worker)."""
 
-from typing import Any
+from datetime import datetime
+
+from tortoise.queryset import QuerySet
 
 from server import clock
 from server.config import settings
@@ -14,35 +16,50 @@ from server.rules.engine import advance_lane, queued_lease_until, run_event
 RECOVER_PAGE = 500
 
 
-async def _claim(query: Any, limit: int) -> list[int]:
-    now = clock.utcnow()
-    query = query.exclude(rule_id__in=pausing.paused())  # their due runs wait until the rule is resumed
+CLAIMABLE = (RunStatus.scheduled, RunStatus.waiting)  # what the scheduler claims when due
+
+
+def due_runs(status: RunStatus, now: datetime, limit: int) -> QuerySet[RuleRun]:
+    """Runs of one status due by `now`, earliest first, those of paused rules left out. One status at a time,
+    so the (status, due_at, id) index hands them over in order and a claim reads `limit` entries of it, however
+    many runs are due (with both statuses in one query both planners read and sort every due run)."""
+    return (RuleRun.filter(status=status, due_at__lte=now).exclude(rule_id__in=pausing.paused())
+            .order_by("due_at", "id").limit(limit))
+
+
+async def _claim(queries: list[QuerySet[RuleRun]], limit: int, now: datetime) -> list[int]:
     async with transaction():
-        # `.only("id")`, not `values_list`: Tortoise drops FOR UPDATE from a values query.
-        rows = await (
-            query.filter(due_at__lte=now).order_by("due_at", "id").limit(limit)
-            .select_for_update(skip_locked=True).only("id")
-        )
-        ids = [row.id for row in rows]
+        # `.only(...)`, not `values_list`: Tortoise drops FOR UPDATE from a values query. Each query locks up to
+        # `limit` runs; the earliest `limit` of them all are claimed, the rest are let go at the commit.
+        found = [row for query in queries
+                 for row in await query.select_for_update(skip_locked=True).only("id", "due_at")]
+        found.sort(key=lambda row: (row.due_at, row.id))
+        ids = [row.id for row in found[:limit]]
         if ids:
-            await RuleRun.filter(id__in=ids, status__in=(RunStatus.scheduled, RunStatus.waiting)).update(
+            # By id alone: the rows are this transaction's (locked FOR UPDATE; SQLite's BEGIN IMMEDIATE holds the
+            # write lock), so their status is as read. A status term would let SQLite walk the (status, ...) index
+            # over every due run instead of 200 primary-key look-ups (145 ms a claim with 100,000 due).
+            await RuleRun.filter(id__in=ids).update(
                 status=RunStatus.queued, lease_until=await queued_lease_until(now, joining=len(ids))
             )
     return ids
 
 
 async def claim_due(*, limit: int = 200) -> list[int]:
-    """Scheduled runs whose time has come, and blocked runs whose wait timed out → queued. Due runs of paused
-    rules stay, and are told why (the poll does it, so the fast path after a commit costs no statement more)."""
+    """Scheduled runs whose time has come, and blocked runs whose wait timed out → queued, earliest first. Due
+    runs of paused rules stay, and are told why (the poll does it, so the fast path after a commit costs no
+    statement more)."""
+    now = clock.utcnow()
     paused = await pausing.paused_rule_ids()
     if paused:
-        await pausing.hold(paused, clock.utcnow())
-    return await _claim(RuleRun.filter(status__in=(RunStatus.scheduled, RunStatus.waiting)), limit)
+        await pausing.hold(paused, now)
+    return await _claim([due_runs(status, now, limit) for status in CLAIMABLE], limit, now)
 
 
 async def claim(run_ids: list[int]) -> list[int]:
     """Those of `run_ids` that are due now → queued (the fast path right after a commit)."""
-    return await _claim(RuleRun.filter(id__in=run_ids, status=RunStatus.scheduled), len(run_ids))
+    now = clock.utcnow()
+    return await _claim([due_runs(RunStatus.scheduled, now, len(run_ids)).filter(id__in=run_ids)], len(run_ids), now)
 
 
 def lost_too_often(attempts: int, *, orphaned: bool) -> str:

@@ -2,8 +2,10 @@
 backlogs, the workers' and schedulers' heartbeats, and the verdict /health gives on them.
 
 Every figure comes from the database, so it is the same whichever process answers. Each query reads an index:
-the partial claim indexes of 0012 for what is due or leased, (status, due_at) for queued runs and
+the partial claim indexes of 0012 for what is due or leased, (status, due_at, id) of 0018 for queued runs and
 (status, finished_at) of 0014 for what finished: none scans rule_run (tests/test_metrics.py checks the plans).
+The run counts stop at COUNTED_UP_TO (`count(*)` of a subquery with a limit), so a million scheduled runs cost each
+count 100,000 index entries at most; a figure over the cap is shown as "over 100,000".
 """
 
 from dataclasses import dataclass, field
@@ -25,6 +27,8 @@ LEASED = (RunStatus.queued, RunStatus.running)  # index rule_run_leased
 WORKER, SCHEDULER = "worker", "scheduler"  # the roles of server/workers/heartbeat.py
 RATE_WINDOW_S = 60  # runs per second: the runs finished in the last minute
 LISTED = 20  # rows of each list the operations page shows
+COUNTED_UP_TO = 100_000  # the run counts stop here (a figure above it reads "over 100,000"): each reads at most
+#                          this many index entries, so a million scheduled runs cost the page no more than 100,000
 
 
 @dataclass(frozen=True)
@@ -55,17 +59,27 @@ class Beat:
 class Figures:
     measured_at: datetime
     overdue_after_s: int
-    active: dict[str, int]  # unfinished runs by status
+    active: dict[str, int]  # unfinished runs by status, each counted up to counted_up_to + 1 (more: over it)
     finished_last_hour: dict[str, int]  # by final status
     runs_per_second: float  # finished in the last minute, per second
-    due: int  # due now and not started (scheduled or waiting past their time, or queued for a worker)
-    overdue: int  # of those, due more than overdue_after_s ago
+    due: int  # due now and not started (scheduled or waiting past their time, or queued for a worker), capped alike
+    overdue: int  # of those, due more than overdue_after_s ago, capped alike
     oldest_pending_s: float  # how long the oldest of them has been due (0: none)
     scheduler_lag_s: float  # how long the oldest due run has waited for the scheduler to claim it (0: none)
     failures_last_hour: list[RuleFailures]
     outbox: dict[str, int]  # messages queued, sending
     pdf_queue: dict[str, int]  # documents whose PDF is pending, rendering
     beats: list[Beat] = field(default_factory=list)
+    counted_up_to: int = COUNTED_UP_TO
+
+    def over(self, n: int) -> bool:
+        """Whether a run count stopped at the cap: there are more than counted_up_to."""
+        return n > self.counted_up_to
+
+    @property
+    def capped(self) -> bool:
+        """Whether any run count stopped at the cap."""
+        return any(self.over(n) for n in (self.due, self.overdue, *self.active.values()))
 
 
 @dataclass(frozen=True)
@@ -108,6 +122,23 @@ async def _by_status(query: QuerySet[RuleRun]) -> dict[str, int]:
     return {str(status): int(n) for status, n in rows}
 
 
+async def _counted(query: QuerySet[RuleRun]) -> int:
+    """How many runs `query` matches, up to COUNTED_UP_TO + 1: `SELECT count(*) FROM (... LIMIT cap + 1)`, which
+    stops reading the index there (Tortoise's .count() ignores a limit, so the statement is put together here)."""
+    inner = query.limit(COUNTED_UP_TO + 1).values("id")
+    inner._choose_db_if_not_chosen()
+    inner._make_query()
+    inner.query._orderbys = []  # the model's default ordering (position, id) would sort every matching run first
+    sql, params = inner.query.get_parameterized_sql()
+    _, rows = await inner._db.execute_query(f"SELECT COUNT(*) AS n FROM ({sql}) AS counted", params)
+    return int(dict(rows[0])["n"])
+
+
+async def _active() -> dict[str, int]:
+    """Unfinished runs by status, one status at a time, each counted up to the cap."""
+    return {status.value: await _counted(RuleRun.filter(status=status)) for status in ACTIVE}
+
+
 async def _oldest_due(statuses: tuple[RunStatus, ...], before: datetime) -> datetime | None:
     """The earliest due time among `statuses`: one status at a time, so each is the first entry of the
     (status, due_at) index instead of a sort of every due run."""
@@ -120,9 +151,11 @@ async def _oldest_due(statuses: tuple[RunStatus, ...], before: datetime) -> date
 
 
 async def _due_count(before: datetime) -> int:
-    claimable = await RuleRun.filter(status__in=CLAIMABLE, due_at__lte=before).count()
-    queued = await RuleRun.filter(status=RunStatus.queued, due_at__lte=before).count()
-    return claimable + queued
+    """Due and not started, up to the cap (COUNTED_UP_TO + 1 means more)."""
+    claimable = await _counted(RuleRun.filter(status__in=CLAIMABLE, due_at__lte=before))
+    if claimable > COUNTED_UP_TO:
+        return claimable
+    return min(COUNTED_UP_TO + 1, claimable + await _counted(RuleRun.filter(status=RunStatus.queued, due_at__lte=before)))
 
 
 async def overdue_exists(now: datetime | None = None) -> bool:
@@ -174,7 +207,7 @@ async def figures(*, actor: Acting) -> Figures:
     return Figures(
         measured_at=now,
         overdue_after_s=config.overdue_after_s,
-        active={status.value: 0 for status in ACTIVE} | await _by_status(RuleRun.filter(status__in=ACTIVE)),
+        active=await _active(),
         finished_last_hour={status.value: 0 for status in FINISHED} | await _by_status(
             RuleRun.filter(status__in=FINISHED, finished_at__gte=now - timedelta(hours=1))),
         runs_per_second=last_minute / RATE_WINDOW_S,
@@ -188,6 +221,7 @@ async def figures(*, actor: Acting) -> Figures:
         pdf_queue={"pending": await Document.filter(pdf_status="pending").count(),
                    "rendering": await Document.filter(pdf_status="rendering").count()},
         beats=await beats(actor=actor, now=now),
+        counted_up_to=COUNTED_UP_TO,
     )
 
 

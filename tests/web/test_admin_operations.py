@@ -104,3 +104,20 @@ async def test_the_operations_page_is_for_admins_only(admin_http: httpx.AsyncCli
 
     assert (page.status_code, log.status_code) == (403, 403)
     assert 'href="/admin/operations"' not in home.text
+
+
+async def test_a_run_count_past_the_cap_reads_over_it_and_the_page_says_counts_stop_there(
+        admin_http: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    from server.services import operations
+
+    _, stages = await make_pipeline()
+    await add_rule(stages["offer"], "add_comment", {"text": "later"}, timing={"kind": "after", "amount": 1, "unit": "days"})
+    for i in range(5):
+        await element_service.create_element("deal", {"title": f"Later {i}"}, stage_id=stages["offer"].id, actor=SYSTEM)
+    exact = (await admin_http.get("/admin/operations")).text
+    monkeypatch.setattr(operations, "COUNTED_UP_TO", 3)
+    capped = (await admin_http.get("/admin/operations")).text
+
+    assert "5 scheduled" in exact and "Run counts stop at" not in exact
+    assert "over 3 scheduled" in capped and "0 running" in capped
+    assert "Run counts stop at 3: counting every run of a longer queue would slow this page" in capped
