@@ -45,9 +45,9 @@ def rss_kib(pid: int | str = "self") -> tuple[int, int]:
     return values["VmRSS"], values["VmHWM"]
 
 
-def group_rss_kib(pgid: int) -> tuple[int, int]:
-    """Summed (VmRSS, the largest VmHWM) of a process group's live processes."""
-    total, peak = 0, 0
+def group_stats(pgid: int) -> list[tuple[str, list[str]]]:
+    """(pid, fields of /proc/<pid>/stat after the command name) of a process group's live processes."""
+    found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
@@ -56,10 +56,25 @@ def group_rss_kib(pgid: int) -> tuple[int, int]:
                 raw = f.read()
         except OSError:
             continue
-        if int(raw[raw.rfind(")") + 2:].split()[2]) == pgid:
-            rss, hwm = rss_kib(entry)
-            total, peak = total + rss, max(peak, hwm)
+        fields = raw[raw.rfind(")") + 2:].split()
+        if int(fields[2]) == pgid:
+            found.append((entry, fields))
+    return found
+
+
+def group_rss_kib(pgid: int) -> tuple[int, int]:
+    """Summed (VmRSS, the largest VmHWM) of a process group's live processes."""
+    total, peak = 0, 0
+    for pid, _ in group_stats(pgid):
+        rss, hwm = rss_kib(pid)
+        total, peak = total + rss, max(peak, hwm)
     return total, peak
+
+
+def group_cpu_s(pgid: int) -> float:
+    """User + system CPU seconds of the live processes in a process group."""
+    tick = os.sysconf("SC_CLK_TCK")
+    return sum((int(fields[11]) + int(fields[12])) / tick for _, fields in group_stats(pgid))
 
 
 def cancel_on_sigterm() -> None:

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.common import WorkerProcess, cancel_on_sigterm, machine_cpu, percentile, stop_group
+from bench.common import WorkerProcess, cancel_on_sigterm, group_cpu_s, machine_cpu, percentile, stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -178,16 +178,6 @@ def _stat(pid: int) -> list[str] | None:
     except OSError:
         return None
     return raw[raw.rfind(")") + 2:].split()
-
-
-def group_cpu_s(pgid: int) -> float:
-    """User + system CPU seconds of the live processes in a process group."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if entry.isdigit() and (fields := _stat(int(entry))) is not None and int(fields[2]) == pgid:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
 
 
 def tree_cpu_s(pid: int) -> float:

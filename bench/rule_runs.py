@@ -40,7 +40,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bench.common import WorkerProcess, cancel_on_sigterm, group_rss_kib, machine_cpu, percentile, rss_kib
+from bench.common import WorkerProcess, cancel_on_sigterm, group_cpu_s, group_rss_kib, machine_cpu, percentile, rss_kib
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -119,24 +119,6 @@ def report(result: dict[str, Any]) -> str:
 # ---------------------------------------------------------------- CPU accounting (Linux /proc)
 
 
-
-
-def group_cpu_s(pgid: int) -> float:
-    """User + system CPU seconds of the live processes in a process group."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            with open(f"/proc/{entry}/stat") as f:
-                raw = f.read()
-        except OSError:
-            continue
-        fields = raw[raw.rfind(")") + 2:].split()
-        if int(fields[2]) == pgid:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
 
 
 # ---------------------------------------------------------------- the measurement (either mode)

@@ -1,8 +1,6 @@
 """The claim of due runs: earliest first across scheduled and waiting runs, and with a due backlog it reads the
 (status, due_at, id) index in order, one status at a time, instead of sorting every due run (both planners)."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,23 +20,6 @@ pytestmark = pytest.mark.production_backend
 BACKLOG = 3000  # due runs, half of each status: far more than the claim takes (200), so sorting them all costs more
 
 
-@asynccontextmanager
-async def no_scheduler(db: Any, embedded_worker: Any) -> AsyncIterator[None]:
-    """Nothing but the test claims while the block runs (the embedded worker detached, or the workers paused)."""
-    if db.kind == "sqlite":
-        await embedded_worker.detach()
-        try:
-            yield
-        finally:
-            await embedded_worker.attach()
-        return
-    db.worker.pause()
-    try:
-        yield
-    finally:
-        db.worker.resume()
-
-
 async def scheduled_runs(n: int) -> list[RuleRun]:
     _, stages = await make_pipeline()
     await add_rule(stages["offer"], "add_comment", {"text": "later"}, timing={"kind": "after", "amount": 1, "unit": "days"})
@@ -47,18 +28,18 @@ async def scheduled_runs(n: int) -> list[RuleRun]:
     return list(await RuleRun.filter(status=RunStatus.scheduled).order_by("id"))
 
 
-async def test_the_claim_hands_over_the_earliest_due_runs_whether_scheduled_or_waiting(db: Any, embedded_worker: Any) -> None:
-    async with no_scheduler(db, embedded_worker):
-        runs = await scheduled_runs(5)
-        now = clock.utcnow()
-        # due 5, 4, 3, 2, 1 minutes ago; the second-earliest is a blocked run whose wait timed out
-        for minutes, run in zip((1, 3, 5, 4, 2), runs):
-            await RuleRun.filter(id=run.id).update(due_at=now - timedelta(minutes=minutes))
-        await RuleRun.filter(id=runs[3].id).update(status=RunStatus.waiting)
+async def test_the_claim_hands_over_the_earliest_due_runs_whether_scheduled_or_waiting(
+        db: Any, worker_paused: None) -> None:
+    runs = await scheduled_runs(5)
+    now = clock.utcnow()
+    # due 5, 4, 3, 2, 1 minutes ago; the second-earliest is a blocked run whose wait timed out
+    for minutes, run in zip((1, 3, 5, 4, 2), runs):
+        await RuleRun.filter(id=run.id).update(due_at=now - timedelta(minutes=minutes))
+    await RuleRun.filter(id=runs[3].id).update(status=RunStatus.waiting)
 
-        first = await queue.claim_due(limit=3)
-        rest = await queue.claim_due(limit=3)
-        claimed = {r.status for r in await RuleRun.filter(id__in=first + rest)}
+    first = await queue.claim_due(limit=3)
+    rest = await queue.claim_due(limit=3)
+    claimed = {r.status for r in await RuleRun.filter(id__in=first + rest)}
 
     assert sorted(first) == sorted([runs[2].id, runs[3].id, runs[1].id])  # due 5, 4 and 3 minutes ago
     assert sorted(rest) == sorted([runs[4].id, runs[0].id])
@@ -109,21 +90,21 @@ def sorts_runs(kind: str, plan: list[str]) -> bool:
     return any("Sort Key: rule_run." in step for step in plan)
 
 
-async def test_with_a_due_backlog_the_claim_reads_due_runs_in_order_and_sorts_none(db: Any, embedded_worker: Any) -> None:
-    async with no_scheduler(db, embedded_worker):
-        [template] = await scheduled_runs(1)
-        now = clock.utcnow()
-        await RuleRun.bulk_create([
-            RuleRun(stage_run_id=template.stage_run_id, element_type="deal", element_id=template.element_id,
-                    rule_id=template.rule_id, rule_key=template.rule_key, action_type=template.action_type,
-                    title=template.title, position=template.position, lane=template.lane, spec=template.spec,
-                    status=RunStatus.scheduled if i % 2 else RunStatus.waiting,
-                    due_at=now - timedelta(seconds=i), revision=template.revision)
-            for i in range(BACKLOG)], batch_size=500)
-        if db.kind == "postgres":
-            await get_connection("default").execute_script("ANALYZE rule_run")
+async def test_with_a_due_backlog_the_claim_reads_due_runs_in_order_and_sorts_none(
+        db: Any, worker_paused: None) -> None:
+    [template] = await scheduled_runs(1)
+    now = clock.utcnow()
+    await RuleRun.bulk_create([
+        RuleRun(stage_run_id=template.stage_run_id, element_type="deal", element_id=template.element_id,
+                rule_id=template.rule_id, rule_key=template.rule_key, action_type=template.action_type,
+                title=template.title, position=template.position, lane=template.lane, spec=template.spec,
+                status=RunStatus.scheduled if i % 2 else RunStatus.waiting,
+                due_at=now - timedelta(seconds=i), revision=template.revision)
+        for i in range(BACKLOG)], batch_size=500)
+    if db.kind == "postgres":
+        await get_connection("default").execute_script("ANALYZE rule_run")
 
-        plans = await claim_plans(db.kind)
+    plans = await claim_plans(db.kind)
 
     assert set(plans) >= {"scheduled", "waiting"}
     assert {status: plan for status, plan in plans.items() if sorts_runs(db.kind, plan)} == {}
