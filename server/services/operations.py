@@ -2,7 +2,7 @@
 backlogs, the workers' and schedulers' heartbeats, and the verdict /health gives on them.
 
 Every figure comes from the database, so it is the same whichever process answers. Each query reads an index:
-the partial claim indexes of 0012 for what is due or leased, (status, due_at, id) of 0018 for queued runs and
+the partial claim indexes of 0012 for what is due or leased, (status, due_at, id) of 0017 for queued runs and
 (status, finished_at) of 0014 for what finished: none scans rule_run (tests/test_metrics.py checks the plans).
 The run counts stop at COUNTED_UP_TO (`count(*)` of a subquery with a limit), so a million scheduled runs cost each
 count 100,000 index entries at most; a figure over the cap is shown as "over 100,000".
