@@ -649,8 +649,8 @@ async def _renew_leases(taken: Sequence[tuple[RuleRun, int, Action[Any]]]) -> bo
     return renewed == len(taken)
 
 
-# The database-only actions' keys, for the batch's start (read once: the catalogue is fixed while running).
 def _database_only_keys() -> list[str]:
+    """The database-only actions' keys, for the batch's start (from the catalogue at each batch)."""
     return sorted(key for key, action in registry().items() if action.database_only)
 
 
